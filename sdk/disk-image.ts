@@ -1,0 +1,80 @@
+import * as pulumi from "@pulumi/pulumi";
+import { engineProvider } from "./engine";
+import type { Device, Target, Unikernel } from "./unikernel";
+
+/** `raw`: a bare disk.raw; `gce`: disk.raw in a tar.gz for Compute Engine; `aws`: a raw disk for EC2 import. */
+export type ImageFormat = "raw" | "gce" | "aws";
+
+export interface DiskImageArgs {
+  /** The unikernel to boot: a `Unikernel` resource, or the path of a prebuilt kernel binary. */
+  kernel: Unikernel | pulumi.Input<string>;
+  /**
+   * The image format. virtio kernels take `gce` or `raw`; xen kernels take `aws` or `raw`.
+   * Default: `raw`.
+   */
+  format?: pulumi.Input<ImageFormat>;
+  /**
+   * Arguments the unikernel receives at boot, e.g. `["--ipv4=10.0.0.2/24"]`. Each must reach the
+   * kernel exactly as given, so spaces, quotes and control characters are refused. Secret values
+   * stay secret in every output that reveals them. Default: none.
+   */
+  bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Where images are kept, by content. Default: the same cache as `Unikernel`. */
+  cacheDir?: pulumi.Input<string>;
+}
+
+/**
+ * A bootable disk image of a unikernel: a BIOS disk (syslinux for virtio, GRUB for xen), as a
+ * bare disk.raw or packed for a cloud. The same kernel and boot arguments always give the same
+ * bytes and the same `objectName`, so redeploying an unchanged stack uploads nothing.
+ */
+export class DiskImage extends pulumi.dynamic.Resource {
+  /** The image file (disk.raw, or image.tar.gz for `gce`) in the cache. */
+  declare readonly path: pulumi.Output<string>;
+  /** The image file's sha256. */
+  declare readonly sha256: pulumi.Output<string>;
+  /** The image file's size in bytes. */
+  declare readonly size: pulumi.Output<number>;
+  declare readonly format: pulumi.Output<ImageFormat>;
+  /** The kernel's target. */
+  declare readonly target: pulumi.Output<Target>;
+  /** The unikernel's name. */
+  declare readonly name: pulumi.Output<string>;
+  /** The devices the unikernel declares. */
+  declare readonly manifest: pulumi.Output<Device[]>;
+  /** The boot arguments (secret when any input was). */
+  declare readonly bootArgs: pulumi.Output<string[]>;
+  /**
+   * A content-addressed object name such as `hello-0123456789ab.tar.gz`, known at preview: upload
+   * the image under this name and dependent resources change only when the image does.
+   */
+  declare readonly objectName: pulumi.Output<string>;
+
+  constructor(name: string, args: DiskImageArgs, opts?: pulumi.CustomResourceOptions) {
+    const kernel = args.kernel;
+    const fromResource = kernel instanceof pulumi.Resource;
+    super(
+      engineProvider("disk-image"),
+      name,
+      {
+        kernelPath: fromResource ? kernel.kernelPath : kernel,
+        kernelSha256: fromResource ? kernel.sha256 : undefined,
+        kernelId: fromResource ? kernel.fingerprint : undefined,
+        unikernelName: fromResource ? kernel.name : undefined,
+        target: fromResource ? kernel.target : undefined,
+        manifest: fromResource ? kernel.manifest : undefined,
+        format: args.format ?? "raw",
+        bootArgs: args.bootArgs ?? [],
+        cacheDir: args.cacheDir,
+        path: undefined,
+        sha256: undefined,
+        size: undefined,
+        name: undefined,
+        objectName: undefined,
+      },
+      opts,
+      "pulumi-mirage",
+      "DiskImage",
+    );
+  }
+}

@@ -1,0 +1,3 @@
+// pulumi-mirage: ship MirageOS unikernels to the cloud with Pulumi.
+export { DiskImage, type DiskImageArgs, type ImageFormat } from "./disk-image";
+export { type Device, type Target, Unikernel, type UnikernelArgs } from "./unikernel";

@@ -1,0 +1,80 @@
+import * as pulumi from "@pulumi/pulumi";
+import { engineProvider } from "./engine";
+
+/** The MirageOS targets (`mirage configure -t TARGET`). */
+export type Target = "unix" | "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";
+
+/** A device the unikernel declares in its Solo5 manifest. */
+export interface Device {
+  /** The device name the unikernel uses, e.g. `service`. */
+  name: string;
+  type: "net" | "block";
+}
+
+export interface UnikernelArgs {
+  /**
+   * A directory holding the unikernel's `config.ml`; it is built with the MirageOS toolchain.
+   * Exactly one of `source` and `kernel` must be given.
+   */
+  source?: pulumi.Input<string>;
+  /** A prebuilt unikernel binary (for example `dist/hello.virtio`), used as it is. */
+  kernel?: pulumi.Input<string>;
+  /** The MirageOS target to build for; a prebuilt kernel must be built for it. */
+  target: pulumi.Input<Target>;
+  /** Extra `mirage configure` arguments, e.g. `["--net=direct"]`. Default: none. */
+  configureArgs?: pulumi.Input<pulumi.Input<string>[]>;
+  /** The MirageOS toolchain command. Default: `mirage` on PATH. */
+  mirage?: pulumi.Input<string>;
+  /** How long a build may take before it is killed. Default: 30. */
+  buildTimeoutMinutes?: pulumi.Input<number>;
+  /**
+   * Where built kernels and images are kept, by content. Default: `$PULUMI_MIRAGE_CACHE`, else
+   * `$XDG_CACHE_HOME/pulumi-mirage`, else `~/.cache/pulumi-mirage`.
+   */
+  cacheDir?: pulumi.Input<string>;
+}
+
+/**
+ * A MirageOS unikernel, built from source with the MirageOS toolchain or taken prebuilt.
+ *
+ * `pulumi preview` computes the source fingerprint only; `pulumi up` builds when the fingerprint
+ * changed and keeps the kernel in a content-addressed cache. Deleting the resource leaves the
+ * cache entry in place, since another stack may share it.
+ */
+export class Unikernel extends pulumi.dynamic.Resource {
+  /** The kernel binary, in the cache. */
+  declare readonly kernelPath: pulumi.Output<string>;
+  /** The kernel binary's sha256. */
+  declare readonly sha256: pulumi.Output<string>;
+  /** The kernel binary's size in bytes. */
+  declare readonly size: pulumi.Output<number>;
+  declare readonly target: pulumi.Output<Target>;
+  /** The unikernel's name (`register "NAME"` in config.ml). */
+  declare readonly name: pulumi.Output<string>;
+  /** The devices the unikernel declares. */
+  declare readonly manifest: pulumi.Output<Device[]>;
+  /** What the build depends on: the source files, target, configure arguments and toolchain. */
+  declare readonly fingerprint: pulumi.Output<string>;
+  /** The toolchain's version (`mirage --version`), or `prebuilt`. */
+  declare readonly mirageVersion: pulumi.Output<string>;
+
+  constructor(name: string, args: UnikernelArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      engineProvider("unikernel"),
+      name,
+      {
+        ...args,
+        kernelPath: undefined,
+        sha256: undefined,
+        size: undefined,
+        name: undefined,
+        manifest: undefined,
+        fingerprint: undefined,
+        mirageVersion: undefined,
+      },
+      opts,
+      "pulumi-mirage",
+      "Unikernel",
+    );
+  }
+}
