@@ -1,0 +1,179 @@
+// Test unikernels: tiny kernels of our own (test/kernels/kernel.S) that look, to our code, like
+// Solo5 binaries of each target, and a unix-target stand-in program (test/kernels/unix.c). They
+// are built at test time with binutils and gcc, once, under build/test-kernels/<source hash>/;
+// each file appears by rename, so concurrent test processes can build them side by side safely.
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { produceAtomically, withScratchDir } from "../../provider/atomic";
+import { run } from "../../provider/exec";
+import { sha256 } from "../../provider/hash";
+
+export type TestKernelName =
+  | "virtio"
+  | "virtio-net"
+  | "virtio-block"
+  | "virtio-nomb"
+  | "xen"
+  | "xen-net"
+  | "hvt"
+  | "spt"
+  | "muen"
+  | "genode";
+
+type Target = "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";
+
+interface Variant {
+  target: Target;
+  multiboot?: boolean;
+  net?: boolean;
+  block?: boolean;
+}
+
+/** The ABI1 note's target numbers and the ABI versions Solo5 0.12 declares per target. */
+const ABI: Record<Target, { number: number; version: number }> = {
+  hvt: { number: 1, version: 2 },
+  spt: { number: 2, version: 1 },
+  virtio: { number: 3, version: 1 },
+  muen: { number: 4, version: 1 },
+  genode: { number: 5, version: 1 },
+  xen: { number: 6, version: 1 },
+};
+
+const VARIANTS: Record<TestKernelName, Variant> = {
+  virtio: { target: "virtio", multiboot: true },
+  "virtio-net": { target: "virtio", multiboot: true, net: true },
+  "virtio-block": { target: "virtio", multiboot: true, block: true },
+  "virtio-nomb": { target: "virtio" },
+  xen: { target: "xen", multiboot: true },
+  "xen-net": { target: "xen", multiboot: true, net: true },
+  hvt: { target: "hvt" },
+  spt: { target: "spt" },
+  muen: { target: "muen" },
+  genode: { target: "genode" },
+};
+
+/** build/test/support/kernels.js → the repository root. */
+const ROOT = resolve(__dirname, "..", "..", "..");
+const SOURCES = join(ROOT, "test", "kernels");
+const OUT = join(ROOT, "build", "test-kernels");
+const TOOL_TIMEOUT_MS = 60_000;
+
+let sourceDir: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
+
+/** build/test-kernels/<hash of the sources>/: a source change gives fresh builds. */
+function outputDir(): Promise<string> {
+  sourceDir ??= (async () => {
+    const parts = await Promise.all(
+      ["kernel.S", "kernel.ld", "unix.c"].map((file) => readFile(join(SOURCES, file))),
+    );
+    const dir = join(OUT, sha256(Buffer.concat(parts)).slice(0, 16));
+    await mkdir(dir, { recursive: true });
+    return dir;
+  })();
+  return sourceDir;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Builds `path` with `build(temp, scratch)` unless it exists; memoized per process. */
+function buildOnce(
+  path: string,
+  build: (temp: string, scratch: string) => Promise<void>,
+): Promise<string> {
+  let result = built.get(path);
+  if (!result) {
+    result = (async () => {
+      if (!(await exists(path))) {
+        await withScratchDir(OUT, (scratch) =>
+          produceAtomically(path, (temp) => build(temp, scratch)),
+        );
+      }
+      return path;
+    })();
+    built.set(path, result);
+  }
+  return result;
+}
+
+/**
+ * The test kernel `name`, built if needed; its file is named like mirage's output,
+ * `NAME.TARGET` (e.g. `virtio-net.virtio`).
+ */
+export async function testKernel(name: TestKernelName): Promise<string> {
+  const variant = VARIANTS[name];
+  const abi = ABI[variant.target];
+  const flag = (on: boolean | undefined) => (on ? "1" : "0");
+  const defines = {
+    TARGET: String(abi.number),
+    ABI_VERSION: String(abi.version),
+    MULTIBOOT: flag(variant.multiboot),
+    PVH: flag(variant.target === "xen"),
+    NET: flag(variant.net),
+    BLOCK: flag(variant.block),
+  };
+  const path = join(await outputDir(), `${name}.${variant.target}`);
+  return buildOnce(path, async (temp, scratch) => {
+    const object = join(scratch, `${name}.o`);
+    await run(
+      "as",
+      [
+        "--64",
+        ...Object.entries(defines).flatMap(([key, value]) => ["--defsym", `${key}=${value}`]),
+        "-o",
+        object,
+        join(SOURCES, "kernel.S"),
+      ],
+      { timeoutMs: TOOL_TIMEOUT_MS },
+    );
+    await run(
+      "ld",
+      [
+        "-m",
+        "elf_x86_64",
+        "-z",
+        "max-page-size=0x1000",
+        "--no-warn-rwx-segments",
+        "-T",
+        join(SOURCES, "kernel.ld"),
+        "-o",
+        temp,
+        object,
+      ],
+      { timeoutMs: TOOL_TIMEOUT_MS },
+    );
+  });
+}
+
+/**
+ * A unix-target stand-in: a static x86_64 Linux executable printing the same three lines as the
+ * test kernels (command line = its arguments joined by spaces); with `--serve` as its first
+ * argument it then sleeps until killed, otherwise it exits 0.
+ */
+export async function testUnixProgram(): Promise<string> {
+  const path = join(await outputDir(), "hello");
+  return buildOnce(path, async (temp) => {
+    await run(
+      "gcc",
+      [
+        "-O1",
+        "-ffreestanding",
+        "-fno-builtin",
+        "-fno-stack-protector",
+        "-fno-pie",
+        "-no-pie",
+        "-nostdlib",
+        "-static",
+        "-o",
+        temp,
+        join(SOURCES, "unix.c"),
+      ],
+      { timeoutMs: TOOL_TIMEOUT_MS },
+    );
+  });
+}
