@@ -4,7 +4,6 @@
 // damaged file gives an ElfFormatError that says what is wrong, not a RangeError or garbage.
 import { type FileHandle, open } from "node:fs/promises";
 
-export const PT_LOAD = 1;
 export const PT_NOTE = 4;
 export const SHT_NOTE = 7;
 export const SHT_NOBITS = 8;

@@ -3,7 +3,7 @@
 // are built at test time with binutils and gcc, once, under build/test-kernels/<source hash>/;
 // each file appears by rename, so concurrent test processes can build them side by side safely.
 import { mkdir, readFile, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { produceAtomically, withScratchDir } from "../../provider/atomic";
 import { run } from "../../provider/exec";
 import { sha256 } from "../../provider/hash";
@@ -29,12 +29,15 @@ interface Variant {
   block?: boolean;
 }
 
-/** The ABI1 note's target numbers and the ABI versions Solo5 0.12 declares per target. */
+/**
+ * The ABI1 note's target numbers, and the ABI versions real Solo5 binaries declare (as
+ * ocaml-solo5-elftool's test binaries show; genode's is not known to us).
+ */
 const ABI: Record<Target, { number: number; version: number }> = {
   hvt: { number: 1, version: 2 },
-  spt: { number: 2, version: 1 },
+  spt: { number: 2, version: 2 },
   virtio: { number: 3, version: 1 },
-  muen: { number: 4, version: 1 },
+  muen: { number: 4, version: 3 },
   genode: { number: 5, version: 1 },
   xen: { number: 6, version: 1 },
 };
@@ -58,21 +61,17 @@ const SOURCES = join(ROOT, "test", "kernels");
 const OUT = join(ROOT, "build", "test-kernels");
 const TOOL_TIMEOUT_MS = 60_000;
 
-let sourceDir: Promise<string> | undefined;
-const built = new Map<string, Promise<string>>();
+/** Placeholders in a recipe's arguments for the output's temporary path and a scratch dir. */
+const TEMP = "{temp}";
+const SCRATCH = "{scratch}";
 
-/** build/test-kernels/<hash of the sources>/: a source change gives fresh builds. */
-function outputDir(): Promise<string> {
-  sourceDir ??= (async () => {
-    const parts = await Promise.all(
-      ["kernel.S", "kernel.ld", "unix.c"].map((file) => readFile(join(SOURCES, file))),
-    );
-    const dir = join(OUT, sha256(Buffer.concat(parts)).slice(0, 16));
-    await mkdir(dir, { recursive: true });
-    return dir;
-  })();
-  return sourceDir;
+interface Step {
+  tool: string;
+  args: string[];
 }
+
+let sourcesHash: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
@@ -81,17 +80,28 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-/** Builds `path` with `build(temp, scratch)` unless it exists; memoized per process. */
-function buildOnce(
-  path: string,
-  build: (temp: string, scratch: string) => Promise<void>,
-): Promise<string> {
+/**
+ * Runs `steps` to make `fileName`, unless done before: the result lives in
+ * build/test-kernels/<hash of the sources and the steps>/, so changing either rebuilds.
+ */
+async function build(fileName: string, steps: Step[]): Promise<string> {
+  sourcesHash ??= Promise.all(
+    ["kernel.S", "kernel.ld", "unix.c"].map((file) => readFile(join(SOURCES, file))),
+  ).then((parts) => sha256(Buffer.concat(parts)));
+  const key = sha256(`${await sourcesHash}\n${JSON.stringify(steps)}`).slice(0, 16);
+  const path = join(OUT, key, fileName);
   let result = built.get(path);
   if (!result) {
     result = (async () => {
       if (!(await exists(path))) {
+        await mkdir(dirname(path), { recursive: true });
         await withScratchDir(OUT, (scratch) =>
-          produceAtomically(path, (temp) => build(temp, scratch)),
+          produceAtomically(path, async (temp) => {
+            for (const { tool, args } of steps) {
+              const actual = args.map((a) => a.replace(TEMP, temp).replace(SCRATCH, scratch));
+              await run(tool, actual, { timeoutMs: TOOL_TIMEOUT_MS });
+            }
+          }),
         );
       }
       return path;
@@ -117,37 +127,24 @@ export async function testKernel(name: TestKernelName): Promise<string> {
     NET: flag(variant.net),
     BLOCK: flag(variant.block),
   };
-  const path = join(await outputDir(), `${name}.${variant.target}`);
-  return buildOnce(path, async (temp, scratch) => {
-    const object = join(scratch, `${name}.o`);
-    await run(
-      "as",
-      [
+  const object = join(SCRATCH, "kernel.o");
+  return build(`${name}.${variant.target}`, [
+    {
+      tool: "as",
+      args: [
         "--64",
         ...Object.entries(defines).flatMap(([key, value]) => ["--defsym", `${key}=${value}`]),
-        "-o",
-        object,
-        join(SOURCES, "kernel.S"),
+        ...["-o", object, join(SOURCES, "kernel.S")],
       ],
-      { timeoutMs: TOOL_TIMEOUT_MS },
-    );
-    await run(
-      "ld",
-      [
-        "-m",
-        "elf_x86_64",
-        "-z",
-        "max-page-size=0x1000",
-        "--no-warn-rwx-segments",
-        "-T",
-        join(SOURCES, "kernel.ld"),
-        "-o",
-        temp,
-        object,
+    },
+    {
+      tool: "ld",
+      args: [
+        ...["-m", "elf_x86_64", "-z", "max-page-size=0x1000", "--no-warn-rwx-segments"],
+        ...["-T", join(SOURCES, "kernel.ld"), "-o", TEMP, object],
       ],
-      { timeoutMs: TOOL_TIMEOUT_MS },
-    );
-  });
+    },
+  ]);
 }
 
 /**
@@ -156,24 +153,14 @@ export async function testKernel(name: TestKernelName): Promise<string> {
  * argument it then sleeps until killed, otherwise it exits 0.
  */
 export async function testUnixProgram(): Promise<string> {
-  const path = join(await outputDir(), "hello");
-  return buildOnce(path, async (temp) => {
-    await run(
-      "gcc",
-      [
-        "-O1",
-        "-ffreestanding",
-        "-fno-builtin",
-        "-fno-stack-protector",
-        "-fno-pie",
-        "-no-pie",
-        "-nostdlib",
-        "-static",
-        "-o",
-        temp,
-        join(SOURCES, "unix.c"),
+  return build("hello", [
+    {
+      tool: "gcc",
+      args: [
+        ...["-O1", "-ffreestanding", "-fno-builtin", "-fno-stack-protector"],
+        ...["-fno-pie", "-no-pie", "-nostdlib", "-static"],
+        ...["-o", TEMP, join(SOURCES, "unix.c")],
       ],
-      { timeoutMs: TOOL_TIMEOUT_MS },
-    );
-  });
+    },
+  ]);
 }
