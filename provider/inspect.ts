@@ -70,8 +70,8 @@ const BUILD_ADVICE =
 function malformed(path: string, what: string): KernelFormatError {
   return new KernelFormatError(
     `${path}: malformed ${what}; the binary is damaged or was built by a Solo5 version this ` +
-      "tool does not know (it reads ABI1/MFT1 notes with manifest version 1, Solo5 0.6 and " +
-      "later): rebuild it with a current mirage",
+      "tool does not know (it reads Solo5's ABI1 note and version 1 of its MFT1 manifest): " +
+      "rebuild it with a current mirage",
   );
 }
 
@@ -155,7 +155,7 @@ function readManifest(elf: Elf): KernelInfo["manifest"] {
 }
 
 /** Finds a Multiboot1 header: magic, flags and checksum summing to 0, 4-aligned, in 8 KiB. */
-export function findMultiboot(prefix: Buffer): KernelInfo["multiboot"] {
+function findMultiboot(prefix: Buffer): KernelInfo["multiboot"] {
   const limit = Math.min(prefix.length, MULTIBOOT_SEARCH);
   for (let at = 0; at + 12 <= limit; at += 4) {
     if (prefix.readUInt32LE(at) !== MULTIBOOT_MAGIC) continue;
