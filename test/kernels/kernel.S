@@ -194,8 +194,8 @@ cmdline_suffix:
         .fill 104 - 72, 1, 0
         .endm
 
-        /* 4-aligned like the other notes (so readelf -n parses it), 8-aligned in place by
-         * kernel.ld; the entries' .balign 8 is relative to the note's start. */
+        /* Declared 4-aligned like the other notes, so readelf -n parses it; kernel.ld still
+         * places it at an 8-aligned address, as the 8-aligned C struct would be. */
         .section .note.solo5.manifest, "a", @note
         .balign 4
         .long 6, 4 + 8 + MFT_ENTRIES * 104, 0x3154464d   /* namesz, descsz, "MFT1" */
