@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { run } from "../provider/exec";
 import { sha256 } from "../provider/hash";
 import { type DomainInputs, type DomainOutputs, provider } from "../provider/resources/xen-domain";
+import { testKernel } from "./support/kernels";
 
 const STANDIN_XL = resolve(__dirname, "../../test/standins/xl");
 
@@ -137,9 +138,8 @@ describe("xen.Domain engine, against a real sshd", () => {
   before(async () => {
     sshd = await startSshd();
     work = await mkdtemp(join(tmpdir(), "xen-domain-test-"));
-    kernel = join(work, "hello.xen");
-    kernelBytes = Buffer.from("not really a xen kernel: the stand-in xl only checks it exists\n");
-    await writeFile(kernel, kernelBytes);
+    kernel = await testKernel("xen");
+    kernelBytes = await readFile(kernel);
   });
   after(async () => {
     await sshd?.stop();
@@ -210,13 +210,29 @@ describe("xen.Domain engine, against a real sshd", () => {
     assert.doesNotMatch(reasons, /id_ed25519/, "the privateKey value is never echoed");
   });
 
-  test("check refuses a kernel built for another target", async () => {
-    const { failures } = await provider.check(
+  test("check refuses a kernel built for another target, or not a unikernel at all", async () => {
+    const inputs = await checked();
+    const fromResource = await provider.check({}, { ...inputs, target: "virtio" });
+    assert.equal(fromResource.failures?.[0]?.property, "kernel");
+    assert.match(fromResource.failures?.[0]?.reason ?? "", /virtio unikernel.*target: "xen"/);
+    const virtio = await testKernel("virtio");
+    const fromFile = await provider.check(
       {},
-      { ...(await checked()), target: "virtio", kernelSha256: "ab".repeat(32) },
+      { ...inputs, kernelPath: virtio, kernelSha256: undefined },
     );
-    assert.equal(failures?.[0]?.property, "kernel");
-    assert.match(failures?.[0]?.reason ?? "", /virtio unikernel.*target: "xen"/);
+    assert.deepEqual(fromFile.failures, [
+      {
+        property: "kernel",
+        reason: `${virtio} is a virtio unikernel; xen.Domain runs xen kernels (build it with target: "xen")`,
+      },
+    ]);
+    const text = join(work, "notes.txt");
+    await writeFile(text, "hello\n");
+    const notKernel = await provider.check(
+      {},
+      { ...inputs, kernelPath: text, kernelSha256: undefined },
+    );
+    assert.equal(notKernel.failures?.[0]?.property, "kernel");
   });
 
   test("create copies the kernel and an xl config, runs xl create; read sees it; delete removes it", async () => {

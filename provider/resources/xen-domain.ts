@@ -9,6 +9,7 @@ import { posix, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { ToolError } from "../exec";
 import { sha256, sha256File } from "../hash";
+import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { parseHostKeys, type SshSession, type SshTarget, scanHostKeys, withSsh } from "../xen/ssh";
 import { listDomains } from "../xen/xl";
 import {
@@ -81,6 +82,21 @@ const UPLOAD_TIMEOUT_MS = 10 * 60 * 1000;
 const known = (value: unknown) =>
   value !== UNKNOWN && !(Array.isArray(value) && value.some((v) => v === UNKNOWN));
 
+/** Why the file at `path` cannot boot as a PVH domain, or undefined when it can. */
+async function xenKernelProblem(path: string): Promise<string | undefined> {
+  let info: KernelInfo;
+  try {
+    info = await inspectKernel(path);
+  } catch (error) {
+    if (error instanceof KernelFormatError) return error.message;
+    return `cannot read ${path}: ${(error as Error).message}`;
+  }
+  if (info.solo5.target !== "xen")
+    return `${path} is a ${info.solo5.target} unikernel; xen.Domain runs xen kernels (build it with target: "xen")`;
+  if (!info.xenPvh) return `${path} has no Xen PVH entry note, so xl cannot boot it as type 'pvh'`;
+  return undefined;
+}
+
 async function check(
   _olds: Record<string, unknown>,
   news: Record<string, unknown>,
@@ -131,14 +147,11 @@ async function check(
     if (typeof kernelPath !== "string" || kernelPath === "") {
       fail("kernel", "must be the path of a xen unikernel binary or a Unikernel resource");
     } else {
-      inputs.kernelPath = resolve(kernelPath);
-      if (inputs.kernelSha256 === undefined) {
-        try {
-          inputs.kernelSha256 = await sha256File(inputs.kernelPath as string);
-        } catch (error) {
-          fail("kernel", `cannot read ${inputs.kernelPath}: ${(error as Error).message}`);
-        }
-      }
+      const path = resolve(kernelPath);
+      inputs.kernelPath = path;
+      const problem = await xenKernelProblem(path);
+      if (problem) fail("kernel", problem);
+      else if (inputs.kernelSha256 === undefined) inputs.kernelSha256 = await sha256File(path);
     }
   }
   if (known(name) && (typeof name !== "string" || !DOMAIN_NAME.test(name)))
