@@ -55,7 +55,7 @@ export interface DomainOutputs extends DomainInputs {
   kernelSha256: string;
   /** The host keys every connection checks: the pinned ones or those recorded at creation. */
   hostKey: string;
-  /** xl's domain id right after creation, or -1 when the domain had already stopped. */
+  /** xl's domain id (as of creation or the last refresh), or -1 when it had already stopped. */
   domainId: number;
   /** The domain's directory on the host. */
   domainDir: string;
@@ -304,9 +304,11 @@ async function read(
   const domains = await withSsh(targetOf(props), parseHostKeys(props.hostKey), (ssh) =>
     listDomainsOn(ssh, props),
   );
+  const domain = domains.get(props.name);
   // An empty id tells Pulumi the domain is gone.
-  if (!domains.has(props.name)) return { id: "" };
-  return { id, props };
+  if (!domain) return { id: "" };
+  // The id changes when the domain was restarted (xl reboot, on_reboot).
+  return { id, props: { ...props, domainId: domain.id } };
 }
 
 async function update(

@@ -32,13 +32,14 @@ export function xlStringProblem(value: string): string | undefined {
 
 /**
  * Why the boot arguments cannot reach the unikernel exactly as given, or undefined when they can.
- * The PVH command line is one string the unikernel splits on spaces.
+ * The PVH command line is one string the unikernel splits on spaces. The message names the
+ * argument by position only: boot arguments may be secrets.
  */
 export function bootArgsProblem(args: readonly string[]): string | undefined {
   for (const [i, arg] of args.entries()) {
     if (arg === "") return `argument ${i} is empty; remove it`;
-    const problem = /\s/.test(arg) ? "contains a space" : xlStringProblem(arg);
-    if (problem) return `argument ${i} (${JSON.stringify(arg)}) ${problem}`;
+    const problem = /\s/.test(arg) ? "contains whitespace" : xlStringProblem(arg);
+    if (problem) return `argument ${i} ${problem}`;
   }
   return undefined;
 }
@@ -54,9 +55,10 @@ export const BRIDGE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /** The xl configuration file, deterministic for the same domain. Values must pass the checks above. */
 export function renderXlConfig(domain: XlDomain): string {
+  // Values are not echoed in errors: the command line may hold secrets.
   const q = (value: string) => {
     const problem = xlStringProblem(value);
-    if (problem) throw new Error(`xl config value ${JSON.stringify(value)} ${problem}`);
+    if (problem) throw new Error(`a value for the xl config ${problem}`);
     return `'${value}'`;
   };
   const args = bootArgsProblem(domain.bootArgs);

@@ -62,7 +62,7 @@ export interface DomainArgs {
 export class Domain extends pulumi.dynamic.Resource {
   /** The Xen domain name. */
   declare readonly name: pulumi.Output<string>;
-  /** xl's domain id right after creation, or -1 if the unikernel had already exited. */
+  /** xl's domain id, as of creation or the last refresh; -1 if the unikernel had already exited. */
   declare readonly domainId: pulumi.Output<number>;
   /** The host keys every connection checks (`TYPE KEY` lines): pinned, or recorded at creation. */
   declare readonly hostKey: pulumi.Output<string>;
