@@ -7,10 +7,13 @@ import { createServer, Socket } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
 import { run } from "../provider/exec";
 import { sha256 } from "../provider/hash";
 import { type DomainInputs, type DomainOutputs, provider } from "../provider/resources/xen-domain";
 import { renderXlConfig } from "../provider/xen/xl-config";
+import { Unikernel } from "../sdk/unikernel";
+import { Domain } from "../sdk/xen";
 import { testKernel } from "./support/kernels";
 
 const STANDIN_XL = resolve(__dirname, "../../test/standins/xl");
@@ -463,5 +466,58 @@ describe("xen.Domain engine, against a real sshd", () => {
       await run("sh", ["-c", `ls -d ${tmpdir()}/pulumi-mirage-ssh-* 2>/dev/null || true`])
     ).stdout;
     assert.equal(leftovers.trim(), "", "the key's temporary directories are removed");
+  });
+});
+
+describe("xen.Domain SDK resource", () => {
+  test("sends the kernel, connection and defaults; the private key only as a secret", async () => {
+    const registered: Record<string, Record<string, unknown>> = {};
+    await pulumi.runtime.setMocks(
+      {
+        newResource(args) {
+          registered[args.name] = args.inputs;
+          const built = args.type.endsWith(":Unikernel")
+            ? { kernelPath: "/cache/kernels/hello.xen", sha256: "ab".repeat(32) }
+            : {};
+          return { id: `${args.name}-id`, state: { ...args.inputs, ...built } };
+        },
+        call: (args) => args.inputs,
+      },
+      "project",
+      "stack",
+      false,
+    );
+    const kernel = new Unikernel("hello", { kernel: "dist/hello.xen", target: "xen" });
+    let privateKeyIsSecret: Promise<boolean> | undefined;
+    const domain = new Domain(
+      "web",
+      {
+        connection: { host: "xen1.example.org", privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----" },
+        kernel,
+        bootArgs: ["--ipv4=10.0.0.2/24"],
+      },
+      {
+        transformations: [
+          (t) => {
+            privateKeyIsSecret = pulumi.isSecret(t.props.privateKey);
+            return undefined;
+          },
+        ],
+      },
+    );
+    await new Promise((resolve, reject) => {
+      setTimeout(() => reject(new Error("not registered within 20 s")), 20_000).unref();
+      domain.urn.apply(resolve);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await privateKeyIsSecret, true);
+    const inputs = registered.web;
+    assert.equal(inputs.name, "web", "the domain is named after the resource by default");
+    assert.equal(inputs.host, "xen1.example.org");
+    assert.equal(inputs.kernelPath, "/cache/kernels/hello.xen");
+    assert.equal(inputs.kernelSha256, "ab".repeat(32));
+    assert.equal(inputs.target, "xen");
+    assert.deepEqual(inputs.bootArgs, ["--ipv4=10.0.0.2/24"]);
+    assert.equal(typeof inputs.__provider, "string", "the provider was serialized");
   });
 });
