@@ -242,6 +242,7 @@ async function startEngine(m: Loaded, logs: string[]): Promise<{ address: string
 function spawnProvider(
   consumerDir: string,
   engineAddress: string,
+  env: Record<string, string>,
   logs: string[],
 ): Promise<{ child: ChildProcess; port: number }> {
   const script = join(
@@ -257,7 +258,7 @@ function spawnProvider(
   // PULUMI_NODEJS_ENGINE, so pulumi.log calls in provider code land in our Engine service.
   const child = spawn(process.execPath, [script, engineAddress], {
     cwd: consumerDir,
-    env: { ...process.env, PULUMI_NODEJS_ENGINE: engineAddress },
+    env: { ...process.env, ...env, PULUMI_NODEJS_ENGINE: engineAddress },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -304,11 +305,16 @@ function call<Req, Res>(client: grpcType.Client, method: string, request: Req): 
   });
 }
 
+export interface StartOptions {
+  /** Extra environment variables for the provider process (and so for the tools it runs). */
+  env?: Record<string, string>;
+}
+
 /**
  * Starts the dynamic-provider process in the consumer project (packing and installing the
  * package first if needed), configures it as the engine does, and returns a typed client.
  */
-export async function startDynamicProvider(): Promise<DynamicProvider> {
+export async function startDynamicProvider(options: StartOptions = {}): Promise<DynamicProvider> {
   const consumerDir = await consumerProject();
   const m = load(consumerDir);
   const logs: string[] = [];
@@ -316,7 +322,7 @@ export async function startDynamicProvider(): Promise<DynamicProvider> {
   let child: ChildProcess;
   let port: number;
   try {
-    ({ child, port } = await spawnProvider(consumerDir, engine.address, logs));
+    ({ child, port } = await spawnProvider(consumerDir, engine.address, options.env ?? {}, logs));
   } catch (error) {
     engine.close();
     throw error;
