@@ -35,15 +35,16 @@ export function fat32Capacity(partitionBytes: number): number {
   return (Math.floor(dataSectors / SECTORS_PER_CLUSTER) - 1) * CLUSTER;
 }
 
-/**
- * The smallest multiple of 1 GiB whose partition holds `bytes` of clusters. `what` names the files
- * for the error when one of them is too big for FAT32.
- */
-export function diskSizeFor(bytes: number, largestFile: { name: string; size: number }): number {
-  if (largestFile.size > MAX_FILE)
+/** Refuses a kernel FAT32 cannot hold; checked before anything is written. */
+export function checkKernelSize(kernel: string, size: number): void {
+  if (size > MAX_FILE)
     throw new ImageError(
-      `${largestFile.name} is ${largestFile.size} bytes: a FAT32 boot partition cannot hold a file of 4 GiB or more. Build a smaller kernel (a release build without debug information, e.g. strip it).`,
+      `${kernel} is ${size} bytes: a FAT32 boot partition cannot hold a file of 4 GiB or more. Build a smaller kernel (e.g. a release build, stripped of debug information).`,
     );
+}
+
+/** The smallest multiple of 1 GiB whose partition holds `bytes` of clusters. */
+export function diskSizeFor(bytes: number): number {
   let size = GIB;
   while (fat32Capacity(size - PARTITION_OFFSET) < bytes) size += GIB;
   return size;

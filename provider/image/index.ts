@@ -6,10 +6,10 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { withScratchDir } from "../atomic";
 import { sha256File } from "../hash";
-import { inspectKernel, type KernelInfo } from "../inspect";
+import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { checkBootArgs } from "./bootargs";
 import { buildDisk } from "./build-disk";
-import { clusterBytes, diskSizeFor } from "./disk";
+import { checkKernelSize, clusterBytes, diskSizeFor } from "./disk";
 import { ImageError } from "./errors";
 import { writeGceArchive } from "./gce-archive";
 import { grubLayout } from "./grub";
@@ -75,6 +75,16 @@ function bootableTarget(info: KernelInfo, kernel: string): "virtio" | "xen" {
   return target;
 }
 
+/** inspectKernel, with the advice for a file that is no Solo5 kernel at all narrowed to images. */
+async function inspectImageKernel(kernel: string): Promise<KernelInfo> {
+  try {
+    return await inspectKernel(kernel);
+  } catch (error) {
+    if (!(error instanceof KernelFormatError)) throw error;
+    throw new ImageError(`${error.message}. For a disk image, ${ALTERNATIVE}.`);
+  }
+}
+
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error
     ? signal.reason
@@ -91,8 +101,9 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       `format ${JSON.stringify(format)} is not one of ${IMAGE_FORMATS.join(", ")}.`,
     );
   checkBootArgs(bootArgs);
-  const target = bootableTarget(await inspectKernel(kernel), kernel);
+  const target = bootableTarget(await inspectImageKernel(kernel), kernel);
   const kernelSize = (await stat(kernel)).size;
+  checkKernelSize(kernel, kernelSize);
 
   await mkdir(outDir, { recursive: true });
   const diskPath = join(outDir, DISK_NAME);
@@ -117,7 +128,6 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     );
     const size = diskSizeFor(
       clusterBytes(sizes, layout.directories.length) + layout.installedBytes,
-      { name: kernel, size: kernelSize },
     );
     check();
     onProgress?.(`image: laying out a ${size / 1024 ** 3} GiB disk`);
