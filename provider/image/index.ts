@@ -134,6 +134,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     const scratchDisk = join(scratch, DISK_NAME);
     const dataEnd = await buildDisk({ layout, disk: scratchDisk, size, scratch, tools });
     check();
+    onProgress?.(`image: hashing ${DISK_NAME} and mapping its data`);
     const scan = await scanDisk(scratchDisk, dataEnd);
     let archive: ImageFile | undefined;
     const scratchArchive = join(scratch, ARCHIVE_NAME);
