@@ -16,6 +16,8 @@ import {
   type ImageFormat,
   MAX_BOOT_ARGS_BYTES,
 } from "../provider/image";
+import { writeGceArchive } from "../provider/image/gce-archive";
+import { scanDisk } from "../provider/image/scan";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
 
 const exec = promisify(execFile);
@@ -215,6 +217,56 @@ describe("image files", () => {
       assert.deepEqual([...header], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3]);
     });
   }
+});
+
+describe("GCE archive writer", () => {
+  test("a sparse map longer than the header holds (extension blocks) extracts identically", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "disk.raw");
+    const size = 8 * 1024 ** 2;
+    const file = await open(path, "w");
+    await file.truncate(size);
+    // 60 scattered data blocks: 4 map entries fit the header, the rest need 3 extension blocks.
+    for (let i = 0; i < 60; i++)
+      await file.write(Buffer.from(`block ${i}`), 0, undefined, i * 131072 + (i % 7) * 4096 + 100);
+    await file.close();
+    const scan = await scanDisk(path, size);
+    assert.equal(scan.regions.length, 60);
+    const archive = join(dir, "image.tar.gz");
+    await writeGceArchive(path, scan.regions, size, archive);
+    const extracted = await extract(archive);
+    assert.equal(await sha256File(extracted), scan.sha256);
+    assert.equal(await sha256File(extracted), await sha256File(path));
+    assert.ok((await allocated(extracted)) <= 60 * 4096 + 64 * 1024);
+  });
+
+  test("a disk over 8 GiB gets its sizes in GNU base-256 and extracts to its full size", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "disk.raw");
+    const size = 9 * GIB;
+    const marker = Buffer.from("the end of a big disk");
+    const file = await open(path, "w");
+    await file.truncate(size);
+    await file.write(Buffer.from("start"), 0, undefined, 0);
+    await file.write(marker, 0, undefined, size - 4096);
+    await file.close();
+    const regions = [
+      { offset: 0, length: 4096 },
+      { offset: size - 4096, length: 4096 },
+    ];
+    const archive = join(dir, "image.tar.gz");
+    await writeGceArchive(path, regions, size, archive);
+    const lines = await listArchive(archive);
+    assert.match(lines[0], new RegExp(` ${size} 1970-01-01 00:00 disk\\.raw$`));
+    const extracted = await extract(archive);
+    assert.equal((await stat(extracted)).size, size);
+    const tail = Buffer.alloc(marker.length);
+    const copy = await open(extracted, "r");
+    await copy.read(tail, 0, tail.length, size - 4096);
+    await copy.close();
+    assert.deepEqual(tail, marker);
+    assert.ok((await allocated(extracted)) < 1024 ** 2);
+  });
 });
 
 describe("image refuses", () => {
