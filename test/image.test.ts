@@ -16,6 +16,7 @@ import {
   type ImageFormat,
   MAX_BOOT_ARGS_BYTES,
 } from "../provider/image";
+import { diskSizeFor, fat32Capacity } from "../provider/image/disk";
 import { writeGceArchive } from "../provider/image/gce-archive";
 import { scanDisk } from "../provider/image/scan";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
@@ -198,6 +199,20 @@ describe("image files", () => {
         table.partitions.map((p: Record<string, unknown>) => [p.start, p.size, p.type, p.bootable]),
         [[2048, GIB / 512 - 2048, "c", true]],
       );
+    });
+
+    test(`${name}: the sizing rule agrees with the filesystem mkfs.fat made`, async () => {
+      const boot = Buffer.alloc(512);
+      const file = await open(built[name].disk, "r");
+      await file.read(boot, 0, 512, 1024 ** 2);
+      await file.close();
+      assert.equal(boot.readUInt32LE(28), 2048, "hidden sectors: the partition's start");
+      const clusters = Math.floor((boot.readUInt32LE(32) - 32 - 2 * boot.readUInt32LE(36)) / 8);
+      const capacity = fat32Capacity(GIB - 1024 ** 2);
+      // Every cluster but the root directory's is free for files.
+      assert.equal(capacity, (clusters - 1) * 4096);
+      assert.equal(diskSizeFor(capacity), GIB);
+      assert.equal(diskSizeFor(capacity + 1), 2 * GIB);
     });
 
     test(`${name}: image.tar.gz holds exactly one member, disk.raw, as a sparse file`, async () => {

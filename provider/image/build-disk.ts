@@ -4,7 +4,15 @@
 import { mkdir, open, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../exec";
-import { DISK_ID, masterBootRecord, PARTITION_OFFSET, SECTOR, SECTORS_PER_CLUSTER } from "./disk";
+import {
+  DISK_ID,
+  HEADS,
+  masterBootRecord,
+  PARTITION_OFFSET,
+  SECTOR,
+  SECTORS_PER_CLUSTER,
+  SECTORS_PER_TRACK,
+} from "./disk";
 import { dataEnd, fixTimes, readFat32 } from "./fat";
 import { type Layout, type ToolOptions, toolRun } from "./layout";
 
@@ -47,7 +55,9 @@ export async function buildDisk({
     await file.close();
   }
   // --invariant fixes the creation time and volume id; -i after it sets our own volume id (given
-  // before --invariant, it is overridden by --invariant's constant).
+  // before --invariant, it is overridden by --invariant's constant). The geometry is given rather
+  // than guessed from the file, and the hidden sectors (the partition's start, which mkfs.fat
+  // leaves at 0 with --offset) are set for whatever reads the boot sector.
   await run(
     "mkfs.fat",
     [
@@ -57,6 +67,10 @@ export async function buildDisk({
       String(SECTOR),
       "-s",
       String(SECTORS_PER_CLUSTER),
+      "-g",
+      `${HEADS}/${SECTORS_PER_TRACK}`,
+      "-h",
+      String(PARTITION_OFFSET / SECTOR),
       "-n",
       VOLUME_LABEL,
       "--invariant",

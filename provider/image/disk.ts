@@ -12,6 +12,9 @@ export const DISK_ID = 0x4152494d;
 /** FAT32 clusters of 4 KiB, given to mkfs.fat so the sizing below does not depend on its defaults. */
 export const SECTORS_PER_CLUSTER = 8;
 export const CLUSTER = SECTORS_PER_CLUSTER * SECTOR;
+/** The disk geometry written into the MBR's CHS fields and the FAT boot sector. */
+export const HEADS = 255;
+export const SECTORS_PER_TRACK = 63;
 /** mkfs.fat's FAT32 reserved area (sectors) and number of FATs. */
 const RESERVED_SECTORS = 32;
 const FATS = 2;
@@ -27,7 +30,8 @@ export function clusterBytes(fileSizes: readonly number[], directories: number):
 
 /** Bytes of file data a FAT32 partition of `partitionBytes` can hold (erring low). */
 export function fat32Capacity(partitionBytes: number): number {
-  const sectors = Math.floor(partitionBytes / SECTOR);
+  // mkfs.fat rounds the filesystem down to whole tracks.
+  const sectors = Math.floor(partitionBytes / SECTOR / SECTORS_PER_TRACK) * SECTORS_PER_TRACK;
   const clustersAtMost = Math.floor(sectors / SECTORS_PER_CLUSTER);
   const fatSectors = Math.ceil(((clustersAtMost + 2) * 4) / SECTOR);
   const dataSectors = sectors - RESERVED_SECTORS - FATS * fatSectors;
@@ -50,12 +54,12 @@ export function diskSizeFor(bytes: number): number {
   return size;
 }
 
-/** Cylinder/head/sector address of `lba` in the 255-head, 63-sector geometry, capped as usual. */
+/** Cylinder/head/sector address of `lba` in our geometry, capped as usual past cylinder 1023. */
 function chs(lba: number): [number, number, number] {
-  const cylinder = Math.floor(lba / (255 * 63));
+  const cylinder = Math.floor(lba / (HEADS * SECTORS_PER_TRACK));
   if (cylinder > 1023) return [0xfe, 0xff, 0xff];
-  const head = Math.floor(lba / 63) % 255;
-  const sector = (lba % 63) + 1;
+  const head = Math.floor(lba / SECTORS_PER_TRACK) % HEADS;
+  const sector = (lba % SECTORS_PER_TRACK) + 1;
   return [head, sector | ((cylinder >> 2) & 0xc0), cylinder & 0xff];
 }
 
