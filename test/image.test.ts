@@ -366,27 +366,30 @@ describe("image refuses", () => {
 });
 
 describe("image is atomic", () => {
-  test("an interrupted build leaves no results and no scratch files, and removes stale ones", async () => {
-    const outDir = await freshDir();
-    const kernel = await testKernel("xen");
-    const first = await buildImage({ kernel, outDir, format: "gce", bootArgs: [] });
-    assert.deepEqual(await readdir(outDir), ["disk.raw", "image.tar.gz"]);
-    const controller = new AbortController();
-    await assert.rejects(
-      buildImage({
-        kernel,
-        outDir,
-        format: "gce",
-        bootArgs: ["changed"],
-        signal: controller.signal,
-        onProgress: (line) => {
-          if (line.includes("laying out")) controller.abort(new Error("stop"));
-        },
-      }),
-    );
-    assert.deepEqual(await readdir(outDir), []);
-    assert.equal(first.target, "xen");
-  });
+  // Each phase: the tools laying out the disk, hashing it, writing the archive.
+  for (const phase of ["laying out", "hashing", "writing the GCE archive"]) {
+    test(`a build interrupted while ${phase} leaves no results, stale or new, and no scratch files`, async () => {
+      const outDir = await freshDir();
+      const kernel = await testKernel("xen");
+      await buildImage({ kernel, outDir, format: "gce", bootArgs: [] });
+      assert.deepEqual(await readdir(outDir), ["disk.raw", "image.tar.gz"]);
+      const controller = new AbortController();
+      await assert.rejects(
+        buildImage({
+          kernel,
+          outDir,
+          format: "gce",
+          bootArgs: ["changed"],
+          signal: controller.signal,
+          onProgress: (line) => {
+            if (line.includes(phase)) controller.abort(new Error("stop"));
+          },
+        }),
+      );
+      assert.ok(controller.signal.aborted, `no progress line mentions "${phase}"`);
+      assert.deepEqual(await readdir(outDir), []);
+    });
+  }
 });
 
 describe("pulumi-mirage image", () => {

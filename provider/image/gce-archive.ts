@@ -117,11 +117,13 @@ export async function writeGceArchive(
   regions: readonly Region[],
   size: number,
   archive: string,
+  signal?: AbortSignal,
 ): Promise<void> {
   await pipeline(
     Readable.from(tarStream(disk, regions, size)),
     createGzip({ level: constants.Z_BEST_COMPRESSION }),
     createWriteStream(archive, { flags: "wx" }),
+    { signal },
   );
   const file = await open(archive, "r+");
   try {

@@ -85,12 +85,6 @@ async function inspectImageKernel(kernel: string): Promise<KernelInfo> {
   }
 }
 
-function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error
-    ? signal.reason
-    : new Error("the image build was cancelled");
-}
-
 export async function buildImage(options: BuildImageOptions): Promise<BuildImageResult> {
   const started = performance.now();
   const { format, bootArgs, logFile, onProgress, signal } = options;
@@ -113,9 +107,6 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
 
   const tools: ToolOptions = { logFile, signal };
   return withScratchDir(outDir, async (scratch) => {
-    const check = () => {
-      if (signal?.aborted) throw abortError(signal);
-    };
     onProgress?.(`image: ${target} kernel ${kernel}, ${format} format`);
     const layout: Layout =
       target === "virtio"
@@ -129,25 +120,25 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     const size = diskSizeFor(
       clusterBytes(sizes, layout.directories.length) + layout.installedBytes,
     );
-    check();
+    signal?.throwIfAborted();
     onProgress?.(`image: laying out a ${size / 1024 ** 3} GiB disk`);
     const scratchDisk = join(scratch, DISK_NAME);
     const dataEnd = await buildDisk({ layout, disk: scratchDisk, size, scratch, tools });
-    check();
+    signal?.throwIfAborted();
     onProgress?.(`image: hashing ${DISK_NAME} and mapping its data`);
-    const scan = await scanDisk(scratchDisk, dataEnd);
+    const scan = await scanDisk(scratchDisk, dataEnd, signal);
     let archive: ImageFile | undefined;
     const scratchArchive = join(scratch, ARCHIVE_NAME);
     if (format === "gce") {
       onProgress?.("image: writing the GCE archive");
-      await writeGceArchive(scratchDisk, scan.regions, scan.size, scratchArchive);
+      await writeGceArchive(scratchDisk, scan.regions, scan.size, scratchArchive, signal);
       archive = {
         path: archivePath,
         sha256: await sha256File(scratchArchive),
         size: (await stat(scratchArchive)).size,
       };
     }
-    check();
+    signal?.throwIfAborted();
     // The archive first: disk.raw, the primary result, appears last, and the archive goes again
     // if that fails.
     try {

@@ -20,7 +20,11 @@ export interface DiskScan {
   regions: Region[];
 }
 
-export async function scanDisk(path: string, dataEnd: number): Promise<DiskScan> {
+export async function scanDisk(
+  path: string,
+  dataEnd: number,
+  signal?: AbortSignal,
+): Promise<DiskScan> {
   const file = await open(path, "r");
   try {
     const { size } = await file.stat();
@@ -43,8 +47,14 @@ export async function scanDisk(path: string, dataEnd: number): Promise<DiskScan>
         else regions.push({ offset: position + at, length: block.length });
       }
     }
-    for (let position = end; position < size; position += CHUNK)
+    for (let position = end; position < size; position += CHUNK) {
+      // Hashing a big disk's zeros takes seconds: stay cancellable.
+      if (position % (256 * CHUNK) === 0) {
+        signal?.throwIfAborted();
+        await new Promise(setImmediate);
+      }
       hash.update(zero.subarray(0, Math.min(CHUNK, size - position)));
+    }
     return { sha256: hash.digest("hex"), size, regions };
   } finally {
     await file.close();
