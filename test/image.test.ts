@@ -162,15 +162,45 @@ describe("image boots", () => {
 describe("image files", () => {
   const built: Record<string, { disk: string; archive: string }> = {};
   for (const name of ["virtio", "xen"] as const) {
-    test(`${name}: two builds give identical bytes`, async () => {
+    test(`${name}: builds give identical bytes, also in another timezone, umask and locale`, async () => {
       const kernel = await testKernel(name);
-      const build = async () =>
-        buildImage({ kernel, outDir: await freshDir(), format: "gce", bootArgs: ARGS });
-      const first = await build();
-      const second = await build();
+      const first = await buildImage({
+        kernel,
+        outDir: await freshDir(),
+        format: "gce",
+        bootArgs: ARGS,
+      });
+      const second = await buildImage({
+        kernel,
+        outDir: await freshDir(),
+        format: "gce",
+        bootArgs: ARGS,
+      });
       assert.equal(second.disk.sha256, first.disk.sha256);
       assert.ok(first.archive && second.archive);
       assert.equal(second.archive.sha256, first.archive.sha256);
+      const { stdout } = await exec(
+        "sh",
+        [
+          "-c",
+          'umask 077 && exec "$@"',
+          "sh",
+          "node",
+          CLI,
+          "image",
+          kernel,
+          "--out",
+          await freshDir(),
+          "--format",
+          "gce",
+          "--",
+          ...ARGS,
+        ],
+        { env: { ...process.env, TZ: "Pacific/Kiritimati", LC_ALL: "C.UTF-8", LANG: "C.UTF-8" } },
+      );
+      const third = JSON.parse(stdout);
+      assert.equal(third.disk.sha256, first.disk.sha256);
+      assert.equal(third.archive.sha256, first.archive.sha256);
       built[name] = { disk: first.disk.path, archive: first.archive.path };
     });
 
