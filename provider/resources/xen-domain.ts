@@ -9,16 +9,11 @@ import { posix, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { ToolError } from "../exec";
 import { sha256, sha256File } from "../hash";
+import { checkBootArgs } from "../image/bootargs";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { parseHostKeys, type SshSession, type SshTarget, scanHostKeys, withSsh } from "../xen/ssh";
 import { listDomains } from "../xen/xl";
-import {
-  BRIDGE_NAME,
-  bootArgsProblem,
-  DOMAIN_NAME,
-  renderXlConfig,
-  xlStringProblem,
-} from "../xen/xl-config";
+import { BRIDGE_NAME, DOMAIN_NAME, renderXlConfig, xlStringProblem } from "../xen/xl-config";
 
 /** What Pulumi sends for a value not known yet (preview). */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -172,12 +167,15 @@ async function check(
       `${JSON.stringify(bridge)} is not a bridge name: use at most 15 letters, digits, '_', '.' or '-'`,
     );
   if (known(bootArgs)) {
-    const problem =
-      Array.isArray(bootArgs) && bootArgs.every((a) => typeof a === "string")
-        ? bootArgsProblem(bootArgs)
-        : "must be a list of strings";
-    if (problem)
-      fail("bootArgs", `${problem}; each argument must reach the unikernel exactly as given`);
+    if (!Array.isArray(bootArgs) || !bootArgs.every((a) => typeof a === "string")) {
+      fail("bootArgs", "must be a list of strings");
+    } else {
+      try {
+        checkBootArgs(bootArgs);
+      } catch (error) {
+        fail("bootArgs", (error as Error).message);
+      }
+    }
   }
   if (known(remoteDir)) {
     const dir = String(remoteDir);

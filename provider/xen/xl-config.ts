@@ -2,9 +2,12 @@
 // value we put in it from breaking out of it.
 //
 // xl reads single-quoted strings up to the next quote or newline, and treats backslashes in them
-// as escapes; a boot argument is further split on spaces by the unikernel. So instead of escaping,
-// values that could be read back differently are refused: what is written is what xl and the
-// unikernel see.
+// as escapes; the unikernel splits its command line on spaces. So instead of escaping, values that
+// could be read back differently are refused: what is written is what xl and the unikernel see.
+// Boot arguments follow the product-wide rule (image/bootargs.ts: printable ASCII words without
+// quotes or backslashes), which is exactly what xl's quoting needs too, so the same arguments work
+// in a disk image and on a Xen host.
+import { checkBootArgs } from "../image/bootargs";
 
 export interface XlDomain {
   /** The domain name (xl's `name`). */
@@ -31,20 +34,6 @@ export function xlStringProblem(value: string): string | undefined {
 }
 
 /**
- * Why the boot arguments cannot reach the unikernel exactly as given, or undefined when they can.
- * The PVH command line is one string the unikernel splits on spaces. The message names the
- * argument by position only: boot arguments may be secrets.
- */
-export function bootArgsProblem(args: readonly string[]): string | undefined {
-  for (const [i, arg] of args.entries()) {
-    if (arg === "") return `argument ${i} is empty; remove it`;
-    const problem = /\s/.test(arg) ? "contains whitespace" : xlStringProblem(arg);
-    if (problem) return `argument ${i} ${problem}`;
-  }
-  return undefined;
-}
-
-/**
  * xl domain names double as directory names on the host and appear in `xl list`, whose columns
  * are separated by spaces; a plain, short charset keeps both unambiguous.
  */
@@ -61,8 +50,7 @@ export function renderXlConfig(domain: XlDomain): string {
     if (problem) throw new Error(`a value for the xl config ${problem}`);
     return `'${value}'`;
   };
-  const args = bootArgsProblem(domain.bootArgs);
-  if (args) throw new Error(`boot arguments: ${args}`);
+  checkBootArgs(domain.bootArgs);
   if (!DOMAIN_NAME.test(domain.name)) throw new Error(`bad domain name ${domain.name}`);
   if (!BRIDGE_NAME.test(domain.bridge)) throw new Error(`bad bridge name ${domain.bridge}`);
   return [
