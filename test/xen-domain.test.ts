@@ -14,6 +14,14 @@ import { type DomainInputs, type DomainOutputs, provider } from "../provider/res
 import { renderXlConfig } from "../provider/xen/xl-config";
 import { Unikernel } from "../sdk/unikernel";
 import { Domain } from "../sdk/xen";
+import {
+  type DynamicProvider,
+  isSecret,
+  type Props,
+  type ProviderCallError,
+  secret,
+  startDynamicProvider,
+} from "./support/dynamic-provider";
 import { testKernel } from "./support/kernels";
 
 const STANDIN_XL = resolve(__dirname, "../../test/standins/xl");
@@ -119,6 +127,14 @@ async function startSshd(): Promise<Sshd> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A host key that is not the test sshd's (made once per directory), as `TYPE KEY`. */
+async function strangerKey(dir: string): Promise<string> {
+  const file = join(dir, "stranger");
+  if (!existsSync(`${file}.pub`))
+    await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);
+  return (await readFile(`${file}.pub`, "utf8")).split(" ").slice(0, 2).join(" ");
 }
 
 /** The stand-in's record of xl calls, one per line. */
@@ -337,8 +353,7 @@ describe("xen.Domain engine, against a real sshd", () => {
   });
 
   test("a pinned host key that does not match is refused before anything runs", async () => {
-    await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(work, "other")]);
-    const otherKey = await readFile(join(work, "other.pub"), "utf8");
+    const otherKey = await strangerKey(work);
     const inputs = await checked({ hostKey: otherKey });
     const callsBefore = await xlCalls(sshd);
     await assert.rejects(provider.create(inputs), (error: Error) => {
@@ -353,7 +368,7 @@ describe("xen.Domain engine, against a real sshd", () => {
   test("a host whose key changed after the first connection is refused", async () => {
     const { id, outs } = await provider.create(await checked());
     const domain = outs as DomainOutputs;
-    const otherKey = (await readFile(join(work, "other.pub"), "utf8")).trim();
+    const otherKey = await strangerKey(work);
     await assert.rejects(provider.read(id, { ...domain, hostKey: otherKey }), /does not match/);
     await provider.delete(id, domain);
   });
@@ -448,7 +463,7 @@ describe("xen.Domain engine, against a real sshd", () => {
     await provider
       .read(id, {
         ...(outs as DomainOutputs),
-        hostKey: await readFile(join(work, "other.pub"), "utf8"),
+        hostKey: await strangerKey(work),
       })
       .catch((e: Error) => errors.push(e.message, String(e.stack)));
     assert.equal(errors.length, 4);
@@ -511,5 +526,109 @@ describe("xen.Domain SDK resource", () => {
     assert.equal(inputs.target, "xen");
     assert.deepEqual(inputs.bootArgs, ["--ipv4=10.0.0.2/24"]);
     assert.equal(typeof inputs.__provider, "string", "the provider was serialized");
+  });
+});
+
+describe("xen.Domain through the real dynamic-provider process", () => {
+  let sshd: Sshd;
+  let p: DynamicProvider;
+  let work: string;
+  let kernel: string;
+  let counter = 0;
+
+  before(async () => {
+    [sshd, p] = await Promise.all([startSshd(), startDynamicProvider()]);
+    work = await mkdtemp(join(tmpdir(), "xen-domain-process-"));
+    kernel = await testKernel("xen");
+  });
+  after(async () => {
+    await p?.stop();
+    await sshd?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  /** What the SDK sends for a new domain (the private key a secret), after check. */
+  async function checked(extra: Props = {}): Promise<Props> {
+    counter += 1;
+    const { inputs, failures } = await p.check(
+      "xen-domain",
+      {},
+      {
+        host: "127.0.0.1",
+        port: sshd.port,
+        user: sshd.user,
+        privateKey: secret(sshd.clientKey),
+        kernelPath: kernel,
+        name: `proc${counter}`,
+        bootArgs: ["--ipv4=10.0.0.2/24"],
+        remoteDir: join(work, "remote"),
+        ...extra,
+      },
+    );
+    assert.deepEqual(failures, []);
+    return inputs;
+  }
+
+  test("create, read, read after the domain vanished, delete", async () => {
+    const inputs = await checked();
+    assert.ok(isSecret(inputs.privateKey), "the key stays secret through check");
+    const { id, outs } = await p.create("xen-domain", inputs);
+    assert.ok(isSecret(outs.privateKey), "the key is secret in the state");
+    assert.equal(outs.hostKey, sshd.hostKey, "trust on first use recorded the host's key");
+    const config = await readFile(String(outs.configPath), "utf8");
+    assert.match(config, /^type = 'pvh'$/m);
+    assert.match(config, /^cmdline = '--ipv4=10\.0\.0\.2\/24'$/m);
+    assert.ok((await xlCalls(sshd)).includes(`xl create ${outs.configPath}`));
+
+    assert.equal((await p.read("xen-domain", id, outs)).id, id);
+    await xlOnHost(sshd, ["destroy", String(outs.name)]);
+    assert.equal((await p.read("xen-domain", id, outs)).id, "", "a vanished domain reads as gone");
+
+    const second = await p.create("xen-domain", await checked());
+    await p.delete("xen-domain", second.id, second.outs);
+    assert.ok((await xlCalls(sshd)).includes(`xl destroy ${second.outs.name}`));
+    assert.equal(existsSync(String(second.outs.domainDir)), false, "its files are removed");
+    await p.delete("xen-domain", id, outs);
+    assert.equal(existsSync(String(outs.domainDir)), false);
+
+    const diff = await p.diff("xen-domain", id, outs, { ...inputs, memory: 128 });
+    assert.deepEqual(diff, { changes: true, replaces: ["memory"], deleteBeforeReplace: true });
+  });
+
+  test("a wrong host key is refused", async () => {
+    const other = await strangerKey(work);
+    const inputs = await checked({ hostKey: other });
+    await assert.rejects(p.create("xen-domain", inputs), (error: ProviderCallError) => {
+      assert.match(error.message, /SSH host key of 127\.0\.0\.1:\d+ does not match/);
+      return true;
+    });
+    assert.equal(existsSync(join(work, "remote", String(inputs.name))), false);
+  });
+
+  test("a failing xl create is reported with its output", async () => {
+    const inputs = await checked();
+    await writeFile(join(sshd.xlState, "fail-create"), "libxl: error: out of memory (stand-in)\n");
+    try {
+      await assert.rejects(p.create("xen-domain", inputs), (error: ProviderCallError) => {
+        assert.match(error.message, /xl create .* exited with status 3/);
+        assert.match(error.message, /libxl: error: out of memory \(stand-in\)/);
+        return true;
+      });
+    } finally {
+      await rm(join(sshd.xlState, "fail-create"));
+    }
+  });
+
+  test("the private key is in no log line and no other output", async () => {
+    const keyLines = sshd.clientKey.split("\n").filter((line) => line.length > 20);
+    const { id, outs } = await p.create("xen-domain", await checked());
+    // The provider process logs failed reads with their stack: make one fail.
+    const other = await strangerKey(work);
+    await assert.rejects(p.read("xen-domain", id, { ...outs, hostKey: other }), /does not match/);
+    await p.delete("xen-domain", id, outs);
+    const { privateKey: _, ...others } = outs;
+    const visible = [JSON.stringify(others), ...p.logs].join("\n");
+    assert.match(p.logs.join("\n"), /does not match/, "the failed read was logged");
+    for (const line of keyLines) assert.ok(!visible.includes(line), "a key line leaked");
   });
 });
