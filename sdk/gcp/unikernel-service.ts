@@ -1,0 +1,343 @@
+import * as gcp from "@pulumi/gcp";
+import * as pulumi from "@pulumi/pulumi";
+import { parseInstance, serialCommand } from "../../provider/gcp/serial";
+import { sha256 } from "../../provider/hash";
+import { DiskImage } from "../disk-image";
+import type { Unikernel } from "../unikernel";
+import { GceSerialWait } from "./serial-wait";
+import {
+  checkKernel,
+  checkLabels,
+  checkMachineType,
+  checkName,
+  checkReplicas,
+  checkSourceRanges,
+  checkWaitFor,
+  firewallAllows,
+  labelValue,
+  type Port,
+} from "./validate";
+
+export interface UnikernelServiceArgs {
+  /**
+   * The unikernel to run: a virtio kernel declaring exactly one network device. The component
+   * makes its GCE disk image (a `DiskImage` of format `gce`).
+   */
+  unikernel: Unikernel;
+  /** Arguments the unikernel receives at boot, e.g. `["--port=8080"]`. Default: none. */
+  bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
+  /** The project for every resource. Default: the gcp provider's project. */
+  project?: pulumi.Input<string>;
+  /** The zone of the instance (one replica). Default: the gcp provider's zone. */
+  zone?: pulumi.Input<string>;
+  /** The region of the instance group (several replicas). Default: the gcp provider's region. */
+  region?: pulumi.Input<string>;
+  /**
+   * An existing Cloud Storage bucket to upload the image to. Default: a bucket the component
+   * creates in `bucketLocation`.
+   */
+  bucket?: pulumi.Input<string>;
+  /** Where the component's own bucket lives. Default: `region` if given, else `US`. */
+  bucketLocation?: pulumi.Input<string>;
+  /** An image family to put the image in, so `family/NAME` finds the newest. Default: none. */
+  imageFamily?: pulumi.Input<string>;
+  /**
+   * The machine type. Solo5 drives virtio-net only, so gVNIC-only families (c3, c4, n4, t2a and
+   * other third-generation types) are refused. Default: `e2-micro`.
+   */
+  machineType?: string;
+  /**
+   * How many VMs. One is a plain instance; more become a regional managed instance group, rolled
+   * to each new image with new VMs up before old ones go. Default: 1.
+   */
+  replicas?: number;
+  /**
+   * An existing VPC network (name or selfLink). Default: a network created with MTU 1500 when
+   * `createNetwork` is set, else `default`.
+   */
+  network?: pulumi.Input<string>;
+  /** An existing subnetwork (required for custom-mode networks). Default: none. */
+  subnetwork?: pulumi.Input<string>;
+  /**
+   * Create a network with MTU 1500 (auto-mode subnets): Solo5 assumes 1500 while GCE networks
+   * default to 1460. Default: false.
+   */
+  createNetwork?: boolean;
+  /** Give each VM an ephemeral public IP. Default: true. */
+  publicIp?: boolean;
+  /** Ports to open to the component's VMs; a number is a TCP port. Default: none. */
+  ports?: Port[];
+  /** Who may reach `ports`, as CIDR ranges. Default: `["0.0.0.0/0"]`. */
+  sourceRanges?: string[];
+  /**
+   * A service account for the VMs; `scopes` default to `cloud-platform` (IAM decides). Default:
+   * none (a unikernel calls no Google APIs).
+   */
+  serviceAccount?: { email: pulumi.Input<string>; scopes?: pulumi.Input<pulumi.Input<string>[]> };
+  /** Labels for the image and the VMs, beside the kernel's sha256 and mirage version. Default: none. */
+  labels?: Record<string, string>;
+  /**
+   * Make `pulumi up` wait until each VM's serial console (port 1) matches `serial`, a regular
+   * expression source, within `timeoutSeconds` (default 300); on failure the error shows the
+   * console's last lines. Needs `GOOGLE_OAUTH_ACCESS_TOKEN` or a logged-in gcloud CLI.
+   * Default: no wait.
+   */
+  waitFor?: { serial: string; timeoutSeconds?: number };
+}
+
+/** The label values GCE accepts carry at most 63 characters: the kernel hash's first 128 bits. */
+const SHA_LABEL_LENGTH = 32;
+
+/**
+ * A MirageOS unikernel served from Google Compute Engine: its disk image uploaded to Cloud
+ * Storage, a Compute Engine image, one VM (or a regional managed instance group), and a firewall
+ * opening the declared ports to these VMs only. A new kernel or new boot arguments give a new
+ * image, and new VMs boot before the old ones go.
+ */
+export class UnikernelService extends pulumi.ComponentResource {
+  /** The disk image built for GCE. */
+  readonly diskImage: DiskImage;
+  /** The Compute Engine image's selfLink. */
+  readonly imageSelfLink: pulumi.Output<string>;
+  /** The VMs' names. */
+  readonly instanceNames: pulumi.Output<string[]>;
+  /** The VMs' public IPs (empty when `publicIp` is false). */
+  readonly externalIps: pulumi.Output<string[]>;
+  /** For each VM, the command that prints its serial console. */
+  readonly serialCommands: pulumi.Output<string[]>;
+  /** The managed instance group's selfLink, when `replicas` > 1. */
+  readonly instanceGroup: pulumi.Output<string> | undefined;
+  /** The boot verification, when `waitFor` is set: depend on it to act once the VMs serve. */
+  readonly bootCheck: GceSerialWait | undefined;
+
+  constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Everything that can be checked without outputs fails here, before anything is registered,
+    // so preview reports it.
+    checkName(name);
+    const machineType = args.machineType ?? "e2-micro";
+    checkMachineType(machineType);
+    const replicas = args.replicas ?? 1;
+    checkReplicas(replicas);
+    const allows = firewallAllows(args.ports ?? []);
+    const sourceRanges = args.sourceRanges ?? ["0.0.0.0/0"];
+    checkSourceRanges(sourceRanges);
+    checkLabels(args.labels ?? {});
+    if (args.waitFor) checkWaitFor(args.waitFor);
+    if (args.createNetwork && args.network !== undefined) {
+      throw new Error(
+        "gcp.UnikernelService: network and createNetwork exclude each other: give an existing network, or let the component create one",
+      );
+    }
+    super("pulumi-mirage:gcp:UnikernelService", name, {}, opts);
+    const parent = { parent: this };
+    const serviceAccount = args.serviceAccount && {
+      email: args.serviceAccount.email,
+      scopes: args.serviceAccount.scopes ?? ["https://www.googleapis.com/auth/cloud-platform"],
+    };
+    const uk = args.unikernel;
+
+    // Facts known only once the kernel is built; a wrong kernel stops before anything uploads.
+    const kernelChecked = pulumi.all([uk.target, uk.manifest]).apply(([target, manifest]) => {
+      checkKernel(target, manifest);
+      return true;
+    });
+
+    this.diskImage = new DiskImage(
+      `${name}-disk`,
+      { kernel: uk, format: "gce", bootArgs: args.bootArgs },
+      parent,
+    );
+
+    const bucket =
+      args.bucket ??
+      new gcp.storage.Bucket(
+        `${name}-images`,
+        {
+          project: args.project,
+          location: args.bucketLocation ?? args.region ?? "US",
+          uniformBucketLevelAccess: true,
+        },
+        parent,
+      ).name;
+    const upload = new gcp.storage.BucketObject(
+      `${name}-upload`,
+      {
+        bucket,
+        // Content-addressed: an unchanged image is never uploaded again.
+        name: pulumi
+          .all([kernelChecked, this.diskImage.objectName])
+          .apply(([, objectName]) => objectName),
+        source: this.diskImage.path.apply((path) => new pulumi.asset.FileAsset(path)),
+        contentType: "application/gzip",
+      },
+      parent,
+    );
+
+    const labels = pulumi
+      .all([uk.sha256, uk.mirageVersion, uk.name])
+      .apply(([kernelSha, mirageVersion, ukName]) => ({
+        ...args.labels,
+        "mirage-unikernel": labelValue(ukName),
+        "mirage-kernel-sha256": kernelSha.slice(0, SHA_LABEL_LENGTH),
+        "mirage-version": labelValue(mirageVersion),
+      }));
+    const image = new gcp.compute.Image(
+      `${name}-image`,
+      {
+        project: args.project,
+        // The API accepts only this URL form, not gs:// (FACTS.md).
+        rawDisk: {
+          source: pulumi.interpolate`https://storage.googleapis.com/${upload.bucket}/${upload.name}`,
+        },
+        family: args.imageFamily,
+        description: pulumi.interpolate`MirageOS unikernel ${uk.name}, kernel sha256 ${uk.sha256}`,
+        labels,
+        // No guestOsFeatures: a BIOS disk, no UEFI, no gVNIC.
+      },
+      parent,
+    );
+    this.imageSelfLink = image.selfLink;
+
+    let network = args.network;
+    if (args.createNetwork) {
+      network = new gcp.compute.Network(
+        `${name}-net`,
+        { project: args.project, autoCreateSubnetworks: true, mtu: 1500 },
+        parent,
+      ).selfLink;
+    }
+    const networkInterface = {
+      network: network ?? "default",
+      subnetwork: args.subnetwork,
+      nicType: "VIRTIO_NET",
+      accessConfigs: args.publicIp === false ? [] : [{}],
+    };
+    // Tags scope the firewall to this component's VMs; the hash keeps two stacks apart.
+    const tag = `${name}-${sha256(`${pulumi.getProject()}/${pulumi.getStack()}/${name}`).slice(0, 8)}`;
+
+    let firewall: gcp.compute.Firewall | undefined;
+    if (allows.length > 0) {
+      firewall = new gcp.compute.Firewall(
+        `${name}-fw`,
+        {
+          project: args.project,
+          network: networkInterface.network,
+          direction: "INGRESS",
+          allows,
+          targetTags: [tag],
+          sourceRanges,
+        },
+        parent,
+      );
+    }
+
+    let instanceLinks: pulumi.Output<string[]>;
+    let externalIps: pulumi.Output<string[]>;
+    let vms: pulumi.Resource;
+    if (replicas === 1) {
+      const instance = new gcp.compute.Instance(
+        `${name}-vm`,
+        {
+          project: args.project,
+          zone: args.zone,
+          machineType,
+          bootDisk: { initializeParams: { image: image.selfLink } },
+          networkInterfaces: [networkInterface],
+          tags: [tag],
+          labels,
+          serviceAccount,
+        },
+        {
+          parent: this,
+          dependsOn: firewall ? [firewall] : [],
+          // A new image is a new VM (auto-named, so both exist for a moment): the new one is
+          // created before the old one is deleted.
+          replaceOnChanges: ["bootDisk.initializeParams.image"],
+          deleteBeforeReplace: false,
+        },
+      );
+      vms = instance;
+      instanceLinks = instance.selfLink.apply((link) => [link]);
+      externalIps = instance.networkInterfaces.apply((nics) =>
+        (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
+      );
+      this.instanceGroup = undefined;
+    } else {
+      const template = new gcp.compute.InstanceTemplate(
+        `${name}-template`,
+        {
+          project: args.project,
+          machineType,
+          disks: [{ sourceImage: image.selfLink, boot: true, autoDelete: true }],
+          networkInterfaces: [networkInterface],
+          tags: [tag],
+          labels,
+          serviceAccount,
+        },
+        // Templates are immutable: a new image is a new template, made before the old one goes.
+        { parent: this, deleteBeforeReplace: false },
+      );
+      const group = new gcp.compute.RegionInstanceGroupManager(
+        `${name}-group`,
+        {
+          project: args.project,
+          region: args.region,
+          baseInstanceName: name,
+          versions: [{ name: "primary", instanceTemplate: template.selfLinkUnique }],
+          targetSize: replicas,
+          // Roll to a new template at once, new VMs first: no VM goes before its successor runs.
+          // A regional group surges by at least its number of zones (3).
+          updatePolicy: {
+            type: "PROACTIVE",
+            minimalAction: "REPLACE",
+            maxSurgeFixed: Math.max(3, replicas),
+            maxUnavailableFixed: 0,
+          },
+          waitForInstances: true,
+          waitForInstancesStatus: "UPDATED",
+        },
+        { parent: this, dependsOn: firewall ? [firewall] : [] },
+      );
+      vms = group;
+      this.instanceGroup = group.instanceGroup;
+      instanceLinks = gcp.compute
+        .getRegionInstanceGroupOutput({ selfLink: group.instanceGroup }, parent)
+        .instances.apply((members) => members.map((m) => m.instance).sort());
+      externalIps = instanceLinks.apply((links) =>
+        pulumi.all(
+          links.map((selfLink) =>
+            gcp.compute
+              .getInstanceOutput({ selfLink }, parent)
+              .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
+          ),
+        ),
+      );
+      externalIps = externalIps.apply((ips) => ips.filter((ip) => ip !== ""));
+    }
+    this.instanceNames = instanceLinks.apply((links) => links.map((l) => parseInstance(l).name));
+    this.externalIps = externalIps;
+    this.serialCommands = instanceLinks.apply((links) =>
+      links.map((l) => serialCommand(parseInstance(l))),
+    );
+
+    this.bootCheck = args.waitFor
+      ? new GceSerialWait(
+          `${name}-boot`,
+          {
+            instances: instanceLinks,
+            pattern: args.waitFor.serial,
+            timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
+          },
+          { parent: this, dependsOn: [vms] },
+        )
+      : undefined;
+
+    this.registerOutputs({
+      imageSelfLink: this.imageSelfLink,
+      instanceNames: this.instanceNames,
+      externalIps: this.externalIps,
+      serialCommands: this.serialCommands,
+      instanceGroup: this.instanceGroup,
+    });
+  }
+}
