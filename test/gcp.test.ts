@@ -3,9 +3,14 @@
 // here (FACTS.md), so this is the level at which the component's contract is checked; the
 // boot wait's engine code is tested against a fake API in gce-serial.test.ts.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
+import * as vm from "node:vm";
 import * as pulumi from "@pulumi/pulumi";
+import ts from "typescript";
 import * as gcp from "../sdk/gcp";
+import * as sdk from "../sdk/index";
 import { Unikernel } from "../sdk/unikernel";
 
 // Internal to Pulumi (no typings): clears the promises its exit-time leak check would report.
@@ -115,7 +120,11 @@ function call(token: string, inputs: Record<string, Loose>) {
 }
 
 /** Sets up mocks that record every registration, with the options the mocks API hides. */
-async function mockStack(kernel: KernelFacts, preview = false): Promise<Registration[]> {
+async function mockStack(
+  kernel: KernelFacts,
+  preview = false,
+  project = "proj",
+): Promise<Registration[]> {
   const seen: Registration[] = [];
   await pulumi.runtime.setMocks(
     {
@@ -131,7 +140,7 @@ async function mockStack(kernel: KernelFacts, preview = false): Promise<Registra
       },
       call: (args) => call(args.token, args.inputs),
     },
-    "proj",
+    project,
     "dev",
     preview,
   );
@@ -579,6 +588,64 @@ describe("gcp.UnikernelService refuses", () => {
         ],
       },
       /unikernel declares 2 network devices \(a, b\)/,
+    );
+  });
+});
+
+describe("examples/gce", () => {
+  /** Runs examples/gce/index.ts as `pulumi up` would, with `pulumi-mirage` being this package. */
+  function runExample(): Record<string, pulumi.Output<unknown>> {
+    const file = path.join(__dirname, "..", "..", "examples", "gce", "index.ts");
+    const js = ts.transpileModule(readFileSync(file, "utf8"), {
+      compilerOptions: {
+        module: ts.ModuleKind.CommonJS,
+        target: ts.ScriptTarget.ES2022,
+        esModuleInterop: true,
+      },
+    }).outputText;
+    const load = (id: string) => (id === "pulumi-mirage" ? { ...sdk, gcp } : require(id));
+    const module = { exports: {} as Record<string, pulumi.Output<unknown>> };
+    vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${js}\n})`)(
+      module.exports,
+      load,
+      module,
+      file,
+      path.dirname(file),
+    );
+    return module.exports;
+  }
+
+  it("deploys examples/web: one e2-micro VM on an MTU 1500 network, 8080 open, boot awaited", async () => {
+    const seen = await mockStack(GOOD_KERNEL, false, "pulumi-mirage-gce");
+    pulumi.runtime.setAllConfig({
+      "pulumi-mirage-gce:project": PROJECT,
+      "pulumi-mirage-gce:region": "europe-west1",
+      "pulumi-mirage-gce:zone": ZONE,
+      "pulumi-mirage-gce:replicas": "1",
+      "pulumi-mirage-gce:kernel": "/prebuilt/web.virtio",
+    });
+    const outputs = runExample();
+    assert.equal(await value(outputs.url, "url"), "http://203.0.113.7:8080/");
+    await value(outputs.booted, "booted");
+    assert.deepEqual(await value(outputs.serialConsole, "serialConsole"), [
+      `gcloud compute instances get-serial-port-output web-vm-1a2b3c4 --zone ${ZONE} --project ${PROJECT}`,
+    ]);
+    const kernel = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:Unikernel");
+    assert.deepEqual(
+      { kernel: kernel.inputs.kernel, target: kernel.inputs.target },
+      { kernel: "/prebuilt/web.virtio", target: "virtio" },
+    );
+    const vmRes = one(seen, "gcp:compute/instance:Instance");
+    assert.equal(vmRes.inputs.project, PROJECT);
+    assert.equal(vmRes.inputs.machineType, "e2-micro");
+    assert.equal(one(seen, "gcp:compute/network:Network").inputs.mtu, 1500);
+    assert.deepEqual(one(seen, "gcp:compute/firewall:Firewall").inputs.allows, [
+      { protocol: "tcp", ports: ["8080"] },
+    ]);
+    assert.equal(one(seen, "gcp:storage/bucket:Bucket").inputs.location, "europe-west1");
+    assert.equal(
+      one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").inputs.pattern,
+      "serving HTTP on port 8080",
     );
   });
 });
