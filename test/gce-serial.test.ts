@@ -2,10 +2,14 @@
 // instances.getSerialPortOutput endpoint: a console that grows a little on every request, with
 // the API's `{ contents, start, next }` answers (int64 fields as JSON strings).
 import assert from "node:assert/strict";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { parseInstance, SerialWaitError, waitForSerial } from "../provider/gcp/serial";
+import { accessToken, TOKEN_VARIABLE } from "../provider/gcp/token";
 import { provider } from "../provider/resources/gce-serial-wait";
 
 /** How the fake API answers the next request. */
@@ -332,5 +336,48 @@ describe("GceSerialWait engine", () => {
       if (previous === undefined) delete process.env.GOOGLE_OAUTH_ACCESS_TOKEN;
       else process.env.GOOGLE_OAUTH_ACCESS_TOKEN = previous;
     }
+  });
+});
+
+describe("accessToken", () => {
+  /** Runs `body` with a stand-in `gcloud` (a shell script with this body) alone on PATH. */
+  async function withGcloud(script: string, body: () => Promise<void>) {
+    const dir = await mkdtemp(join(tmpdir(), "gcloud-standin-"));
+    const saved = { path: process.env.PATH, token: process.env[TOKEN_VARIABLE] };
+    try {
+      // Stand-in for the gcloud CLI: no Google login exists on this machine.
+      await writeFile(join(dir, "gcloud"), `#!/bin/sh\n${script}\n`);
+      await chmod(join(dir, "gcloud"), 0o755);
+      process.env.PATH = `${dir}:/usr/bin:/bin`;
+      delete process.env[TOKEN_VARIABLE];
+      await body();
+    } finally {
+      process.env.PATH = saved.path;
+      if (saved.token === undefined) delete process.env[TOKEN_VARIABLE];
+      else process.env[TOKEN_VARIABLE] = saved.token;
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("prefers GOOGLE_OAUTH_ACCESS_TOKEN, else asks gcloud", async () => {
+    await withGcloud(
+      '[ "$1 $2" = "auth print-access-token" ] && echo ya29.from-gcloud',
+      async () => {
+        assert.equal(await accessToken(), "ya29.from-gcloud");
+        process.env[TOKEN_VARIABLE] = "ya29.from-env";
+        assert.equal(await accessToken(), "ya29.from-env");
+      },
+    );
+  });
+
+  it("says how to get a token when gcloud has no login", async () => {
+    await withGcloud(
+      'echo "ERROR: (gcloud.auth.print-access-token) You do not currently have an active account selected." >&2; exit 1',
+      () =>
+        assert.rejects(
+          accessToken(),
+          /set GOOGLE_OAUTH_ACCESS_TOKEN, or install the gcloud CLI and run `gcloud auth login`[\s\S]*You do not currently have an active account/,
+        ),
+    );
   });
 });
