@@ -173,14 +173,14 @@ export class UnikernelService extends pulumi.ComponentResource {
       parent,
     );
 
-    const labels = pulumi
-      .all([uk.sha256, uk.mirageVersion, uk.name])
-      .apply(([kernelSha, mirageVersion, ukName]) => ({
+    const labels = pulumi.all([uk.sha256, uk.mirageVersion, uk.name]).apply(
+      ([kernelSha, mirageVersion, ukName]): Record<string, string> => ({
         ...args.labels,
         "mirage-unikernel": labelValue(ukName),
         "mirage-kernel-sha256": kernelSha.slice(0, SHA_LABEL_LENGTH),
         "mirage-version": labelValue(mirageVersion),
-      }));
+      }),
+    );
     const image = new gcp.compute.Image(
       `${name}-image`,
       {
@@ -231,91 +231,24 @@ export class UnikernelService extends pulumi.ComponentResource {
       );
     }
 
-    let instanceLinks: pulumi.Output<string[]>;
-    let externalIps: pulumi.Output<string[]>;
-    let vms: pulumi.Resource;
-    if (replicas === 1) {
-      const instance = new gcp.compute.Instance(
-        `${name}-vm`,
-        {
-          project: args.project,
-          zone: args.zone,
-          machineType,
-          bootDisk: { initializeParams: { image: image.selfLink } },
-          networkInterfaces: [networkInterface],
-          tags: [tag],
-          labels,
-          serviceAccount,
-        },
-        {
-          parent: this,
-          dependsOn: firewall ? [firewall] : [],
-          // A new image is a new VM (auto-named, so both exist for a moment): the new one is
-          // created before the old one is deleted.
-          replaceOnChanges: ["bootDisk.initializeParams.image"],
-          deleteBeforeReplace: false,
-        },
-      );
-      vms = instance;
-      instanceLinks = instance.selfLink.apply((link) => [link]);
-      externalIps = instance.networkInterfaces.apply((nics) =>
-        (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
-      );
-      this.instanceGroup = undefined;
-    } else {
-      const template = new gcp.compute.InstanceTemplate(
-        `${name}-template`,
-        {
-          project: args.project,
-          machineType,
-          disks: [{ sourceImage: image.selfLink, boot: true, autoDelete: true }],
-          networkInterfaces: [networkInterface],
-          tags: [tag],
-          labels,
-          serviceAccount,
-        },
-        // Templates are immutable: a new image is a new template, made before the old one goes.
-        { parent: this, deleteBeforeReplace: false },
-      );
-      const group = new gcp.compute.RegionInstanceGroupManager(
-        `${name}-group`,
-        {
-          project: args.project,
-          region: args.region,
-          baseInstanceName: name,
-          versions: [{ name: "primary", instanceTemplate: template.selfLinkUnique }],
-          targetSize: replicas,
-          // Roll to a new template at once, new VMs first: no VM goes before its successor runs.
-          // A regional group surges by at least its number of zones (3).
-          updatePolicy: {
-            type: "PROACTIVE",
-            minimalAction: "REPLACE",
-            maxSurgeFixed: Math.max(3, replicas),
-            maxUnavailableFixed: 0,
-          },
-          waitForInstances: true,
-          waitForInstancesStatus: "UPDATED",
-        },
-        { parent: this, dependsOn: firewall ? [firewall] : [] },
-      );
-      vms = group;
-      this.instanceGroup = group.instanceGroup;
-      instanceLinks = gcp.compute
-        .getRegionInstanceGroupOutput({ selfLink: group.instanceGroup }, parent)
-        .instances.apply((members) => members.map((m) => m.instance).sort());
-      externalIps = instanceLinks.apply((links) =>
-        pulumi.all(
-          links.map((selfLink) =>
-            gcp.compute
-              .getInstanceOutput({ selfLink }, parent)
-              .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
-          ),
-        ),
-      );
-      externalIps = externalIps.apply((ips) => ips.filter((ip) => ip !== ""));
-    }
+    const vm: VmSpec = {
+      project: args.project,
+      machineType,
+      image: image.selfLink,
+      networkInterface,
+      tag,
+      labels,
+      serviceAccount,
+    };
+    const vmOpts = { parent: this, dependsOn: firewall ? [firewall] : [] };
+    const vms =
+      replicas === 1
+        ? singleVm(name, vm, args.zone, vmOpts)
+        : groupOfVms(name, vm, replicas, args.region, vmOpts);
+    const instanceLinks = vms.links;
+    this.instanceGroup = vms.group;
+    this.externalIps = vms.externalIps;
     this.instanceNames = instanceLinks.apply((links) => links.map((l) => parseInstance(l).name));
-    this.externalIps = externalIps;
     this.serialCommands = instanceLinks.apply((links) =>
       links.map((l) => serialCommand(parseInstance(l))),
     );
@@ -328,7 +261,7 @@ export class UnikernelService extends pulumi.ComponentResource {
             pattern: args.waitFor.serial,
             timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
           },
-          { parent: this, dependsOn: [vms] },
+          { parent: this, dependsOn: [vms.resource] },
         )
       : undefined;
 
@@ -340,4 +273,127 @@ export class UnikernelService extends pulumi.ComponentResource {
       instanceGroup: this.instanceGroup,
     });
   }
+}
+
+/** What the VMs are made of, whether one instance or a group. */
+interface VmSpec {
+  project: pulumi.Input<string> | undefined;
+  machineType: string;
+  image: pulumi.Output<string>;
+  networkInterface: gcp.types.input.compute.InstanceNetworkInterface &
+    gcp.types.input.compute.InstanceTemplateNetworkInterface;
+  tag: string;
+  labels: pulumi.Output<Record<string, string>>;
+  serviceAccount:
+    | { email: pulumi.Input<string>; scopes: pulumi.Input<pulumi.Input<string>[]> }
+    | undefined;
+}
+
+interface Vms {
+  resource: pulumi.Resource;
+  /** The instances' selfLinks. */
+  links: pulumi.Output<string[]>;
+  externalIps: pulumi.Output<string[]>;
+  group: pulumi.Output<string> | undefined;
+}
+
+function singleVm(
+  name: string,
+  vm: VmSpec,
+  zone: pulumi.Input<string> | undefined,
+  opts: pulumi.CustomResourceOptions,
+): Vms {
+  const instance = new gcp.compute.Instance(
+    `${name}-vm`,
+    {
+      project: vm.project,
+      zone,
+      machineType: vm.machineType,
+      bootDisk: { initializeParams: { image: vm.image } },
+      networkInterfaces: [vm.networkInterface],
+      tags: [vm.tag],
+      labels: vm.labels,
+      serviceAccount: vm.serviceAccount,
+      // A unikernel keeps no state: a machine type change may stop and restart it.
+      allowStoppingForUpdate: true,
+    },
+    {
+      ...opts,
+      // A new image is a new VM (auto-named, so both exist for a moment): the new one is
+      // created, and verified when `waitFor` is set, before the old one is deleted.
+      replaceOnChanges: ["bootDisk.initializeParams.image"],
+      deleteBeforeReplace: false,
+    },
+  );
+  return {
+    resource: instance,
+    links: instance.selfLink.apply((link) => [link]),
+    externalIps: instance.networkInterfaces.apply((nics) =>
+      (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
+    ),
+    group: undefined,
+  };
+}
+
+function groupOfVms(
+  name: string,
+  vm: VmSpec,
+  replicas: number,
+  region: pulumi.Input<string> | undefined,
+  opts: pulumi.CustomResourceOptions,
+): Vms {
+  const template = new gcp.compute.InstanceTemplate(
+    `${name}-template`,
+    {
+      project: vm.project,
+      machineType: vm.machineType,
+      disks: [{ sourceImage: vm.image, boot: true, autoDelete: true }],
+      networkInterfaces: [vm.networkInterface],
+      tags: [vm.tag],
+      labels: vm.labels,
+      serviceAccount: vm.serviceAccount,
+    },
+    // Templates are immutable: a new image is a new template, made before the old one goes.
+    { parent: opts.parent, deleteBeforeReplace: false },
+  );
+  const group = new gcp.compute.RegionInstanceGroupManager(
+    `${name}-group`,
+    {
+      project: vm.project,
+      region,
+      baseInstanceName: name,
+      versions: [{ name: "primary", instanceTemplate: template.selfLinkUnique }],
+      targetSize: replicas,
+      // Roll to a new template at once, new VMs first: no VM goes before its successor runs.
+      // A regional group surges by at least its number of zones (3).
+      updatePolicy: {
+        type: "PROACTIVE",
+        minimalAction: "REPLACE",
+        maxSurgeFixed: Math.max(3, replicas),
+        maxUnavailableFixed: 0,
+      },
+      waitForInstances: true,
+      waitForInstancesStatus: "UPDATED",
+    },
+    opts,
+  );
+  const invokeOpts = { parent: opts.parent };
+  const links = gcp.compute
+    .getRegionInstanceGroupOutput({ selfLink: group.instanceGroup }, invokeOpts)
+    .instances.apply((members) => members.map((m) => m.instance).sort());
+  const externalIps = links.apply((selfLinks) =>
+    pulumi.all(
+      selfLinks.map((selfLink) =>
+        gcp.compute
+          .getInstanceOutput({ selfLink }, invokeOpts)
+          .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
+      ),
+    ),
+  );
+  return {
+    resource: group,
+    links,
+    externalIps: externalIps.apply((ips) => ips.filter((ip) => ip !== "")),
+    group: group.instanceGroup,
+  };
 }
