@@ -538,8 +538,8 @@ describe("gcp.UnikernelService refuses", () => {
   });
 
   /** A kernel the component learns is wrong only from the Unikernel's outputs. */
-  async function refusedAtDeploy(facts: KernelFacts, message: RegExp) {
-    const seen = await mockStack(facts);
+  async function refusedAtDeploy(facts: KernelFacts, message: RegExp, preview = false) {
+    const seen = await mockStack(facts, preview);
     // In a real program the failed registration reaches the process as an uncaught error,
     // which Pulumi's language host reports as the deployment's error; catch it before the test
     // runner does.
@@ -570,10 +570,11 @@ describe("gcp.UnikernelService refuses", () => {
     leakedPromises();
   }
 
-  it("a non-virtio kernel, when the deployment learns its target", () =>
+  it("a non-virtio kernel at preview, before it is built", () =>
     refusedAtDeploy(
-      { ...GOOD_KERNEL, target: "hvt" },
+      { target: "hvt" }, // manifest and sha256 unknown until the build
       /unikernel is built for the hvt target; Compute Engine needs a virtio kernel/,
+      true,
     ));
 
   it("a kernel without exactly one network device", async () => {

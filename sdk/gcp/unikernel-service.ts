@@ -6,12 +6,13 @@ import { DiskImage } from "../disk-image";
 import type { Unikernel } from "../unikernel";
 import { GceSerialWait } from "./serial-wait";
 import {
-  checkKernel,
   checkLabels,
   checkMachineType,
   checkName,
+  checkNetDevices,
   checkReplicas,
   checkSourceRanges,
+  checkTarget,
   checkWaitFor,
   firewallAllows,
   labelValue,
@@ -136,11 +137,12 @@ export class UnikernelService extends pulumi.ComponentResource {
     };
     const uk = args.unikernel;
 
-    // Facts known only once the kernel is built; a wrong kernel stops before anything uploads.
-    const kernelChecked = pulumi.all([uk.target, uk.manifest]).apply(([target, manifest]) => {
-      checkKernel(target, manifest);
-      return true;
-    });
+    // Facts about the kernel, checked apart so each fails as soon as it is known: the target at
+    // preview, the devices once the kernel is built. A wrong kernel stops before any upload.
+    const kernelChecked = pulumi.all([
+      uk.target.apply(checkTarget),
+      uk.manifest.apply(checkNetDevices),
+    ]);
 
     this.diskImage = new DiskImage(
       `${name}-disk`,

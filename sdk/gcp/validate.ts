@@ -164,18 +164,21 @@ export function checkWaitFor(waitFor: { serial: string; timeoutSeconds?: number 
   }
 }
 
-/**
- * A kernel GCE can boot and keep running: a virtio kernel (GCE boots a BIOS disk and offers
- * virtio-net) that declares exactly one network device (GCE always attaches one NIC, and Solo5
- * aborts on a device it did not declare; FACTS.md).
- */
-export function checkKernel(target: Target, manifest: readonly Device[]): void {
+/** GCE boots a BIOS disk and offers virtio devices: only a virtio kernel runs (FACTS.md). */
+export function checkTarget(target: Target): void {
   if (target !== "virtio") {
     fail(
       "unikernel",
       `is built for the ${target} target; Compute Engine needs a virtio kernel: build it with \`mirage configure -t virtio\` (target: "virtio")`,
     );
   }
+}
+
+/**
+ * GCE always attaches exactly one NIC, and a Solo5 unikernel aborts on a device it did not
+ * declare (FACTS.md): the kernel must declare exactly one network device.
+ */
+export function checkNetDevices(manifest: readonly Device[]): void {
   const nets = manifest.filter((d) => d.type === "net");
   if (nets.length !== 1) {
     fail(
