@@ -191,6 +191,23 @@ describe("waitForSerial", () => {
     assert.equal(api.seen.length, 1);
   });
 
+  it("keeps trying through network errors, and says so when it gives up", async () => {
+    // A port nobody listens on: every request is refused.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    await assert.rejects(
+      waitForSerial(instance, {
+        ...fast,
+        pattern: "x",
+        timeoutMs: 100,
+        endpoint: `http://127.0.0.1:${port}/compute/v1`,
+      }),
+      /within 0.1 s \(last request: network error: fetch failed \(.*ECONNREFUSED.*\)\)/,
+    );
+  });
+
   it("retries overload and server errors", async () => {
     api.steps = [{ status: 503 }, { status: 429 }, { append: "Hello, World\n" }];
     const result = await waitForSerial(instance, {
@@ -201,6 +218,12 @@ describe("waitForSerial", () => {
     });
     assert.equal(result.match, "World");
     assert.equal(api.seen.length, 3);
+
+    api.steps = Array(10_000).fill({ status: 503 });
+    await assert.rejects(
+      waitForSerial(instance, { ...fast, pattern: "x", timeoutMs: 100, endpoint: api.endpoint }),
+      /within 0.1 s \(last request: HTTP 503\)/,
+    );
   });
 
   it("fetches a fresh token once when the API says the token expired", async () => {

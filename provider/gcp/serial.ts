@@ -167,11 +167,16 @@ export async function waitForSerial(
   for (;;) {
     const url = `${base}?port=${port}&start=${next}`;
     let answer: { status: number; body: string } | undefined;
+    // Why the last request brought nothing, for the timeout message.
+    let problem: string | undefined;
     try {
       answer = await fetchChunk(url, token, options.signal);
+      if (answer.status !== 200) problem = `HTTP ${answer.status}`;
     } catch (error) {
       if (options.signal?.aborted) throw error;
       // A network hiccup: try again until the deadline.
+      const cause = (error as Error & { cause?: Error }).cause?.message;
+      problem = `network error: ${(error as Error).message}${cause ? ` (${cause})` : ""}`;
     }
     if (answer && answer.status === 401 && !refreshed) {
       // The token expired during a long wait: fetch a fresh one once.
@@ -199,7 +204,7 @@ export async function waitForSerial(
       const shown = output === "" ? "(no output yet)" : tail(output);
       throw new SerialWaitError(
         `${where} did not match /${options.pattern}/ within ${options.timeoutMs / 1000} s` +
-          `${answer && answer.status !== 200 ? ` (last answer: HTTP ${answer.status})` : ""}.\n` +
+          `${problem ? ` (last request: ${problem})` : ""}.\n` +
           `Last lines of output:\n${shown}\n` +
           `Read the whole console with: ${serialCommand(instance)}`,
       );
