@@ -11,6 +11,7 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { parseInstance, SerialWaitError, waitForSerial } from "../provider/gcp/serial";
 import { accessToken, TOKEN_VARIABLE } from "../provider/gcp/token";
 import { provider } from "../provider/resources/gce-serial-wait";
+import { engineProvider } from "../sdk/engine";
 
 /** How the fake API answers the next request. */
 type Step =
@@ -301,6 +302,17 @@ describe("GceSerialWait engine", () => {
       timeoutSeconds: 60,
     } as never);
     assert.deepEqual(preview.failures, []);
+  });
+
+  it("is what the GceSerialWait resource's provider loads by package name", async () => {
+    const checked = await engineProvider("gce-serial-wait").check?.(
+      {},
+      { instances: [link("web-0")], pattern: "(", timeoutSeconds: 60 },
+    );
+    assert.deepEqual(
+      checked?.failures?.map((f) => f.property),
+      ["pattern"],
+    );
   });
 
   it("waits again when the instances change, and not when only the timeout does", () => {
