@@ -516,6 +516,10 @@ describe("gcp.UnikernelService refuses", () => {
       /sourceRanges\[0\] "10.0.0.0\/33" is not a CIDR range/,
     );
     await refuse({ sourceRanges: [] }, /sourceRanges is empty/);
+    await refuse(
+      { labels: Object.fromEntries(Array.from({ length: 62 }, (_, i) => [`l${i}`, "x"])) },
+      /labels has 62 labels; GCE allows 64, 3 of which this component sets/,
+    );
     await refuse({ labels: { Team: "edge" } }, /labels key "Team" is not a valid label key/);
     await refuse(
       { labels: { team: "Edge Team" } },

@@ -15,7 +15,7 @@ import {
   checkTarget,
   checkWaitFor,
   firewallAllows,
-  labelValue,
+  kernelLabels,
   type Port,
 } from "./validate";
 
@@ -85,9 +85,6 @@ export interface UnikernelServiceArgs {
    */
   waitFor?: { serial: string; timeoutSeconds?: number };
 }
-
-/** The label values GCE accepts carry at most 63 characters: the kernel hash's first 128 bits. */
-const SHA_LABEL_LENGTH = 32;
 
 /**
  * A MirageOS unikernel served from Google Compute Engine: its disk image uploaded to Cloud
@@ -175,14 +172,12 @@ export class UnikernelService extends pulumi.ComponentResource {
       parent,
     );
 
-    const labels = pulumi.all([uk.sha256, uk.mirageVersion, uk.name]).apply(
-      ([kernelSha, mirageVersion, ukName]): Record<string, string> => ({
+    const labels = pulumi
+      .all([uk.name, uk.sha256, uk.mirageVersion])
+      .apply(([ukName, kernelSha, mirageVersion]) => ({
         ...args.labels,
-        "mirage-unikernel": labelValue(ukName),
-        "mirage-kernel-sha256": kernelSha.slice(0, SHA_LABEL_LENGTH),
-        "mirage-version": labelValue(mirageVersion),
-      }),
-    );
+        ...kernelLabels(ukName, kernelSha, mirageVersion),
+      }));
     const image = new gcp.compute.Image(
       `${name}-image`,
       {

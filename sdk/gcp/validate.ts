@@ -127,7 +127,28 @@ export function checkSourceRanges(ranges: readonly string[]): void {
 const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 
+/** Label values carry at most 63 characters: the kernel hash's first 128 bits. */
+const SHA_LABEL_LENGTH = 32;
+
+/** The labels that say which kernel an image or VM runs. */
+export function kernelLabels(
+  unikernel: string,
+  kernelSha256: string,
+  mirageVersion: string,
+): Record<string, string> {
+  return {
+    "mirage-unikernel": labelValue(unikernel),
+    "mirage-kernel-sha256": kernelSha256.slice(0, SHA_LABEL_LENGTH),
+    "mirage-version": labelValue(mirageVersion),
+  };
+}
+
 export function checkLabels(labels: Record<string, string>): void {
+  const count = Object.keys(labels).length;
+  const own = Object.keys(kernelLabels("", "", "")).length;
+  if (count > 64 - own) {
+    fail("labels", `has ${count} labels; GCE allows 64, ${own} of which this component sets`);
+  }
   for (const [key, value] of Object.entries(labels)) {
     if (!LABEL_KEY.test(key)) {
       fail(
