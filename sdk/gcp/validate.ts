@@ -166,7 +166,7 @@ export function checkLabels(labels: Record<string, string>): void {
 }
 
 /** Any text as a label value: lowercase, other characters as `-`, at most 63 characters. */
-export function labelValue(text: string): string {
+function labelValue(text: string): string {
   return text
     .toLowerCase()
     .replace(/[^a-z0-9_-]/g, "-")
