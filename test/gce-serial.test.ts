@@ -12,6 +12,7 @@ import { parseInstance, SerialWaitError, waitForSerial } from "../provider/gcp/s
 import { accessToken, TOKEN_VARIABLE } from "../provider/gcp/token";
 import { provider } from "../provider/resources/gce-serial-wait";
 import { engineProvider } from "../sdk/engine";
+import { startDynamicProvider, UNKNOWN } from "./support/dynamic-provider";
 
 /** How the fake API answers the next request. */
 type Step =
@@ -281,11 +282,10 @@ describe("parseInstance", () => {
   });
 });
 
-describe("GceSerialWait engine", () => {
-  const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-  const link = (name: string) =>
-    `https://www.googleapis.com/compute/v1/projects/demo-project/zones/europe-west1-b/instances/${name}`;
+const link = (name: string) =>
+  `https://www.googleapis.com/compute/v1/projects/demo-project/zones/europe-west1-b/instances/${name}`;
 
+describe("GceSerialWait engine", () => {
   it("checks the pattern, timeout and instances, and lets unknown values through at preview", () => {
     const bad = provider.check(
       {},
@@ -414,5 +414,44 @@ describe("accessToken", () => {
           /set GOOGLE_OAUTH_ACCESS_TOKEN, or install the gcloud CLI and run `gcloud auth login`[\s\S]*You do not currently have an active account/,
         ),
     );
+  });
+});
+
+describe("GceSerialWait in the dynamic-provider process", () => {
+  it("waits through the packed package, with the token from the environment, and fails with the tail", async () => {
+    const p = await startDynamicProvider({ env: { GOOGLE_OAUTH_ACCESS_TOKEN: "packed-token" } });
+    try {
+      const preview = await p.check(
+        "gce-serial-wait",
+        {},
+        { instances: UNKNOWN, pattern: "serving HTTP on port \\d+", timeoutSeconds: 60 },
+      );
+      assert.deepEqual(preview.failures, []);
+
+      api.steps = [
+        { append: "Solo5: Bindings version v0.12.1\n" },
+        { append: "[INFO] [application] serving HTTP on port 8080\n" },
+      ];
+      const news = {
+        instances: [link("web-0")],
+        pattern: "serving HTTP on port \\d+",
+        timeoutSeconds: 60,
+        endpoint: api.endpoint,
+      };
+      const { inputs, failures } = await p.check("gce-serial-wait", {}, news);
+      assert.deepEqual(failures, []);
+      const { outs } = await p.create("gce-serial-wait", inputs);
+      assert.deepEqual(outs.matched, { "web-0": "serving HTTP on port 8080" });
+      assert.ok(api.seen.length >= 2);
+      assert.ok(api.seen.every((s) => s.auth === "Bearer packed-token"));
+
+      api.console = "Solo5: PCI enumeration failed\n";
+      await assert.rejects(
+        p.create("gce-serial-wait", { ...inputs, instances: [link("web-1")], timeoutSeconds: 1 }),
+        /web-1 .* did not match \/serving HTTP on port \\d\+\/ within 1 s[\s\S]*Solo5: PCI enumeration failed[\s\S]*gcloud compute instances get-serial-port-output web-1/,
+      );
+    } finally {
+      await p.stop();
+    }
   });
 });
