@@ -296,6 +296,12 @@ describe("GceSerialWait engine", () => {
       ["pattern", "timeoutSeconds", "instances"],
     );
     assert.match(bad.failures?.[0].reason ?? "", /not a valid regular expression/);
+    assert.deepEqual(
+      provider
+        .check({}, { instances: link("a"), pattern: "x", timeoutSeconds: 1 } as never)
+        .failures?.map((f) => f.reason),
+      ["must be a list of instance selfLinks"],
+    );
     const preview = provider.check({}, {
       instances: [UNKNOWN],
       pattern: "Hello",

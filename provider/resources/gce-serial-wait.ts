@@ -50,7 +50,9 @@ function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResu
       reason: `must be a whole number of seconds above 0, got ${JSON.stringify(news.timeoutSeconds)}`,
     });
   }
-  if (known(news.instances) && Array.isArray(news.instances)) {
+  if (known(news.instances) && !Array.isArray(news.instances)) {
+    failures.push({ property: "instances", reason: "must be a list of instance selfLinks" });
+  } else if (known(news.instances)) {
     for (const ref of news.instances) {
       if (!known(ref)) continue;
       try {
