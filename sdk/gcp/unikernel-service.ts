@@ -19,6 +19,11 @@ import {
   type Port,
 } from "./validate";
 
+/**
+ * Arguments of `gcp.UnikernelService`. The ones the component checks before anything is created
+ * (machine type, replicas, ports, source ranges, labels, waitFor) are plain values, so
+ * `pulumi preview` reports a mistake in them.
+ */
 export interface UnikernelServiceArgs {
   /**
    * The unikernel to run: a virtio kernel declaring exactly one network device. The component
@@ -75,7 +80,11 @@ export interface UnikernelServiceArgs {
    * none (a unikernel calls no Google APIs).
    */
   serviceAccount?: { email: pulumi.Input<string>; scopes?: pulumi.Input<pulumi.Input<string>[]> };
-  /** Labels for the image and the VMs, beside the kernel's sha256 and mirage version. Default: none. */
+  /**
+   * Labels for the image and the VMs, beside the ones the component sets: `mirage-unikernel`,
+   * `mirage-kernel-sha256` (its first 32 hex digits: a label value holds 63 characters) and
+   * `mirage-version`. Default: none.
+   */
   labels?: Record<string, string>;
   /**
    * Make `pulumi up` wait until each VM's serial console (port 1) matches `serial`, a regular
