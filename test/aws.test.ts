@@ -108,7 +108,7 @@ describe("aws.UnikernelService", () => {
   test("imports a raw disk from its bucket as an HVM legacy-BIOS AMI and runs it on t2.micro", async () => {
     const { outputs, one, mine, parents } = await deploy("web", {
       bootArgs: ["--ipv4=10.0.0.2/24"],
-      ports: [{ port: 80 }, { port: 443 }],
+      ports: [80, { port: 443 }],
     });
 
     const image = one("pulumi-nodejs:dynamic/pulumi-mirage:DiskImage");
@@ -258,6 +258,17 @@ describe("aws.UnikernelService", () => {
     ]) {
       assert.equal(aws.instanceTypeProblem(ok), undefined, ok);
     }
+  });
+
+  test("refuses ports that are not port numbers and instance counts below one", () => {
+    assert.throws(
+      () => new aws.UnikernelService("badport", { unikernel: {} as never, ports: [80, 70000] }),
+      /ports: 70000 is not a port number \(1-65535\)/,
+    );
+    assert.throws(
+      () => new aws.UnikernelService("nocount", { unikernel: {} as never, instanceCount: 0 }),
+      /instanceCount must be a whole number, at least 1, not 0/,
+    );
   });
 
   test("refuses a service with both or neither of unikernel and image", () => {

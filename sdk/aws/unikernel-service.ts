@@ -39,8 +39,11 @@ export interface UnikernelServiceArgs {
   instanceType?: string;
   /** How many instances to run from the image. Default: 1. */
   instanceCount?: number;
-  /** The ports to open to the instances; no other inbound traffic is allowed. Default: none. */
-  ports?: ServicePort[];
+  /**
+   * The ports to open to the instances (a number is a TCP port open to anyone); no other inbound
+   * traffic is allowed. Default: none.
+   */
+  ports?: (number | ServicePort)[];
   /** The subnet to launch into. Default: the default VPC's default subnet. */
   subnetId?: pulumi.Input<string>;
   /** The VPC of the security group; must contain `subnetId`. Default: the default VPC. */
@@ -89,7 +92,8 @@ export class UnikernelService extends pulumi.ComponentResource {
         `aws.UnikernelService ${name}: instanceCount must be a whole number, at least 1, not ${instanceCount}`,
       );
     }
-    for (const p of args.ports ?? []) {
+    const ports = (args.ports ?? []).map((p) => (typeof p === "number" ? { port: p } : p));
+    for (const p of ports) {
       if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) {
         throw new Error(
           `aws.UnikernelService ${name}: ports: ${JSON.stringify(p.port)} is not a port number (1-65535)`,
@@ -179,7 +183,7 @@ export class UnikernelService extends pulumi.ComponentResource {
       {
         description: "pulumi-mirage: the unikernel's declared ports",
         vpcId: args.vpcId,
-        ingress: (args.ports ?? []).map((p) => ({
+        ingress: ports.map((p) => ({
           protocol: p.protocol ?? "tcp",
           fromPort: p.port,
           toPort: p.port,
