@@ -16,6 +16,7 @@ import { Unikernel } from "../sdk/unikernel";
 import { Domain } from "../sdk/xen";
 import {
   type DynamicProvider,
+  dynamicType,
   isSecret,
   type Props,
   type ProviderCallError,
@@ -482,7 +483,7 @@ describe("xen.Domain SDK resource", () => {
     await pulumi.runtime.setMocks(
       {
         newResource(args) {
-          registered[args.name] = args.inputs;
+          registered[args.name] = { ...args.inputs, type: args.type };
           const built = args.type.endsWith(":Unikernel")
             ? { kernelPath: "/cache/kernels/hello.xen", sha256: "ab".repeat(32) }
             : {};
@@ -519,6 +520,7 @@ describe("xen.Domain SDK resource", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(await privateKeyIsSecret, true);
     const inputs = registered.web;
+    assert.equal(inputs.type, dynamicType("xen-domain"));
     assert.equal(inputs.name, "web", "the domain is named after the resource by default");
     assert.equal(inputs.host, "xen1.example.org");
     assert.equal(inputs.kernelPath, "/cache/kernels/hello.xen");

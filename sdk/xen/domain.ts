@@ -109,7 +109,7 @@ export class Domain extends pulumi.dynamic.Resource {
         additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "privateKey"],
       },
       "pulumi-mirage",
-      "XenDomain",
+      "Domain",
     );
   }
 }
