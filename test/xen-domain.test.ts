@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, Socket } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
@@ -453,6 +453,9 @@ describe("xen.Domain engine, against a real sshd", () => {
 
   test("the private key appears in no error, output or file left behind", async () => {
     const secret = sshd.clientKey.split("\n")[1];
+    const keyDirs = async () =>
+      (await readdir(tmpdir())).filter((name) => name.startsWith("pulumi-mirage-ssh-"));
+    const dirsBefore = new Set(await keyDirs());
     const inputs = await checked();
     const { id, outs } = await provider.create(inputs);
     const { privateKey: _, ...rest } = outs as DomainOutputs;
@@ -470,10 +473,8 @@ describe("xen.Domain engine, against a real sshd", () => {
     assert.equal(errors.length, 4);
     for (const text of errors) assert.ok(!text.includes(secret), text);
     await provider.delete(id, outs as DomainOutputs);
-    const leftovers = (
-      await run("sh", ["-c", `ls -d ${tmpdir()}/pulumi-mirage-ssh-* 2>/dev/null || true`])
-    ).stdout;
-    assert.equal(leftovers.trim(), "", "the key's temporary directories are removed");
+    const leftovers = (await keyDirs()).filter((name) => !dirsBefore.has(name));
+    assert.deepEqual(leftovers, [], "the key's temporary directories are removed");
   });
 });
 
