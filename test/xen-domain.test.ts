@@ -276,6 +276,20 @@ describe("xen.Domain engine, against a real sshd", () => {
     assert.doesNotMatch(reasons, /id_ed25519/, "the privateKey value is never echoed");
   });
 
+  test("check takes remoteDir as a clean absolute directory, never / or with '..'", async () => {
+    const remote = async (remoteDir: string) => {
+      const { inputs, failures } = await provider.check({}, { ...(await checked()), remoteDir });
+      return failures?.length
+        ? failures.map((f) => `${f.property}: ${f.reason}`)
+        : inputs.remoteDir;
+    };
+    assert.equal(await remote("/srv//xen/"), "/srv/xen");
+    for (const bad of ["/", "//", "/srv/../etc", "srv/xen", "/srv/my domains"]) {
+      const result = await remote(bad);
+      assert.ok(Array.isArray(result) && result[0].startsWith("remoteDir: "), `${bad}: ${result}`);
+    }
+  });
+
   test("check refuses a kernel built for another target, or not a unikernel at all", async () => {
     const inputs = await checked();
     const fromResource = await provider.check({}, { ...inputs, target: "virtio" });

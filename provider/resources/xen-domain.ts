@@ -179,15 +179,16 @@ async function check(
   }
   if (known(remoteDir)) {
     const dir = String(remoteDir);
+    const clean = posix.normalize(dir).replace(/\/+$/, "");
     const problem = !posix.isAbsolute(dir)
       ? "is not an absolute path"
-      : posix.normalize(dir) !== dir.replace(/(.)\/$/, "$1") || dir === "/"
-        ? "must be a plain directory such as /var/lib/pulumi-mirage (no '..', not /)"
+      : clean === "" || dir.split("/").includes("..")
+        ? "must be a directory such as /var/lib/pulumi-mirage (not /, no '..')"
         : /\s/.test(dir)
-          ? "contains a space"
+          ? "contains whitespace"
           : xlStringProblem(dir);
     if (problem) fail("remoteDir", `${JSON.stringify(dir)} ${problem}`);
-    else inputs.remoteDir = posix.normalize(dir).replace(/(.)\/$/, "$1");
+    else inputs.remoteDir = clean;
   }
   return { inputs, failures };
 }
