@@ -66,6 +66,8 @@ export class DiskImage extends pulumi.dynamic.Resource {
         format: args.format ?? "raw",
         bootArgs: args.bootArgs ?? [],
         cacheDir: args.cacheDir,
+        // Dynamic providers are not told which resource they work for: progress lines need it.
+        resourceName: name,
         path: undefined,
         sha256: undefined,
         size: undefined,

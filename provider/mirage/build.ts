@@ -2,10 +2,11 @@
 // depend`, `make build`, in a scratch copy of the source (mirage writes into the directory it
 // runs in; the user's tree stays untouched, and two builds of one source cannot collide). The
 // kernel goes into the content-addressed cache; a cache hit runs no tool at all.
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { withScratchDir } from "../atomic";
 import { type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
 import { run, ToolError } from "../exec";
+import { sha256File } from "../hash";
 import { combineFingerprint, copySourceTree } from "./fingerprint";
 import { distFile, type Target, unikernelName } from "./project";
 
@@ -22,6 +23,11 @@ export interface BuildRequest {
   fingerprint: string;
   timeoutMs: number;
   cacheDir: string;
+  /**
+   * A kernel already built for this fingerprint (an earlier state's, perhaps in another cache):
+   * stored instead of building when it is intact.
+   */
+  built?: string;
 }
 
 /** How often a long step reports that it is still running. */
@@ -56,10 +62,25 @@ export async function kernelFor(request: BuildRequest): Promise<Entry> {
     "kernel",
     request.fingerprint,
     async () =>
-      (await lookup(request.cacheDir, "kernel", request.fingerprint)) ?? (await build(request)),
+      (await lookup(request.cacheDir, "kernel", request.fingerprint)) ??
+      (await reuse(request)) ??
+      (await build(request)),
     // Waiting for another build of the same kernel may take as long as that build.
     request.timeoutMs + 10 * 60_000,
   );
+}
+
+/** Stores `request.built` if it is still the kernel its content-addressed path says it is. */
+async function reuse(request: BuildRequest): Promise<Entry | undefined> {
+  const { built } = request;
+  if (!built) return undefined;
+  const sha = await sha256File(built).catch(() => undefined);
+  if (sha !== basename(dirname(built))) return undefined;
+  const name = await unikernelName(request.source, request.configureArgs);
+  return store(request.cacheDir, "kernel", request.fingerprint, built, {
+    fileName: basename(built),
+    meta: { name, target: request.target, mirageVersion: request.mirageVersion },
+  });
 }
 
 async function build(request: BuildRequest): Promise<Entry> {

@@ -1,0 +1,45 @@
+// Helpers for dynamic resources' engine code: Pulumi's unknown values, input comparison, and
+// the content-addressed paths the cache hands out.
+import { basename, dirname } from "node:path";
+
+/** How an input that is not known yet (at preview) reaches a dynamic provider (FACTS.md). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** A device the unikernel declares in its Solo5 manifest. */
+export interface Device {
+  name: string;
+  type: "net" | "block";
+}
+
+export function isKnown(value: unknown): boolean {
+  return value !== UNKNOWN;
+}
+
+/** Whether an optional input was given at all (unknown counts as given). */
+export function given(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== "";
+}
+
+/** The keys among `keys` whose values differ between two property bags. */
+export function changedKeys(
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+  keys: readonly string[],
+): string[] {
+  return keys.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
+}
+
+/** A name made safe for a file or object name: letters, digits, `.`, `_`, `-`. */
+export function plainName(name: string): string {
+  const plain = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "");
+  return plain === "" ? "unikernel" : plain;
+}
+
+/**
+ * Whether a state's cached file is the one it recorded: the cache stores files under their
+ * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here.
+ */
+export function storedIntact(path: unknown, recordedSha256: unknown): boolean {
+  if (typeof path !== "string") return true; // never created: nothing to compare
+  return basename(dirname(path)) === recordedSha256;
+}
