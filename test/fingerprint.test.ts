@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { run } from "../provider/exec";
 import {
@@ -10,9 +9,7 @@ import {
   hashSourceTree,
   isGenerated,
 } from "../provider/mirage/fingerprint";
-
-/** build/test/fingerprint.test.js → test/standins/mirage in the repository. */
-const STANDIN = resolve(__dirname, "..", "..", "test", "standins", "mirage");
+import { STANDIN, Standin } from "./support/standin";
 
 const CONFIG_ML = `open Mirage
 let main = main "Unikernel.Hello" (time @-> job) ~packages:[package "duration"]
@@ -37,11 +34,14 @@ async function sourceTree(): Promise<string> {
   return dir;
 }
 
+let standin: Standin;
+
 before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "fingerprint-test-"));
+  standin = await Standin.setUp();
+  scratch = standin.scratch;
 });
 after(async () => {
-  await rm(scratch, { recursive: true, force: true });
+  await standin.tearDown();
 });
 
 describe("hashSourceTree", () => {
