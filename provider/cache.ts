@@ -148,10 +148,16 @@ export async function store(
   kind: Kind,
   key: string,
   file: string,
-  options: { fileName: string; meta: Meta; move?: boolean },
+  options: {
+    fileName: string;
+    meta: Meta;
+    move?: boolean;
+    /** The file's sha256 when the caller has just computed it (a raw disk takes seconds). */
+    sha256?: string;
+  },
 ): Promise<Entry> {
   const index = indexPath(dir, kind, key);
-  const sha = await sha256File(file);
+  const sha = options.sha256 ?? (await sha256File(file));
   const { size } = await stat(file);
   const relative = `${kind}s/${sha}/${checkName("file name", options.fileName)}`;
   const path = join(dir, relative);

@@ -15,6 +15,7 @@ import { findMirage, mirageVersion } from "../mirage/toolchain";
 import {
   changedKeys,
   type Device,
+  fileState,
   given,
   isKnown,
   plainName,
@@ -322,11 +323,7 @@ async function produce(props: UnikernelProps, olds?: Record<string, unknown>) {
 /** The state as it is on disk: the cached kernel's actual hash and size ("" and 0 if gone). */
 async function read(id: string, props?: Record<string, unknown>) {
   if (!props || typeof props.kernelPath !== "string") return { id, props: props ?? {} };
-  const info = await stat(props.kernelPath).catch(() => undefined);
-  const actual = info?.isFile()
-    ? { sha256: await sha256File(props.kernelPath), size: info.size }
-    : { sha256: "", size: 0 };
-  return { id, props: { ...props, ...actual } };
+  return { id, props: { ...props, ...(await fileState(props.kernelPath)) } };
 }
 
 export const provider: Required<
