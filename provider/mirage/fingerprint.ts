@@ -98,11 +98,15 @@ async function digestFile(file: SourceFile, copyTo?: string): Promise<FileDigest
     if (target) await mkdir(dirname(target), { recursive: true });
     const output = target ? await open(target, "wx", executable ? 0o755 : 0o644) : undefined;
     try {
+      // Up to the size stat gave (no extra read to find the end): a consistent snapshot.
+      let total = 0;
       while (bytesRead > 0) {
         const chunk = buffer.subarray(0, bytesRead);
         hash.update(chunk);
         if (output) await output.write(chunk);
-        ({ bytesRead } = await input.read(buffer, 0, buffer.length, null));
+        total += bytesRead;
+        if (total >= size) break;
+        ({ bytesRead } = await input.read(buffer, 0, Math.min(buffer.length, size - total), null));
       }
     } finally {
       await output?.close();
@@ -116,27 +120,41 @@ async function digestFile(file: SourceFile, copyTo?: string): Promise<FileDigest
 }
 
 /**
- * Runs `work` over `items` with at most `limit` in flight, handing results to `consume` in the
- * items' order (so a hash over them is deterministic).
+ * Runs `work` over `items` with `limit` workers, handing results to `consume` in the items'
+ * order (so a hash over them is deterministic). A worker that finishes takes the next item at
+ * once, whatever the others are doing; only the (small) results wait for their turn.
  */
 async function orderedPool<T, R>(
-  items: AsyncIterable<T>,
+  items: AsyncIterator<T>,
   limit: number,
   work: (item: T) => Promise<R>,
   consume: (result: R) => void,
 ): Promise<void> {
-  const inFlight: Promise<R>[] = [];
-  try {
-    for await (const item of items) {
-      inFlight.push(work(item));
-      if (inFlight.length >= limit) consume(await (inFlight.shift() as Promise<R>));
+  const done = new Map<number, R>();
+  let taken = 0;
+  let consumed = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed) {
+      const index = taken++;
+      const next = await items.next();
+      if (next.done) return;
+      try {
+        done.set(index, await work(next.value));
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+      while (done.has(consumed)) {
+        consume(done.get(consumed) as R);
+        done.delete(consumed++);
+      }
     }
-    while (inFlight.length > 0) consume(await (inFlight.shift() as Promise<R>));
-  } catch (error) {
-    // Let the rest settle so no file handle outlives the call.
-    await Promise.allSettled(inFlight);
-    throw error;
-  }
+  };
+  // Every worker settles before this returns, so no file handle outlives the call.
+  const results = await Promise.allSettled(Array.from({ length: limit }, worker));
+  const rejected = results.find((r) => r.status === "rejected");
+  if (rejected) throw (rejected as PromiseRejectedResult).reason;
 }
 
 /**
@@ -150,7 +168,7 @@ export async function hashSourceTree(
 ): Promise<string> {
   const tree = createHash("sha256");
   await orderedPool(
-    walk(root),
+    walk(root)[Symbol.asyncIterator](),
     CONCURRENCY,
     (file) => digestFile(file, options.copyTo),
     (digest) => {
