@@ -68,10 +68,12 @@ function prebuiltFingerprint(kernelSha256: string, target: Target): string {
   return sha256(JSON.stringify({ prebuilt: kernelSha256, target }));
 }
 
-/** Validates the inputs that need no file system; returns the checked configure arguments. */
+/** Validates the inputs that need no file system. */
 function checkShape(news: Record<string, unknown>, failures: Failure[]): void {
   const { target, configureArgs, buildTimeoutMinutes } = news;
-  if (isKnown(target) && !isTarget(target)) {
+  if (!given(target)) {
+    failures.push({ property: "target", reason: `give a target: one of ${TARGETS.join(", ")}` });
+  } else if (isKnown(target) && !isTarget(target)) {
     failures.push({
       property: "target",
       reason: `${JSON.stringify(target)} is not a MirageOS target: use one of ${TARGETS.join(", ")}`,
