@@ -2,6 +2,7 @@
 // The `pulumi-mirage` command: a dispatcher over subcommands. Each subcommand is one entry in
 // COMMANDS and does its work through a provider module, so the CLI and the Pulumi resources run
 // the same code.
+import { parseImageArgs, runImageCommand } from "./image/cli";
 import { inspectKernel } from "./inspect";
 
 /** Wrong arguments: the dispatcher prints the usage and exits with status 2. */
@@ -32,6 +33,13 @@ const COMMANDS: Record<string, Command> = {
       process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
       return 0;
     },
+  },
+  image: {
+    args: "KERNEL --out DIR [--format raw|gce] [-- BOOTARG...]",
+    summary:
+      "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio or xen " +
+      "kernel, passing BOOTARGs to it; prints each file's path, sha256 and size as JSON",
+    run: (args) => runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
   },
 };
 
