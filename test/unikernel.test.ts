@@ -357,13 +357,13 @@ describe("create", () => {
 
   it("kills the build and everything it started when the timeout fires", async () => {
     const source = await standin.source();
-    const inputs = await checked(sourceInputs(source, { buildTimeoutMinutes: 0.03 }));
-    process.env.MIRAGE_STANDIN_SLEEP = "build:120";
+    const inputs = await checked(sourceInputs(source, { buildTimeoutMinutes: 0.1 }));
+    process.env.MIRAGE_STANDIN_SLEEP = "configure:120";
     const before = (await standin.invocations()).length;
     try {
       await assert.rejects(provider.create(inputs), {
         message:
-          /^mirage build failed at step "make build" \(make build\): the build took longer than 0\.03 minutes \(buildTimeoutMinutes\) and was killed/,
+          /^mirage build failed at step "mirage configure" \(\S+ configure -t virtio\): the build took longer than 0\.1 minutes \(buildTimeoutMinutes\) and was killed/,
       });
     } finally {
       delete process.env.MIRAGE_STANDIN_SLEEP;
