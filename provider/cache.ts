@@ -158,7 +158,7 @@ export async function store(
 ): Promise<Entry> {
   const index = indexPath(dir, kind, key);
   const sha = options.sha256 ?? (await sha256File(file));
-  const { size } = await stat(file);
+  const { size, mode } = await stat(file);
   const relative = `${kind}s/${sha}/${checkName("file name", options.fileName)}`;
   const path = join(dir, relative);
   await mkdir(join(dir, `${kind}s`, sha), { recursive: true });
@@ -172,8 +172,9 @@ export async function store(
     try {
       if (options.move) await rename(file, temp);
       else await copyFile(file, temp);
-      // Read-only, so nothing writes through a path handed out to users by mistake.
-      await chmod(temp, 0o444);
+      // Read-only, so nothing writes through a path handed out to users by mistake; a unix
+      // target's kernel is a program, and stays executable.
+      await chmod(temp, mode & 0o111 ? 0o555 : 0o444);
       await rename(temp, path);
     } catch (error) {
       await rm(temp, { force: true });

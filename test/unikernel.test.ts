@@ -313,6 +313,14 @@ describe("create", () => {
     assert.notEqual(configures[0]?.cwd, configures[1]?.cwd);
   });
 
+  it("builds a unix target into a program that runs", async () => {
+    const outs = await created(sourceInputs(await standin.source(), { target: "unix" }));
+    assert.ok(String(outs.kernelPath).endsWith("/hello"));
+    assert.deepEqual(outs.manifest, []);
+    const { stdout } = await run(String(outs.kernelPath), ["--hello"]);
+    assert.match(stdout, /Hello, World/);
+  });
+
   it("takes a prebuilt kernel into the cache, with its manifest", async () => {
     const kernel = await testKernel("xen-net");
     const inputs = await checked({ kernel, target: "xen", cacheDir: standin.path("cache") });
