@@ -8,7 +8,7 @@ import { type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../c
 import { run, ToolError } from "../exec";
 import { sha256File } from "../hash";
 import { combineFingerprint, copySourceTree } from "./fingerprint";
-import { distFile, type Target, unikernelName } from "./project";
+import { distFile, plainName, type Target, unikernelName } from "./project";
 
 export interface BuildRequest {
   /** Who is building, for progress lines: `unikernel NAME`. */
@@ -151,7 +151,7 @@ async function build(request: BuildRequest): Promise<Entry> {
     await step("make build", "make", ["build"]);
 
     const kernel = join(work, distFile(name, target));
-    const fileName = target === "unix" ? name : `${name}.${target}`;
+    const fileName = `${plainName(name)}${target === "unix" ? "" : `.${target}`}`;
     const entry = await store(cacheDir, "kernel", request.fingerprint, kernel, {
       fileName,
       move: true,

@@ -48,6 +48,12 @@ export async function unikernelName(
   return name;
 }
 
+/** A name made safe for a file or object name: letters, digits, `.`, `_`, `-`. */
+export function plainName(name: string): string {
+  const plain = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "");
+  return plain === "" ? "unikernel" : plain;
+}
+
 /** Where `make build` leaves the kernel: `dist/NAME.TARGET`, or `dist/NAME` for unix. */
 export function distFile(name: string, target: Target): string {
   return join("dist", target === "unix" ? name : `${name}.${target}`);

@@ -10,13 +10,13 @@ import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } 
 import { sha256, sha256File } from "../hash";
 import { buildImage, checkBootArgs } from "../image/index";
 import { inspectKernel } from "../inspect";
+import { plainName } from "../mirage/project";
 import {
   changedKeys,
   type Device,
   fileState,
   given,
   isKnown,
-  plainName,
   storedIntact,
   UNKNOWN,
 } from "./inputs";

@@ -31,12 +31,6 @@ export function changedKeys(
   return keys.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
 }
 
-/** A name made safe for a file or object name: letters, digits, `.`, `_`, `-`. */
-export function plainName(name: string): string {
-  const plain = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "");
-  return plain === "" ? "unikernel" : plain;
-}
-
 /**
  * Whether a state's cached file is the one it recorded: the cache stores files under their
  * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here.

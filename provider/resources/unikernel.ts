@@ -10,7 +10,7 @@ import { sha256, sha256File } from "../hash";
 import { inspectKernel } from "../inspect";
 import { kernelFor } from "../mirage/build";
 import { combineFingerprint, hashSourceTree } from "../mirage/fingerprint";
-import { isTarget, TARGETS, type Target, unikernelName } from "../mirage/project";
+import { isTarget, plainName, TARGETS, type Target, unikernelName } from "../mirage/project";
 import { findMirage, mirageVersion } from "../mirage/toolchain";
 import {
   changedKeys,
@@ -18,7 +18,6 @@ import {
   fileState,
   given,
   isKnown,
-  plainName,
   storedIntact,
   UNKNOWN,
 } from "./inputs";
