@@ -5,12 +5,12 @@
 //   images/SHA256/OBJECT_NAME      a disk image, likewise
 //   index/kernels/KEY.json         fingerprint → the kernel it built ({file, sha256, size, meta})
 //   index/images/KEY.json          objectName → the image
-//   locks/, work/, logs/           build locks, scratch build directories, build logs
+//   locks/, work/PID/, logs/       build locks, scratch build directories, build logs
 //
 // An index entry is written last, atomically, once its file is complete and in place: a build
 // that is interrupted leaves no entry, so nothing half-built is ever served. Every hit is verified
 // before it is served and a bad entry is discarded, so the caller rebuilds it.
-import { chmod, copyFile, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { tempPathFor, writeFileAtomic } from "./atomic";
@@ -64,11 +64,33 @@ function indexPath(dir: string, kind: Kind, key: string): string {
   return join(dir, "index", `${kind}s`, `${checkName("key", key)}.json`);
 }
 
-/** Scratch directories for builds live in the cache, on the same file system as the store. */
+/** Whether process `pid` still runs (lock.ts asks the same of a lock's holder). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * This process's area for scratch build directories: `work/PID/`, in the cache so a result moves
+ * into the store by rename. The areas of processes that died (a build interrupted by Ctrl-C or a
+ * crash, which could not clean up; a real build tree is hundreds of MB) are removed on the way.
+ */
 export async function workDir(dir: string): Promise<string> {
-  const path = join(dir, "work");
-  await mkdir(path, { recursive: true });
-  return path;
+  const root = join(dir, "work");
+  await mkdir(root, { recursive: true });
+  for (const name of await readdir(root)) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !running(pid)) {
+      await rm(join(root, name), { recursive: true, force: true });
+    }
+  }
+  const mine = join(root, String(process.pid));
+  await mkdir(mine, { recursive: true });
+  return mine;
 }
 
 export async function logsDir(dir: string): Promise<string> {

@@ -408,6 +408,8 @@ describe("create", () => {
       await lookup(String(inputs.cacheDir), "kernel", String(inputs.fingerprint)),
       undefined,
     );
+    const left = await readdir(join(String(inputs.cacheDir), "work"));
+    assert.ok(left.includes(String(child.pid)), "the killed build left its scratch area");
     const after = (await standin.invocations()).length;
     const { outs } = await provider.create(inputs);
     assert.deepEqual(
@@ -416,6 +418,8 @@ describe("create", () => {
       "the next create builds again (and is not stopped by the dead process's lock)",
     );
     assert.equal(outs.sha256, await sha256File(String(outs.kernelPath)));
+    const work = await readdir(join(String(inputs.cacheDir), "work"));
+    assert.ok(!work.includes(String(child.pid)), "the dead build's scratch area is removed");
   });
 });
 
