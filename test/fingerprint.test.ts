@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { run } from "../provider/exec";
@@ -128,6 +128,19 @@ describe("hashSourceTree", () => {
     const changedAtTheEnd = await hashSourceTree(dir);
     assert.notEqual(withBig, before);
     assert.notEqual(changedAtTheEnd, withBig);
+  });
+
+  it("follows symbolic links, and refuses one that loops", async () => {
+    const dir = await sourceTree();
+    const before = await hashSourceTree(dir);
+    await symlink(join(dir, "lib"), join(dir, "shared"));
+    const linked = await hashSourceTree(dir);
+    assert.notEqual(linked, before, "the linked directory's files count");
+    await symlink("..", join(dir, "lib", "up"));
+    await assert.rejects(
+      hashSourceTree(dir),
+      /lib\/up is a symbolic link to a directory that contains it/,
+    );
   });
 
   it("names the directory when it does not exist", async () => {

@@ -2,7 +2,17 @@
 // stand-in mirage (test/standins/mirage) as the toolchain.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmod, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { lookup } from "../provider/cache";
@@ -82,6 +92,12 @@ describe("check", () => {
     const file = standin.path("file");
     await writeFile(file, "x");
     assert.match((await failures(sourceInputs(file))).source, /is not a directory/);
+    const looping = await standin.source();
+    await symlink(".", join(looping, "again"));
+    assert.match(
+      (await failures(sourceInputs(looping))).source,
+      /^cannot read .*again is a symbolic link/,
+    );
   });
 
   it("refuses an unknown target, naming the known ones", async () => {

@@ -5,8 +5,8 @@
 // so what is built is exactly what was fingerprinted.
 import { createHash } from "node:crypto";
 import type { Dirent } from "node:fs";
-import { chmod, mkdir, open, readdir, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { chmod, mkdir, open, readdir, realpath, stat } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 import { sha256 } from "../hash";
 
 /** Bump when the fingerprint's recipe changes, so old cache entries are not served. */
@@ -69,8 +69,20 @@ async function* walk(root: string, relDir = ""): AsyncGenerator<SourceFile> {
         : entry.isFile()
           ? "file"
           : "other";
+    if (kind === "dir" && entry.isSymbolicLink()) await refuseLoop(root, relDir, rel);
     if (kind === "dir") yield* walk(root, rel);
     else if (kind === "file") yield { rel, abs };
+  }
+}
+
+/** A symbolic link to a directory that holds it would make the walk (and the copy) endless. */
+async function refuseLoop(root: string, relDir: string, rel: string): Promise<void> {
+  const target = await realpath(join(root, rel));
+  const here = await realpath(join(root, relDir));
+  if (here === target || here.startsWith(`${target}${sep}`)) {
+    throw new Error(
+      `${join(root, rel)} is a symbolic link to a directory that contains it: remove the link or point it elsewhere`,
+    );
   }
 }
 

@@ -160,7 +160,14 @@ async function checkSource(
     return {};
   }
   if (!isKnown(news.target) || !isTarget(news.target)) return { mirageVersion: version, name };
-  const tree = await hashSourceTree(source);
+  let tree: string;
+  try {
+    tree = await hashSourceTree(source);
+  } catch (error) {
+    // An unreadable file, a link loop: the build could not copy the tree either.
+    failures.push({ property: "source", reason: `cannot read ${source}: ${message(error)}` });
+    return { mirageVersion: version, name };
+  }
   const fingerprint = combineFingerprint({
     tree,
     target: news.target,
