@@ -79,6 +79,7 @@ async function reuse(request: BuildRequest): Promise<Entry | undefined> {
   const name = await unikernelName(request.source, request.configureArgs);
   return store(request.cacheDir, "kernel", request.fingerprint, built, {
     fileName: basename(built),
+    sha256: sha,
     meta: { name, target: request.target, mirageVersion: request.mirageVersion },
   });
 }
@@ -91,7 +92,7 @@ async function build(request: BuildRequest): Promise<Entry> {
   const stamp = new Date(started).toISOString().replace(/[:.]/g, "-");
   const logFile = join(
     await logsDir(cacheDir),
-    `${name}-${request.fingerprint.slice(0, 12)}-${stamp}.log`,
+    `${plainName(name)}-${request.fingerprint.slice(0, 12)}-${stamp}.log`,
   );
 
   return withScratchDir(await workDir(cacheDir), async (work) => {
