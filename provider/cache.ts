@@ -15,7 +15,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { tempPathFor, writeFileAtomic } from "./atomic";
 import { sha256File } from "./hash";
-import { withLock } from "./lock";
+import { processAlive, withLock } from "./lock";
 
 export type Kind = "kernel" | "image";
 
@@ -64,16 +64,6 @@ function indexPath(dir: string, kind: Kind, key: string): string {
   return join(dir, "index", `${kind}s`, `${checkName("key", key)}.json`);
 }
 
-/** Whether process `pid` still runs (lock.ts asks the same of a lock's holder). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * This process's area for scratch build directories: `work/PID/`, in the cache so a result moves
  * into the store by rename. The areas of processes that died (a build interrupted by Ctrl-C or a
@@ -84,7 +74,7 @@ export async function workDir(dir: string): Promise<string> {
   await mkdir(root, { recursive: true });
   for (const name of await readdir(root)) {
     const pid = Number(name);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !running(pid)) {
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) {
       await rm(join(root, name), { recursive: true, force: true });
     }
   }
