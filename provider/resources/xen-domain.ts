@@ -14,9 +14,7 @@ import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { parseHostKeys, type SshSession, type SshTarget, scanHostKeys, withSsh } from "../xen/ssh";
 import { listDomains } from "../xen/xl";
 import { BRIDGE_NAME, DOMAIN_NAME, renderXlConfig, xlStringProblem } from "../xen/xl-config";
-
-/** What Pulumi sends for a value not known yet (preview). */
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+import { changedKeys, isKnown, UNKNOWN } from "./inputs";
 
 export const DEFAULTS = {
   port: 22,
@@ -74,8 +72,9 @@ const IN_PLACE: (keyof DomainInputs)[] = ["port", "user", "privateKey", "kernelP
 
 const UPLOAD_TIMEOUT_MS = 10 * 60 * 1000;
 
+/** Known at this point: neither unknown itself nor a list holding an unknown (preview). */
 const known = (value: unknown) =>
-  value !== UNKNOWN && !(Array.isArray(value) && value.some((v) => v === UNKNOWN));
+  isKnown(value) && !(Array.isArray(value) && value.some((v) => v === UNKNOWN));
 
 /** Why the file at `path` cannot boot as a PVH domain, or undefined when it can. */
 async function xenKernelProblem(path: string): Promise<string | undefined> {
@@ -198,10 +197,8 @@ async function diff(
   olds: DomainOutputs,
   news: DomainInputs,
 ): Promise<pulumi.dynamic.DiffResult> {
-  const differs = (key: keyof DomainInputs) =>
-    JSON.stringify(olds[key]) !== JSON.stringify(news[key]);
-  const replaces = REPLACING.filter(differs);
-  const updates = IN_PLACE.filter(differs);
+  const replaces = changedKeys({ ...olds }, { ...news }, REPLACING);
+  const updates = changedKeys({ ...olds }, { ...news }, IN_PLACE);
   // Without a pinned key the recorded one stays; pinning a different one is an in-place update.
   if (news.hostKey !== undefined && news.hostKey !== olds.hostKey) updates.push("hostKey");
   return {
