@@ -204,6 +204,8 @@ describe("xen.Domain engine, against a real sshd", () => {
   before(async () => {
     sshd = await startSshd();
     work = await mkdtemp(join(tmpdir(), "xen-domain-test-"));
+    // Logs go to the cache's logs directory: keep them out of the real cache.
+    process.env.PULUMI_MIRAGE_CACHE = join(work, "cache");
     kernel = await testKernel("xen");
     kernelBytes = await readFile(kernel);
   });
@@ -399,17 +401,27 @@ describe("xen.Domain engine, against a real sshd", () => {
   test("a failing xl create is reported with xl's output and leaves nothing behind", async () => {
     const inputs = await checked();
     const failure = "libxl: error: libxl_create.c:1234: Domain 7:cannot allocate 64 MiB";
+    let logFile: string | undefined;
     await writeFile(join(sshd.xlState, "fail-create"), `${failure}\n`);
     try {
       await assert.rejects(provider.create(inputs), (error: Error) => {
         assert.match(error.message, /^xl create .* on \S+@127\.0\.0\.1:\d+ exited with status 3/);
         assert.ok(error.message.includes(failure), error.message);
+        logFile = /full log: (\S+)$/.exec(error.message)?.[1];
         return true;
       });
     } finally {
       await rm(join(sshd.xlState, "fail-create"));
     }
     assert.equal(existsSync(join(inputs.remoteDir, inputs.name)), false);
+    // The log, in the cache's logs directory, holds every command run and what it printed.
+    assert.ok(
+      logFile?.startsWith(join(work, "cache", "logs", `xen-domain-${inputs.name}-create-`)),
+    );
+    const log = await readFile(logFile as string, "utf8");
+    assert.match(log, /xl create /);
+    assert.ok(log.includes(failure));
+    assert.ok(!log.includes(sshd.clientKey.split("\n")[1]), "no key in the log");
   });
 
   test("a name already running on the host is refused, and that domain is left alone", async () => {
@@ -554,8 +566,11 @@ describe("xen.Domain through the real dynamic-provider process", () => {
   let counter = 0;
 
   before(async () => {
-    [sshd, p] = await Promise.all([startSshd(), startDynamicProvider()]);
     work = await mkdtemp(join(tmpdir(), "xen-domain-process-"));
+    [sshd, p] = await Promise.all([
+      startSshd(),
+      startDynamicProvider({ env: { PULUMI_MIRAGE_CACHE: join(work, "cache") } }),
+    ]);
     kernel = await testKernel("xen");
   });
   after(async () => {
@@ -636,7 +651,7 @@ describe("xen.Domain through the real dynamic-provider process", () => {
     }
   });
 
-  test("the private key is in no log line and no other output", async () => {
+  test("the private key is in no log line, log file or other output", async () => {
     const keyLines = sshd.clientKey.split("\n").filter((line) => line.length > 20);
     const { id, outs } = await p.create("xen-domain", await checked());
     // The provider process logs failed reads with their stack: make one fail.
@@ -644,7 +659,11 @@ describe("xen.Domain through the real dynamic-provider process", () => {
     await assert.rejects(p.read("xen-domain", id, { ...outs, hostKey: other }), /does not match/);
     await p.delete("xen-domain", id, outs);
     const { privateKey: _, ...others } = outs;
-    const visible = [JSON.stringify(others), ...p.logs].join("\n");
+    const logDir = join(work, "cache", "logs");
+    const logFiles = await readdir(logDir);
+    assert.ok(logFiles.length > 0, "creates and deletes were logged");
+    const logs = await Promise.all(logFiles.map((f) => readFile(join(logDir, f), "utf8")));
+    const visible = [JSON.stringify(others), ...p.logs, ...logs].join("\n");
     assert.match(p.logs.join("\n"), /does not match/, "the failed read was logged");
     for (const line of keyLines) assert.ok(!visible.includes(line), "a key line leaked");
   });

@@ -5,8 +5,9 @@
 // directory. Anything that changes the domain replaces it; only how we connect (port, user, key,
 // pinned host key) is updated in place, after checking the new connection works.
 import { readFile } from "node:fs/promises";
-import { posix, resolve } from "node:path";
+import { join, posix, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { cacheDir, logsDir } from "../cache";
 import { ToolError } from "../exec";
 import { sha256, sha256File } from "../hash";
 import { checkBootArgs } from "../image/bootargs";
@@ -222,12 +223,22 @@ function pathsOf(props: DomainInputs, kernelSha256: string) {
   };
 }
 
-/** A remote step that failed: say what and where, with the tool's own output. */
+/**
+ * Where a create or delete logs the commands it ran on the host and their output: the cache's
+ * logs directory, like the image builds.
+ */
+async function logFileFor(action: string, props: DomainInputs): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  return join(await logsDir(cacheDir()), `xen-domain-${props.name}-${action}-${stamp}.log`);
+}
+
+/** A remote step that failed: say what and where, with the tool's own output and the log. */
 function remoteFailure(what: string, props: DomainInputs, error: unknown): Error {
   if (!(error instanceof ToolError)) return error as Error;
   const where = `${props.user}@${props.host}:${props.port}`;
   const output = error.tail.length > 0 ? `; its output:\n${error.tail.join("\n")}` : "";
-  return new Error(`${what} on ${where} ${error.reason}${output}`, { cause: error });
+  const log = error.logFile ? `\nfull log: ${error.logFile}` : "";
+  return new Error(`${what} on ${where} ${error.reason}${output}${log}`, { cause: error });
 }
 
 /** Runs `argv` on the host, turning a failure into a message naming the command and host. */
@@ -254,31 +265,37 @@ async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult
   const paths = pathsOf(inputs, kernelSha256);
   const config = renderXlConfig({ ...inputs, kernel: paths.kernelRemotePath });
 
-  const domainId = await withSsh(targetOf(inputs), hostKeys, async (ssh) => {
-    const before = await listDomainsOn(ssh, inputs);
-    const existing = before.get(inputs.name);
-    if (existing) {
-      throw new Error(
-        `name: a domain named ${inputs.name} already runs on ${inputs.host} (id ${existing.id}); ` +
-          `choose another name, or remove that domain (xl destroy ${inputs.name})`,
-      );
-    }
-    try {
-      await ssh.writeFile(paths.kernelRemotePath, kernel, { timeoutMs: UPLOAD_TIMEOUT_MS });
-      await ssh.writeFile(paths.configPath, config);
-    } catch (error) {
-      throw remoteFailure(`copying the kernel and config to ${paths.domainDir}`, inputs, error);
-    }
-    try {
-      await remote(ssh, inputs, ["xl", "create", paths.configPath]);
-    } catch (error) {
-      // Pulumi will not record a failed create: leave nothing behind on the host.
-      await ssh.run(["rm", "-rf", "--", paths.domainDir]).catch(() => undefined);
-      throw error;
-    }
-    // A unikernel that has already finished (a hello world) is no longer listed.
-    return (await listDomainsOn(ssh, inputs)).get(inputs.name)?.id ?? -1;
-  });
+  const log = await logFileFor("create", inputs);
+  const domainId = await withSsh(
+    targetOf(inputs),
+    hostKeys,
+    async (ssh) => {
+      const before = await listDomainsOn(ssh, inputs);
+      const existing = before.get(inputs.name);
+      if (existing) {
+        throw new Error(
+          `name: a domain named ${inputs.name} already runs on ${inputs.host} (id ${existing.id}); ` +
+            `choose another name, or remove that domain (xl destroy ${inputs.name})`,
+        );
+      }
+      try {
+        await ssh.writeFile(paths.kernelRemotePath, kernel, { timeoutMs: UPLOAD_TIMEOUT_MS });
+        await ssh.writeFile(paths.configPath, config);
+      } catch (error) {
+        throw remoteFailure(`copying the kernel and config to ${paths.domainDir}`, inputs, error);
+      }
+      try {
+        await remote(ssh, inputs, ["xl", "create", paths.configPath]);
+      } catch (error) {
+        // Pulumi will not record a failed create: leave nothing behind on the host.
+        await ssh.run(["rm", "-rf", "--", paths.domainDir]).catch(() => undefined);
+        throw error;
+      }
+      // A unikernel that has already finished (a hello world) is no longer listed.
+      return (await listDomainsOn(ssh, inputs)).get(inputs.name)?.id ?? -1;
+    },
+    log,
+  );
   return {
     id: `${inputs.host}/${inputs.name}`,
     outs: { ...inputs, kernelSha256, hostKey: hostKeys.join("\n"), domainId, ...paths },
@@ -319,12 +336,18 @@ async function update(
 }
 
 async function del(_id: string, props: DomainOutputs): Promise<void> {
-  await withSsh(targetOf(props), parseHostKeys(props.hostKey), async (ssh) => {
-    if ((await listDomainsOn(ssh, props)).has(props.name)) {
-      await remote(ssh, props, ["xl", "destroy", props.name]);
-    }
-    await remote(ssh, props, ["rm", "-rf", "--", props.domainDir]);
-  });
+  const log = await logFileFor("delete", props);
+  await withSsh(
+    targetOf(props),
+    parseHostKeys(props.hostKey),
+    async (ssh) => {
+      if ((await listDomainsOn(ssh, props)).has(props.name)) {
+        await remote(ssh, props, ["xl", "destroy", props.name]);
+      }
+      await remote(ssh, props, ["rm", "-rf", "--", props.domainDir]);
+    },
+    log,
+  );
 }
 
 export const provider = { check, diff, create, read, update, delete: del };

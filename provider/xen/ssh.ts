@@ -105,12 +105,14 @@ export interface SshSession {
 
 /**
  * Runs `work` with a session on `target` that trusts only `hostKeys`. The private key is written
- * to a 0600 file in a fresh private directory and removed, with it, whatever happens.
+ * to a 0600 file in a fresh private directory and removed, with it, whatever happens. With
+ * `logFile`, every command and what it printed is appended there (never the data sent to it).
  */
 export async function withSsh<T>(
   target: SshTarget,
   hostKeys: readonly string[],
   work: (session: SshSession) => Promise<T>,
+  logFile?: string,
 ): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "pulumi-mirage-ssh-"));
   try {
@@ -159,6 +161,7 @@ export async function withSsh<T>(
         return await run("ssh", [...sshArgs, command], {
           input: options.input,
           timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+          logFile,
         });
       } catch (error) {
         if (
