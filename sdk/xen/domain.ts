@@ -57,7 +57,8 @@ export interface DomainArgs {
  * refresh asks `xl list` and forgets a domain that is no longer there; deleting runs
  * `xl destroy` and removes the domain's files. Changing the kernel, boot arguments, memory, vcpus,
  * bridge, name, host or remoteDir replaces the domain; changing only how to connect (port, user,
- * key, hostKey) is checked by connecting and updated in place.
+ * key, hostKey) is checked by connecting and updated in place. The commands a create or delete
+ * runs on the host, and their output, are logged in the cache's `logs/` directory.
  */
 export class Domain extends pulumi.dynamic.Resource {
   /** The Xen domain name. */
