@@ -8,7 +8,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { withScratchDir } from "../atomic";
 import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
 import { sha256, sha256File } from "../hash";
-import { buildImage, checkBootArgs } from "../image/index";
+import { buildImage, checkBootArgs, IMAGE_LAYOUT_VERSION } from "../image/index";
 import { inspectKernel } from "../inspect";
 import { plainName } from "../mirage/project";
 import {
@@ -29,12 +29,6 @@ const FORMATS_FOR: Record<string, readonly ImageFormat[]> = {
   virtio: ["gce", "raw"],
   xen: ["aws", "raw"],
 };
-
-/**
- * Bump when provider/image changes the bytes it makes for the same kernel and arguments: the
- * objectName changes with it, so a new layout is uploaded under a new name.
- */
-const IMAGE_LAYOUT_VERSION = 1;
 
 export interface DiskImageProps {
   kernelPath: string;
