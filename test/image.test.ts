@@ -360,8 +360,8 @@ describe("image refuses", () => {
   });
 
   const badArgs: [string, string[], RegExp][] = [
-    ["a space", ["--name=a b"], /boot argument 0 .* contains a space \(U\+0020\)/],
-    ["a tab", ["ok", "a\tb"], /boot argument 1 .* contains a tab \(U\+0009\)/],
+    ["a space", ["--name=a b"], /boot argument 0 contains a space \(U\+0020\)/],
+    ["a tab", ["ok", "a\tb"], /boot argument 1 contains a tab \(U\+0009\)/],
     ["a newline", ["a\nDEFAULT x"], /contains a newline \(U\+000A\)/],
     ["a carriage return", ["a\rb"], /contains a carriage return/],
     ["a control character", ["a\u0001"], /contains a control character \(U\+0001\)/],
@@ -370,8 +370,8 @@ describe("image refuses", () => {
     ["a double quote", ['a="b"'], /contains the character " \(U\+0022\)/],
     ["a backslash", ["a\\b"], /contains the character \\ \(U\+005C\)/],
     ["a non-ASCII character", ["name=café"], /non-ASCII character "é" \(U\+00E9\)/],
-    ["an empty argument", ["a", ""], /boot argument 1 \(""\) is empty/],
-    ["---, mboot.c32's module separator", ["---"], /boot argument 0 .* boot module/],
+    ["an empty argument", ["a", ""], /boot argument 1 is empty/],
+    ["---, mboot.c32's module separator", ["---"], /boot argument 0 is "---", .* boot module/],
     [
       "a command line over the limit",
       ["x".repeat(MAX_BOOT_ARGS_BYTES + 1)],
@@ -391,6 +391,15 @@ describe("image refuses", () => {
     assert.throws(
       () => checkBootArgs(["a b"]),
       /printable ASCII without spaces, quotes or backslashes/,
+    );
+  });
+
+  test("refusals name the argument by position, never by value (it may be secret)", () => {
+    assert.throws(
+      () => checkBootArgs(["--ok", "--token=hunter2 x"]),
+      (error: Error) =>
+        /boot argument 1 contains a space/.test(error.message) &&
+        !error.message.includes("hunter2"),
     );
   });
 });
@@ -501,6 +510,6 @@ describe("pulumi-mirage image", () => {
       (e) => e,
     );
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /boot argument 0 .* contains a space/);
+    assert.match(bad.stderr, /boot argument 0 contains a space/);
   });
 });
