@@ -2,7 +2,7 @@
 // process over gRPC, from the packed package (test/support/dynamic-provider.ts), building the
 // examples with the stand-in mirage (test/standins/mirage).
 import assert from "node:assert/strict";
-import { cp, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { cp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { run } from "../provider/exec";
@@ -122,6 +122,37 @@ describe("Unikernel through the dynamic provider", () => {
     await p.delete("unikernel", id, outs);
     // Another stack may share the cached kernel.
     assert.equal(await sha256File(kernelPath), outs.sha256);
+  });
+
+  it("updates in place, keeping the kernel, when only a setting outside the build changes", async () => {
+    const news = unikernelArgs(await example("hello"));
+    const inputs = await checked(p, "unikernel", news);
+    const { id, outs } = await p.create("unikernel", inputs);
+
+    const longer = await checked(p, "unikernel", { ...news, buildTimeoutMinutes: 90 }, inputs);
+    assert.equal(longer.fingerprint, inputs.fingerprint);
+    const diff = await p.diff("unikernel", id, outs, longer);
+    assert.equal(diff.changes, true);
+    assert.deepEqual(diff.replaces, [], "an update, not a replacement");
+
+    const updated = await p.update("unikernel", id, outs, longer);
+    assert.equal(updated.outs.buildTimeoutMinutes, 90);
+    assert.equal(updated.outs.kernelPath, outs.kernelPath);
+    assert.equal(updated.outs.sha256, outs.sha256);
+    assert.deepEqual(updated.outs.manifest, outs.manifest);
+    assert.deepEqual(await buildSteps(news.cacheDir), ["configure", "depend", "build"]);
+  });
+
+  it("reports a cached kernel that went missing on refresh, and replaces it", async () => {
+    const news = unikernelArgs(await example("hello"));
+    const inputs = await checked(p, "unikernel", news);
+    const { id, outs } = await p.create("unikernel", inputs);
+    await rm(String(outs.kernelPath), { force: true });
+
+    const refreshed = await p.read("unikernel", id, outs);
+    assert.equal(refreshed.props.sha256, "");
+    const diff = await p.diff("unikernel", id, refreshed.props, inputs);
+    assert.ok(diff.replaces.includes("sha256"), JSON.stringify(diff));
   });
 
   it("reports the one network device examples/web declares", async () => {
@@ -298,6 +329,18 @@ describe("DiskImage through the dynamic provider", () => {
 
     const read = await p.read("disk-image", id, outs);
     assert.deepEqual(read.props, outs);
+
+    // Renaming the resource changes no byte of the image: an update that keeps it.
+    const renamed = await checked(
+      p,
+      "disk-image",
+      imageArgs({ bootArgs: ["--hello=Hi"], resourceName: "renamed" }),
+      inputs,
+    );
+    assert.deepEqual((await p.diff("disk-image", id, outs, renamed)).replaces, []);
+    const updated = await p.update("disk-image", id, outs, renamed);
+    assert.equal(updated.outs.path, outs.path);
+    assert.equal(updated.outs.objectName, outs.objectName);
 
     const again = await checked(p, "disk-image", imageArgs({ bootArgs: ["--hello=Hi"] }), inputs);
     assert.equal((await p.diff("disk-image", id, outs, again)).changes, false);
