@@ -1,0 +1,353 @@
+// xen.Domain: a MirageOS unikernel running as a PVH domain on a Xen host we reach over SSH.
+//
+// create copies the kernel (named by its sha256) and an xl config into a per-domain directory on
+// the host and runs `xl create`; read asks `xl list`; delete runs `xl destroy` and removes the
+// directory. Anything that changes the domain replaces it; only how we connect (port, user, key,
+// pinned host key) is updated in place, after checking the new connection works.
+import { readFile } from "node:fs/promises";
+import { join, posix, resolve } from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { cacheDir, logsDir } from "../cache";
+import { ToolError } from "../exec";
+import { sha256, sha256File } from "../hash";
+import { checkBootArgs } from "../image/bootargs";
+import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
+import { parseHostKeys, type SshSession, type SshTarget, scanHostKeys, withSsh } from "../xen/ssh";
+import { listDomains } from "../xen/xl";
+import { BRIDGE_NAME, DOMAIN_NAME, renderXlConfig, xlStringProblem } from "../xen/xl-config";
+import { changedKeys, isKnown, UNKNOWN } from "./inputs";
+
+export const DEFAULTS = {
+  port: 22,
+  user: "root",
+  memory: 64,
+  vcpus: 1,
+  bridge: "xenbr0",
+  remoteDir: "/var/lib/pulumi-mirage",
+};
+
+export interface DomainInputs {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  /** Pinned host keys, `TYPE KEY` lines; absent: trust on first use. */
+  hostKey?: string;
+  kernelPath: string;
+  kernelSha256?: string;
+  /** The kernel's MirageOS target, when it comes from a Unikernel resource. */
+  target?: string;
+  name: string;
+  memory: number;
+  vcpus: number;
+  bridge: string;
+  bootArgs: string[];
+  remoteDir: string;
+}
+
+export interface DomainOutputs extends DomainInputs {
+  kernelSha256: string;
+  /** The host keys every connection checks: the pinned ones or those recorded at creation. */
+  hostKey: string;
+  /** xl's domain id (as of creation or the last refresh), or -1 when it had already stopped. */
+  domainId: number;
+  /** The domain's directory on the host. */
+  domainDir: string;
+  configPath: string;
+  kernelRemotePath: string;
+}
+
+/** Changing any of these changes the domain itself, so the domain is replaced. */
+const REPLACING: (keyof DomainInputs)[] = [
+  "host",
+  "name",
+  "kernelSha256",
+  "bootArgs",
+  "memory",
+  "vcpus",
+  "bridge",
+  "remoteDir",
+];
+/** Changing these only changes how we reach the host (or where the kernel came from). */
+const IN_PLACE: (keyof DomainInputs)[] = ["port", "user", "privateKey", "kernelPath", "target"];
+
+const UPLOAD_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** Known at this point: neither unknown itself nor a list holding an unknown (preview). */
+const known = (value: unknown) =>
+  isKnown(value) && !(Array.isArray(value) && value.some((v) => v === UNKNOWN));
+
+/** Why the file at `path` cannot boot as a PVH domain, or undefined when it can. */
+async function xenKernelProblem(path: string): Promise<string | undefined> {
+  let info: KernelInfo;
+  try {
+    info = await inspectKernel(path);
+  } catch (error) {
+    if (error instanceof KernelFormatError) return error.message;
+    return `cannot read ${path}: ${(error as Error).message}`;
+  }
+  if (info.solo5.target !== "xen")
+    return `${path} is a ${info.solo5.target} unikernel; xen.Domain runs xen kernels (build it with target: "xen")`;
+  if (!info.xenPvh) return `${path} has no Xen PVH entry note, so xl cannot boot it as type 'pvh'`;
+  return undefined;
+}
+
+async function check(
+  _olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+): Promise<pulumi.dynamic.CheckResult> {
+  const failures: pulumi.dynamic.CheckFailure[] = [];
+  const fail = (property: string, reason: string) => failures.push({ property, reason });
+  const inputs: Record<string, unknown> = {
+    ...news,
+    port: news.port ?? DEFAULTS.port,
+    user: news.user ?? DEFAULTS.user,
+    memory: news.memory ?? DEFAULTS.memory,
+    vcpus: news.vcpus ?? DEFAULTS.vcpus,
+    bridge: news.bridge ?? DEFAULTS.bridge,
+    bootArgs: news.bootArgs ?? [],
+    remoteDir: news.remoteDir ?? DEFAULTS.remoteDir,
+  };
+  const { host, port, user, privateKey, hostKey, kernelPath, target } = inputs;
+  const { name, memory, vcpus, bridge, bootArgs, remoteDir } = inputs;
+
+  if (known(host) && (typeof host !== "string" || !/^[A-Za-z0-9_.:][A-Za-z0-9_.:-]*$/.test(host)))
+    fail("host", "must be a host name or IP address, e.g. xen1.example.org or 192.0.2.10");
+  if (known(port) && !(Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536))
+    fail("port", `must be a TCP port number (1-65535), not ${JSON.stringify(port)}`);
+  if (known(user) && (typeof user !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(user)))
+    fail("user", "must be a user name made of letters, digits, '_', '.' or '-'");
+  // Never echo the value: it is a secret.
+  if (
+    known(privateKey) &&
+    (typeof privateKey !== "string" || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
+  )
+    fail(
+      "privateKey",
+      "is not an SSH private key: give the key's contents (a '-----BEGIN ... PRIVATE KEY-----' block), not its path",
+    );
+  if (hostKey !== undefined && known(hostKey)) {
+    try {
+      inputs.hostKey = parseHostKeys(String(hostKey)).join("\n");
+    } catch (error) {
+      fail("hostKey", (error as Error).message);
+    }
+  }
+  if (target !== undefined && known(target) && target !== "xen")
+    fail(
+      "kernel",
+      `is a ${target} unikernel; xen.Domain runs xen kernels (build it with target: "xen")`,
+    );
+  if (known(kernelPath)) {
+    if (typeof kernelPath !== "string" || kernelPath === "") {
+      fail("kernel", "must be the path of a xen unikernel binary or a Unikernel resource");
+    } else {
+      const path = resolve(kernelPath);
+      inputs.kernelPath = path;
+      const problem = await xenKernelProblem(path);
+      if (problem) fail("kernel", problem);
+      else if (inputs.kernelSha256 === undefined) inputs.kernelSha256 = await sha256File(path);
+    }
+  }
+  if (known(name) && (typeof name !== "string" || !DOMAIN_NAME.test(name)))
+    fail(
+      "name",
+      `${JSON.stringify(name)} is not a usable domain name: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters`,
+    );
+  if (known(memory) && !(Number.isInteger(memory) && (memory as number) >= 8))
+    fail("memory", `must be a whole number of MiB, at least 8, not ${JSON.stringify(memory)}`);
+  if (
+    known(vcpus) &&
+    !(Number.isInteger(vcpus) && (vcpus as number) >= 1 && (vcpus as number) <= 128)
+  )
+    fail("vcpus", `must be a whole number from 1 to 128, not ${JSON.stringify(vcpus)}`);
+  if (known(bridge) && (typeof bridge !== "string" || !BRIDGE_NAME.test(bridge)))
+    fail(
+      "bridge",
+      `${JSON.stringify(bridge)} is not a bridge name: use at most 15 letters, digits, '_', '.' or '-'`,
+    );
+  if (known(bootArgs)) {
+    if (!Array.isArray(bootArgs) || !bootArgs.every((a) => typeof a === "string")) {
+      fail("bootArgs", "must be a list of strings");
+    } else {
+      try {
+        checkBootArgs(bootArgs);
+      } catch (error) {
+        fail("bootArgs", (error as Error).message);
+      }
+    }
+  }
+  if (known(remoteDir)) {
+    const dir = String(remoteDir);
+    const clean = posix.normalize(dir).replace(/\/+$/, "");
+    const problem = !posix.isAbsolute(dir)
+      ? "is not an absolute path"
+      : clean === "" || dir.split("/").includes("..")
+        ? "must be a directory such as /var/lib/pulumi-mirage (not /, no '..')"
+        : /\s/.test(dir)
+          ? "contains whitespace"
+          : xlStringProblem(dir);
+    if (problem) fail("remoteDir", `${JSON.stringify(dir)} ${problem}`);
+    else inputs.remoteDir = clean;
+  }
+  return { inputs, failures };
+}
+
+async function diff(
+  _id: string,
+  olds: DomainOutputs,
+  news: DomainInputs,
+): Promise<pulumi.dynamic.DiffResult> {
+  const replaces = changedKeys({ ...olds }, { ...news }, REPLACING);
+  const updates = changedKeys({ ...olds }, { ...news }, IN_PLACE);
+  // Without a pinned key the recorded one stays; pinning a different one is an in-place update.
+  if (news.hostKey !== undefined && news.hostKey !== olds.hostKey) updates.push("hostKey");
+  return {
+    changes: replaces.length + updates.length > 0,
+    replaces,
+    // xl refuses a second domain of the same name on a host: the old one must go first.
+    deleteBeforeReplace: !replaces.includes("host") && !replaces.includes("name"),
+  };
+}
+
+function targetOf(props: DomainInputs): SshTarget {
+  return { host: props.host, port: props.port, user: props.user, privateKey: props.privateKey };
+}
+
+function pathsOf(props: DomainInputs, kernelSha256: string) {
+  const domainDir = `${props.remoteDir}/${props.name}`;
+  return {
+    domainDir,
+    configPath: `${domainDir}/${props.name}.cfg`,
+    kernelRemotePath: `${domainDir}/kernel-${kernelSha256}.xen`,
+  };
+}
+
+/**
+ * Where a create or delete logs the commands it ran on the host and their output: the cache's
+ * logs directory, like the image builds.
+ */
+async function logFileFor(action: string, props: DomainInputs): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  return join(await logsDir(cacheDir()), `xen-domain-${props.name}-${action}-${stamp}.log`);
+}
+
+/** A remote step that failed: say what and where, with the tool's own output and the log. */
+function remoteFailure(what: string, props: DomainInputs, error: unknown): Error {
+  if (!(error instanceof ToolError)) return error as Error;
+  const where = `${props.user}@${props.host}:${props.port}`;
+  const output = error.tail.length > 0 ? `; its output:\n${error.tail.join("\n")}` : "";
+  const log = error.logFile ? `\nfull log: ${error.logFile}` : "";
+  return new Error(`${what} on ${where} ${error.reason}${output}${log}`, { cause: error });
+}
+
+/** Runs `argv` on the host, turning a failure into a message naming the command and host. */
+async function remote(ssh: SshSession, props: DomainInputs, argv: string[], timeoutMs?: number) {
+  try {
+    return await ssh.run(argv, { timeoutMs });
+  } catch (error) {
+    throw remoteFailure(argv.join(" "), props, error);
+  }
+}
+
+async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult<DomainOutputs>> {
+  const kernel = await readFile(inputs.kernelPath);
+  const kernelSha256 = sha256(kernel);
+  if (inputs.kernelSha256 !== undefined && inputs.kernelSha256 !== kernelSha256) {
+    throw new Error(
+      `kernel: ${inputs.kernelPath} changed after it was checked (sha256 ${kernelSha256}, ` +
+        `expected ${inputs.kernelSha256}); run the update again`,
+    );
+  }
+  const hostKeys = inputs.hostKey
+    ? parseHostKeys(inputs.hostKey)
+    : await scanHostKeys(inputs.host, inputs.port);
+  const paths = pathsOf(inputs, kernelSha256);
+  const config = renderXlConfig({ ...inputs, kernel: paths.kernelRemotePath });
+
+  const log = await logFileFor("create", inputs);
+  const domainId = await withSsh(
+    targetOf(inputs),
+    hostKeys,
+    async (ssh) => {
+      const before = await listDomainsOn(ssh, inputs);
+      const existing = before.get(inputs.name);
+      if (existing) {
+        throw new Error(
+          `name: a domain named ${inputs.name} already runs on ${inputs.host} (id ${existing.id}); ` +
+            `choose another name, or remove that domain (xl destroy ${inputs.name})`,
+        );
+      }
+      try {
+        await ssh.writeFile(paths.kernelRemotePath, kernel, { timeoutMs: UPLOAD_TIMEOUT_MS });
+        await ssh.writeFile(paths.configPath, config);
+      } catch (error) {
+        throw remoteFailure(`copying the kernel and config to ${paths.domainDir}`, inputs, error);
+      }
+      try {
+        await remote(ssh, inputs, ["xl", "create", paths.configPath]);
+      } catch (error) {
+        // Pulumi will not record a failed create: leave nothing behind on the host.
+        await ssh.run(["rm", "-rf", "--", paths.domainDir]).catch(() => undefined);
+        throw error;
+      }
+      // A unikernel that has already finished (a hello world) is no longer listed.
+      return (await listDomainsOn(ssh, inputs)).get(inputs.name)?.id ?? -1;
+    },
+    log,
+  );
+  return {
+    id: `${inputs.host}/${inputs.name}`,
+    outs: { ...inputs, kernelSha256, hostKey: hostKeys.join("\n"), domainId, ...paths },
+  };
+}
+
+async function listDomainsOn(ssh: SshSession, props: DomainInputs) {
+  try {
+    return await listDomains(ssh);
+  } catch (error) {
+    throw remoteFailure("xl list", props, error);
+  }
+}
+
+async function read(
+  id: string,
+  props: DomainOutputs,
+): Promise<pulumi.dynamic.ReadResult<DomainOutputs>> {
+  const domains = await withSsh(targetOf(props), parseHostKeys(props.hostKey), (ssh) =>
+    listDomainsOn(ssh, props),
+  );
+  const domain = domains.get(props.name);
+  // An empty id tells Pulumi the domain is gone.
+  if (!domain) return { id: "" };
+  // The id changes when the domain was restarted (xl reboot, on_reboot).
+  return { id, props: { ...props, domainId: domain.id } };
+}
+
+async function update(
+  _id: string,
+  olds: DomainOutputs,
+  news: DomainInputs,
+): Promise<pulumi.dynamic.UpdateResult<DomainOutputs>> {
+  // Only connection details reach here (diff replaces on anything else): prove they work.
+  const hostKey = news.hostKey ?? olds.hostKey;
+  await withSsh(targetOf(news), parseHostKeys(hostKey), (ssh) => listDomainsOn(ssh, news));
+  return { outs: { ...olds, ...news, kernelSha256: olds.kernelSha256, hostKey } };
+}
+
+async function del(_id: string, props: DomainOutputs): Promise<void> {
+  const log = await logFileFor("delete", props);
+  await withSsh(
+    targetOf(props),
+    parseHostKeys(props.hostKey),
+    async (ssh) => {
+      if ((await listDomainsOn(ssh, props)).has(props.name)) {
+        await remote(ssh, props, ["xl", "destroy", props.name]);
+      }
+      await remote(ssh, props, ["rm", "-rf", "--", props.domainDir]);
+    },
+    log,
+  );
+}
+
+export const provider = { check, diff, create, read, update, delete: del };
