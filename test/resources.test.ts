@@ -402,6 +402,21 @@ describe("DiskImage through the dynamic provider", () => {
     assert.equal(failures[0]?.property, "bootArgs", JSON.stringify(failures));
   });
 
+  it("refuses a bad secret boot argument without quoting it", async () => {
+    const token = `hunter2 ${Date.now()}`;
+    const { failures } = await p.check(
+      "disk-image",
+      {},
+      imageArgs({ bootArgs: secret([`--token=${token}`]) }),
+    );
+    assert.equal(failures[0]?.property, "bootArgs", JSON.stringify(failures));
+    assert.ok(!failures[0].reason.includes(token), failures[0].reason);
+    assert.deepEqual(
+      p.logs.filter((line) => line.includes(token)),
+      [],
+    );
+  });
+
   it("keeps secret boot arguments secret in its outputs and out of every log", async () => {
     const token = `hunter2-${Date.now()}`;
     const news = imageArgs({ bootArgs: secret(["--hello=Hi", `--token=${token}`]) });
