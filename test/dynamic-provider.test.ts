@@ -2,6 +2,7 @@
 // serialized as the sdk's resources send it, the real provider process over gRPC, errors, logs
 // and secrets as the engine sees them. The resources' behaviour is in resources.test.ts.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { lstat, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -9,6 +10,7 @@ import { consumerProject } from "./support/consumer";
 import {
   type DynamicProvider,
   dynamicType,
+  ENGINE_MODULES,
   isSecret,
   ProviderCallError,
   secret,
@@ -98,6 +100,33 @@ describe("the dynamic provider process", () => {
     assert.deepEqual(outs.token, secret("s3cr3t"));
     assert.equal(outs.sawToken, "string");
     assert.equal(isSecret(outs.sawToken), false);
+  });
+});
+
+describe("the packed engine modules", () => {
+  it("each load by package name in the provider process, through the exports map", async () => {
+    const dir = await consumerProject();
+    const resources = join(dir, "node_modules", "pulumi-mirage", "build", "provider", "resources");
+    const packed = ENGINE_MODULES.filter((name) => existsSync(join(resources, `${name}.js`)));
+    assert.ok(packed.includes("unikernel") && packed.includes("disk-image"), packed.join(", "));
+    const p = await startDynamicProvider();
+    try {
+      for (const module of packed) {
+        // Empty inputs: the module answers (failures or an error about its inputs) only if the
+        // provider process could load it.
+        const answer = await p.check(module, {}, {}).then(
+          (result) => JSON.stringify(result.failures),
+          (error: unknown) => String(error),
+        );
+        assert.doesNotMatch(
+          answer,
+          /Cannot find module|not defined by "exports"|ERR_PACKAGE_PATH_NOT_EXPORTED/,
+          module,
+        );
+      }
+    } finally {
+      await p.stop();
+    }
   });
 });
 

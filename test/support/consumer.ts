@@ -46,7 +46,6 @@ async function install(tarball: string, dir: string): Promise<void> {
       {
         name: "pulumi-mirage-test-consumer",
         private: true,
-        main: "index.js",
         dependencies: { "pulumi-mirage": "file:pulumi-mirage.tgz" },
       },
       null,

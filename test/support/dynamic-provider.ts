@@ -159,6 +159,9 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   "gce-serial-wait": "GceSerialWait",
 };
 
+/** Every engine module name sdk/engine.ts knows. */
+export const ENGINE_MODULES = Object.keys(TYPE_NAMES) as EngineModule[];
+
 /** The type token pulumi.dynamic.Resource registers: `pulumi-nodejs:dynamic/MODULE:TYPE`. */
 export function dynamicType(module: EngineModule): string {
   return `pulumi-nodejs:dynamic/pulumi-mirage:${TYPE_NAMES[module]}`;
