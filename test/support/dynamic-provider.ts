@@ -167,6 +167,13 @@ export function dynamicType(module: EngineModule): string {
   return `pulumi-nodejs:dynamic/pulumi-mirage:${TYPE_NAMES[module]}`;
 }
 
+/** What every per-resource request of the provider protocol carries. */
+interface Addressable {
+  setUrn(urn: string): unknown;
+  setType(type: string): unknown;
+  setName(name: string): unknown;
+}
+
 const serializations = new Map<string, Promise<Record<string, string>>>();
 
 /**
@@ -390,8 +397,13 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
     delete props[PROVIDER_KEY];
     return annotateSecrets(props, ins);
   };
-  const urn = (module: EngineModule) =>
-    `urn:pulumi:test::consumer::${dynamicType(module)}::resource`;
+  /** Names the one resource every request is about, as the engine would. */
+  const addressed = <R extends Addressable>(request: R, module: EngineModule): R => {
+    request.setUrn(`urn:pulumi:test::consumer::${dynamicType(module)}::resource`);
+    request.setType(dynamicType(module));
+    request.setName("resource");
+    return request;
+  };
 
   let stopped = false;
   return {
@@ -401,10 +413,7 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
     serializedProvider,
 
     async check(module, olds, news) {
-      const request = new m.provider.CheckRequest();
-      request.setUrn(urn(module));
-      request.setType(dynamicType(module));
-      request.setName("resource");
+      const request = addressed(new m.provider.CheckRequest(), module);
       // A new resource has no old inputs at all, not even `__provider`.
       request.setOlds(await toStruct(module, olds, Object.keys(olds).length > 0));
       request.setNews(await toStruct(module, news));
@@ -422,11 +431,8 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
     },
 
     async diff(module, id, olds, news) {
-      const request = new m.provider.DiffRequest();
+      const request = addressed(new m.provider.DiffRequest(), module);
       request.setId(id);
-      request.setUrn(urn(module));
-      request.setType(dynamicType(module));
-      request.setName("resource");
       request.setOlds(await toStruct(module, olds));
       request.setNews(await toStruct(module, news));
       const response = await call<providerType.DiffRequest, providerType.DiffResponse>(
@@ -445,10 +451,7 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
     },
 
     async create(module, inputs) {
-      const request = new m.provider.CreateRequest();
-      request.setUrn(urn(module));
-      request.setType(dynamicType(module));
-      request.setName("resource");
+      const request = addressed(new m.provider.CreateRequest(), module);
       request.setProperties(await toStruct(module, inputs));
       const response = await call<providerType.CreateRequest, providerType.CreateResponse>(
         client,
@@ -459,11 +462,8 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
     },
 
     async read(module, id, props) {
-      const request = new m.provider.ReadRequest();
+      const request = addressed(new m.provider.ReadRequest(), module);
       request.setId(id);
-      request.setUrn(urn(module));
-      request.setType(dynamicType(module));
-      request.setName("resource");
       request.setProperties(await toStruct(module, props));
       const response = await call<providerType.ReadRequest, providerType.ReadResponse>(
         client,
@@ -479,11 +479,8 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
     },
 
     async update(module, id, olds, news) {
-      const request = new m.provider.UpdateRequest();
+      const request = addressed(new m.provider.UpdateRequest(), module);
       request.setId(id);
-      request.setUrn(urn(module));
-      request.setType(dynamicType(module));
-      request.setName("resource");
       request.setOlds(await toStruct(module, olds));
       request.setNews(await toStruct(module, news));
       const response = await call<providerType.UpdateRequest, providerType.UpdateResponse>(
@@ -495,11 +492,8 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
     },
 
     async delete(module, id, props) {
-      const request = new m.provider.DeleteRequest();
+      const request = addressed(new m.provider.DeleteRequest(), module);
       request.setId(id);
-      request.setUrn(urn(module));
-      request.setType(dynamicType(module));
-      request.setName("resource");
       request.setProperties(await toStruct(module, props));
       await call(client, "delete", request);
     },
