@@ -12,12 +12,13 @@ import { buildImage, checkBootArgs, IMAGE_LAYOUT_VERSION } from "../image/index"
 import { inspectKernel } from "../inspect";
 import { plainName } from "../mirage/project";
 import {
-  changedKeys,
   type Device,
-  fileState,
+  type EngineProvider,
   given,
   isKnown,
-  storedIntact,
+  type StoredFile,
+  storedFileDiff,
+  storedFileRead,
   UNKNOWN,
 } from "./inputs";
 
@@ -217,21 +218,6 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
   return { inputs: props, failures };
 }
 
-async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
-  const changed = changedKeys(olds, news, USER_INPUTS);
-  const rebuild = news.objectName !== olds.objectName;
-  const drifted = !storedIntact(olds.path, olds.sha256);
-  const replaces = [
-    ...(rebuild ? ["objectName", ...changed.filter((k) => IMAGE_INPUTS.includes(k as never))] : []),
-    ...(drifted ? ["sha256"] : []),
-  ];
-  return {
-    changes: replaces.length > 0 || changed.length > 0,
-    replaces,
-    deleteBeforeReplace: false,
-  };
-}
-
 /** Builds the image in a scratch directory and stores it in the cache under its objectName. */
 async function build(dir: string, props: DiskImageProps, label: string): Promise<Entry> {
   if (props.kernelSha256 && (await sha256File(props.kernelPath)) !== props.kernelSha256) {
@@ -290,18 +276,18 @@ async function produce(props: DiskImageProps) {
   return { id: props.objectName, outs };
 }
 
-async function read(id: string, props?: Record<string, unknown>) {
-  if (!props || typeof props.path !== "string") return { id, props: props ?? {} };
-  return { id, props: { ...props, ...(await fileState(props.path)) } };
-}
+const stored: StoredFile = {
+  inputs: USER_INPUTS,
+  identity: "objectName",
+  identityInputs: IMAGE_INPUTS,
+  pathKey: "path",
+};
 
-export const provider: Required<
-  Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
-> = {
+export const provider: EngineProvider = {
   check,
-  diff,
+  diff: storedFileDiff(stored),
   create: (inputs) => produce(inputs as DiskImageProps),
-  read,
+  read: storedFileRead(stored),
   // Same objectName, so the same image: only where it is kept (cacheDir) may have changed.
   update: async (_id, _olds, news) => ({ outs: (await produce(news as DiskImageProps)).outs }),
   // The cached image stays: another resource or stack may be using the same entry.

@@ -1,7 +1,8 @@
 // Helpers for dynamic resources' engine code: Pulumi's unknown values, input comparison, and
-// the content-addressed paths the cache hands out.
+// the diff and read of a resource whose state is one content-addressed file in the cache.
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
 import { sha256File } from "../hash";
 
 /** How an input that is not known yet (at preview) reaches a dynamic provider (FACTS.md). */
@@ -31,19 +32,70 @@ export function changedKeys(
   return keys.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
 }
 
+/** The provider object an engine module exports, with every method the engine may call. */
+export type EngineProvider = Required<
+  Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
+>;
+
 /**
  * Whether a state's cached file is the one it recorded: the cache stores files under their
  * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here.
  */
-export function storedIntact(path: unknown, recordedSha256: unknown): boolean {
+function storedIntact(path: unknown, recordedSha256: unknown): boolean {
   if (typeof path !== "string") return true; // never created: nothing to compare
   return basename(dirname(path)) === recordedSha256;
 }
 
-/** What a stored file is now, for `read`: its sha256 and size, or "" and 0 when it is gone. */
-export async function fileState(path: string): Promise<{ sha256: string; size: number }> {
-  const info = await stat(path).catch(() => undefined);
-  return info?.isFile()
-    ? { sha256: await sha256File(path), size: info.size }
-    : { sha256: "", size: 0 };
+/** How a resource whose state is one cached file names it and what it is made from. */
+export interface StoredFile {
+  /** Every user input: a change to any of them is at least an in-place update. */
+  inputs: readonly string[];
+  /** The key check computes from what the file is made of (the cache entry's key). */
+  identity: string;
+  /** The inputs `identity` covers: a change to one of these is why a replacement happens. */
+  identityInputs: readonly string[];
+  /** The state key holding the cached file's path. */
+  pathKey: string;
+}
+
+/**
+ * `diff` for a StoredFile resource: replaced when its identity changes, or when a refresh found
+ * the cached file gone or changed (so it is fetched from the cache or made again); any other
+ * input change is an in-place update.
+ */
+export function storedFileDiff(spec: StoredFile) {
+  return async (
+    _id: string,
+    olds: Record<string, unknown>,
+    news: Record<string, unknown>,
+  ): Promise<pulumi.dynamic.DiffResult> => {
+    const changed = changedKeys(olds, news, spec.inputs);
+    const remake = news[spec.identity] !== olds[spec.identity];
+    const drifted = !storedIntact(olds[spec.pathKey], olds.sha256);
+    const replaces = [
+      ...(remake ? [spec.identity, ...changed.filter((k) => spec.identityInputs.includes(k))] : []),
+      ...(drifted ? ["sha256"] : []),
+    ];
+    return {
+      changes: replaces.length > 0 || changed.length > 0,
+      replaces,
+      deleteBeforeReplace: false,
+    };
+  };
+}
+
+/**
+ * `read` for a StoredFile resource: the state as it is on disk, with the cached file's actual
+ * sha256 and size ("" and 0 when it is gone).
+ */
+export function storedFileRead(spec: Pick<StoredFile, "pathKey">) {
+  return async (id: string, props?: Record<string, unknown>) => {
+    const path = props?.[spec.pathKey];
+    if (!props || typeof path !== "string") return { id, props: props ?? {} };
+    const info = await stat(path).catch(() => undefined);
+    const state = info?.isFile()
+      ? { sha256: await sha256File(path), size: info.size }
+      : { sha256: "", size: 0 };
+    return { id, props: { ...props, ...state } };
+  };
 }

@@ -13,12 +13,13 @@ import { combineFingerprint, hashSourceTree } from "../mirage/fingerprint";
 import { isTarget, plainName, TARGETS, type Target, unikernelName } from "../mirage/project";
 import { findMirage, mirageVersion } from "../mirage/toolchain";
 import {
-  changedKeys,
   type Device,
-  fileState,
+  type EngineProvider,
   given,
   isKnown,
-  storedIntact,
+  type StoredFile,
+  storedFileDiff,
+  storedFileRead,
   UNKNOWN,
 } from "./inputs";
 
@@ -246,24 +247,6 @@ async function check(olds: Record<string, unknown>, news: Record<string, unknown
   };
 }
 
-async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
-  const changed = changedKeys(olds, news, USER_INPUTS);
-  const rebuild = news.fingerprint !== olds.fingerprint;
-  // A refresh found the cached kernel gone or changed: get it again (from cache or a build).
-  const drifted = !storedIntact(olds.kernelPath, olds.sha256);
-  const replaces = [
-    ...(rebuild
-      ? ["fingerprint", ...changed.filter((k) => BUILD_INPUTS.includes(k as never))]
-      : []),
-    ...(drifted ? ["sha256"] : []),
-  ];
-  return {
-    changes: replaces.length > 0 || changed.length > 0,
-    replaces,
-    deleteBeforeReplace: false,
-  };
-}
-
 /** Copies a prebuilt kernel into the cache (under its fingerprint), unless it is there. */
 async function importKernel(dir: string, props: UnikernelProps): Promise<Entry> {
   const kernel = props.kernel as string;
@@ -328,19 +311,18 @@ async function produce(props: UnikernelProps, olds?: Record<string, unknown>) {
   return { id: props.fingerprint, outs };
 }
 
-/** The state as it is on disk: the cached kernel's actual hash and size ("" and 0 if gone). */
-async function read(id: string, props?: Record<string, unknown>) {
-  if (!props || typeof props.kernelPath !== "string") return { id, props: props ?? {} };
-  return { id, props: { ...props, ...(await fileState(props.kernelPath)) } };
-}
+const stored: StoredFile = {
+  inputs: USER_INPUTS,
+  identity: "fingerprint",
+  identityInputs: BUILD_INPUTS,
+  pathKey: "kernelPath",
+};
 
-export const provider: Required<
-  Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
-> = {
+export const provider: EngineProvider = {
   check,
-  diff,
+  diff: storedFileDiff(stored),
   create: (inputs) => produce(inputs as UnikernelProps),
-  read,
+  read: storedFileRead(stored),
   update: async (_id, olds, news) => ({ outs: (await produce(news as UnikernelProps, olds)).outs }),
   // The cached kernel stays: another resource or stack may be using the same entry.
   delete: async () => {},
