@@ -11,15 +11,15 @@ import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { buildImage } from "../provider/image";
+import { imageArgv } from "../test/support/cli";
 import { testKernel } from "../test/support/kernels";
 
 const exec = promisify(execFile);
 const RUNS = Number(process.argv[2] ?? 5);
-const CLI = resolve(__dirname, "..", "provider", "cli.js");
 const GOAL_SECONDS = 0.5;
 const GOAL_EXTRA_KIB = 64;
 const GOAL_RSS_MB = 150;
@@ -68,15 +68,7 @@ async function peakRssMb(kernel: string, outDir: string): Promise<number> {
     "-f",
     "%M",
     process.execPath,
-    CLI,
-    "image",
-    kernel,
-    "--out",
-    outDir,
-    "--format",
-    "gce",
-    "--",
-    ...ARGS,
+    ...imageArgv(kernel, outDir, "--format", "gce", "--", ...ARGS),
   ]);
   const kib = Number(stderr.trim().split("\n").pop());
   return kib / 1024;

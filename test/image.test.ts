@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { sha256File } from "../provider/hash";
@@ -19,11 +19,11 @@ import {
 import { diskSizeFor, fat32Capacity } from "../provider/image/disk";
 import { writeGceArchive } from "../provider/image/gce-archive";
 import { scanDisk } from "../provider/image/scan";
+import { CLI, imageArgv } from "./support/cli";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
 
 const exec = promisify(execFile);
 const GIB = 1024 ** 3;
-const CLI = resolve(__dirname, "..", "provider", "cli.js");
 /** Arguments a MirageOS unikernel typically gets, and characters GRUB's and syslinux's config
  * languages would interpret if they were not passed verbatim. */
 const ARGS = ["--ipv4=10.0.0.2/24", "--logs=*:debug", "a=b,c", "x=$y;#{}[]?|&<>%@~^`!()"];
@@ -186,15 +186,7 @@ describe("image files", () => {
           'umask 077 && exec "$@"',
           "sh",
           "node",
-          CLI,
-          "image",
-          kernel,
-          "--out",
-          await freshDir(),
-          "--format",
-          "gce",
-          "--",
-          ...ARGS,
+          ...imageArgv(kernel, await freshDir(), "--format", "gce", "--", ...ARGS),
         ],
         { env: { ...process.env, TZ: "Pacific/Kiritimati", LC_ALL: "C.UTF-8", LANG: "C.UTF-8" } },
       );
@@ -435,17 +427,10 @@ describe("pulumi-mirage image", () => {
   test("prints one JSON line with each file's path, sha256, size and the seconds taken", async () => {
     const outDir = join(await freshDir(), "out");
     const kernel = await testKernel("virtio");
-    const { stdout } = await exec("node", [
-      CLI,
-      "image",
-      kernel,
-      "--out",
-      outDir,
-      "--format",
-      "gce",
-      "--",
-      ...ARGS,
-    ]);
+    const { stdout } = await exec(
+      "node",
+      imageArgv(kernel, outDir, "--format", "gce", "--", ...ARGS),
+    );
     const lines = stdout.trimEnd().split("\n");
     assert.equal(lines.length, 1, stdout);
     const printed = JSON.parse(lines[0]);
@@ -465,11 +450,9 @@ describe("pulumi-mirage image", () => {
 
   test("Ctrl-C stops the build, exits 130 and leaves DIR without results or scratch files", async () => {
     const outDir = await freshDir();
-    const child = spawn(
-      "node",
-      [CLI, "image", await testKernel("virtio"), "--out", outDir, "--format", "gce"],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawn("node", imageArgv(await testKernel("virtio"), outDir, "--format", "gce"), {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
@@ -487,28 +470,18 @@ describe("pulumi-mirage image", () => {
   test("raw is the default format; wrong usage and refusals exit non-zero with a message", async () => {
     const kernel = await testKernel("virtio");
     const outDir = await freshDir();
-    const { stdout } = await exec("node", [CLI, "image", kernel, "--out", outDir]);
+    const { stdout } = await exec("node", imageArgv(kernel, outDir));
     assert.deepEqual(Object.keys(JSON.parse(stdout)), ["disk", "seconds"]);
 
     const usage = await exec("node", [CLI, "image", kernel]).catch((e) => e);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--out DIR is missing/);
 
-    const format = await exec("node", [
-      CLI,
-      "image",
-      kernel,
-      "--out",
-      outDir,
-      "--format",
-      "aws",
-    ]).catch((e) => e);
+    const format = await exec("node", imageArgv(kernel, outDir, "--format", "aws")).catch((e) => e);
     assert.equal(format.code, 2);
     assert.match(format.stderr, /--format aws: expected raw or gce/);
 
-    const bad = await exec("node", [CLI, "image", kernel, "--out", outDir, "--", "a b"]).catch(
-      (e) => e,
-    );
+    const bad = await exec("node", imageArgv(kernel, outDir, "--", "a b")).catch((e) => e);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /boot argument 0 contains a space/);
   });

@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { readElf } from "../provider/elf";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../provider/inspect";
+import { CLI } from "./support/cli";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
 
 const exec = promisify(execFile);
-const CLI = resolve(__dirname, "..", "provider", "cli.js");
 
 let scratch: string;
 before(async () => {
