@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { open, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { lookup } from "../provider/cache";
 import { sha256File } from "../provider/hash";
 import { provider } from "../provider/resources/disk-image";
@@ -14,14 +14,7 @@ import { STANDIN, Standin } from "./support/standin";
 
 type Props = Record<string, unknown>;
 
-let standin: Standin;
-
-before(async () => {
-  standin = await Standin.setUp();
-});
-after(async () => {
-  await standin.tearDown();
-});
+const standin = Standin.forThisFile();
 
 /** Inputs as the SDK sends them for a kernel given by path. */
 function pathInputs(kernelPath: string, extra: Props = {}): Props {

@@ -17,6 +17,7 @@ import {
   serializeInConsumer,
   startDynamicProvider,
 } from "./support/dynamic-provider";
+import { alive } from "./support/process";
 
 /** A hand-written provider, sent as `__provider` text the way the serializer's output is loaded. */
 const echoProvider = `exports.handler = () => ({
@@ -29,15 +30,6 @@ const echoProvider = `exports.handler = () => ({
     return { id: "echo-1", outs: { ...inputs, sawToken: typeof inputs.token } };
   },
 });`;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("the consumer project", () => {
   it("installs a real copy of the packed files, not a link to the repository", async () => {

@@ -18,7 +18,8 @@ import {
   startDynamicProvider,
   UNKNOWN,
 } from "./support/dynamic-provider";
-import { STANDIN, Standin } from "./support/standin";
+import { alive, waitFor } from "./support/process";
+import { Standin } from "./support/standin";
 
 let standin: Standin;
 let p: DynamicProvider;
@@ -42,16 +43,7 @@ async function example(name: "hello" | "web"): Promise<string> {
 }
 
 /** Unikernel inputs as the SDK sends them, built with the stand-in into a fresh cache. */
-function unikernelArgs(source: string, extra: Props = {}): Props {
-  return {
-    source,
-    target: "virtio",
-    mirage: STANDIN,
-    cacheDir: standin.path("cache"),
-    resourceName: "hello",
-    ...extra,
-  };
-}
+const unikernelArgs = (source: string, extra: Props = {}) => standin.unikernelInputs(source, extra);
 
 async function checked(
   provider: DynamicProvider,
@@ -69,23 +61,6 @@ async function buildSteps(cacheDir: unknown): Promise<string[]> {
   return (await standin.invocations())
     .filter((i) => i.step !== "version" && i.cwd.startsWith(String(cacheDir)))
     .map((i) => i.step);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(what: string, condition: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe("Unikernel through the dynamic provider", () => {
@@ -275,7 +250,7 @@ describe("Unikernel builds that fail", () => {
       );
       assert.ok(sleeper?.child, "the stand-in started its sleeping child");
       const child = sleeper.child;
-      await waitFor(`the build's child ${child} to be gone`, () => !alive(child));
+      await waitFor(`the build's child ${child} to be gone`, () => !alive(child), 20_000);
     } finally {
       await slow.stop();
     }

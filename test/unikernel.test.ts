@@ -14,37 +14,22 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { lookup } from "../provider/cache";
 import { run } from "../provider/exec";
 import { sha256File } from "../provider/hash";
 import { UNKNOWN } from "../provider/resources/inputs";
 import { provider } from "../provider/resources/unikernel";
 import { testKernel } from "./support/kernels";
+import { alive, waitFor } from "./support/process";
 import { STANDIN, Standin } from "./support/standin";
 
 type Props = Record<string, unknown>;
 
-let standin: Standin;
-
-before(async () => {
-  standin = await Standin.setUp();
-});
-after(async () => {
-  await standin.tearDown();
-});
+const standin = Standin.forThisFile();
 
 /** Inputs as the SDK sends them for a build from source with the stand-in toolchain. */
-function sourceInputs(source: string, extra: Props = {}): Props {
-  return {
-    source,
-    target: "virtio",
-    mirage: STANDIN,
-    cacheDir: standin.path("cache"),
-    resourceName: "hello",
-    ...extra,
-  };
-}
+const sourceInputs = (source: string, extra: Props = {}) => standin.unikernelInputs(source, extra);
 
 async function checked(news: Props, olds: Props = {}): Promise<Props> {
   const result = await provider.check(olds, news);
@@ -62,24 +47,6 @@ async function created(news: Props): Promise<Props> {
   const { id, outs } = await provider.create(inputs);
   assert.equal(id, inputs.fingerprint);
   return outs;
-}
-
-/** Whether a process is still there. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("check", () => {
@@ -411,10 +378,14 @@ describe("create", () => {
       { env: { ...process.env, MIRAGE_STANDIN_SLEEP: "build:120" }, stdio: "ignore" },
     );
     let sleeper: { pid: number; child?: number } | undefined;
-    await waitFor("the build step", async () => {
-      sleeper = (await standin.invocations()).slice(before).find((i) => i.child);
-      return sleeper !== undefined;
-    });
+    await waitFor(
+      "the build step",
+      async () => {
+        sleeper = (await standin.invocations()).slice(before).find((i) => i.child);
+        return sleeper !== undefined;
+      },
+      30_000,
+    );
     child.kill("SIGKILL");
     await new Promise((r) => child.on("exit", r));
     for (const pid of [sleeper?.pid, sleeper?.child])

@@ -3,6 +3,7 @@
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { after, before } from "node:test";
 import { type TestKernelName, testKernel, testUnixProgram } from "./kernels";
 
 /** build/test/support/standin.js → test/standins/mirage in the repository. */
@@ -20,7 +21,14 @@ const KERNELS: TestKernelName[] = ["virtio", "virtio-net", "virtio-block", "xen"
 
 export class Standin {
   private counter = 0;
-  private constructor(readonly scratch: string) {}
+  private dir: string | undefined;
+  private constructor() {}
+
+  /** The scratch directory (set up by setUp, or by the file's `before` hook for forThisFile). */
+  get scratch(): string {
+    if (this.dir === undefined) throw new Error("the stand-in is used before it is set up");
+    return this.dir;
+  }
 
   /**
    * A scratch directory with the test kernels, pointed to by MIRAGE_STANDIN_KERNELS, and an
@@ -28,14 +36,27 @@ export class Standin {
    * code under test passes on to the tools it runs).
    */
   static async setUp(): Promise<Standin> {
-    const standin = new Standin(await mkdtemp(join(tmpdir(), "mirage-standin-")));
-    const kernels = join(standin.scratch, "kernels");
+    const standin = new Standin();
+    await standin.start();
+    return standin;
+  }
+
+  /** A Standin set up before the calling test file's tests and torn down after them. */
+  static forThisFile(): Standin {
+    const standin = new Standin();
+    before(() => standin.start());
+    after(() => standin.tearDown());
+    return standin;
+  }
+
+  private async start(): Promise<void> {
+    this.dir = await mkdtemp(join(tmpdir(), "mirage-standin-"));
+    const kernels = join(this.dir, "kernels");
     await mkdir(kernels);
     for (const name of KERNELS) await symlink(await testKernel(name), join(kernels, name));
     await symlink(await testUnixProgram(), join(kernels, "unix"));
     process.env.MIRAGE_STANDIN_KERNELS = kernels;
-    process.env.MIRAGE_STANDIN_LOG = join(standin.scratch, "invocations.jsonl");
-    return standin;
+    process.env.MIRAGE_STANDIN_LOG = join(this.dir, "invocations.jsonl");
   }
 
   async tearDown(): Promise<void> {
@@ -45,6 +66,18 @@ export class Standin {
   /** A fresh path under the scratch directory. */
   path(prefix: string): string {
     return join(this.scratch, `${prefix}-${this.counter++}`);
+  }
+
+  /** Unikernel inputs as the SDK sends them for a build from `source` with the stand-in. */
+  unikernelInputs(source: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      source,
+      target: "virtio",
+      mirage: STANDIN,
+      cacheDir: this.path("cache"),
+      resourceName: "hello",
+      ...extra,
+    };
   }
 
   /** A unikernel source tree registering `name`; with `net`, its config.ml uses a stack. */
