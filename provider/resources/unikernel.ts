@@ -2,6 +2,7 @@
 // build: it runs on every preview), diff replaces only when the fingerprint changes, create and
 // update get the kernel from the cache or build it, read reports a cached kernel that is gone or
 // changed. Delete leaves the cache entry: another resource or stack may use the same kernel.
+import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
@@ -114,20 +115,41 @@ function checkShape(news: Record<string, unknown>, failures: Failure[]): void {
   }
 }
 
+/**
+ * What the path input `property` names, if it is a `kind`; if not, a failure saying that it does
+ * not exist or is something else, and `fix`.
+ */
+async function checkPathKind(
+  kind: "file" | "directory",
+  news: Record<string, unknown>,
+  property: "source" | "kernel",
+  fix: string,
+  failures: Failure[],
+): Promise<Stats | undefined> {
+  const path = news[property] as string;
+  const info = await stat(path).catch(() => undefined);
+  if (kind === "file" ? info?.isFile() : info?.isDirectory()) return info;
+  failures.push({
+    property,
+    reason: `${path} ${info ? `is not a ${kind}` : "does not exist"}: ${fix}`,
+  });
+  return undefined;
+}
+
 /** A source build's fingerprint and name, or failures saying what is wrong. */
 async function checkSource(
   news: Record<string, unknown>,
   failures: Failure[],
 ): Promise<Partial<UnikernelProps>> {
   const source = news.source as string;
-  const sourceInfo = await stat(source).catch(() => undefined);
-  if (!sourceInfo?.isDirectory()) {
-    failures.push({
-      property: "source",
-      reason: `${source} ${sourceInfo ? "is not a directory" : "does not exist"}: source must be the directory holding the unikernel's config.ml`,
-    });
-    return {};
-  }
+  const isDirectory = await checkPathKind(
+    "directory",
+    news,
+    "source",
+    "source must be the directory holding the unikernel's config.ml",
+    failures,
+  );
+  if (!isDirectory) return {};
   if (
     !(await stat(`${source}/config.ml`).then(
       (s) => s.isFile(),
@@ -184,14 +206,14 @@ async function checkPrebuilt(
   failures: Failure[],
 ): Promise<Partial<UnikernelProps>> {
   const kernel = news.kernel as string;
-  const info = await stat(kernel).catch(() => undefined);
-  if (!info?.isFile()) {
-    failures.push({
-      property: "kernel",
-      reason: `${kernel} ${info ? "is not a file" : "does not exist"}: kernel must be a unikernel binary such as dist/hello.virtio`,
-    });
-    return {};
-  }
+  const info = await checkPathKind(
+    "file",
+    news,
+    "kernel",
+    "kernel must be a unikernel binary such as dist/hello.virtio",
+    failures,
+  );
+  if (!info) return {};
   const target = news.target;
   if (!isKnown(target) || !isTarget(target)) return {};
   let manifest: Device[] = [];
