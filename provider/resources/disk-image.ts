@@ -11,16 +11,7 @@ import { sha256, sha256File } from "../hash";
 import { buildImage, checkBootArgs, IMAGE_LAYOUT_VERSION } from "../image/index";
 import { inspectKernel } from "../inspect";
 import { plainName } from "../mirage/project";
-import {
-  type Device,
-  type EngineProvider,
-  given,
-  isKnown,
-  type StoredFile,
-  storedFileDiff,
-  storedFileRead,
-  UNKNOWN,
-} from "./inputs";
+import { type Device, given, isKnown, storedFileProvider, UNKNOWN } from "./inputs";
 
 export type ImageFormat = "raw" | "gce" | "aws";
 const FORMATS: readonly ImageFormat[] = ["raw", "gce", "aws"];
@@ -276,20 +267,11 @@ async function produce(props: DiskImageProps) {
   return { id: props.objectName, outs };
 }
 
-const stored: StoredFile = {
+export const provider = storedFileProvider({
   inputs: USER_INPUTS,
   identity: "objectName",
   identityInputs: IMAGE_INPUTS,
   pathKey: "path",
-};
-
-export const provider: EngineProvider = {
   check,
-  diff: storedFileDiff(stored),
-  create: (inputs) => produce(inputs as DiskImageProps),
-  read: storedFileRead(stored),
-  // Same objectName, so the same image: only where it is kept (cacheDir) may have changed.
-  update: async (_id, _olds, news) => ({ outs: (await produce(news as DiskImageProps)).outs }),
-  // The cached image stays: another resource or stack may be using the same entry.
-  delete: async () => {},
-};
+  produce,
+});

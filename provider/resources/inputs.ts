@@ -33,7 +33,7 @@ export function changedKeys(
 }
 
 /** The provider object an engine module exports, with every method the engine may call. */
-export type EngineProvider = Required<
+type EngineProvider = Required<
   Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
 >;
 
@@ -46,8 +46,8 @@ function storedIntact(path: unknown, recordedSha256: unknown): boolean {
   return basename(dirname(path)) === recordedSha256;
 }
 
-/** How a resource whose state is one cached file names it and what it is made from. */
-export interface StoredFile {
+/** How a resource whose state is one cached file names it, and how it gets it. */
+interface StoredFile<Props> {
   /** Every user input: a change to any of them is at least an in-place update. */
   inputs: readonly string[];
   /** The key check computes from what the file is made of (the cache entry's key). */
@@ -56,6 +56,25 @@ export interface StoredFile {
   identityInputs: readonly string[];
   /** The state key holding the cached file's path. */
   pathKey: string;
+  check: EngineProvider["check"];
+  /** The state for checked inputs: the file from the cache, or made (and stored) now. */
+  produce(news: Props, olds?: Record<string, unknown>): Promise<{ id: string; outs: Props }>;
+}
+
+/**
+ * The provider of a StoredFile resource. Create and update both produce the file; an update
+ * keeps the identity, so only where the file is kept (cacheDir) or its labels may have changed.
+ * Delete leaves the cache entry: another resource or stack may be using the same file.
+ */
+export function storedFileProvider<Props>(spec: StoredFile<Props>): EngineProvider {
+  return {
+    check: spec.check,
+    diff: storedFileDiff(spec),
+    create: (inputs) => spec.produce(inputs),
+    read: storedFileRead(spec),
+    update: async (_id, olds, news) => ({ outs: (await spec.produce(news, olds)).outs }),
+    delete: async () => {},
+  };
 }
 
 /**
@@ -63,7 +82,7 @@ export interface StoredFile {
  * the cached file gone or changed (so it is fetched from the cache or made again); any other
  * input change is an in-place update.
  */
-export function storedFileDiff(spec: StoredFile) {
+function storedFileDiff(spec: StoredFile<unknown>) {
   return async (
     _id: string,
     olds: Record<string, unknown>,
@@ -88,7 +107,7 @@ export function storedFileDiff(spec: StoredFile) {
  * `read` for a StoredFile resource: the state as it is on disk, with the cached file's actual
  * sha256 and size ("" and 0 when it is gone).
  */
-export function storedFileRead(spec: Pick<StoredFile, "pathKey">) {
+function storedFileRead(spec: StoredFile<unknown>) {
   return async (id: string, props?: Record<string, unknown>) => {
     const path = props?.[spec.pathKey];
     if (!props || typeof path !== "string") return { id, props: props ?? {} };

@@ -13,16 +13,7 @@ import { kernelFor } from "../mirage/build";
 import { combineFingerprint, hashSourceTree } from "../mirage/fingerprint";
 import { isTarget, plainName, TARGETS, type Target, unikernelName } from "../mirage/project";
 import { findMirage, mirageVersion } from "../mirage/toolchain";
-import {
-  type Device,
-  type EngineProvider,
-  given,
-  isKnown,
-  type StoredFile,
-  storedFileDiff,
-  storedFileRead,
-  UNKNOWN,
-} from "./inputs";
+import { type Device, given, isKnown, storedFileProvider, UNKNOWN } from "./inputs";
 
 /** What the resource's state holds: the user's inputs, what check computes, what create adds. */
 export interface UnikernelProps {
@@ -333,19 +324,11 @@ async function produce(props: UnikernelProps, olds?: Record<string, unknown>) {
   return { id: props.fingerprint, outs };
 }
 
-const stored: StoredFile = {
+export const provider = storedFileProvider({
   inputs: USER_INPUTS,
   identity: "fingerprint",
   identityInputs: BUILD_INPUTS,
   pathKey: "kernelPath",
-};
-
-export const provider: EngineProvider = {
   check,
-  diff: storedFileDiff(stored),
-  create: (inputs) => produce(inputs as UnikernelProps),
-  read: storedFileRead(stored),
-  update: async (_id, olds, news) => ({ outs: (await produce(news as UnikernelProps, olds)).outs }),
-  // The cached kernel stays: another resource or stack may be using the same entry.
-  delete: async () => {},
-};
+  produce,
+});
