@@ -4,9 +4,9 @@
 // damaged file gives an ElfFormatError that says what is wrong, not a RangeError or garbage.
 import { type FileHandle, open } from "node:fs/promises";
 
-export const PT_NOTE = 4;
-export const SHT_NOTE = 7;
-export const SHT_NOBITS = 8;
+const PT_NOTE = 4;
+const SHT_NOTE = 7;
+const SHT_NOBITS = 8;
 
 /** Why a file could not be read as ELF. `kind` lets callers give advice fitting the cause. */
 export class ElfFormatError extends Error {

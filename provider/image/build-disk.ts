@@ -16,7 +16,7 @@ import {
 import { dataEnd, fixTimes, readFat32 } from "./fat";
 import { type Layout, type ToolOptions, toolRun } from "./layout";
 
-export const VOLUME_LABEL = "MIRAGE";
+const VOLUME_LABEL = "MIRAGE";
 
 /**
  * mtools reads /etc/mtools.conf and ~/.mtoolsrc; these override anything there that would change

@@ -11,7 +11,7 @@ export const PARTITION_OFFSET = 1024 * 1024;
 export const DISK_ID = 0x4152494d;
 /** FAT32 clusters of 4 KiB, given to mkfs.fat so the sizing below does not depend on its defaults. */
 export const SECTORS_PER_CLUSTER = 8;
-export const CLUSTER = SECTORS_PER_CLUSTER * SECTOR;
+const CLUSTER = SECTORS_PER_CLUSTER * SECTOR;
 /** The disk geometry written into the MBR's CHS fields and the FAT boot sector. */
 export const HEADS = 255;
 export const SECTORS_PER_TRACK = 63;
@@ -19,7 +19,7 @@ export const SECTORS_PER_TRACK = 63;
 const RESERVED_SECTORS = 32;
 const FATS = 2;
 /** FAT32 cannot hold a file of 4 GiB or more. */
-export const MAX_FILE = 2 ** 32 - 1;
+const MAX_FILE = 2 ** 32 - 1;
 
 const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
 

@@ -14,7 +14,7 @@ import type { Region } from "./scan";
 const TAR_BLOCK = 512;
 /** GNU tar's default record: 20 blocks; archives end padded to it. */
 const RECORD = 20 * TAR_BLOCK;
-export const MEMBER_NAME = "disk.raw";
+const MEMBER_NAME = "disk.raw";
 const HEADER_SPARSE_SLOTS = 4;
 const EXTENSION_SPARSE_SLOTS = 21;
 const READ_CHUNK = 1 << 20;
@@ -52,7 +52,7 @@ function writeEntries(block: Buffer, at: number, entries: readonly Region[]): vo
 }
 
 /** The member's header block and the extension blocks carrying the rest of its sparse map. */
-export function sparseHeaders(regions: readonly Region[], size: number): Buffer[] {
+function sparseHeaders(regions: readonly Region[], size: number): Buffer[] {
   const map = sparseMap(regions, size);
   const stored = regions.reduce((sum, r) => sum + r.length, 0);
   const header = Buffer.alloc(TAR_BLOCK);

@@ -22,7 +22,7 @@ const MODULES = [
   "boot",
 ];
 
-export function grubConfig(bootArgs: readonly string[]): string {
+function grubConfig(bootArgs: readonly string[]): string {
   // GRUB drops the file name from the multiboot command line, so a placeholder first word stands
   // in for it (Solo5 drops the first word). Each argument is single-quoted, which makes `$ ; # { }
   // * ?` and the like literal; checkBootArgs has refused what quoting cannot carry.

@@ -22,7 +22,7 @@ export { ImageError } from "./errors";
 
 export type ImageFormat = "raw" | "gce";
 export const IMAGE_FORMATS: readonly ImageFormat[] = ["raw", "gce"];
-export const DISK_NAME = "disk.raw";
+const DISK_NAME = "disk.raw";
 export const ARCHIVE_NAME = "image.tar.gz";
 
 /**

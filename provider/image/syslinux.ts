@@ -13,7 +13,7 @@ const MODULES = "/usr/lib/syslinux/modules/bios";
 /** The kernel's file name on the disk; mboot.c32 passes it as the command line's first word. */
 export const KERNEL_NAME = "unikernel.bin";
 
-export function syslinuxConfig(bootArgs: readonly string[]): string {
+function syslinuxConfig(bootArgs: readonly string[]): string {
   // APPEND takes the rest of the line as is; checkBootArgs has made sure each argument survives.
   const append = ["-aout", KERNEL_NAME, ...bootArgs].join(" ");
   return [

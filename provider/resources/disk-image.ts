@@ -81,7 +81,7 @@ function redact(text: string, bootArgs: readonly unknown[]): string {
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** `NAME-SHA12.tar.gz` (gce) or `NAME-SHA12.raw`: what the image is made from, in its name. */
-export function objectNameFor(
+function objectNameFor(
   name: string,
   kernel: string,
   format: ImageFormat,

@@ -235,8 +235,7 @@ async function checkPrebuilt(
   };
 }
 
-async function check(olds: Record<string, unknown>, news: Record<string, unknown>) {
-  void olds;
+async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
   const failures: Failure[] = [];
   checkShape(news, failures);
   const inputs: Record<string, unknown> = {};

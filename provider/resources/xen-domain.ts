@@ -17,7 +17,7 @@ import { listDomains } from "../xen/xl";
 import { BRIDGE_NAME, DOMAIN_NAME, renderXlConfig, xlStringProblem } from "../xen/xl-config";
 import { changedKeys, isKnown, UNKNOWN } from "./inputs";
 
-export const DEFAULTS = {
+const DEFAULTS = {
   port: 22,
   user: "root",
   memory: 64,

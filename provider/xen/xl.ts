@@ -15,7 +15,7 @@ export interface XlListEntry {
  * Parses `xl list` output: a header `Name ID Mem VCPUs State Time(s)`, then one line per domain.
  * The name is everything before the last five columns.
  */
-export function parseXlList(stdout: string): XlListEntry[] {
+function parseXlList(stdout: string): XlListEntry[] {
   const entries: XlListEntry[] = [];
   for (const line of stdout.split("\n")) {
     const fields = line.trim().split(/\s+/);

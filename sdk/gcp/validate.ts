@@ -9,19 +9,7 @@ import type { Device, Target } from "../unikernel";
 export type Port = number | { port: number; protocol?: "tcp" | "udp" };
 
 /** Machine families with a virtio-net NIC, the only NIC Solo5 drives (FACTS.md). */
-export const VIRTIO_FAMILIES = [
-  "e2",
-  "n1",
-  "n2",
-  "n2d",
-  "c2",
-  "c2d",
-  "t2d",
-  "m1",
-  "m2",
-  "f1",
-  "g1",
-];
+const VIRTIO_FAMILIES = ["e2", "n1", "n2", "n2d", "c2", "c2d", "t2d", "m1", "m2", "f1", "g1"];
 
 /** Third-generation and later families (and Arm T2A) offer only gVNIC. */
 const GVNIC_ONLY = [
