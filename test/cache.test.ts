@@ -1,20 +1,21 @@
 import assert from "node:assert/strict";
-import { chmod, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { chmod, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { cacheDir, lookup, store, withEntryLock } from "../provider/cache";
 import { sha256 } from "../provider/hash";
+import { Scratch } from "./support/scratch";
 
-let scratch: string;
+const scratch = Scratch.forThisFile("cache-test-");
 let counter = 0;
 
 async function freshCache(): Promise<string> {
-  return join(scratch, `cache-${counter++}`);
+  return join(scratch.path, `cache-${counter++}`);
 }
 
 async function file(content: string | Buffer): Promise<string> {
-  const path = join(scratch, `file-${counter++}`);
+  const path = join(scratch.path, `file-${counter++}`);
   await writeFile(path, content);
   return path;
 }
@@ -24,13 +25,6 @@ async function tamper(path: string, content: string | Buffer): Promise<void> {
   await chmod(path, 0o644);
   await writeFile(path, content);
 }
-
-before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "cache-test-"));
-});
-after(async () => {
-  await rm(scratch, { recursive: true, force: true });
-});
 
 describe("cacheDir", () => {
   it("prefers the explicit directory, then PULUMI_MIRAGE_CACHE, XDG_CACHE_HOME, ~/.cache", () => {

@@ -3,10 +3,9 @@
 // sparse and atomic; every refusal says why.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, mkdir, open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { sha256File } from "../provider/hash";
 import {
@@ -21,6 +20,7 @@ import { writeGceArchive } from "../provider/image/gce-archive";
 import { scanDisk } from "../provider/image/scan";
 import { CLI, imageArgv } from "./support/cli";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
+import { Scratch } from "./support/scratch";
 
 const exec = promisify(execFile);
 const GIB = 1024 ** 3;
@@ -28,17 +28,11 @@ const GIB = 1024 ** 3;
  * languages would interpret if they were not passed verbatim. */
 const ARGS = ["--ipv4=10.0.0.2/24", "--logs=*:debug", "a=b,c", "x=$y;#{}[]?|&<>%@~^`!()"];
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), "image-test-"));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const root = Scratch.forThisFile("image-test-");
 
 let dirs = 0;
 async function freshDir(): Promise<string> {
-  const dir = join(root, `d${dirs++}`);
+  const dir = join(root.path, `d${dirs++}`);
   await mkdir(dir);
   return dir;
 }

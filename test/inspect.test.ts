@@ -1,24 +1,18 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { readElf } from "../provider/elf";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../provider/inspect";
 import { CLI } from "./support/cli";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
+import { Scratch } from "./support/scratch";
 
 const exec = promisify(execFile);
 
-let scratch: string;
-before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "inspect-test-"));
-});
-after(async () => {
-  await rm(scratch, { recursive: true, force: true });
-});
+const scratch = Scratch.forThisFile("inspect-test-");
 
 /** A symbol's address as the kernel's own symbol table (nm) gives it, in our hex format. */
 async function symbol(path: string, name: string): Promise<string> {
@@ -108,13 +102,13 @@ async function rejects(path: string, pattern: RegExp): Promise<KernelFormatError
 
 describe("inspectKernel refuses what is not a Solo5 unikernel", () => {
   test("a text file", async () => {
-    const path = join(scratch, "config.ml");
+    const path = join(scratch.path, "config.ml");
     await writeFile(path, 'open Mirage\nlet () = register "hello" [ main ]\n');
     await rejects(path, /is not an ELF file: .*dist\/NAME\.virtio/);
   });
 
   test("an empty file", async () => {
-    const path = join(scratch, "empty");
+    const path = join(scratch.path, "empty");
     await writeFile(path, "");
     await rejects(path, /is not an ELF file/);
   });
@@ -128,16 +122,16 @@ describe("inspectKernel refuses what is not a Solo5 unikernel", () => {
     cuts.push(whole.length - 1);
     for (const cut of cuts) {
       assert.ok(cut < whole.length);
-      const path = join(scratch, `cut-${cut}.xen`);
+      const path = join(scratch.path, `cut-${cut}.xen`);
       await writeFile(path, whole.subarray(0, cut));
       await rejects(path, /is truncated: .*extends? past the end of the file.*rebuild/);
     }
   });
 
   test("native executables and objects without Solo5 notes", async () => {
-    const object = join(scratch, "main.o");
-    await writeFile(join(scratch, "main.c"), "int main(void) { return 0; }\n");
-    await exec("gcc", ["-c", "-o", object, join(scratch, "main.c")]);
+    const object = join(scratch.path, "main.o");
+    await writeFile(join(scratch.path, "main.c"), "int main(void) { return 0; }\n");
+    await exec("gcc", ["-c", "-o", object, join(scratch.path, "main.c")]);
     for (const path of ["/bin/true", object, await testUnixProgram()]) {
       await rejects(path, /not a Solo5 unikernel.*unix builds are native executables.*-t virtio/);
     }
@@ -147,7 +141,7 @@ describe("inspectKernel refuses what is not a Solo5 unikernel", () => {
   async function patched(name: string, patch: (bytes: Buffer) => void): Promise<string> {
     const bytes = await readFile(await testKernel("virtio-net"));
     patch(bytes);
-    const path = join(scratch, name);
+    const path = join(scratch.path, name);
     await writeFile(path, bytes);
     return path;
   }
@@ -200,7 +194,7 @@ describe("inspectKernel refuses what is not a Solo5 unikernel", () => {
 
 describe("readElf", () => {
   test("reads ELF32 and ELF64 files and their notes from sections when there are no segments", async () => {
-    const source = join(scratch, "note.s");
+    const source = join(scratch.path, "note.s");
     await writeFile(
       source,
       [
@@ -214,7 +208,7 @@ describe("readElf", () => {
       ].join("\n"),
     );
     for (const bits of ["32", "64"]) {
-      const object = join(scratch, `note${bits}.o`);
+      const object = join(scratch.path, `note${bits}.o`);
       await exec("as", [`--${bits}`, "-o", object, source]);
       const elf = await readElf(object);
       assert.equal(elf.header.class, `ELF${bits}`);
@@ -237,7 +231,7 @@ describe("pulumi-mirage inspect", () => {
   });
 
   test("reports a bad file on stderr with status 1", async () => {
-    const path = join(scratch, "not-a-kernel.txt");
+    const path = join(scratch.path, "not-a-kernel.txt");
     await writeFile(path, "hello\n");
     const error = await exec("node", [CLI, "inspect", path]).then(
       () => assert.fail("should fail"),

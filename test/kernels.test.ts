@@ -3,26 +3,20 @@
 // serial console, and run the unix stand-in program.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { promisify } from "node:util";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
+import { Scratch } from "./support/scratch";
 
 const exec = promisify(execFile);
 
-let scratch: string;
-before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), "kernels-test-"));
-});
-after(async () => {
-  await rm(scratch, { recursive: true, force: true });
-});
+const scratch = Scratch.forThisFile("kernels-test-");
 
 /** Boots `kernel` with QEMU -kernel; resolves with QEMU's exit status, serial log and stderr. */
 async function boot(kernel: string, append: string) {
-  const log = join(scratch, `${Math.random().toString(36).slice(2)}.log`);
+  const log = join(scratch.path, `${Math.random().toString(36).slice(2)}.log`);
   const { status, stderr } = await new Promise<{ status: number | null; stderr: string }>(
     (resolve, reject) => {
       const qemu = spawn(
