@@ -163,6 +163,33 @@ function parseHeader(ident: Buffer, path: string): { header: ElfHeader; fields: 
   };
 }
 
+/** Refuses a header table whose entries are too small to hold the fields we read. */
+function checkEntrySize(
+  reader: Reader,
+  kind: "program" | "section",
+  entrySize: number,
+  minSize: number,
+): void {
+  if (entrySize < minSize) {
+    throw new ElfFormatError(
+      "malformed",
+      `${reader.path}: ${kind} header size ${entrySize} is below the ${minSize} bytes ` +
+        "an entry needs",
+    );
+  }
+}
+
+/** Refuses a segment or section whose bytes extend past the end of the file. */
+function checkWithinFile(reader: Reader, what: string, offset: number, size: number): void {
+  if (offset + size > reader.size) {
+    throw new ElfFormatError(
+      "truncated",
+      `${reader.path} is truncated: ${what} (bytes ${offset}..${offset + size}) extends ` +
+        `past the end of the file (${reader.size} bytes)`,
+    );
+  }
+}
+
 async function readProgramHeaders(
   reader: Reader,
   wide: boolean,
@@ -170,14 +197,7 @@ async function readProgramHeaders(
   table: { offset: number; entrySize: number; count: number },
 ): Promise<ProgramHeader[]> {
   if (table.count === 0) return [];
-  const minSize = wide ? 56 : 32;
-  if (table.entrySize < minSize) {
-    throw new ElfFormatError(
-      "malformed",
-      `${reader.path}: program header size ${table.entrySize} is below the ${minSize} bytes ` +
-        "an entry needs",
-    );
-  }
+  checkEntrySize(reader, "program", table.entrySize, wide ? 56 : 32);
   const buf = await reader.read(table.offset, table.entrySize * table.count, "the program headers");
   const f = new Fields(buf, little, wide);
   const headers: ProgramHeader[] = [];
@@ -212,14 +232,7 @@ async function readProgramHeaders(
       fileSize: asNumber(raw.fileSize, `${what}'s file size`, reader.path),
       align: asNumber(raw.align, `${what}'s alignment`, reader.path),
     };
-    if (header.offset + header.fileSize > reader.size) {
-      throw new ElfFormatError(
-        "truncated",
-        `${reader.path} is truncated: segment ${i} (bytes ${header.offset}..` +
-          `${header.offset + header.fileSize}) extends past the end of the file ` +
-          `(${reader.size} bytes)`,
-      );
-    }
+    checkWithinFile(reader, `segment ${i}`, header.offset, header.fileSize);
     headers.push(header);
   }
   return headers;
@@ -233,13 +246,7 @@ async function readSectionHeaders(
 ): Promise<SectionHeader[]> {
   if (table.offset === 0) return [];
   const minSize = wide ? 64 : 40;
-  if (table.entrySize < minSize) {
-    throw new ElfFormatError(
-      "malformed",
-      `${reader.path}: section header size ${table.entrySize} is below the ${minSize} bytes ` +
-        "an entry needs",
-    );
-  }
+  checkEntrySize(reader, "section", table.entrySize, minSize);
   let count = table.count;
   if (count === 0) {
     // Extended numbering: more than 0xff00 sections, the real count is section 0's sh_size.
@@ -263,13 +270,8 @@ async function readSectionHeaders(
     const offset = asNumber(f.word(at + 8 + 2 * w), `section ${i}'s offset`, reader.path);
     const size = asNumber(f.word(at + 8 + 3 * w), `section ${i}'s size`, reader.path);
     const align = asNumber(f.word(at + 16 + 4 * w), `section ${i}'s alignment`, reader.path);
-    if (type !== SHT_NOBITS && offset + size > reader.size) {
-      throw new ElfFormatError(
-        "truncated",
-        `${reader.path} is truncated: section ${i} (bytes ${offset}..${offset + size}) extends ` +
-          `past the end of the file (${reader.size} bytes)`,
-      );
-    }
+    // A NOBITS section (.bss) occupies no bytes in the file.
+    if (type !== SHT_NOBITS) checkWithinFile(reader, `section ${i}`, offset, size);
     headers.push({ type, flags, addr, offset, size, align });
   }
   return headers;
