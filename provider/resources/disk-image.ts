@@ -11,7 +11,7 @@ import { sha256, sha256File } from "../hash";
 import { buildImage, checkBootArgs, IMAGE_LAYOUT_VERSION } from "../image/index";
 import { inspectKernel } from "../inspect";
 import { plainName } from "../mirage/project";
-import { type Device, given, isKnown, storedFileProvider, UNKNOWN } from "./inputs";
+import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
 
 export type ImageFormat = "raw" | "gce" | "aws";
 const FORMATS: readonly ImageFormat[] = ["raw", "gce", "aws"];
@@ -77,8 +77,6 @@ function redact(text: string, bootArgs: readonly unknown[]): string {
   });
   return result;
 }
-
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** `NAME-SHA12.tar.gz` (gce) or `NAME-SHA12.raw`: what the image is made from, in its name. */
 function objectNameFor(

@@ -14,6 +14,9 @@ export interface Device {
   type: "net" | "block";
 }
 
+/** An error's message (a thrown non-Error as text), for check failures and wrapped errors. */
+export const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 export function isKnown(value: unknown): boolean {
   return value !== UNKNOWN;
 }

@@ -13,7 +13,7 @@ import { kernelFor } from "../mirage/build";
 import { combineFingerprint, hashSourceTree } from "../mirage/fingerprint";
 import { isTarget, plainName, TARGETS, type Target, unikernelName } from "../mirage/project";
 import { findMirage, mirageVersion } from "../mirage/toolchain";
-import { type Device, given, isKnown, storedFileProvider, UNKNOWN } from "./inputs";
+import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
 
 /** What the resource's state holds: the user's inputs, what check computes, what create adds. */
 export interface UnikernelProps {
@@ -52,8 +52,6 @@ const BUILD_INPUTS = ["source", "kernel", "target", "configureArgs", "mirage"] a
 const DEFAULT_TIMEOUT_MINUTES = 30;
 
 type Failure = pulumi.dynamic.CheckFailure;
-
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** The fingerprint of a prebuilt kernel: its content and the target it is used for. */
 function prebuiltFingerprint(kernelSha256: string, target: Target): string {
