@@ -45,7 +45,7 @@ export class ToolError extends Error {
 }
 
 /** Keeps the last `max` lines of a stream of text chunks. */
-class LineTail {
+export class LineTail {
   private lines: string[] = [];
   private partial = "";
   constructor(
@@ -75,7 +75,7 @@ export function formatCommand(file: string, args: readonly string[]): string {
 }
 
 /** Signals the tool's whole process group; the tool runs as the leader of its own group. */
-function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
+export function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
     process.kill(-pid, signal);

@@ -1,0 +1,276 @@
+// Booting disk images in QEMU for real (TCG here): the console watcher's three endings (match,
+// QEMU exits, timeout), that QEMU never outlives a boot, and the QEMU command line.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { bootAndWatch, isRunning, startVm, stopVm } from "../provider/boot";
+import { run } from "../provider/exec";
+import { qemuArgs } from "../provider/qemu";
+
+/** A TCP port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Processes whose command line mentions `text` (QEMU is given our scratch paths). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
+  }
+  return found;
+}
+
+/**
+ * A 1 MiB disk whose boot sector prints `message` on COM1 and then either powers QEMU off through
+ * isa-debug-exit (exit status 1) or keeps running forever: the two kinds of guest a watcher meets.
+ */
+async function bootSectorDisk(dir: string, name: string, message: string, end: "poweroff" | "run") {
+  const source = join(dir, `${name}.S`);
+  const escaped = message
+    .replaceAll("\\", "\\\\")
+    .replaceAll('"', '\\"')
+    .replaceAll("\n", "\\r\\n");
+  await writeFile(
+    source,
+    `.code16
+.globl _start
+_start: cli
+  xor %ax, %ax
+  mov %ax, %ds
+  mov $msg, %si
+  mov $0x3f8, %dx
+1: lodsb
+  test %al, %al
+  jz 2f
+  out %al, %dx
+  jmp 1b
+2:
+${end === "poweroff" ? "  mov $0x501, %dx\n  xor %al, %al\n  out %al, %dx\n" : ""}3: hlt
+  jmp 3b
+msg: .asciz "${escaped}"
+.org 510
+.byte 0x55, 0xaa
+`,
+  );
+  await run("as", ["--32", "-o", join(dir, `${name}.o`), source]);
+  const sector = join(dir, `${name}.bin`);
+  await run("ld", [
+    "-m",
+    "elf_i386",
+    "-Ttext=0x7c00",
+    "--oformat",
+    "binary",
+    "-o",
+    sector,
+    join(dir, `${name}.o`),
+  ]);
+  const disk = join(dir, `${name}.raw`);
+  await run("truncate", ["-s", "1M", disk]);
+  await run("dd", [`if=${sector}`, `of=${disk}`, "conv=notrunc", "status=none"]);
+  return disk;
+}
+
+describe("bootAndWatch", () => {
+  let dir: string;
+  let poweroff: string;
+  let forever: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "boot-test-"));
+    poweroff = await bootSectorDisk(dir, "poweroff", "guest says hi\nand goes\n", "poweroff");
+    forever = await bootSectorDisk(dir, "forever", "banner of a guest that runs on\n", "run");
+  });
+  after(async () => {
+    assert.deepEqual(processesMentioning(dir), []);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("resolves as soon as the console matches, stops the guest, and streams the console", async () => {
+    const logFile = join(dir, "match.log");
+    let streamed = "";
+    const result = await bootAndWatch({
+      image: forever,
+      timeoutSeconds: 120,
+      expect: /banner of a guest/,
+      logFile,
+      onOutput: (text) => {
+        streamed += text;
+      },
+    });
+    assert.equal(result.matched, true);
+    assert.equal(result.timedOut, false);
+    // The guest never powers off: only our kill ended QEMU.
+    assert.equal(result.exitCode, null);
+    assert.match(streamed, /banner of a guest that runs on/);
+    assert.match(readFileSync(logFile, "utf8"), /banner of a guest that runs on/);
+    assert.deepEqual(processesMentioning(forever), []);
+  });
+
+  test("times out on a regex that never appears, with the console's tail", async () => {
+    const result = await bootAndWatch({
+      image: forever,
+      timeoutSeconds: 3,
+      expect: "never printed",
+      logFile: join(dir, "timeout.log"),
+    });
+    assert.equal(result.matched, false);
+    assert.equal(result.timedOut, true);
+    assert.deepEqual(result.tail, ["banner of a guest that runs on"]);
+    assert.deepEqual(processesMentioning(forever), []);
+  });
+
+  test("reports QEMU's exit when the guest powers off without a match", async () => {
+    const result = await bootAndWatch({
+      image: poweroff,
+      timeoutSeconds: 120,
+      expect: /never printed/,
+      logFile: join(dir, "exit.log"),
+    });
+    assert.equal(result.matched, false);
+    assert.equal(result.timedOut, false);
+    assert.equal(result.exitCode, 1); // isa-debug-exit with value 0
+    assert.deepEqual(result.tail, ["guest says hi", "and goes"]);
+    assert.deepEqual(processesMentioning(poweroff), []);
+  });
+
+  test("boots from virtio-scsi and with a virtio-net NIC forwarding a port", async () => {
+    const result = await bootAndWatch({
+      image: poweroff,
+      bus: "virtio-scsi",
+      forwards: [{ host: await freePort(), guest: 80 }],
+      timeoutSeconds: 120,
+      expect: /and goes/,
+      logFile: join(dir, "scsi.log"),
+    });
+    assert.equal(result.matched, true, result.qemuMessages.join("\n"));
+  });
+
+  test("boots the disk inside a GCE image.tar.gz and removes what it extracted", async () => {
+    const tarDir = join(dir, "gce");
+    await run("mkdir", ["-p", tarDir]);
+    await run("cp", ["--sparse=always", poweroff, join(tarDir, "disk.raw")]);
+    const image = join(dir, "image.tar.gz");
+    await run("tar", ["--format=oldgnu", "-Sczf", image, "-C", tarDir, "disk.raw"]);
+    const before = readdirSync(tmpdir()).filter((name) => name.startsWith("pulumi-mirage-boot-"));
+    const result = await bootAndWatch({
+      image,
+      timeoutSeconds: 120,
+      expect: /guest says hi/,
+      logFile: join(dir, "gce.log"),
+    });
+    assert.equal(result.matched, true);
+    const afterwards = readdirSync(tmpdir()).filter((name) =>
+      name.startsWith("pulumi-mirage-boot-"),
+    );
+    assert.deepEqual(
+      afterwards.filter((name) => !before.includes(name)),
+      [],
+    );
+  });
+
+  test("refuses a missing image by name", async () => {
+    await assert.rejects(
+      bootAndWatch({
+        image: join(dir, "nope.raw"),
+        timeoutSeconds: 5,
+        logFile: join(dir, "n.log"),
+      }),
+      /nope\.raw does not exist/,
+    );
+  });
+});
+
+describe("background VM", () => {
+  test("runs detached until stopped, and is known by pid and start time", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "boot-vm-test-"));
+    try {
+      const disk = await bootSectorDisk(dir, "forever", "still here\n", "run");
+      const vm = await startVm({ image: disk, stateDir: join(dir, "state") });
+      assert.equal(isRunning(vm), true);
+      // The same pid with another start time is another process.
+      assert.equal(isRunning({ pid: vm.pid, startTime: vm.startTime + 1 }), false);
+      await stopVm(vm);
+      assert.equal(isRunning(vm), false);
+      assert.deepEqual(processesMentioning(dir), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("qemuArgs", () => {
+  const base = { disk: "/images/disk.raw", consoleFile: "/tmp/console.log", kvm: false };
+  const joined = (args: string[]) => args.join(" ");
+
+  test("boots from IDE by default, on TCG without KVM, with no NIC and an untouched image", () => {
+    const args = qemuArgs(base);
+    assert.match(joined(args), /-drive file=\/images\/disk\.raw,format=raw,if=ide/);
+    assert.match(joined(args), /-machine accel=tcg/);
+    assert.match(joined(args), /-nic none/);
+    assert.ok(args.includes("-snapshot"));
+    assert.ok(args.includes("-no-reboot"));
+    assert.match(joined(args), /-serial file:\/tmp\/console\.log/);
+    assert.match(joined(args), /-device isa-debug-exit,iobase=0x501/);
+    assert.match(joined(args), /-display none -m 128/);
+  });
+
+  test("uses KVM only when asked", () => {
+    assert.match(joined(qemuArgs({ ...base, kvm: true })), /-machine accel=kvm/);
+  });
+
+  test("never puts a disk on virtio-blk, and adds virtio-net only with a network", () => {
+    for (const bus of ["ide", "virtio-scsi"] as const) {
+      for (const net of [false, true]) {
+        const text = joined(qemuArgs({ ...base, bus, net }));
+        assert.doesNotMatch(text, /virtio-blk|if=virtio/);
+        assert.equal(text.includes("virtio-net-pci"), net);
+      }
+    }
+    assert.match(
+      joined(qemuArgs({ ...base, bus: "virtio-scsi" })),
+      /virtio-scsi-pci.*scsi-hd,drive=disk0/,
+    );
+  });
+
+  test("forwards host ports on loopback, which implies a NIC", () => {
+    const text = joined(
+      qemuArgs({
+        ...base,
+        forwards: [
+          { host: 8080, guest: 80 },
+          { host: 2222, guest: 22, hostAddress: "0.0.0.0" },
+        ],
+      }),
+    );
+    assert.match(
+      text,
+      /-netdev user,id=n0,hostfwd=tcp:127\.0\.0\.1:8080-:80,hostfwd=tcp:0\.0\.0\.0:2222-:22 -device virtio-net-pci,netdev=n0/,
+    );
+  });
+
+  test("escapes commas in the disk path and refuses bad ports and memory sizes", () => {
+    assert.match(
+      joined(qemuArgs({ ...base, disk: "/a,b/disk.raw" })),
+      /file=\/a,,b\/disk\.raw,format=raw/,
+    );
+    assert.throws(
+      () => qemuArgs({ ...base, forwards: [{ host: 70000, guest: 80 }] }),
+      /host port 70000/,
+    );
+    assert.throws(() => qemuArgs({ ...base, memoryMiB: 1.5 }), /memoryMiB 1\.5/);
+  });
+});
