@@ -2,7 +2,7 @@
 // QEMU exits, timeout), that QEMU never outlives a boot, and the QEMU command line.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { bootAndWatch, isRunning, startVm, stopVm } from "../provider/boot";
 import { run } from "../provider/exec";
 import { qemuArgs } from "../provider/qemu";
+import { bootSectorDisk } from "./support/boot-sector";
 
 /** A TCP port nobody listens on right now. */
 async function freePort(): Promise<number> {
@@ -33,56 +34,6 @@ function processesMentioning(text: string): string[] {
     if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
   }
   return found;
-}
-
-/**
- * A 1 MiB disk whose boot sector prints `message` on COM1 and then either powers QEMU off through
- * isa-debug-exit (exit status 1) or keeps running forever: the two kinds of guest a watcher meets.
- */
-async function bootSectorDisk(dir: string, name: string, message: string, end: "poweroff" | "run") {
-  const source = join(dir, `${name}.S`);
-  const escaped = message
-    .replaceAll("\\", "\\\\")
-    .replaceAll('"', '\\"')
-    .replaceAll("\n", "\\r\\n");
-  await writeFile(
-    source,
-    `.code16
-.globl _start
-_start: cli
-  xor %ax, %ax
-  mov %ax, %ds
-  mov $msg, %si
-  mov $0x3f8, %dx
-1: lodsb
-  test %al, %al
-  jz 2f
-  out %al, %dx
-  jmp 1b
-2:
-${end === "poweroff" ? "  mov $0x501, %dx\n  xor %al, %al\n  out %al, %dx\n" : ""}3: hlt
-  jmp 3b
-msg: .asciz "${escaped}"
-.org 510
-.byte 0x55, 0xaa
-`,
-  );
-  await run("as", ["--32", "-o", join(dir, `${name}.o`), source]);
-  const sector = join(dir, `${name}.bin`);
-  await run("ld", [
-    "-m",
-    "elf_i386",
-    "-Ttext=0x7c00",
-    "--oformat",
-    "binary",
-    "-o",
-    sector,
-    join(dir, `${name}.o`),
-  ]);
-  const disk = join(dir, `${name}.raw`);
-  await run("truncate", ["-s", "1M", disk]);
-  await run("dd", [`if=${sector}`, `of=${disk}`, "conv=notrunc", "status=none"]);
-  return disk;
 }
 
 describe("bootAndWatch", () => {
