@@ -1,0 +1,166 @@
+// Test unikernels: tiny kernels of our own (test/kernels/kernel.S) that look, to our code, like
+// Solo5 binaries of each target, and a unix-target stand-in program (test/kernels/unix.c). They
+// are built at test time with binutils and gcc, once, under build/test-kernels/<source hash>/;
+// each file appears by rename, so concurrent test processes can build them side by side safely.
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { produceAtomically, withScratchDir } from "../../provider/atomic";
+import { run } from "../../provider/exec";
+import { sha256 } from "../../provider/hash";
+
+export type TestKernelName =
+  | "virtio"
+  | "virtio-net"
+  | "virtio-block"
+  | "virtio-nomb"
+  | "xen"
+  | "xen-net"
+  | "hvt"
+  | "spt"
+  | "muen"
+  | "genode";
+
+type Target = "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";
+
+interface Variant {
+  target: Target;
+  multiboot?: boolean;
+  net?: boolean;
+  block?: boolean;
+}
+
+/**
+ * The ABI1 note's target numbers, and the ABI versions real Solo5 binaries declare (as
+ * ocaml-solo5-elftool's test binaries show; genode's is not known to us).
+ */
+const ABI: Record<Target, { number: number; version: number }> = {
+  hvt: { number: 1, version: 2 },
+  spt: { number: 2, version: 2 },
+  virtio: { number: 3, version: 1 },
+  muen: { number: 4, version: 3 },
+  genode: { number: 5, version: 1 },
+  xen: { number: 6, version: 1 },
+};
+
+const VARIANTS: Record<TestKernelName, Variant> = {
+  virtio: { target: "virtio", multiboot: true },
+  "virtio-net": { target: "virtio", multiboot: true, net: true },
+  "virtio-block": { target: "virtio", multiboot: true, block: true },
+  "virtio-nomb": { target: "virtio" },
+  xen: { target: "xen", multiboot: true },
+  "xen-net": { target: "xen", multiboot: true, net: true },
+  hvt: { target: "hvt" },
+  spt: { target: "spt" },
+  muen: { target: "muen" },
+  genode: { target: "genode" },
+};
+
+/** build/test/support/kernels.js → the repository root. */
+const ROOT = resolve(__dirname, "..", "..", "..");
+const SOURCES = join(ROOT, "test", "kernels");
+const OUT = join(ROOT, "build", "test-kernels");
+const TOOL_TIMEOUT_MS = 60_000;
+
+/** Placeholders in a recipe's arguments for the output's temporary path and a scratch dir. */
+const TEMP = "{temp}";
+const SCRATCH = "{scratch}";
+
+interface Step {
+  tool: string;
+  args: string[];
+}
+
+let sourcesHash: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Runs `steps` to make `fileName`, unless done before: the result lives in
+ * build/test-kernels/<hash of the sources and the steps>/, so changing either rebuilds.
+ */
+async function build(fileName: string, steps: Step[]): Promise<string> {
+  sourcesHash ??= Promise.all(
+    ["kernel.S", "kernel.ld", "unix.c"].map((file) => readFile(join(SOURCES, file))),
+  ).then((parts) => sha256(Buffer.concat(parts)));
+  const key = sha256(`${await sourcesHash}\n${JSON.stringify(steps)}`).slice(0, 16);
+  const path = join(OUT, key, fileName);
+  let result = built.get(path);
+  if (!result) {
+    result = (async () => {
+      if (!(await exists(path))) {
+        await mkdir(dirname(path), { recursive: true });
+        await withScratchDir(OUT, (scratch) =>
+          produceAtomically(path, async (temp) => {
+            for (const { tool, args } of steps) {
+              const actual = args.map((a) => a.replace(TEMP, temp).replace(SCRATCH, scratch));
+              await run(tool, actual, { timeoutMs: TOOL_TIMEOUT_MS });
+            }
+          }),
+        );
+      }
+      return path;
+    })();
+    built.set(path, result);
+  }
+  return result;
+}
+
+/**
+ * The test kernel `name`, built if needed; its file is named like mirage's output,
+ * `NAME.TARGET` (e.g. `virtio-net.virtio`).
+ */
+export async function testKernel(name: TestKernelName): Promise<string> {
+  const variant = VARIANTS[name];
+  const abi = ABI[variant.target];
+  const flag = (on: boolean | undefined) => (on ? "1" : "0");
+  const defines = {
+    TARGET: String(abi.number),
+    ABI_VERSION: String(abi.version),
+    MULTIBOOT: flag(variant.multiboot),
+    PVH: flag(variant.target === "xen"),
+    NET: flag(variant.net),
+    BLOCK: flag(variant.block),
+  };
+  const object = join(SCRATCH, "kernel.o");
+  return build(`${name}.${variant.target}`, [
+    {
+      tool: "as",
+      args: [
+        "--64",
+        ...Object.entries(defines).flatMap(([key, value]) => ["--defsym", `${key}=${value}`]),
+        ...["-o", object, join(SOURCES, "kernel.S")],
+      ],
+    },
+    {
+      tool: "ld",
+      args: [
+        ...["-m", "elf_x86_64", "-z", "max-page-size=0x1000", "--no-warn-rwx-segments"],
+        ...["-T", join(SOURCES, "kernel.ld"), "-o", TEMP, object],
+      ],
+    },
+  ]);
+}
+
+/**
+ * A unix-target stand-in: a static x86_64 Linux executable printing the same three lines as the
+ * test kernels (command line = its arguments joined by spaces); with `--serve` as its first
+ * argument it then sleeps until killed, otherwise it exits 0.
+ */
+export async function testUnixProgram(): Promise<string> {
+  return build("hello", [
+    {
+      tool: "gcc",
+      args: [
+        ...["-O1", "-ffreestanding", "-fno-builtin", "-fno-stack-protector"],
+        ...["-fno-pie", "-no-pie", "-nostdlib", "-static"],
+        ...["-o", TEMP, join(SOURCES, "unix.c")],
+      ],
+    },
+  ]);
+}
