@@ -1,12 +1,14 @@
 // Booting disk images in QEMU for real (TCG here): the console watcher's three endings (match,
 // QEMU exits, timeout), that QEMU never outlives a boot, and the QEMU command line.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { bootAndWatch, isRunning, startVm, stopVm } from "../provider/boot";
 import { run } from "../provider/exec";
 import { qemuArgs } from "../provider/qemu";
@@ -143,6 +145,104 @@ describe("bootAndWatch", () => {
       /nope\.raw does not exist/,
     );
   });
+});
+
+describe("pulumi-mirage boot", () => {
+  const CLI = resolve(__dirname, "..", "provider", "cli.js");
+  let dir: string;
+  let poweroff: string;
+  let forever: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "boot-cli-test-"));
+    poweroff = await bootSectorDisk(dir, "poweroff", "guest says hi\n", "poweroff");
+    forever = await bootSectorDisk(dir, "forever", "up and running\n", "run");
+  });
+  after(async () => {
+    assert.deepEqual(processesMentioning(dir), []);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the CLI to its end; resolves with its status, signal and output. */
+  function cli(args: string[], onStart?: (child: ChildProcess) => void) {
+    return new Promise<{
+      status: number | null;
+      signal: string | null;
+      stdout: string;
+      stderr: string;
+    }>((resolvePromise) => {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.on("data", (chunk) => {
+        stdout += chunk;
+      });
+      child.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      child.on("close", (status, signal) => resolvePromise({ status, signal, stdout, stderr }));
+      onStart?.(child);
+    });
+  }
+
+  test("exits 0 when the console matches, having streamed it to stdout", async () => {
+    const log = join(dir, "cli-match.log");
+    const result = await cli([
+      "boot",
+      forever,
+      "--expect",
+      "up and",
+      "--timeout",
+      "120",
+      "--log",
+      log,
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /up and running/);
+    assert.match(result.stderr, new RegExp(`console log: ${log}`));
+  });
+
+  test("exits 1 on timeout, with the console's tail on stderr", async () => {
+    const result = await cli(["boot", forever, "--expect", "never printed", "--timeout", "3"]);
+    assert.equal(result.status, 1);
+    assert.match(
+      result.stderr,
+      /timed out after 3 s[\s\S]*last 1 console lines:\nup and running\n/,
+    );
+  });
+
+  test("exits 1 when QEMU exits before the console matches", async () => {
+    const result = await cli(["boot", poweroff, "--expect", "never printed", "--timeout", "120"]);
+    assert.equal(result.status, 1);
+    assert.match(
+      result.stderr,
+      /QEMU exited with status 1 before the console matched[\s\S]*guest says hi/,
+    );
+  });
+
+  test("exits 2 on a bad option", async () => {
+    const result = await cli(["boot", forever, "--timeout", "soon"]);
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /--timeout soon is not a positive number/);
+  });
+
+  for (const signal of ["SIGINT", "SIGTERM", "SIGKILL"] as const) {
+    test(`takes QEMU down when it gets ${signal}`, async () => {
+      const log = join(dir, `cli-${signal}.log`);
+      const result = await cli(["boot", forever, "--timeout", "120", "--log", log], (child) => {
+        // Signal once the guest is up, so QEMU surely runs.
+        const poll = setInterval(() => {
+          if (existsSync(log) && readFileSync(log, "utf8").includes("up and running")) {
+            clearInterval(poll);
+            child.kill(signal);
+          }
+        }, 50);
+      });
+      assert.equal(result.signal, signal);
+      // SIGKILL leaves QEMU to its parent-death signal, which arrives asynchronously.
+      for (let i = 0; i < 100 && processesMentioning(log).length > 0; i++) await sleep(50);
+      assert.deepEqual(processesMentioning(log), []);
+    });
+  }
 });
 
 describe("background VM", () => {

@@ -1,0 +1,232 @@
+// local.Vm and local.Process engine modules: check's errors, and the lifecycle of real background
+// processes (QEMU on TCG, a unix program): create waits for the console, read sees a death,
+// delete leaves nothing behind.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { isRunning } from "../provider/background";
+import {
+  type ProcessInputs,
+  provider as processProvider,
+} from "../provider/resources/local-process";
+import { type VmInputs, provider as vmProvider } from "../provider/resources/local-vm";
+import { bootSectorDisk } from "./support/boot-sector";
+import { testUnixProgram } from "./support/kernels";
+
+/** Processes whose command line mentions `text` (every process we start is given our paths). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+let dir: string;
+let forever: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "local-test-"));
+  forever = await bootSectorDisk(dir, "forever", "Hello from a VM that keeps running\n", "run");
+});
+after(async () => {
+  assert.deepEqual(processesMentioning(dir), []);
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Checked<T> {
+  inputs: T;
+  failures: { property: string; reason: string }[];
+}
+
+const checkVm = async (news: Record<string, unknown>) =>
+  (await vmProvider.check({}, news)) as unknown as Checked<VmInputs>;
+const checkProcess = async (news: Record<string, unknown>) =>
+  (await processProvider.check({}, news)) as unknown as Checked<ProcessInputs>;
+
+describe("local.Vm", () => {
+  test("check names the input that is wrong and how to fix it", async () => {
+    const missing = await checkVm({ image: join(dir, "missing.raw") });
+    assert.equal(missing.failures[0].property, "image");
+    assert.match(missing.failures[0].reason, /missing\.raw does not exist/);
+    const bad = await checkVm({
+      image: forever,
+      ports: [
+        { host: 8080, guest: 80 },
+        { host: 8080, guest: 81 },
+        { host: 0, guest: 22 },
+      ],
+      memoryMiB: 4,
+      waitFor: { console: "(unclosed" },
+    });
+    assert.deepEqual(bad.failures.map((failure) => failure.property).sort(), [
+      "memoryMiB",
+      "ports[1]",
+      "ports[2]",
+      "waitFor.console",
+    ]);
+    const xen = await checkVm({ image: forever, imageSha256: "x", target: "xen" });
+    assert.match(xen.failures[0].reason, /Xen console/);
+    const noNet = await checkVm({
+      image: forever,
+      imageSha256: "x",
+      manifest: [],
+      ports: [{ host: 8080, guest: 80 }],
+    });
+    assert.match(noNet.failures[0].reason, /declares none/);
+  });
+
+  test("check fills in defaults and the image's hash; diff replaces on image or port changes", async () => {
+    const { inputs, failures } = await checkVm({ image: forever });
+    assert.deepEqual(failures, []);
+    assert.equal(inputs.memoryMiB, 128);
+    assert.match(inputs.imageSha256 ?? "", /^[0-9a-f]{64}$/);
+    const same = await vmProvider.diff("id", inputs, inputs);
+    assert.equal(same.changes, false);
+    const moved = await vmProvider.diff("id", inputs, {
+      ...inputs,
+      ports: [{ host: 8080, guest: 80 }],
+    });
+    assert.deepEqual([moved.changes, moved.replaces], [true, ["ports"]]);
+    const waiting = await vmProvider.diff("id", inputs, {
+      ...inputs,
+      waitFor: { console: "x", timeoutSeconds: 5 },
+    });
+    assert.deepEqual([waiting.changes, waiting.replaces], [true, []]);
+  });
+
+  test("create boots the image and waits for its console; read sees it die; delete cleans up", async () => {
+    const cacheDir = join(dir, "cache-lifecycle");
+    const { inputs } = await checkVm({
+      image: forever,
+      waitFor: { console: "keeps running", timeoutSeconds: 120 },
+      cacheDir,
+    });
+    const { id, outs } = await vmProvider.create(inputs);
+    assert.ok(outs);
+    assert.deepEqual(outs.console, ["Hello from a VM that keeps running"]);
+    assert.equal(outs.accel, "tcg");
+    assert.equal(isRunning(outs), true);
+    assert.equal((await vmProvider.read(id, outs)).id, id);
+
+    process.kill(outs.pid, "SIGKILL");
+    while (isRunning(outs)) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal((await vmProvider.read(id, outs)).id, "");
+
+    await vmProvider.delete(id, outs);
+    assert.equal(existsSync(outs.stateDir), false);
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("two VMs run at once, each forwarding its own host port", async () => {
+    const cacheDir = join(dir, "cache-two");
+    const ports = [18000 + (process.pid % 1000) * 2, 18001 + (process.pid % 1000) * 2];
+    const vms = await Promise.all(
+      ports.map(async (port) => {
+        const { inputs } = await checkVm({
+          image: forever,
+          ports: [{ host: port, guest: 80 }],
+          waitFor: { console: "Hello", timeoutSeconds: 120 },
+          cacheDir,
+        });
+        return vmProvider.create(inputs);
+      }),
+    );
+    try {
+      assert.notEqual(vms[0].outs?.pid, vms[1].outs?.pid);
+      for (const port of ports) assert.equal(await accepts(port), true, `port ${port}`);
+    } finally {
+      for (const vm of vms) await vmProvider.delete(vm.id, vm.outs as never);
+    }
+    for (const port of ports) assert.equal(await accepts(port), false, `port ${port} after delete`);
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("a console that never matches fails create with its tail, and stops the VM", async () => {
+    const cacheDir = join(dir, "cache-timeout");
+    const { inputs } = await checkVm({
+      image: forever,
+      waitFor: { console: "never printed", timeoutSeconds: 3 },
+      cacheDir,
+    });
+    await assert.rejects(vmProvider.create(inputs), (error: Error) => {
+      assert.match(error.message, /did not match \/never printed\/ within 3 s/);
+      assert.match(error.message, /Hello from a VM that keeps running/);
+      return true;
+    });
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+});
+
+describe("local.Process", () => {
+  test("an hvt kernel without its tender is refused by name", async () => {
+    const { failures } = await checkProcess({
+      kernel: forever,
+      target: "hvt",
+      tender: join(dir, "no-such-solo5-hvt"),
+    });
+    assert.equal(failures[0].property, "tender");
+    assert.match(failures[0].reason, /solo5-hvt/);
+    const virtio = await checkProcess({ kernel: forever, target: "virtio" });
+    assert.match(virtio.failures[0].reason, /local\.Vm/);
+  });
+
+  test("runs a unix build in the background until deleted", async () => {
+    const cacheDir = join(dir, "cache-unix");
+    const program = await testUnixProgram();
+    const { inputs, failures } = await checkProcess({
+      kernel: program,
+      target: "unix",
+      args: ["--serve", "--hello=Hi"],
+      waitFor: { console: "Command line is", timeoutSeconds: 60 },
+      cacheDir,
+    });
+    assert.deepEqual(failures, []);
+    const { id, outs } = await processProvider.create(inputs);
+    assert.ok(outs);
+    assert.deepEqual(outs.console, [
+      "Solo5-like test unikernel (pulumi-mirage) target=unix",
+      "Hello, World",
+      "Command line is: '--serve --hello=Hi'",
+    ]);
+    assert.equal((await processProvider.read(id, outs)).id, id);
+    await processProvider.delete(id, outs);
+    assert.equal(isRunning(outs), false);
+    assert.equal((await processProvider.read(id, outs)).id, "");
+    assert.equal(existsSync(outs.stateDir), false);
+  });
+
+  test("a program that exits before its console matches fails create", async () => {
+    const program = await testUnixProgram();
+    const { inputs } = await checkProcess({
+      kernel: program,
+      target: "unix",
+      args: ["once"],
+      waitFor: { console: "never printed", timeoutSeconds: 60 },
+      cacheDir: join(dir, "cache-exit"),
+    });
+    await assert.rejects(
+      processProvider.create(inputs),
+      /exited before its console matched[\s\S]*Command line is: 'once'/,
+    );
+  });
+});
