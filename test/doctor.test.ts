@@ -40,6 +40,14 @@ async function diagnoseWithPath(path: string): Promise<Finding[]> {
   }
 }
 
+/** Runs `pulumi-mirage doctor` with only `path` on PATH. */
+function doctorCli(path: string) {
+  return spawnSync(process.execPath, [join(__dirname, "..", "provider", "cli.js"), "doctor"], {
+    env: { ...process.env, PATH: path },
+    encoding: "utf8",
+  });
+}
+
 const byName = (findings: Finding[], name: string) => {
   const finding = findings.find((f) => f.name === name);
   assert.ok(finding, `no finding for ${name}`);
@@ -133,5 +141,17 @@ describe("doctor", () => {
     assert.equal(byName(findings, "solo5-hvt").found, false);
     assert.equal(defaultProgramCanRun(findings), true, formatFindings(findings));
     assert.match(formatFindings(findings), /can run\.$/);
+    const cli = doctorCli(bin);
+    assert.equal(cli.status, 0, cli.stdout);
+    assert.match(cli.stdout, /^ok +QEMU +QEMU emulator version/m);
+  });
+
+  test("the CLI exits 1 with what is missing when the default program cannot run", async () => {
+    const empty = join(dir, "empty-cli");
+    await mkdir(empty);
+    const cli = doctorCli(empty);
+    assert.equal(cli.status, 1);
+    assert.match(cli.stdout, /^MISSING +Pulumi CLI +pulumi is not on PATH/m);
+    assert.match(cli.stdout, /cannot run: install what is MISSING above\.$/m);
   });
 });
