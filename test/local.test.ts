@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isRunning } from "../provider/background";
 import {
@@ -15,7 +15,7 @@ import {
 } from "../provider/resources/local-process";
 import { type VmInputs, provider as vmProvider } from "../provider/resources/local-vm";
 import { bootSectorDisk } from "./support/boot-sector";
-import { testUnixProgram } from "./support/kernels";
+import { testKernel, testUnixProgram } from "./support/kernels";
 
 /** Processes whose command line mentions `text` (every process we start is given our paths). */
 function processesMentioning(text: string): string[] {
@@ -188,6 +188,44 @@ describe("local.Process", () => {
     assert.match(failures[0].reason, /solo5-hvt/);
     const virtio = await checkProcess({ kernel: forever, target: "virtio" });
     assert.match(virtio.failures[0].reason, /local\.Vm/);
+  });
+
+  test("runs an hvt kernel under its tender (the stand-in), with memory and arguments", async () => {
+    const tender = resolve(__dirname, "..", "..", "test", "standins", "solo5-hvt");
+    const kernel = await testKernel("hvt");
+    const { inputs, failures } = await checkProcess({
+      kernel,
+      target: "hvt",
+      tender,
+      memoryMiB: 64,
+      args: ["--hello=Hi"],
+      waitFor: { console: "would run", timeoutSeconds: 60 },
+      cacheDir: join(dir, "cache-hvt"),
+    });
+    assert.deepEqual(failures, []);
+    const { id, outs } = await processProvider.create(inputs);
+    assert.ok(outs);
+    assert.deepEqual(outs.command, [tender, "--mem=64", "--", kernel, "--hello=Hi"]);
+    assert.deepEqual(outs.console, [
+      `solo5-hvt stand-in: would run ${kernel} with --mem=64 and arguments '--hello=Hi' (no KVM here)`,
+    ]);
+    await processProvider.delete(id, outs);
+    assert.equal(isRunning(outs), false);
+  });
+
+  test("finds the tender on PATH when none is given", async () => {
+    const saved = process.env.PATH;
+    process.env.PATH = `${resolve(__dirname, "..", "..", "test", "standins")}:${saved}`;
+    try {
+      const { inputs, failures } = await checkProcess({
+        kernel: await testKernel("spt"),
+        target: "spt",
+      });
+      assert.deepEqual(failures, []);
+      assert.match(inputs.tender ?? "", /test\/standins\/solo5-spt$/);
+    } finally {
+      process.env.PATH = saved;
+    }
   });
 
   test("runs a unix build in the background until deleted", async () => {
