@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { bootAndWatch } from "./boot";
 import { defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
+import { parseImageArgs, runImageCommand } from "./image/cli";
 import { inspectKernel } from "./inspect";
 
 /** Wrong arguments: the dispatcher prints the usage and exits with status 2. */
@@ -58,6 +59,13 @@ const COMMANDS: Record<string, Command> = {
       process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
       return 0;
     },
+  },
+  image: {
+    args: "KERNEL --out DIR [--format raw|gce] [-- BOOTARG...]",
+    summary:
+      "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio or xen " +
+      "kernel, passing BOOTARGs to it; prints each file's path, sha256 and size as JSON",
+    run: (args) => runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
   },
 };
 

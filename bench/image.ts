@@ -1,0 +1,193 @@
+// Benchmark: kernel → GCE archive (1 GiB disk), against baselines measured in the same run:
+// - time: the whole pipeline (buildImage, format gce) vs GNU `tar --format=oldgnu -Sczf` of the
+//   same disk.raw (the floor: archiving alone), and vs sha256 of 1 GiB (the floor of the disk's
+//   sha256, which the pipeline must report);
+// - size: the archive vs `gzip -9` of what it must carry (MBR code, GRUB's core.img for xen, and
+//   every file in the FAT partition: kernel and bootloader files);
+// - memory: peak RSS of the `pulumi-mirage image` command.
+// Goals (issue 2): pipeline within 0.5 s, archive within that gzip size + 64 KiB, peak RSS under
+// 150 MB. Run alone with `node build/bench/image.js [RUNS]`.
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { buildImage } from "../provider/image";
+import { testKernel } from "../test/support/kernels";
+
+const exec = promisify(execFile);
+const RUNS = Number(process.argv[2] ?? 5);
+const CLI = resolve(__dirname, "..", "provider", "cli.js");
+const GOAL_SECONDS = 0.5;
+const GOAL_EXTRA_KIB = 64;
+const GOAL_RSS_MB = 150;
+const ARGS = ["--ipv4=10.0.0.2/24", "--logs=*:debug"];
+
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+async function seconds(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return (performance.now() - start) / 1000;
+}
+
+/** Everything in the FAT partition, read back with mtools, in a stable order. */
+async function partitionFiles(disk: string, dir: string): Promise<Buffer[]> {
+  await exec("mcopy", ["-s", "-n", "-i", `${disk}@@1048576`, "::/*", dir], {
+    env: { ...process.env, MTOOLS_SKIP_CHECK: "1" },
+  });
+  const files: Buffer[] = [];
+  const walk = async (path: string): Promise<void> => {
+    for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else files.push(await readFile(full));
+    }
+  };
+  await walk(dir);
+  return files;
+}
+
+/** What the archive must carry: boot code, the gap's core.img (xen), the partition's files. */
+async function carried(disk: string, target: string, scratch: string): Promise<Buffer> {
+  const file = await open(disk, "r");
+  const gap = Buffer.alloc(target === "xen" ? 1024 * 1024 : 440);
+  await file.read(gap, 0, gap.length, 0);
+  await file.close();
+  // For xen, the gap before the partition holds core.img after the MBR; trailing zeros cost nothing.
+  return Buffer.concat([gap, ...(await partitionFiles(disk, scratch))]);
+}
+
+async function peakRssMb(kernel: string, outDir: string): Promise<number> {
+  const { stderr } = await exec("/usr/bin/time", [
+    "-f",
+    "%M",
+    process.execPath,
+    CLI,
+    "image",
+    kernel,
+    "--out",
+    outDir,
+    "--format",
+    "gce",
+    "--",
+    ...ARGS,
+  ]);
+  const kib = Number(stderr.trim().split("\n").pop());
+  return kib / 1024;
+}
+
+function sha256OfGib(): number {
+  const start = performance.now();
+  const hash = createHash("sha256");
+  const zero = Buffer.alloc(1 << 20);
+  for (let i = 0; i < 1024; i++) hash.update(zero);
+  hash.digest();
+  return (performance.now() - start) / 1000;
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), "bench-image-"));
+  const rows: string[][] = [];
+  try {
+    for (const name of ["virtio", "xen"] as const) {
+      const kernel = await testKernel(name);
+      const pipeline: number[] = [];
+      const hashing: number[] = [];
+      const floor: number[] = [];
+      const hashFloor: number[] = [];
+      let archiveSize = 0;
+      let disk = "";
+      for (let run = 0; run < RUNS; run++) {
+        const outDir = join(root, `${name}-${run}`);
+        let result: Awaited<ReturnType<typeof buildImage>> | undefined;
+        // The hashing phase runs from its progress line to the next one.
+        const marks: [string, number][] = [];
+        const onProgress = (line: string) => marks.push([line, performance.now()]);
+        pipeline.push(
+          await seconds(async () => {
+            result = await buildImage({
+              kernel,
+              outDir,
+              format: "gce",
+              bootArgs: ARGS,
+              onProgress,
+            });
+          }),
+        );
+        const at = marks.findIndex(([line]) => line.includes("hashing"));
+        hashing.push((marks[at + 1][1] - marks[at][1]) / 1000);
+        if (!result?.archive) throw new Error("no archive");
+        archiveSize = result.archive.size;
+        disk = result.disk.path;
+        floor.push(
+          await seconds(() =>
+            exec("tar", ["--format=oldgnu", "-Sczf", join(outDir, "tar.tar.gz"), "disk.raw"], {
+              cwd: outDir,
+            }),
+          ),
+        );
+        hashFloor.push(sha256OfGib());
+      }
+      const scratch = join(root, `${name}-files`);
+      await mkdir(scratch);
+      const gzipped = gzipSync(await carried(disk, name, scratch), { level: 9 }).length;
+      const rss = await peakRssMb(kernel, join(root, `${name}-rss`));
+      const diskSize = (await stat(disk)).size / 1024 ** 3;
+      const p = median(pipeline);
+      const f = median(floor);
+      const h = median(hashFloor);
+      const withoutHash = median(pipeline.map((total, i) => total - hashing[i]));
+      const extraKib = (archiveSize - gzipped) / 1024;
+      rows.push(
+        [
+          `${name}: kernel → gce archive (${diskSize} GiB disk), median of ${RUNS}`,
+          `${p.toFixed(3)} s`,
+          `tar -Sczf ${f.toFixed(3)} s; sha256 1 GiB ${h.toFixed(3)} s`,
+          `${(p / f).toFixed(1)}× tar; ${(p / h).toFixed(2)}× sha256`,
+          `≤ ${GOAL_SECONDS} s: ${p <= GOAL_SECONDS ? "met" : "missed"}`,
+        ],
+        [
+          `${name}: the same without hashing disk.raw (sha256 + map)`,
+          `${withoutHash.toFixed(3)} s`,
+          `tar -Sczf ${f.toFixed(3)} s`,
+          `${(withoutHash / f).toFixed(1)}× tar`,
+          `≤ ${GOAL_SECONDS} s: ${withoutHash <= GOAL_SECONDS ? "met" : "missed"}`,
+        ],
+        [
+          `${name}: archive size`,
+          `${archiveSize} B`,
+          `gzip -9 of carried files ${gzipped} B`,
+          `${extraKib >= 0 ? "+" : ""}${extraKib.toFixed(1)} KiB`,
+          `≤ +${GOAL_EXTRA_KIB} KiB: ${extraKib <= GOAL_EXTRA_KIB ? "met" : "missed"}`,
+        ],
+        [
+          `${name}: peak RSS of \`pulumi-mirage image\``,
+          `${rss.toFixed(1)} MB`,
+          "",
+          "",
+          `< ${GOAL_RSS_MB} MB: ${rss < GOAL_RSS_MB ? "met" : "missed"}`,
+        ],
+      );
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+  const header = ["measure", "value", "baseline (same run)", "ratio / difference", "goal"];
+  const table = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const row of rows) console.log(line(row));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,78 @@
+// `pulumi-mirage image KERNEL --out DIR [--format raw|gce] [-- BOOTARG...]`: builds the image and
+// prints one JSON line with each file's path, sha256 and size, and the seconds taken.
+import { constants } from "node:os";
+import { ARCHIVE_NAME, buildImage, IMAGE_FORMATS, type ImageFormat } from "./index";
+
+export interface ImageCommandArgs {
+  kernel: string;
+  outDir: string;
+  format: ImageFormat;
+  bootArgs: string[];
+}
+
+/** Parses the arguments after `image`; throws `usageError(message)` on wrong ones. */
+export function parseImageArgs(
+  args: readonly string[],
+  usageError: (message: string) => Error,
+): ImageCommandArgs {
+  const separator = args.indexOf("--");
+  const own = separator === -1 ? args : args.slice(0, separator);
+  const bootArgs = separator === -1 ? [] : args.slice(separator + 1);
+  let kernel: string | undefined;
+  let outDir: string | undefined;
+  let format: ImageFormat = "raw";
+  for (let i = 0; i < own.length; i++) {
+    const arg = own[i];
+    const [flag, inline] = arg.startsWith("--") ? arg.split(/=(.*)/s, 2) : [arg, undefined];
+    const value = () => {
+      if (inline !== undefined) return inline;
+      const next = own[++i];
+      if (next === undefined) throw usageError(`${flag} needs a value`);
+      return next;
+    };
+    if (flag === "--out") outDir = value();
+    else if (flag === "--format") {
+      const given = value();
+      if (!IMAGE_FORMATS.includes(given as ImageFormat))
+        throw usageError(
+          `--format ${given}: expected ${IMAGE_FORMATS.join(" or ")} (gce also writes ${ARCHIVE_NAME})`,
+        );
+      format = given as ImageFormat;
+    } else if (arg.startsWith("-"))
+      throw usageError(`unknown option ${arg} (boot arguments go after --)`);
+    else if (kernel === undefined) kernel = arg;
+    else throw usageError(`unexpected argument ${arg} (boot arguments go after --)`);
+  }
+  if (kernel === undefined) throw usageError("KERNEL is missing");
+  if (outDir === undefined) throw usageError("--out DIR is missing");
+  return { kernel, outDir, format, bootArgs };
+}
+
+/** Runs the command; an interrupt (Ctrl-C, SIGTERM) stops the tools and leaves DIR clean. */
+export async function runImageCommand(args: ImageCommandArgs): Promise<number> {
+  const controller = new AbortController();
+  const interrupted: NodeJS.Signals[] = [];
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupted.push(signal);
+    controller.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const result = await buildImage({ ...args, signal: controller.signal });
+    const { disk, archive, seconds } = result;
+    process.stdout.write(`${JSON.stringify({ disk, ...(archive ? { archive } : {}), seconds })}\n`);
+    return 0;
+  } catch (error) {
+    if (interrupted.length > 0) {
+      process.stderr.write(
+        `pulumi-mirage image: interrupted by ${interrupted[0]}; nothing written\n`,
+      );
+      return 128 + constants.signals[interrupted[0]];
+    }
+    throw error;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

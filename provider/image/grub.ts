@@ -1,0 +1,70 @@
+// The xen layout (FACTS.md): GRUB 2's boot.img as MBR code, a core.img made by grub-mkimage in the
+// gap before the partition (grub-install refuses image files), and /boot/grub/grub.cfg loading the
+// kernel with `multiboot`, console on COM1 at 115200, for the Xen HVM path.
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { run } from "../exec";
+import { PARTITION_OFFSET, SECTOR } from "./disk";
+import { ImageError } from "./errors";
+import { type Layout, requireFile, type ToolOptions, toolRun } from "./layout";
+import { KERNEL_NAME } from "./syslinux";
+
+const GRUB_DIR = "/usr/lib/grub/i386-pc";
+const MODULES = [
+  "biosdisk",
+  "part_msdos",
+  "fat",
+  "normal",
+  "configfile",
+  "multiboot",
+  "serial",
+  "terminal",
+  "boot",
+];
+
+export function grubConfig(bootArgs: readonly string[]): string {
+  // GRUB drops the file name from the multiboot command line, so a placeholder first word stands
+  // in for it (Solo5 drops the first word). Each argument is single-quoted, which makes `$ ; # { }
+  // * ?` and the like literal; checkBootArgs has refused what quoting cannot carry.
+  const words = [KERNEL_NAME, ...bootArgs].map((word) => `'${word}'`).join(" ");
+  return [
+    "serial --unit=0 --speed=115200",
+    "terminal_input serial",
+    "terminal_output serial",
+    `multiboot /boot/${KERNEL_NAME} ${words}`,
+    "boot",
+    "",
+  ].join("\n");
+}
+
+export async function grubLayout(
+  kernel: string,
+  bootArgs: readonly string[],
+  scratch: string,
+  tools: ToolOptions,
+): Promise<Layout> {
+  const bootImg = await readFile(await requireFile(join(GRUB_DIR, "boot.img"), "grub-pc-bin"));
+  const core = join(scratch, "core.img");
+  await run(
+    "grub-mkimage",
+    ["-O", "i386-pc", "-d", GRUB_DIR, "-p", "(hd0,msdos1)/boot/grub", "-o", core, ...MODULES],
+    toolRun(tools),
+  );
+  const { size } = await stat(core);
+  if (size > PARTITION_OFFSET - SECTOR)
+    throw new ImageError(
+      `GRUB's core.img is ${size} bytes, more than the ${PARTITION_OFFSET - SECTOR} bytes before the partition: check the grub-pc-bin installation.`,
+    );
+  const config = join(scratch, "grub.cfg");
+  await writeFile(config, grubConfig(bootArgs));
+  return {
+    bootCode: bootImg,
+    gap: await readFile(core),
+    directories: ["boot", "boot/grub"],
+    files: [
+      { dir: "boot/grub", name: "grub.cfg", source: config },
+      { dir: "boot", name: KERNEL_NAME, source: kernel },
+    ],
+    installedBytes: 0,
+  };
+}

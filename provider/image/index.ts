@@ -1,0 +1,158 @@
+// Kernel → bootable, deterministic BIOS disk image (and GCE archive): the one entry point the CLI
+// and the DiskImage resource call. virtio kernels get the syslinux layout, xen kernels the GRUB
+// one (FACTS.md); everything is built in a scratch directory inside the output directory and
+// renamed into place at the end, so the final names only ever hold complete files.
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { withScratchDir } from "../atomic";
+import { sha256File } from "../hash";
+import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
+import { checkBootArgs } from "./bootargs";
+import { buildDisk } from "./build-disk";
+import { checkKernelSize, clusterBytes, diskSizeFor } from "./disk";
+import { ImageError } from "./errors";
+import { writeGceArchive } from "./gce-archive";
+import { grubLayout } from "./grub";
+import type { Layout, ToolOptions } from "./layout";
+import { scanDisk } from "./scan";
+import { syslinuxLayout } from "./syslinux";
+
+export { checkBootArgs, MAX_BOOT_ARGS_BYTES } from "./bootargs";
+export { ImageError } from "./errors";
+
+export type ImageFormat = "raw" | "gce";
+export const IMAGE_FORMATS: readonly ImageFormat[] = ["raw", "gce"];
+export const DISK_NAME = "disk.raw";
+export const ARCHIVE_NAME = "image.tar.gz";
+
+export interface ImageFile {
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+export interface BuildImageOptions {
+  kernel: string;
+  outDir: string;
+  format: ImageFormat;
+  bootArgs: string[];
+  /** Tool output is appended here; failures show its path. */
+  logFile?: string;
+  onProgress?: (line: string) => void;
+  /** Aborting stops the build; the output directory is left without results or scratch files. */
+  signal?: AbortSignal;
+}
+
+export interface BuildImageResult {
+  disk: ImageFile;
+  archive?: ImageFile;
+  seconds: number;
+  target: "virtio" | "xen";
+}
+
+const ALTERNATIVE =
+  "build the unikernel with `mirage configure -t virtio` for a disk image (GCE, QEMU) or `-t xen` for Xen";
+
+/** Why a kernel of `target` cannot boot from a BIOS disk. */
+const NOT_BOOTABLE: Record<string, string> = {
+  hvt: "an hvt kernel runs under the solo5-hvt tender (KVM, bhyve, OpenBSD vmm), not from a BIOS disk",
+  spt: "an spt kernel runs as a sandboxed Linux process under solo5-spt, not from a BIOS disk",
+  muen: "a muen kernel runs as a Muen separation kernel subject, not from a BIOS disk",
+  genode: "a genode kernel runs as a Genode component, not from a BIOS disk",
+};
+
+/** The target we can boot from a BIOS disk, or an ImageError saying why not and what to do. */
+function bootableTarget(info: KernelInfo, kernel: string): "virtio" | "xen" {
+  const target = info.solo5.target;
+  if (target !== "virtio" && target !== "xen") {
+    const why = NOT_BOOTABLE[target] ?? `a ${target} kernel cannot boot from a BIOS disk`;
+    throw new ImageError(`${kernel} is a Solo5 ${target} kernel: ${why}; ${ALTERNATIVE}.`);
+  }
+  if (!info.multiboot)
+    throw new ImageError(
+      `${kernel} is a Solo5 ${target} kernel without a Multiboot1 header in its first 8 KiB, so no BIOS bootloader can start it; rebuild it with a Solo5 release that emits one (Solo5 >= 0.6 does for virtio and xen), with \`mirage configure -t ${target}\`.`,
+    );
+  return target;
+}
+
+/** inspectKernel, with the advice for a file that is no Solo5 kernel at all narrowed to images. */
+async function inspectImageKernel(kernel: string): Promise<KernelInfo> {
+  try {
+    return await inspectKernel(kernel);
+  } catch (error) {
+    if (!(error instanceof KernelFormatError)) throw error;
+    throw new ImageError(`${error.message}. For a disk image, ${ALTERNATIVE}.`);
+  }
+}
+
+export async function buildImage(options: BuildImageOptions): Promise<BuildImageResult> {
+  const started = performance.now();
+  const { format, bootArgs, logFile, onProgress, signal } = options;
+  const kernel = resolve(options.kernel);
+  const outDir = resolve(options.outDir);
+  if (!IMAGE_FORMATS.includes(format))
+    throw new ImageError(
+      `format ${JSON.stringify(format)} is not one of ${IMAGE_FORMATS.join(", ")}.`,
+    );
+  checkBootArgs(bootArgs);
+  const target = bootableTarget(await inspectImageKernel(kernel), kernel);
+  const kernelSize = (await stat(kernel)).size;
+  checkKernelSize(kernel, kernelSize);
+
+  await mkdir(outDir, { recursive: true });
+  const diskPath = join(outDir, DISK_NAME);
+  const archivePath = join(outDir, ARCHIVE_NAME);
+  // A failed build must not leave an older result that looks like this one's.
+  await Promise.all([rm(diskPath, { force: true }), rm(archivePath, { force: true })]);
+
+  const tools: ToolOptions = { logFile, signal };
+  return withScratchDir(outDir, async (scratch) => {
+    onProgress?.(`image: ${target} kernel ${kernel}, ${format} format`);
+    const layout: Layout =
+      target === "virtio"
+        ? await syslinuxLayout(kernel, bootArgs, scratch, tools)
+        : await grubLayout(kernel, bootArgs, scratch, tools);
+    const sizes = await Promise.all(
+      layout.files.map(async (f) =>
+        f.source === kernel ? kernelSize : (await stat(f.source)).size,
+      ),
+    );
+    const size = diskSizeFor(
+      clusterBytes(sizes, layout.directories.length) + layout.installedBytes,
+    );
+    signal?.throwIfAborted();
+    onProgress?.(`image: laying out a ${size / 1024 ** 3} GiB disk`);
+    const scratchDisk = join(scratch, DISK_NAME);
+    const dataEnd = await buildDisk({ layout, disk: scratchDisk, size, scratch, tools });
+    signal?.throwIfAborted();
+    onProgress?.(`image: hashing ${DISK_NAME} and mapping its data`);
+    const scan = await scanDisk(scratchDisk, dataEnd, signal);
+    let archive: ImageFile | undefined;
+    const scratchArchive = join(scratch, ARCHIVE_NAME);
+    if (format === "gce") {
+      onProgress?.("image: writing the GCE archive");
+      await writeGceArchive(scratchDisk, scan.regions, scan.size, scratchArchive, signal);
+      archive = {
+        path: archivePath,
+        sha256: await sha256File(scratchArchive),
+        size: (await stat(scratchArchive)).size,
+      };
+    }
+    signal?.throwIfAborted();
+    // The archive first: disk.raw, the primary result, appears last, and the archive goes again
+    // if that fails.
+    try {
+      if (archive) await rename(scratchArchive, archivePath);
+      await rename(scratchDisk, diskPath);
+    } catch (error) {
+      await rm(archivePath, { force: true });
+      throw error;
+    }
+    return {
+      disk: { path: diskPath, sha256: scan.sha256, size: scan.size },
+      ...(archive ? { archive } : {}),
+      seconds: Math.round(performance.now() - started) / 1000,
+      target,
+    };
+  });
+}

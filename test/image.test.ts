@@ -1,0 +1,485 @@
+// Kernel → disk image → boot: images of the test kernels really boot in QEMU (from disk.raw and
+// from the extracted GCE archive) and print exactly the arguments given; builds are deterministic,
+// sparse and atomic; every refusal says why.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { sha256File } from "../provider/hash";
+import {
+  buildImage,
+  checkBootArgs,
+  ImageError,
+  type ImageFormat,
+  MAX_BOOT_ARGS_BYTES,
+} from "../provider/image";
+import { diskSizeFor, fat32Capacity } from "../provider/image/disk";
+import { writeGceArchive } from "../provider/image/gce-archive";
+import { scanDisk } from "../provider/image/scan";
+import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
+
+const exec = promisify(execFile);
+const GIB = 1024 ** 3;
+const CLI = resolve(__dirname, "..", "provider", "cli.js");
+/** Arguments a MirageOS unikernel typically gets, and characters GRUB's and syslinux's config
+ * languages would interpret if they were not passed verbatim. */
+const ARGS = ["--ipv4=10.0.0.2/24", "--logs=*:debug", "a=b,c", "x=$y;#{}[]?|&<>%@~^`!()"];
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), "image-test-"));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let dirs = 0;
+async function freshDir(): Promise<string> {
+  const dir = join(root, `d${dirs++}`);
+  await mkdir(dir);
+  return dir;
+}
+
+/** Boots `disk` in QEMU (IDE disk, COM1 to a file) and returns what the kernel printed. */
+async function boot(disk: string): Promise<string[]> {
+  const log = `${disk}.console`;
+  await exec(
+    "qemu-system-x86_64",
+    [
+      "-display",
+      "none",
+      "-m",
+      "128",
+      "-drive",
+      `file=${disk},format=raw,if=ide`,
+      "-serial",
+      `file:${log}`,
+      "-device",
+      "isa-debug-exit,iobase=0x501",
+      "-no-reboot",
+    ],
+    { timeout: 60_000 },
+  ).catch((error: { code?: unknown; killed?: boolean }) => {
+    // The kernel powers off through isa-debug-exit, which makes QEMU exit with status 1.
+    if (error.code !== 1 || error.killed) throw error;
+  });
+  return (await readFile(log, "utf8")).split(/\r?\n/);
+}
+
+function assertBooted(lines: string[], target: string, args: string[]): void {
+  assert.ok(
+    lines.some((l) => l.endsWith(`Solo5-like test unikernel (pulumi-mirage) target=${target}`)),
+    `no banner in:\n${lines.join("\n")}`,
+  );
+  assert.ok(lines.includes("Hello, World"), lines.join("\n"));
+  assert.ok(lines.includes(`Command line is: '${args.join(" ")}'`), lines.join("\n"));
+}
+
+/** Bytes the file really takes on disk. */
+async function allocated(path: string): Promise<number> {
+  return (await stat(path)).blocks * 512;
+}
+
+async function listArchive(archive: string): Promise<string[]> {
+  const { stdout } = await exec("tar", ["-tvzf", archive]);
+  return stdout.trim().split("\n");
+}
+
+/** Extracts the archive with GNU tar, keeping holes, into a fresh directory. */
+async function extract(archive: string): Promise<string> {
+  const dir = await freshDir();
+  await exec("tar", ["-xSzf", archive, "-C", dir]);
+  return join(dir, "disk.raw");
+}
+
+describe("image boots", () => {
+  const cases: [TestKernelName, string][] = [
+    ["virtio", "virtio"],
+    ["virtio-net", "virtio"],
+    ["xen", "xen"],
+    ["xen-net", "xen"],
+  ];
+  for (const [name, target] of cases) {
+    test(`${name}: disk.raw and the extracted image.tar.gz boot and get the exact arguments`, async () => {
+      const outDir = await freshDir();
+      const result = await buildImage({
+        kernel: await testKernel(name),
+        outDir,
+        format: "gce",
+        bootArgs: ARGS,
+      });
+      assert.equal(result.target, target);
+      assert.equal(result.disk.path, join(outDir, "disk.raw"));
+      assert.equal(result.disk.size, GIB);
+      assert.equal((await stat(result.disk.path)).size, GIB);
+      assert.equal(await sha256File(result.disk.path), result.disk.sha256);
+      assert.ok(result.archive);
+      assert.equal(result.archive.path, join(outDir, "image.tar.gz"));
+      assert.equal(result.archive.size, (await stat(result.archive.path)).size);
+      assert.equal(await sha256File(result.archive.path), result.archive.sha256);
+      assert.deepEqual(await readdir(outDir), ["disk.raw", "image.tar.gz"]);
+
+      assertBooted(await boot(result.disk.path), target, ARGS);
+
+      const extracted = await extract(result.archive.path);
+      assert.equal(await sha256File(extracted), result.disk.sha256);
+      assert.ok((await allocated(extracted)) < 16 * 1024 ** 2, "the extracted disk is not sparse");
+      assertBooted(await boot(extracted), target, ARGS);
+    });
+  }
+
+  test("raw format writes only disk.raw; no arguments give an empty command line", async () => {
+    const outDir = await freshDir();
+    const result = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir,
+      format: "raw",
+      bootArgs: [],
+    });
+    assert.equal(result.archive, undefined);
+    assert.deepEqual(await readdir(outDir), ["disk.raw"]);
+    assertBooted(await boot(result.disk.path), "virtio", []);
+  });
+
+  test(`the longest accepted command line (${MAX_BOOT_ARGS_BYTES} bytes) boots whole`, async () => {
+    const long = ["--a=", "x".repeat(MAX_BOOT_ARGS_BYTES - 5 - 4), "--b"];
+    assert.equal(Buffer.byteLength(long.join(" ")), MAX_BOOT_ARGS_BYTES);
+    for (const name of ["virtio", "xen"] as const) {
+      const result = await buildImage({
+        kernel: await testKernel(name),
+        outDir: await freshDir(),
+        format: "raw",
+        bootArgs: long,
+      });
+      assertBooted(await boot(result.disk.path), name, long);
+    }
+  });
+});
+
+describe("image files", () => {
+  const built: Record<string, { disk: string; archive: string }> = {};
+  for (const name of ["virtio", "xen"] as const) {
+    test(`${name}: builds give identical bytes, also in another timezone, umask and locale`, async () => {
+      const kernel = await testKernel(name);
+      const first = await buildImage({
+        kernel,
+        outDir: await freshDir(),
+        format: "gce",
+        bootArgs: ARGS,
+      });
+      const second = await buildImage({
+        kernel,
+        outDir: await freshDir(),
+        format: "gce",
+        bootArgs: ARGS,
+      });
+      assert.equal(second.disk.sha256, first.disk.sha256);
+      assert.ok(first.archive && second.archive);
+      assert.equal(second.archive.sha256, first.archive.sha256);
+      const { stdout } = await exec(
+        "sh",
+        [
+          "-c",
+          'umask 077 && exec "$@"',
+          "sh",
+          "node",
+          CLI,
+          "image",
+          kernel,
+          "--out",
+          await freshDir(),
+          "--format",
+          "gce",
+          "--",
+          ...ARGS,
+        ],
+        { env: { ...process.env, TZ: "Pacific/Kiritimati", LC_ALL: "C.UTF-8", LANG: "C.UTF-8" } },
+      );
+      const third = JSON.parse(stdout);
+      assert.equal(third.disk.sha256, first.disk.sha256);
+      assert.equal(third.archive.sha256, first.archive.sha256);
+      built[name] = { disk: first.disk.path, archive: first.archive.path };
+    });
+
+    test(`${name}: every file on the disk has the fixed time, so the clock cannot change it`, async () => {
+      const { stdout } = await exec(
+        "mdir",
+        ["-a", "-s", "-i", `${built[name].disk}@@1048576`, "::/"],
+        {
+          env: { ...process.env, MTOOLS_SKIP_CHECK: "1" },
+        },
+      );
+      const entries = stdout.split("\n").filter((l) => /\d{4}-\d\d-\d\d/.test(l));
+      assert.ok(entries.length >= 2, stdout);
+      for (const line of entries) assert.match(line, /1980-01-01 +0:00/, line);
+    });
+
+    test(`${name}: disk.raw is 1 GiB, sparse, with one bootable FAT32 partition from 1 MiB`, async () => {
+      const { disk } = built[name];
+      assert.equal((await stat(disk)).size, GIB);
+      assert.ok((await allocated(disk)) < 16 * 1024 ** 2, "disk.raw is not sparse");
+      const { stdout } = await exec("sfdisk", ["--json", disk]);
+      const table = JSON.parse(stdout).partitiontable;
+      assert.equal(table.label, "dos");
+      assert.equal(table.id, "0x4152494d");
+      assert.deepEqual(
+        table.partitions.map((p: Record<string, unknown>) => [p.start, p.size, p.type, p.bootable]),
+        [[2048, GIB / 512 - 2048, "c", true]],
+      );
+    });
+
+    test(`${name}: the sizing rule agrees with the filesystem mkfs.fat made`, async () => {
+      const boot = Buffer.alloc(512);
+      const file = await open(built[name].disk, "r");
+      await file.read(boot, 0, 512, 1024 ** 2);
+      await file.close();
+      assert.equal(boot.readUInt32LE(28), 2048, "hidden sectors: the partition's start");
+      const clusters = Math.floor((boot.readUInt32LE(32) - 32 - 2 * boot.readUInt32LE(36)) / 8);
+      const capacity = fat32Capacity(GIB - 1024 ** 2);
+      // Every cluster but the root directory's is free for files.
+      assert.equal(capacity, (clusters - 1) * 4096);
+      assert.equal(diskSizeFor(capacity), GIB);
+      assert.equal(diskSizeFor(capacity + 1), 2 * GIB);
+    });
+
+    test(`${name}: image.tar.gz holds exactly one member, disk.raw, as a sparse file`, async () => {
+      const lines = await listArchive(built[name].archive);
+      assert.equal(lines.length, 1, lines.join("\n"));
+      assert.match(lines[0], /^-rw-r--r-- 0\/0 +1073741824 1970-01-01 00:00 disk\.raw$/);
+      const { stdout } = await exec("sh", [
+        "-c",
+        `gzip -dc '${built[name].archive}' | head -c 512 | od -An -c -j 156 -N 1`,
+      ]);
+      assert.equal(stdout.trim(), "S", "the member is not a GNU sparse entry");
+      const header = Buffer.alloc(10);
+      const file = await open(built[name].archive, "r");
+      await file.read(header, 0, 10, 0);
+      await file.close();
+      // gzip header: deflate, no flags (no file name), mtime 0, Unix.
+      assert.deepEqual([...header], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3]);
+    });
+  }
+});
+
+describe("GCE archive writer", () => {
+  test("a sparse map longer than the header holds (extension blocks) extracts identically", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "disk.raw");
+    const size = 8 * 1024 ** 2;
+    const file = await open(path, "w");
+    await file.truncate(size);
+    // 60 scattered data blocks: 4 map entries fit the header, the rest need 3 extension blocks.
+    for (let i = 0; i < 60; i++)
+      await file.write(Buffer.from(`block ${i}`), 0, undefined, i * 131072 + (i % 7) * 4096 + 100);
+    await file.close();
+    const scan = await scanDisk(path, size);
+    assert.equal(scan.regions.length, 60);
+    const archive = join(dir, "image.tar.gz");
+    await writeGceArchive(path, scan.regions, size, archive);
+    const extracted = await extract(archive);
+    assert.equal(await sha256File(extracted), scan.sha256);
+    assert.equal(await sha256File(extracted), await sha256File(path));
+    assert.ok((await allocated(extracted)) <= 60 * 4096 + 64 * 1024);
+  });
+
+  test("a disk over 8 GiB gets its sizes in GNU base-256 and extracts to its full size", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "disk.raw");
+    const size = 9 * GIB;
+    const marker = Buffer.from("the end of a big disk");
+    const file = await open(path, "w");
+    await file.truncate(size);
+    await file.write(Buffer.from("start"), 0, undefined, 0);
+    await file.write(marker, 0, undefined, size - 4096);
+    await file.close();
+    const regions = [
+      { offset: 0, length: 4096 },
+      { offset: size - 4096, length: 4096 },
+    ];
+    const archive = join(dir, "image.tar.gz");
+    await writeGceArchive(path, regions, size, archive);
+    const lines = await listArchive(archive);
+    assert.match(lines[0], new RegExp(` ${size} 1970-01-01 00:00 disk\\.raw$`));
+    const extracted = await extract(archive);
+    assert.equal((await stat(extracted)).size, size);
+    const tail = Buffer.alloc(marker.length);
+    const copy = await open(extracted, "r");
+    await copy.read(tail, 0, tail.length, size - 4096);
+    await copy.close();
+    assert.deepEqual(tail, marker);
+    assert.ok((await allocated(extracted)) < 1024 ** 2);
+  });
+});
+
+describe("image refuses", () => {
+  /** Runs a build expected to be refused; checks the message and that `dir` was left clean. */
+  async function refused(
+    options: { kernel: string; bootArgs?: string[]; format?: ImageFormat },
+    message: RegExp,
+  ): Promise<void> {
+    const outDir = await freshDir();
+    await assert.rejects(
+      buildImage({ format: "gce", bootArgs: [], ...options, outDir }),
+      (error: Error) => {
+        assert.ok(error instanceof ImageError, error.stack);
+        assert.match(error.message, message);
+        return true;
+      },
+    );
+    assert.deepEqual(await readdir(outDir), []);
+  }
+
+  for (const name of ["hvt", "spt", "muen", "genode"] as const) {
+    test(`a ${name} kernel, naming virtio and xen instead`, async () => {
+      await refused(
+        { kernel: await testKernel(name) },
+        new RegExp(`Solo5 ${name} kernel: .*not from a BIOS disk; .*-t virtio.*-t xen`),
+      );
+    });
+  }
+
+  test("a unix program, naming the alternative", async () => {
+    await refused({ kernel: await testUnixProgram() }, /not a Solo5 unikernel.*-t virtio.*-t xen/);
+  });
+
+  test("a virtio kernel without a Multiboot1 header", async () => {
+    await refused({ kernel: await testKernel("virtio-nomb") }, /without a Multiboot1 header/);
+  });
+
+  test("a kernel too big for the FAT32 partition, before writing anything", async () => {
+    const dir = await freshDir();
+    const kernel = join(dir, "huge.virtio");
+    await copyFile(await testKernel("virtio"), kernel);
+    const file = await open(kernel, "r+");
+    await file.truncate(4 * GIB); // sparse: a big kernel's headers, without its bytes
+    await file.close();
+    await refused({ kernel }, /huge\.virtio is 4294967296 bytes: .*FAT32.* 4 GiB/);
+  });
+
+  const badArgs: [string, string[], RegExp][] = [
+    ["a space", ["--name=a b"], /boot argument 0 .* contains a space \(U\+0020\)/],
+    ["a tab", ["ok", "a\tb"], /boot argument 1 .* contains a tab \(U\+0009\)/],
+    ["a newline", ["a\nDEFAULT x"], /contains a newline \(U\+000A\)/],
+    ["a carriage return", ["a\rb"], /contains a carriage return/],
+    ["a control character", ["a\u0001"], /contains a control character \(U\+0001\)/],
+    ["DEL", ["a\u007f"], /control character \(U\+007F\)/],
+    ["a single quote", ["it's"], /contains the character ' \(U\+0027\): GRUB re-escapes/],
+    ["a double quote", ['a="b"'], /contains the character " \(U\+0022\)/],
+    ["a backslash", ["a\\b"], /contains the character \\ \(U\+005C\)/],
+    ["a non-ASCII character", ["name=café"], /non-ASCII character "é" \(U\+00E9\)/],
+    ["an empty argument", ["a", ""], /boot argument 1 \(""\) is empty/],
+    ["---, mboot.c32's module separator", ["---"], /boot argument 0 .* boot module/],
+    [
+      "a command line over the limit",
+      ["x".repeat(MAX_BOOT_ARGS_BYTES + 1)],
+      new RegExp(`${MAX_BOOT_ARGS_BYTES + 1} bytes long .* over the ${MAX_BOOT_ARGS_BYTES}`),
+    ],
+  ];
+  for (const [what, args, message] of badArgs) {
+    test(`a boot argument with ${what}`, async () => {
+      assert.throws(() => checkBootArgs(args), message);
+      // Refused for both bootloaders, before anything is written.
+      for (const name of ["virtio", "xen"] as const)
+        await refused({ kernel: await testKernel(name), bootArgs: args }, message);
+    });
+  }
+
+  test("refusals say how to pass such a value instead", () => {
+    assert.throws(
+      () => checkBootArgs(["a b"]),
+      /printable ASCII without spaces, quotes or backslashes/,
+    );
+  });
+});
+
+describe("image is atomic", () => {
+  // Each phase: the tools laying out the disk, hashing it, writing the archive.
+  for (const phase of ["laying out", "hashing", "writing the GCE archive"]) {
+    test(`a build interrupted while ${phase} leaves no results, stale or new, and no scratch files`, async () => {
+      const outDir = await freshDir();
+      const kernel = await testKernel("xen");
+      await buildImage({ kernel, outDir, format: "gce", bootArgs: [] });
+      assert.deepEqual(await readdir(outDir), ["disk.raw", "image.tar.gz"]);
+      const controller = new AbortController();
+      await assert.rejects(
+        buildImage({
+          kernel,
+          outDir,
+          format: "gce",
+          bootArgs: ["changed"],
+          signal: controller.signal,
+          onProgress: (line) => {
+            if (line.includes(phase)) controller.abort(new Error("stop"));
+          },
+        }),
+      );
+      assert.ok(controller.signal.aborted, `no progress line mentions "${phase}"`);
+      assert.deepEqual(await readdir(outDir), []);
+    });
+  }
+});
+
+describe("pulumi-mirage image", () => {
+  test("prints one JSON line with each file's path, sha256, size and the seconds taken", async () => {
+    const outDir = join(await freshDir(), "out");
+    const kernel = await testKernel("virtio");
+    const { stdout } = await exec("node", [
+      CLI,
+      "image",
+      kernel,
+      "--out",
+      outDir,
+      "--format",
+      "gce",
+      "--",
+      ...ARGS,
+    ]);
+    const lines = stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 1, stdout);
+    const printed = JSON.parse(lines[0]);
+    assert.deepEqual(Object.keys(printed), ["disk", "archive", "seconds"]);
+    assert.equal(typeof printed.seconds, "number");
+    for (const [key, name] of [
+      ["disk", "disk.raw"],
+      ["archive", "image.tar.gz"],
+    ]) {
+      const file = printed[key];
+      assert.equal(file.path, join(outDir, name));
+      assert.equal(file.size, (await stat(file.path)).size);
+      assert.equal(file.sha256, await sha256File(file.path));
+    }
+    assertBooted(await boot(printed.disk.path), "virtio", ARGS);
+  });
+
+  test("raw is the default format; wrong usage and refusals exit non-zero with a message", async () => {
+    const kernel = await testKernel("virtio");
+    const outDir = await freshDir();
+    const { stdout } = await exec("node", [CLI, "image", kernel, "--out", outDir]);
+    assert.deepEqual(Object.keys(JSON.parse(stdout)), ["disk", "seconds"]);
+
+    const usage = await exec("node", [CLI, "image", kernel]).catch((e) => e);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--out DIR is missing/);
+
+    const format = await exec("node", [
+      CLI,
+      "image",
+      kernel,
+      "--out",
+      outDir,
+      "--format",
+      "aws",
+    ]).catch((e) => e);
+    assert.equal(format.code, 2);
+    assert.match(format.stderr, /--format aws: expected raw or gce/);
+
+    const bad = await exec("node", [CLI, "image", kernel, "--out", outDir, "--", "a b"]).catch(
+      (e) => e,
+    );
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /boot argument 0 .* contains a space/);
+  });
+});
