@@ -127,7 +127,10 @@ export function killOnExit(pid: number): () => void {
 }
 
 export interface WatchOptions {
-  /** Stop watching as soon as the text so far matches. */
+  /**
+   * Stop watching as soon as the text so far matches. It is matched line-wise (`^` and `$` match
+   * at each line's start and end) with the CRs of serial consoles removed.
+   */
   expect?: RegExp;
   timeoutMs: number;
   /** Whether the writer is still running; when it is not, the rest of the file is read and the watch ends. */
@@ -153,8 +156,8 @@ const MATCH_WINDOW = 1 << 20;
  */
 export async function watchLog(path: string, options: WatchOptions): Promise<WatchResult> {
   // A global or sticky regex would carry state from one test to the next.
-  const expect =
-    options.expect && new RegExp(options.expect.source, options.expect.flags.replace(/[gy]/g, ""));
+  const flags = `${options.expect?.flags.replace(/[gym]/g, "")}m`;
+  const expect = options.expect && new RegExp(options.expect.source, flags);
   const deadline = Date.now() + options.timeoutMs;
   const decoder = new StringDecoder("utf8");
   const tail = new LineTail(TAIL_LINES);
@@ -179,7 +182,7 @@ export async function watchLog(path: string, options: WatchOptions): Promise<Wat
     if (chunk === "") return false;
     options.onOutput?.(chunk);
     tail.push(chunk);
-    text = (text + chunk).slice(-MATCH_WINDOW);
+    text = (text + chunk.replaceAll("\r", "")).slice(-MATCH_WINDOW);
     return expect?.test(text) ?? false;
   };
 

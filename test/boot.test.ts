@@ -1,7 +1,7 @@
 // Booting disk images in QEMU for real (TCG here): the console watcher's three endings (match,
 // QEMU exits, timeout), that QEMU never outlives a boot, and the QEMU command line.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
@@ -11,8 +11,10 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { bootAndWatch, isRunning, startVm, stopVm } from "../provider/boot";
 import { run } from "../provider/exec";
+import { buildImage } from "../provider/image";
 import { qemuArgs } from "../provider/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
+import { testKernel } from "./support/kernels";
 
 /** A TCP port nobody listens on right now. */
 async function freePort(): Promise<number> {
@@ -144,6 +146,70 @@ describe("bootAndWatch", () => {
       }),
       /nope\.raw does not exist/,
     );
+  });
+});
+
+describe("booting test kernels' disk images", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "boot-image-test-"));
+  });
+  after(async () => {
+    assert.deepEqual(processesMentioning(dir), []);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const BANNER = "Solo5-like test unikernel (pulumi-mirage) target=virtio";
+
+  test("a raw disk shows the kernel's banner and its boot arguments", async () => {
+    const outDir = join(dir, "raw");
+    const image = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir,
+      format: "raw",
+      bootArgs: ["--hello=Hi", "--ipv4=10.0.0.2/24"],
+    });
+    const result = await bootAndWatch({
+      image: image.disk.path,
+      timeoutSeconds: 120,
+      expect: /Command line is: '.*'/,
+      logFile: join(dir, "raw.log"),
+    });
+    assert.equal(result.matched, true, result.tail.join("\n"));
+    assert.deepEqual(result.tail.slice(-3), [
+      BANNER,
+      "Hello, World",
+      "Command line is: '--hello=Hi --ipv4=10.0.0.2/24'",
+    ]);
+    assert.deepEqual(processesMentioning(outDir), []);
+  });
+
+  test("a GCE archive of a kernel declaring a network boots with a NIC, from the CLI", async () => {
+    const image = await buildImage({
+      kernel: await testKernel("virtio-net"),
+      outDir: join(dir, "gce"),
+      format: "gce",
+      bootArgs: ["--ipv4=10.0.0.2/24"],
+    });
+    assert.ok(image.archive);
+    const result = spawnSync(
+      process.execPath,
+      [
+        resolve(__dirname, "..", "provider", "cli.js"),
+        "boot",
+        image.archive.path,
+        "--net",
+        "--bus",
+        "virtio-scsi",
+        "--expect",
+        "^Hello, World",
+        "--timeout",
+        "120",
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /target=virtio\r?\nHello, World/);
   });
 });
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isRunning } from "../provider/background";
+import { buildImage } from "../provider/image";
 import {
   type ProcessInputs,
   provider as processProvider,
@@ -112,6 +113,29 @@ describe("local.Vm", () => {
       waitFor: { console: "x", timeoutSeconds: 5 },
     });
     assert.deepEqual([waiting.changes, waiting.replaces], [true, []]);
+  });
+
+  test("create boots a test kernel's disk image and sees its banner and arguments", async () => {
+    const image = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir: join(dir, "image"),
+      format: "raw",
+      bootArgs: ["--hello=Hi"],
+    });
+    const { inputs } = await checkVm({
+      image: image.disk.path,
+      waitFor: { console: "^Command line is: ", timeoutSeconds: 120 },
+      cacheDir: join(dir, "cache-kernel"),
+    });
+    const { id, outs } = await vmProvider.create(inputs);
+    assert.ok(outs);
+    assert.deepEqual(outs.console.slice(-3), [
+      "Solo5-like test unikernel (pulumi-mirage) target=virtio",
+      "Hello, World",
+      "Command line is: '--hello=Hi'",
+    ]);
+    await vmProvider.delete(id, outs);
+    assert.equal(existsSync(outs.stateDir), false);
   });
 
   test("create boots the image and waits for its console; read sees it die; delete cleans up", async () => {

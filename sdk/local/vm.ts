@@ -10,7 +10,10 @@ export interface PortForward {
 
 /** Wait, when starting, until the console shows something. */
 export interface WaitFor {
-  /** A regular expression (its source, e.g. `"Hello, World"`) the console must match. */
+  /**
+   * A regular expression (its source, e.g. `"^Hello, World$"`) the console must match. It is
+   * matched line-wise: `^` and `$` match at each line's start and end.
+   */
   console: string;
   /** How long to wait before giving up (the start then fails with the console's tail). Default: 60. */
   timeoutSeconds?: number;
