@@ -8,6 +8,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
 import { isRunning } from "../provider/background";
 import { buildImage } from "../provider/image";
 import {
@@ -15,6 +16,8 @@ import {
   provider as processProvider,
 } from "../provider/resources/local-process";
 import { type VmInputs, provider as vmProvider } from "../provider/resources/local-vm";
+import { DiskImage } from "../sdk/disk-image";
+import * as local from "../sdk/local";
 import { bootSectorDisk } from "./support/boot-sector";
 import { testKernel, testUnixProgram } from "./support/kernels";
 
@@ -289,6 +292,74 @@ describe("local.Process", () => {
     await assert.rejects(
       processProvider.create(inputs),
       /exited before its console matched[\s\S]*Command line is: 'once'/,
+    );
+  });
+});
+
+describe("sdk local.Vm and local.Process under mocks", () => {
+  interface Registration {
+    type: string;
+    name: string;
+    inputs: Record<string, unknown>;
+  }
+  const registered: Registration[] = [];
+  const image = { path: "/cache/images/ab/disk.raw", sha256: "ab".repeat(32), target: "virtio" };
+  const manifest = [{ name: "service", type: "net" }];
+
+  before(() => {
+    pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+          const extra = args.type.endsWith(":DiskImage") ? { ...image, manifest } : { pid: 42 };
+          return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
+        },
+        call: () => ({}),
+      },
+      "project",
+      "stack",
+      false,
+    );
+  });
+
+  /** Resolves an output, failing instead of hanging when the provider cannot be serialized. */
+  function settled<T>(output: pulumi.Output<T>): Promise<T> {
+    return new Promise<T>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error("output did not resolve")), 20_000);
+      output.apply((value) => {
+        clearTimeout(timer);
+        resolvePromise(value);
+      });
+    });
+  }
+
+  test("a Vm takes a DiskImage's path, hash, target and devices, and registers as LocalVm", async () => {
+    const disk = new DiskImage("img", { kernel: "/kernels/hello.virtio" });
+    const vm = new local.Vm("vm", { image: disk, ports: [{ host: 8080, guest: 80 }] });
+    assert.equal(await settled(vm.pid), 42);
+    const found = registered.find((r) => r.name === "vm");
+    assert.ok(found);
+    assert.equal(found.type, "pulumi-nodejs:dynamic/pulumi-mirage:LocalVm");
+    assert.equal(found.inputs.image, image.path);
+    assert.equal(found.inputs.imageSha256, image.sha256);
+    assert.equal(found.inputs.target, "virtio");
+    assert.deepEqual(found.inputs.manifest, manifest);
+    assert.deepEqual(found.inputs.ports, [{ host: 8080, guest: 80 }]);
+  });
+
+  test("a Process takes a kernel path with its target, and registers as LocalProcess", async () => {
+    const process_ = new local.Process("proc", {
+      kernel: "/kernels/hello",
+      target: "unix",
+      args: ["--hello=Hi"],
+    });
+    assert.equal(await settled(process_.pid), 42);
+    const found = registered.find((r) => r.name === "proc");
+    assert.ok(found);
+    assert.equal(found.type, "pulumi-nodejs:dynamic/pulumi-mirage:LocalProcess");
+    assert.deepEqual(
+      [found.inputs.kernel, found.inputs.target, found.inputs.args],
+      ["/kernels/hello", "unix", ["--hello=Hi"]],
     );
   });
 });
