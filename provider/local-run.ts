@@ -125,7 +125,8 @@ export async function awaitStarted(
       : waitFor
         ? `it exited before its console matched /${waitFor.console}/ (waitFor)`
         : "it exited at once";
-  const parts = [`${what} failed to start: ${reason}; it was stopped.`];
+  const stopped = watched.outcome === "timeout" ? "; it was stopped" : "";
+  const parts = [`${what} failed to start: ${reason}${stopped}.`];
   if (watched.tail.length > 0)
     parts.push(`last ${watched.tail.length} console lines:\n${watched.tail.join("\n")}`);
   const extra = await details();

@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -15,15 +14,7 @@ import { buildImage } from "../provider/image";
 import { qemuArgs } from "../provider/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
 import { testKernel } from "./support/kernels";
-
-/** A TCP port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from "./support/net";
 
 /** Processes whose command line mentions `text` (QEMU is given our scratch paths). */
 function processesMentioning(text: string): string[] {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -20,6 +20,7 @@ import { DiskImage } from "../sdk/disk-image";
 import * as local from "../sdk/local";
 import { bootSectorDisk } from "./support/boot-sector";
 import { testKernel, testUnixProgram } from "./support/kernels";
+import { freePort } from "./support/net";
 
 /** Processes whose command line mentions `text` (every process we start is given our paths). */
 function processesMentioning(text: string): string[] {
@@ -166,7 +167,8 @@ describe("local.Vm", () => {
 
   test("two VMs run at once, each forwarding its own host port", async () => {
     const cacheDir = join(dir, "cache-two");
-    const ports = [18000 + (process.pid % 1000) * 2, 18001 + (process.pid % 1000) * 2];
+    const ports = [await freePort(), await freePort()];
+    while (ports[1] === ports[0]) ports[1] = await freePort();
     const vms = await Promise.all(
       ports.map(async (port) => {
         const { inputs } = await checkVm({
@@ -186,6 +188,27 @@ describe("local.Vm", () => {
     }
     for (const port of ports) assert.equal(await accepts(port), false, `port ${port} after delete`);
     assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("a host port already in use fails create with QEMU's own message", async () => {
+    const server = createServer();
+    await new Promise<void>((resolvePromise) => server.listen(0, "127.0.0.1", resolvePromise));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const { inputs } = await checkVm({
+        image: forever,
+        ports: [{ host: port, guest: 80 }],
+        cacheDir: join(dir, "cache-busy"),
+      });
+      await assert.rejects(
+        vmProvider.create(inputs),
+        new RegExp(
+          `exited at once[\\s\\S]*QEMU said:[\\s\\S]*Could not set up host forwarding rule 'tcp:127.0.0.1:${port}-:80'`,
+        ),
+      );
+    } finally {
+      server.close();
+    }
   });
 
   test("a console that never matches fails create with its tail, and stops the VM", async () => {
