@@ -8,7 +8,13 @@
 import type * as pulumi from "@pulumi/pulumi";
 
 /** The engine modules, one per dynamic resource type, each exporting `provider`. */
-export type EngineModule = "unikernel" | "disk-image" | "xen-domain" | "local-vm" | "local-process";
+export type EngineModule =
+  | "unikernel"
+  | "disk-image"
+  | "xen-domain"
+  | "local-vm"
+  | "local-process"
+  | "gce-serial-wait";
 
 export function engineProvider(name: EngineModule): pulumi.dynamic.ResourceProvider {
   const load = (): Required<pulumi.dynamic.ResourceProvider> =>

@@ -2,7 +2,7 @@
 // from the extracted GCE archive) and print exactly the arguments given; builds are deterministic,
 // sparse and atomic; every refusal says why.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -452,6 +452,27 @@ describe("pulumi-mirage image", () => {
       assert.equal(file.sha256, await sha256File(file.path));
     }
     assertBooted(await boot(printed.disk.path), "virtio", ARGS);
+  });
+
+  test("Ctrl-C stops the build, exits 130 and leaves DIR without results or scratch files", async () => {
+    const outDir = await freshDir();
+    const child = spawn(
+      "node",
+      [CLI, "image", await testKernel("virtio"), "--out", outDir, "--format", "gce"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    // Interrupt once the build is under way: its scratch directory exists.
+    while (!(await readdir(outDir)).some((name) => name.startsWith(".scratch-")))
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    child.kill("SIGINT");
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /interrupted by SIGINT; nothing written/);
+    assert.deepEqual(await readdir(outDir), []);
   });
 
   test("raw is the default format; wrong usage and refusals exit non-zero with a message", async () => {

@@ -35,8 +35,13 @@ function describe(char: string): string {
 /** Why `char` cannot be passed, or undefined if both bootloaders pass it verbatim. */
 function refusal(char: string): string | undefined {
   const code = char.codePointAt(0) ?? 0;
-  if (code <= 0x20 || code >= 0x7f)
-    return "the bootloaders split the command line at whitespace and pass only printable ASCII verbatim";
+  if (char === " " || char === "\t") return "the bootloaders split the command line at whitespace";
+  if (char === "\n" || char === "\r")
+    return "a line break ends the bootloader's configuration line, and the rest would be read as configuration";
+  if (code < 0x20 || code === 0x7f)
+    return "control characters can change how the bootloaders read their configuration";
+  if (code > 0x7f)
+    return "only printable ASCII is known to reach the kernel verbatim through both bootloaders";
   if (char === "'" || char === '"' || char === "\\")
     return "GRUB re-escapes quotes and backslashes in the command line it gives the kernel";
   return undefined;

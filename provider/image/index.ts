@@ -70,7 +70,7 @@ function bootableTarget(info: KernelInfo, kernel: string): "virtio" | "xen" {
   }
   if (!info.multiboot)
     throw new ImageError(
-      `${kernel} is a Solo5 ${target} kernel without a Multiboot1 header in its first 8 KiB, so no BIOS bootloader can start it; rebuild it with a Solo5 release that emits one (Solo5 >= 0.6 does for virtio and xen), with \`mirage configure -t ${target}\`.`,
+      `${kernel} is a Solo5 ${target} kernel without a Multiboot1 header in its first 8 KiB, so no BIOS bootloader can start it; rebuild it with \`mirage configure -t ${target}\` (Solo5's own ${target} bindings carry the header) and check that nothing strips or relinks it afterwards.`,
     );
   return target;
 }

@@ -49,7 +49,7 @@ export async function scanDisk(
     }
     for (let position = end; position < size; position += CHUNK) {
       // Hashing a big disk's zeros takes seconds: stay cancellable.
-      if (position % (256 * CHUNK) === 0) {
+      if (position % (64 * CHUNK) === 0) {
         signal?.throwIfAborted();
         await new Promise(setImmediate);
       }

@@ -32,7 +32,7 @@ export async function syslinuxLayout(
   scratch: string,
   tools: ToolOptions,
 ): Promise<Layout> {
-  const bootCode = await readFile(await requireFile(MBR, "syslinux"));
+  const bootCode = await readFile(await requireFile(MBR, "syslinux-common"));
   const mboot = await requireFile(join(MODULES, "mboot.c32"), "syslinux-common");
   const libcom32 = await requireFile(join(MODULES, "libcom32.c32"), "syslinux-common");
   const config = join(scratch, "syslinux.cfg");

@@ -156,6 +156,7 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   "xen-domain": "Domain",
   "local-vm": "Vm",
   "local-process": "Process",
+  "gce-serial-wait": "GceSerialWait",
 };
 
 /** The type token pulumi.dynamic.Resource registers: `pulumi-nodejs:dynamic/MODULE:TYPE`. */

@@ -1,0 +1,658 @@
+// gcp.UnikernelService under Pulumi's mocks: the resources it declares, their inputs and
+// options, preview with unknown values, and what it refuses. The gcp provider plugin cannot run
+// here (FACTS.md), so this is the level at which the component's contract is checked; the
+// boot wait's engine code is tested against a fake API in gce-serial.test.ts.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import * as vm from "node:vm";
+import * as pulumi from "@pulumi/pulumi";
+import ts from "typescript";
+import * as gcp from "../sdk/gcp";
+import * as sdk from "../sdk/index";
+import { Unikernel } from "../sdk/unikernel";
+
+// Internal to Pulumi (no typings): clears the promises its exit-time leak check would report.
+const { leakedPromises } = require("@pulumi/pulumi/runtime/debuggable") as {
+  leakedPromises: () => unknown;
+};
+
+const PROJECT = "demo-project";
+const ZONE = "europe-west1-b";
+const KERNEL_SHA = "9f".repeat(32);
+
+// biome-ignore lint/suspicious/noExplicitAny: mocks see untyped provider inputs and the raw gRPC request
+type Loose = any;
+
+interface Registration {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  parent: string;
+  deleteBeforeReplace: boolean;
+  replaceOnChanges: string[];
+  dependencies: string[];
+}
+
+/** What the mocked Unikernel reports; a test changes it to present another kernel. */
+interface KernelFacts {
+  target: string;
+  manifest?: { name: string; type: string }[];
+  sha256?: string;
+}
+
+const link = (kind: string, name: string) =>
+  `https://www.googleapis.com/compute/v1/projects/${PROJECT}/${kind}/${name}`;
+
+/** Outputs like the real providers', computed from the inputs. */
+function state(type: string, name: string, inputs: Record<string, Loose>, kernel: KernelFacts) {
+  // Auto-naming happens in the provider; the mock plays it.
+  const physical = (inputs.name as string | undefined) ?? `${name}-1a2b3c4`;
+  switch (type) {
+    case "pulumi-nodejs:dynamic/pulumi-mirage:Unikernel":
+      return {
+        ...inputs,
+        target: kernel.target,
+        name: "web",
+        kernelPath: "/cache/kernels/web.virtio",
+        ...(kernel.sha256 === undefined ? {} : { sha256: kernel.sha256 }),
+        ...(kernel.manifest === undefined ? {} : { manifest: kernel.manifest }),
+        mirageVersion: "4.11.0",
+      };
+    case "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage":
+      // objectName is computed in check, so it is known at preview too.
+      return {
+        ...inputs,
+        objectName: "web-0123456789ab.tar.gz",
+        path: "/cache/images/0123456789ab/image.tar.gz",
+        name: "web",
+      };
+    case "gcp:storage/bucket:Bucket":
+      return { ...inputs, name: physical };
+    case "gcp:compute/image:Image":
+      return { ...inputs, name: physical, selfLink: link("global/images", physical) };
+    case "gcp:compute/network:Network":
+      return { ...inputs, name: physical, selfLink: link("global/networks", physical) };
+    case "gcp:compute/instance:Instance":
+      return {
+        ...inputs,
+        name: physical,
+        zone: ZONE,
+        selfLink: link(`zones/${ZONE}/instances`, physical),
+        networkInterfaces: inputs.networkInterfaces.map((nic: Loose) => ({
+          ...nic,
+          accessConfigs: nic.accessConfigs.map(() => ({ natIp: "203.0.113.7" })),
+        })),
+      };
+    case "gcp:compute/instanceTemplate:InstanceTemplate":
+      return {
+        ...inputs,
+        name: physical,
+        selfLinkUnique: `${link("global/instanceTemplates", physical)}?uniqueId=42`,
+      };
+    case "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager":
+      return {
+        ...inputs,
+        instanceGroup: link("regions/europe-west1/instanceGroups", inputs.baseInstanceName),
+      };
+    default:
+      return inputs;
+  }
+}
+
+function call(token: string, inputs: Record<string, Loose>) {
+  if (token === "gcp:compute/getRegionInstanceGroup:getRegionInstanceGroup") {
+    assert.match(inputs.selfLink, /regions\/europe-west1\/instanceGroups\//);
+    return {
+      instances: ["web-x2k9", "web-a7b1", "web-q3zz"].map((n, i) => ({
+        instance: link(`zones/europe-west1-${"bcd"[i]}/instances`, n),
+        status: "RUNNING",
+        namedPorts: [],
+      })),
+    };
+  }
+  if (token === "gcp:compute/getInstance:getInstance") {
+    const name = String(inputs.selfLink).split("/").at(-1) ?? "";
+    const natIp = { "web-x2k9": "198.51.100.11", "web-a7b1": "198.51.100.12" }[name];
+    // web-q3zz has no public IP: it is left out of externalIps.
+    return { networkInterfaces: [{ accessConfigs: natIp ? [{ natIp }] : [] }] };
+  }
+  throw new Error(`unexpected call ${token}`);
+}
+
+/** Sets up mocks that record every registration, with the options the mocks API hides. */
+async function mockStack(
+  kernel: KernelFacts,
+  preview = false,
+  project = "proj",
+): Promise<Registration[]> {
+  const seen: Registration[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        const r = seen.find((s) => s.type === args.type && s.name === args.name);
+        if (r) r.inputs = args.inputs;
+        // Preview: nothing the provider computes is known yet.
+        const outs =
+          preview && args.type.startsWith("gcp:")
+            ? args.inputs
+            : state(args.type, args.name, args.inputs, kernel);
+        return { id: args.custom ? `${args.name}-id` : undefined, state: outs };
+      },
+      call: (args) => call(args.token, args.inputs),
+    },
+    project,
+    "dev",
+    preview,
+  );
+  const monitor = pulumi.runtime.getMonitor() as Loose;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: Loose, callback: Loose) => {
+    seen.push({
+      type: req.getType(),
+      name: req.getName(),
+      inputs: {},
+      parent: req.getParent(),
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      replaceOnChanges: req.getReplaceonchangesList(),
+      dependencies: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+  return seen;
+}
+
+/** An output's value; fails instead of hanging when it never resolves (FACTS.md). */
+function value<T>(output: pulumi.Output<T> | pulumi.Input<T>, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} never resolved`)), 5000);
+    pulumi.output(output).apply((v) => {
+      clearTimeout(timer);
+      resolve(v as T);
+    });
+  });
+}
+
+const GOOD_KERNEL: KernelFacts = {
+  target: "virtio",
+  manifest: [{ name: "service", type: "net" }],
+  sha256: KERNEL_SHA,
+};
+
+function kernel(): Unikernel {
+  return new Unikernel("web-kernel", { source: "../web", target: "virtio" });
+}
+
+/** Builds a service and waits until everything it declares is registered. */
+async function deploy(args: Omit<gcp.UnikernelServiceArgs, "unikernel">, name = "web") {
+  const service = new gcp.UnikernelService(name, { unikernel: kernel(), ...args });
+  const outputs = {
+    imageSelfLink: await value(service.imageSelfLink, "imageSelfLink"),
+    instanceNames: await value(service.instanceNames, "instanceNames"),
+    externalIps: await value(service.externalIps, "externalIps"),
+    serialCommands: await value(service.serialCommands, "serialCommands"),
+  };
+  if (service.bootCheck) await value(service.bootCheck.urn, "bootCheck");
+  return { service, outputs };
+}
+
+/** How the mocks present a value preview does not know. */
+const unknown = (v: unknown) =>
+  (v as { __pulumiUnknown?: boolean } | undefined)?.__pulumiUnknown === true;
+const byType = (seen: Registration[], type: string) => seen.filter((r) => r.type === type);
+const one = (seen: Registration[], type: string) => {
+  const found = byType(seen, type);
+  assert.equal(found.length, 1, `exactly one ${type}`);
+  return found[0];
+};
+
+describe("gcp.UnikernelService", () => {
+  it("declares upload, image, firewall and one virtio-net VM, children of the component", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const component = "urn:pulumi:dev::proj::pulumi-mirage:gcp:UnikernelService::web";
+    const { outputs } = await deploy({
+      project: PROJECT,
+      zone: ZONE,
+      bucket: "my-images",
+      imageFamily: "web",
+      ports: [8080, { port: 53, protocol: "udp" }],
+      labels: { team: "edge" },
+      waitFor: { serial: "listening on \\d+", timeoutSeconds: 120 },
+    });
+
+    // Registration order depends on when inputs resolve: compare the graph by name.
+    assert.deepEqual(
+      seen
+        .map((r) => [r.type, r.name, r.parent === component ? "child" : "top"])
+        .sort((a, b) => a[1].localeCompare(b[1])),
+      [
+        ["pulumi-nodejs:dynamic/pulumi-mirage:Unikernel", "web-kernel", "top"],
+        ["pulumi-mirage:gcp:UnikernelService", "web", "top"],
+        ["pulumi-nodejs:dynamic/pulumi-mirage:DiskImage", "web-disk", "child"],
+        ["gcp:storage/bucketObject:BucketObject", "web-upload", "child"],
+        ["gcp:compute/image:Image", "web-image", "child"],
+        ["gcp:compute/firewall:Firewall", "web-fw", "child"],
+        ["gcp:compute/instance:Instance", "web-vm", "child"],
+        ["pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait", "web-boot", "child"],
+      ].sort((a, b) => a[1].localeCompare(b[1])),
+      "nothing else: no bucket (one was given), no network",
+    );
+
+    const disk = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage");
+    assert.equal(disk.inputs.format, "gce");
+
+    const upload = one(seen, "gcp:storage/bucketObject:BucketObject");
+    assert.equal(upload.inputs.bucket, "my-images");
+    assert.equal(upload.inputs.name, "web-0123456789ab.tar.gz");
+    assert.equal(
+      await (upload.inputs.source as { path: Promise<string> }).path,
+      "/cache/images/0123456789ab/image.tar.gz",
+    );
+
+    const image = one(seen, "gcp:compute/image:Image");
+    assert.deepEqual(image.inputs.rawDisk, {
+      source: "https://storage.googleapis.com/my-images/web-0123456789ab.tar.gz",
+    });
+    assert.equal(image.inputs.family, "web");
+    assert.equal(image.inputs.guestOsFeatures, undefined);
+    assert.deepEqual(image.inputs.labels, {
+      team: "edge",
+      "mirage-unikernel": "web",
+      "mirage-kernel-sha256": KERNEL_SHA.slice(0, 32),
+      "mirage-version": "4-11-0",
+    });
+    assert.match(String(image.inputs.description), new RegExp(`sha256 ${KERNEL_SHA}`));
+
+    const vm = one(seen, "gcp:compute/instance:Instance");
+    assert.equal(vm.inputs.machineType, "e2-micro");
+    assert.equal(vm.inputs.zone, ZONE);
+    assert.equal(vm.inputs.name, undefined, "auto-named, so old and new VMs can coexist");
+    assert.deepEqual(vm.inputs.bootDisk, {
+      initializeParams: { image: link("global/images", "web-image-1a2b3c4") },
+    });
+    assert.deepEqual(vm.inputs.networkInterfaces, [
+      { network: "default", nicType: "VIRTIO_NET", accessConfigs: [{}] },
+    ]);
+    assert.equal(vm.inputs.serviceAccount, undefined);
+    assert.deepEqual(vm.inputs.labels, image.inputs.labels);
+    // A new image replaces the VM, the new one created before the old one is deleted.
+    assert.deepEqual(vm.replaceOnChanges, ["bootDisk.initializeParams.image"]);
+    assert.equal(vm.deleteBeforeReplace, false);
+
+    const fw = one(seen, "gcp:compute/firewall:Firewall");
+    assert.deepEqual(fw.inputs.allows, [
+      { protocol: "tcp", ports: ["8080"] },
+      { protocol: "udp", ports: ["53"] },
+    ]);
+    assert.deepEqual(fw.inputs.sourceRanges, ["0.0.0.0/0"]);
+    assert.equal(fw.inputs.network, "default");
+    assert.equal(fw.inputs.direction, "INGRESS");
+    const tags = vm.inputs.tags as string[];
+    assert.equal(tags.length, 1);
+    assert.match(tags[0], /^web-[0-9a-f]{8}$/);
+    assert.deepEqual(fw.inputs.targetTags, tags, "the firewall opens ports to these VMs only");
+
+    const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.deepEqual(wait.inputs.instances, [link(`zones/${ZONE}/instances`, "web-vm-1a2b3c4")]);
+    assert.equal(wait.inputs.pattern, "listening on \\d+");
+    assert.equal(wait.inputs.timeoutSeconds, 120);
+    assert.equal(typeof wait.inputs.__provider, "string", "its provider serialized");
+    assert.ok(wait.dependencies.some((urn) => urn.endsWith("::web-vm")));
+
+    assert.deepEqual(outputs, {
+      imageSelfLink: link("global/images", "web-image-1a2b3c4"),
+      instanceNames: ["web-vm-1a2b3c4"],
+      externalIps: ["203.0.113.7"],
+      serialCommands: [
+        `gcloud compute instances get-serial-port-output web-vm-1a2b3c4 --zone ${ZONE} --project ${PROJECT}`,
+      ],
+    });
+  });
+
+  it("creates a bucket and an MTU 1500 network when asked, and can go without a public IP", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { outputs } = await deploy(
+      {
+        project: PROJECT,
+        zone: ZONE,
+        region: "europe-west1",
+        createNetwork: true,
+        publicIp: false,
+        ports: [443],
+        sourceRanges: ["198.51.100.0/24"],
+        serviceAccount: { email: "web@demo-project.iam.gserviceaccount.com" },
+        machineType: "n2-standard-2",
+      },
+      "api",
+    );
+    const bucket = one(seen, "gcp:storage/bucket:Bucket");
+    assert.equal(bucket.inputs.location, "europe-west1");
+    assert.equal(bucket.inputs.uniformBucketLevelAccess, true);
+    const upload = one(seen, "gcp:storage/bucketObject:BucketObject");
+    assert.equal(upload.inputs.bucket, "api-images-1a2b3c4");
+
+    const net = one(seen, "gcp:compute/network:Network");
+    assert.equal(net.inputs.mtu, 1500);
+    assert.equal(net.inputs.autoCreateSubnetworks, true);
+    const vm = one(seen, "gcp:compute/instance:Instance");
+    assert.deepEqual(vm.inputs.networkInterfaces, [
+      {
+        network: link("global/networks", "api-net-1a2b3c4"),
+        nicType: "VIRTIO_NET",
+        accessConfigs: [],
+      },
+    ]);
+    assert.equal(vm.inputs.machineType, "n2-standard-2");
+    assert.deepEqual(vm.inputs.serviceAccount, {
+      email: "web@demo-project.iam.gserviceaccount.com",
+      scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+    });
+    const fw = one(seen, "gcp:compute/firewall:Firewall");
+    assert.equal(fw.inputs.network, link("global/networks", "api-net-1a2b3c4"));
+    assert.deepEqual(fw.inputs.sourceRanges, ["198.51.100.0/24"]);
+    assert.deepEqual(fw.inputs.allows, [{ protocol: "tcp", ports: ["443"] }]);
+    assert.deepEqual(outputs.externalIps, []);
+    assert.equal(byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").length, 0);
+  });
+
+  it("opens no firewall when no ports are declared", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    await deploy({ project: PROJECT, zone: ZONE, bucket: "b" }, "quiet");
+    assert.equal(byType(seen, "gcp:compute/firewall:Firewall").length, 0);
+  });
+
+  it("grows past one VM with an instance template and a regional group that rolls new VMs first", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { service, outputs } = await deploy(
+      {
+        project: PROJECT,
+        region: "europe-west1",
+        bucket: "b",
+        replicas: 3,
+        ports: [8080],
+        waitFor: { serial: "listening" },
+      },
+      "fleet",
+    );
+    assert.equal(byType(seen, "gcp:compute/instance:Instance").length, 0);
+    const template = one(seen, "gcp:compute/instanceTemplate:InstanceTemplate");
+    assert.deepEqual(template.inputs.disks, [
+      { sourceImage: link("global/images", "fleet-image-1a2b3c4"), boot: true, autoDelete: true },
+    ]);
+    assert.equal(template.inputs.machineType, "e2-micro");
+    assert.deepEqual(template.inputs.networkInterfaces, [
+      { network: "default", nicType: "VIRTIO_NET", accessConfigs: [{}] },
+    ]);
+    assert.equal(template.inputs.name, undefined);
+    assert.equal(template.deleteBeforeReplace, false);
+    const fw = one(seen, "gcp:compute/firewall:Firewall");
+    assert.deepEqual(template.inputs.tags, fw.inputs.targetTags);
+
+    const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
+    assert.equal(group.inputs.region, "europe-west1");
+    assert.equal(group.inputs.targetSize, 3);
+    assert.deepEqual(group.inputs.versions, [
+      {
+        name: "primary",
+        instanceTemplate: `${link("global/instanceTemplates", "fleet-template-1a2b3c4")}?uniqueId=42`,
+      },
+    ]);
+    assert.deepEqual(group.inputs.updatePolicy, {
+      type: "PROACTIVE",
+      minimalAction: "REPLACE",
+      maxSurgeFixed: 3,
+      maxUnavailableFixed: 0,
+    });
+    assert.equal(group.inputs.waitForInstances, true);
+
+    assert.equal(
+      await value(service.instanceGroup, "instanceGroup"),
+      link("regions/europe-west1/instanceGroups", "fleet"),
+    );
+    assert.deepEqual(outputs.instanceNames, ["web-x2k9", "web-a7b1", "web-q3zz"]);
+    assert.deepEqual(outputs.externalIps, ["198.51.100.11", "198.51.100.12"]);
+    const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.equal((wait.inputs.instances as string[]).length, 3);
+    assert.equal(wait.inputs.timeoutSeconds, 300);
+  });
+
+  it("previews with unknown values: the whole graph, unknowns left unknown", async () => {
+    const seen = await mockStack({ target: "virtio" }, true);
+    const service = new gcp.UnikernelService("pre", {
+      unikernel: kernel(),
+      project: PROJECT,
+      zone: ZONE,
+      bucket: "b",
+      ports: [8080],
+      waitFor: { serial: "listening" },
+    });
+    // Nothing is known about the VM until it exists.
+    const known = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(true), 5000);
+      (service.instanceNames as Loose).isKnown.then((k: boolean) => {
+        clearTimeout(timer);
+        resolve(k);
+      });
+    });
+    assert.equal(known, false);
+    await value(service.urn, "component");
+    await value(service.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
+    assert.deepEqual(seen.map((r) => r.name).sort(), [
+      "pre",
+      "pre-boot",
+      "pre-disk",
+      "pre-fw",
+      "pre-image",
+      "pre-upload",
+      "pre-vm",
+      "web-kernel",
+    ]);
+    // The upload's name waits for the kernel's manifest check; the VM for the image.
+    const image = one(seen, "gcp:compute/image:Image");
+    assert.ok(unknown((image.inputs.rawDisk as Loose).source));
+    const vm = one(seen, "gcp:compute/instance:Instance");
+    assert.ok(unknown((vm.inputs.bootDisk as Loose).initializeParams.image));
+    assert.equal((vm.inputs.networkInterfaces as Loose)[0].nicType, "VIRTIO_NET");
+    const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.ok(unknown(wait.inputs.instances));
+  });
+});
+
+describe("gcp.UnikernelService refuses", () => {
+  const refuse = async (args: Partial<gcp.UnikernelServiceArgs>, message: RegExp, name = "web") => {
+    await mockStack(GOOD_KERNEL, true);
+    assert.throws(() => new gcp.UnikernelService(name, { unikernel: kernel(), ...args }), message);
+  };
+
+  for (const machineType of ["c3-standard-4", "c4-standard-2", "n4-standard-2", "t2a-standard-1"]) {
+    it(`the gVNIC-only machine type ${machineType}`, () =>
+      refuse(
+        { machineType },
+        new RegExp(
+          `machineType "${machineType}" is a ${machineType.split("-")[0]} machine, which offers only gVNIC network interfaces.*Use one of the families e2,`,
+        ),
+      ));
+  }
+
+  it("an unknown machine family, and accepts custom and URL forms of known ones", async () => {
+    await refuse(
+      { machineType: "zz9-standard-2" },
+      /machineType "zz9-standard-2" is not a machine family known to offer virtio-net/,
+    );
+    await mockStack(GOOD_KERNEL, true);
+    for (const machineType of [
+      "n2-custom-2-4096",
+      `zones/${ZONE}/machineTypes/e2-small`,
+      "n1-standard-1",
+    ]) {
+      assert.doesNotThrow(
+        () =>
+          new gcp.UnikernelService(`ok${machineType.length}`, {
+            unikernel: kernel(),
+            bucket: "b",
+            machineType,
+          }),
+      );
+    }
+  });
+
+  it("bad replicas, ports, source ranges, labels, waitFor and names, naming the property", async () => {
+    await refuse({ replicas: 0 }, /replicas must be a whole number of at least 1, got 0/);
+    await refuse(
+      { ports: [8080, 70000] },
+      /ports\[1\] must be a port number from 1 to 65535, got 70000/,
+    );
+    await refuse(
+      { ports: [{ port: 80, protocol: "sctp" as "tcp" }] },
+      /ports\[0\]\.protocol must be "tcp" or "udp"/,
+    );
+    await refuse(
+      { sourceRanges: ["10.0.0.0"] },
+      /sourceRanges\[0\] "10.0.0.0" is not a CIDR range/,
+    );
+    await refuse(
+      { sourceRanges: ["10.0.0.0/33"] },
+      /sourceRanges\[0\] "10.0.0.0\/33" is not a CIDR range/,
+    );
+    await refuse({ sourceRanges: [] }, /sourceRanges is empty/);
+    await refuse(
+      { labels: Object.fromEntries(Array.from({ length: 62 }, (_, i) => [`l${i}`, "x"])) },
+      /labels has 62 labels; GCE allows 64, 3 of which this component sets/,
+    );
+    await refuse({ labels: { Team: "edge" } }, /labels key "Team" is not a valid label key/);
+    await refuse(
+      { labels: { team: "Edge Team" } },
+      /labels\["team"\] "Edge Team" is not a valid label value/,
+    );
+    await refuse({ waitFor: { serial: "(" } }, /waitFor\.serial is not a valid regular expression/);
+    await refuse(
+      { waitFor: { serial: "x", timeoutSeconds: -1 } },
+      /waitFor\.timeoutSeconds must be a whole number/,
+    );
+    await refuse(
+      { network: "default", createNetwork: true },
+      /network and createNetwork exclude each other/,
+    );
+    await refuse(
+      {},
+      /name "Web_Service" is not usable in Compute Engine resource names/,
+      "Web_Service",
+    );
+  });
+
+  /** A kernel the component learns is wrong only from the Unikernel's outputs. */
+  async function refusedAtDeploy(facts: KernelFacts, message: RegExp, preview = false) {
+    const seen = await mockStack(facts, preview);
+    // In a real program the failed registration reaches the process as an uncaught error,
+    // which Pulumi's language host reports as the deployment's error; catch it before the test
+    // runner does.
+    const events = ["uncaughtException", "unhandledRejection"];
+    const runnerListeners = events.map((event) => process.listeners(event as "uncaughtException"));
+    for (const event of events) process.removeAllListeners(event);
+    const failure = new Promise<Error>((resolve) => {
+      for (const event of events) process.on(event as "uncaughtException", resolve);
+    });
+    new gcp.UnikernelService("bad", { unikernel: kernel(), bucket: "b", zone: ZONE });
+    let error: Error;
+    try {
+      error = await Promise.race([
+        failure,
+        new Promise<Error>((_, reject) => setTimeout(() => reject(new Error("no failure")), 5000)),
+      ]);
+    } finally {
+      events.forEach((event, i) => {
+        process.removeAllListeners(event);
+        for (const listener of runnerListeners[i])
+          process.on(event as "uncaughtException", listener);
+      });
+    }
+    assert.match(error.message, message);
+    assert.equal(byType(seen, "gcp:compute/image:Image").length, 0, "no image made of it");
+    // The resources waiting on the refused upload stay pending, as they would in a failed
+    // deployment; forget them, or Pulumi's leak check fails the test process at exit.
+    leakedPromises();
+  }
+
+  it("a non-virtio kernel at preview, before it is built", () =>
+    refusedAtDeploy(
+      { target: "hvt" }, // manifest and sha256 unknown until the build
+      /unikernel is built for the hvt target; Compute Engine needs a virtio kernel/,
+      true,
+    ));
+
+  it("a kernel without exactly one network device", async () => {
+    await refusedAtDeploy(
+      { ...GOOD_KERNEL, manifest: [{ name: "storage", type: "block" }] },
+      /unikernel declares 0 network devices \(none\); a Compute Engine VM has exactly one NIC/,
+    );
+    await refusedAtDeploy(
+      {
+        ...GOOD_KERNEL,
+        manifest: [
+          { name: "a", type: "net" },
+          { name: "b", type: "net" },
+        ],
+      },
+      /unikernel declares 2 network devices \(a, b\)/,
+    );
+  });
+});
+
+describe("examples/gce", () => {
+  /** Runs examples/gce/index.ts as `pulumi up` would, with `pulumi-mirage` being this package. */
+  function runExample(): Record<string, pulumi.Output<unknown>> {
+    const file = path.join(__dirname, "..", "..", "examples", "gce", "index.ts");
+    const js = ts.transpileModule(readFileSync(file, "utf8"), {
+      compilerOptions: {
+        module: ts.ModuleKind.CommonJS,
+        target: ts.ScriptTarget.ES2022,
+        esModuleInterop: true,
+      },
+    }).outputText;
+    const load = (id: string) => (id === "pulumi-mirage" ? { ...sdk, gcp } : require(id));
+    const module = { exports: {} as Record<string, pulumi.Output<unknown>> };
+    vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${js}\n})`)(
+      module.exports,
+      load,
+      module,
+      file,
+      path.dirname(file),
+    );
+    return module.exports;
+  }
+
+  it("deploys examples/web: one e2-micro VM on an MTU 1500 network, 8080 open, boot awaited", async () => {
+    const seen = await mockStack(GOOD_KERNEL, false, "pulumi-mirage-gce");
+    pulumi.runtime.setAllConfig({
+      "pulumi-mirage-gce:project": PROJECT,
+      "pulumi-mirage-gce:region": "europe-west1",
+      "pulumi-mirage-gce:zone": ZONE,
+      "pulumi-mirage-gce:replicas": "1",
+      "pulumi-mirage-gce:kernel": "/prebuilt/web.virtio",
+    });
+    const outputs = runExample();
+    assert.equal(await value(outputs.url, "url"), "http://203.0.113.7:8080/");
+    await value(outputs.booted, "booted");
+    assert.deepEqual(await value(outputs.serialConsole, "serialConsole"), [
+      `gcloud compute instances get-serial-port-output web-vm-1a2b3c4 --zone ${ZONE} --project ${PROJECT}`,
+    ]);
+    const kernel = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:Unikernel");
+    assert.deepEqual(
+      { kernel: kernel.inputs.kernel, target: kernel.inputs.target },
+      { kernel: "/prebuilt/web.virtio", target: "virtio" },
+    );
+    const vmRes = one(seen, "gcp:compute/instance:Instance");
+    assert.equal(vmRes.inputs.project, PROJECT);
+    assert.equal(vmRes.inputs.machineType, "e2-micro");
+    assert.equal(one(seen, "gcp:compute/network:Network").inputs.mtu, 1500);
+    assert.deepEqual(one(seen, "gcp:compute/firewall:Firewall").inputs.allows, [
+      { protocol: "tcp", ports: ["8080"] },
+    ]);
+    assert.equal(one(seen, "gcp:storage/bucket:Bucket").inputs.location, "europe-west1");
+    assert.equal(
+      one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").inputs.pattern,
+      "serving HTTP on port 8080",
+    );
+  });
+});
