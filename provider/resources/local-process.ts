@@ -43,8 +43,6 @@ export interface ProcessOutputs extends ProcessInputs, RunOutputs {
   consoleLog: string;
   /** The first lines of its output, once it started (and matched `waitFor`). */
   console: string[];
-  /** The command line it runs with. */
-  command: string[];
 }
 
 const REPLACING: (keyof ProcessInputs)[] = [
@@ -154,7 +152,7 @@ async function diff(
 }
 
 /** The program to run and its arguments: the tender's CLI is `TENDER [--mem=MB] -- KERNEL ARGS...`. */
-export function commandFor(inputs: ProcessInputs): string[] {
+function commandFor(inputs: ProcessInputs): string[] {
   if (inputs.target === "unix") return [inputs.kernel, ...inputs.args];
   const memory = inputs.memoryMiB === undefined ? [] : [`--mem=${inputs.memoryMiB}`];
   return [
@@ -195,7 +193,6 @@ async function create(inputs: ProcessInputs): Promise<pulumi.dynamic.CreateResul
       stateDir: dir,
       consoleLog,
       console: await consoleHead(consoleLog),
-      command,
     },
   };
 }

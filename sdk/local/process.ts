@@ -40,8 +40,6 @@ export class Process extends pulumi.dynamic.Resource {
   declare readonly consoleLog: pulumi.Output<string>;
   /** The first lines of its output, read when it had started (and matched `waitFor`). */
   declare readonly console: pulumi.Output<string[]>;
-  /** The command line it runs with. */
-  declare readonly command: pulumi.Output<string[]>;
   /** The directory holding its files. */
   declare readonly stateDir: pulumi.Output<string>;
 
@@ -64,7 +62,6 @@ export class Process extends pulumi.dynamic.Resource {
         startTime: undefined,
         consoleLog: undefined,
         console: undefined,
-        command: undefined,
         stateDir: undefined,
       },
       opts,
