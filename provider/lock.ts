@@ -4,7 +4,8 @@ import { open, readFile, rm } from "node:fs/promises";
 
 const POLL_MS = 50;
 
-function alive(pid: number): boolean {
+/** Whether process `pid` still runs (EPERM: it does, as another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -16,7 +17,7 @@ function alive(pid: number): boolean {
 /** Removes the lock file if the process that wrote it is gone (it crashed holding the lock). */
 async function breakIfStale(path: string): Promise<void> {
   const pid = Number.parseInt(await readFile(path, "utf8").catch(() => ""), 10);
-  if (Number.isInteger(pid) && pid > 0 && !alive(pid)) await rm(path, { force: true });
+  if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) await rm(path, { force: true });
 }
 
 /**

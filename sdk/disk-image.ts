@@ -27,9 +27,15 @@ export interface DiskImageArgs {
  * A bootable disk image of a unikernel: a BIOS disk (syslinux for virtio, GRUB for xen), as a
  * bare disk.raw or packed for a cloud. The same kernel and boot arguments always give the same
  * bytes and the same `objectName`, so redeploying an unchanged stack uploads nothing.
+ *
+ * `pulumi preview` checks that the kernel can boot in the chosen format (virtio → gce or raw,
+ * xen → aws or raw; for gce, exactly one network device) and computes `objectName`; `pulumi up`
+ * builds the image, or takes it from the cache. Boot arguments never appear in progress lines or
+ * error messages. Deleting the resource leaves the cached image in place, since another resource
+ * or stack may use the same one.
  */
 export class DiskImage extends pulumi.dynamic.Resource {
-  /** The image file (disk.raw, or image.tar.gz for `gce`) in the cache. */
+  /** The image file in the cache (named by `objectName`: a raw disk, or a tar.gz for `gce`). */
   declare readonly path: pulumi.Output<string>;
   /** The image file's sha256. */
   declare readonly sha256: pulumi.Output<string>;
@@ -66,6 +72,8 @@ export class DiskImage extends pulumi.dynamic.Resource {
         format: args.format ?? "raw",
         bootArgs: args.bootArgs ?? [],
         cacheDir: args.cacheDir,
+        // Dynamic providers are not told which resource they work for: progress lines need it.
+        resourceName: name,
         path: undefined,
         sha256: undefined,
         size: undefined,

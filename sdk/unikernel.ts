@@ -25,7 +25,10 @@ export interface UnikernelArgs {
   configureArgs?: pulumi.Input<pulumi.Input<string>[]>;
   /** The MirageOS toolchain command. Default: `mirage` on PATH. */
   mirage?: pulumi.Input<string>;
-  /** How long a build may take before it is killed. Default: 30. */
+  /**
+   * How many minutes a build (configure, depend, build together) may take before it is killed
+   * with every process it started. Default: 30.
+   */
   buildTimeoutMinutes?: pulumi.Input<number>;
   /**
    * Where built kernels and images are kept, by content. Default: `$PULUMI_MIRAGE_CACHE`, else
@@ -37,9 +40,12 @@ export interface UnikernelArgs {
 /**
  * A MirageOS unikernel, built from source with the MirageOS toolchain or taken prebuilt.
  *
- * `pulumi preview` computes the source fingerprint only; `pulumi up` builds when the fingerprint
- * changed and keeps the kernel in a content-addressed cache. Deleting the resource leaves the
- * cache entry in place, since another stack may share it.
+ * `pulumi preview` computes the source fingerprint only (no build); `pulumi up` builds when the
+ * fingerprint changed, in a scratch copy of the source (the source tree is left untouched), and
+ * keeps the kernel in a content-addressed cache: a kernel already in the cache is served without
+ * running any tool. Only a fingerprint change rebuilds. Deleting the resource leaves the cache
+ * entry in place, since another resource or stack may use the same kernel; remove the cache
+ * directory to reclaim the space.
  */
 export class Unikernel extends pulumi.dynamic.Resource {
   /** The kernel binary, in the cache. */
@@ -53,7 +59,11 @@ export class Unikernel extends pulumi.dynamic.Resource {
   declare readonly name: pulumi.Output<string>;
   /** The devices the unikernel declares. */
   declare readonly manifest: pulumi.Output<Device[]>;
-  /** What the build depends on: the source files, target, configure arguments and toolchain. */
+  /**
+   * What the build depends on: the source files (without mirage's generated files and build
+   * directories), target, configure arguments and toolchain version; for a prebuilt kernel, its
+   * content and target. Known at preview; a change replaces the resource.
+   */
   declare readonly fingerprint: pulumi.Output<string>;
   /** The toolchain's version (`mirage --version`), or `prebuilt`. */
   declare readonly mirageVersion: pulumi.Output<string>;
@@ -64,6 +74,8 @@ export class Unikernel extends pulumi.dynamic.Resource {
       name,
       {
         ...args,
+        // Dynamic providers are not told which resource they work for: progress lines need it.
+        resourceName: name,
         kernelPath: undefined,
         sha256: undefined,
         size: undefined,

@@ -25,6 +25,12 @@ export const IMAGE_FORMATS: readonly ImageFormat[] = ["raw", "gce"];
 export const DISK_NAME = "disk.raw";
 export const ARCHIVE_NAME = "image.tar.gz";
 
+/**
+ * Bump whenever this module changes the bytes it makes for the same kernel and arguments: image
+ * names (DiskImage's objectName) include it, so a new layout is uploaded under a new name.
+ */
+export const IMAGE_LAYOUT_VERSION = 1;
+
 export interface ImageFile {
   path: string;
   sha256: string;

@@ -1,0 +1,222 @@
+// The content-addressed store of built kernels and disk images, shared by every stack on the
+// machine. Layout under the cache directory:
+//
+//   kernels/SHA256/NAME.EXT        a kernel, stored by its content hash (read-only)
+//   images/SHA256/OBJECT_NAME      a disk image, likewise
+//   index/kernels/KEY.json         fingerprint → the kernel it built ({file, sha256, size, meta})
+//   index/images/KEY.json          objectName → the image
+//   locks/, work/PID/, logs/       build locks, scratch build directories, build logs
+//
+// An index entry is written last, atomically, once its file is complete and in place: a build
+// that is interrupted leaves no entry, so nothing half-built is ever served. Every hit is verified
+// before it is served and a bad entry is discarded, so the caller rebuilds it.
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { tempPathFor, writeFileAtomic } from "./atomic";
+import { sha256File } from "./hash";
+import { processAlive, withLock } from "./lock";
+
+export type Kind = "kernel" | "image";
+
+/** Extra facts stored with an entry (plain JSON). */
+export type Meta = Record<string, unknown>;
+
+export interface Entry {
+  /** The stored file. */
+  path: string;
+  sha256: string;
+  size: number;
+  meta: Meta;
+}
+
+/** What an index file holds. */
+interface IndexRecord {
+  /** The stored file, relative to the cache directory. */
+  file: string;
+  sha256: string;
+  size: number;
+  /** The file's stat when it was stored (see `verified`). */
+  stamp: string;
+  meta: Meta;
+}
+
+/**
+ * The cache directory: `explicit` if given, else `$PULUMI_MIRAGE_CACHE`, else
+ * `$XDG_CACHE_HOME/pulumi-mirage`, else `~/.cache/pulumi-mirage`.
+ */
+export function cacheDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit) return resolve(explicit);
+  if (env.PULUMI_MIRAGE_CACHE) return resolve(env.PULUMI_MIRAGE_CACHE);
+  if (env.XDG_CACHE_HOME) return join(resolve(env.XDG_CACHE_HOME), "pulumi-mirage");
+  return join(homedir(), ".cache", "pulumi-mirage");
+}
+
+/** Keys and file names end up in paths: keep them to one harmless path component. */
+function checkName(what: string, value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) {
+    throw new Error(`cache ${what} ${JSON.stringify(value)} is not a plain file name`);
+  }
+  return value;
+}
+
+function indexPath(dir: string, kind: Kind, key: string): string {
+  return join(dir, "index", `${kind}s`, `${checkName("key", key)}.json`);
+}
+
+/**
+ * This process's area for scratch build directories: `work/PID/`, in the cache so a result moves
+ * into the store by rename. The areas of processes that died (a build interrupted by Ctrl-C or a
+ * crash, which could not clean up; a real build tree is hundreds of MB) are removed on the way.
+ */
+export async function workDir(dir: string): Promise<string> {
+  const root = join(dir, "work");
+  await mkdir(root, { recursive: true });
+  for (const name of await readdir(root)) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) {
+      await rm(join(root, name), { recursive: true, force: true });
+    }
+  }
+  const mine = join(root, String(process.pid));
+  await mkdir(mine, { recursive: true });
+  return mine;
+}
+
+export async function logsDir(dir: string): Promise<string> {
+  const path = join(dir, "logs");
+  await mkdir(path, { recursive: true });
+  return path;
+}
+
+/**
+ * Stat fields that change whenever a file's content could have: inode, size, modification and
+ * change times. ctime cannot be set back by a user, so a matching stamp means nobody rewrote it.
+ */
+async function stampOf(path: string): Promise<string> {
+  const s = await stat(path, { bigint: true });
+  return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+
+/**
+ * Whether a stored file is intact. Kernels (a few MB) are hashed on every hit, well within the
+ * 100 ms budget of a cache hit. Disk images are raw disks of 1 GiB or more, which take seconds to
+ * hash: they are trusted when their stat stamp is the one recorded at store time, and hashed
+ * only when it differs (then the stamp is renewed if the content is still right).
+ */
+async function verified(dir: string, kind: Kind, key: string, record: IndexRecord) {
+  const path = join(dir, record.file);
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile() || info.size !== record.size) return false;
+  if (kind === "image" && (await stampOf(path)) === record.stamp) return true;
+  if ((await sha256File(path)) !== record.sha256) return false;
+  if (kind === "image") {
+    await writeFileAtomic(
+      indexPath(dir, kind, key),
+      JSON.stringify({ ...record, stamp: await stampOf(path) }),
+    );
+  }
+  return true;
+}
+
+/** The entry stored under `key`, verified; a bad entry is discarded and undefined returned. */
+export async function lookup(dir: string, kind: Kind, key: string): Promise<Entry | undefined> {
+  const index = indexPath(dir, kind, key);
+  let record: IndexRecord;
+  try {
+    record = JSON.parse(await readFile(index, "utf8")) as IndexRecord;
+  } catch {
+    // Missing, or unreadable (truncated by hand?): either way not an entry to serve.
+    await rm(index, { force: true });
+    return undefined;
+  }
+  if (!(await verified(dir, kind, key, record))) {
+    await discard(dir, kind, key, record);
+    return undefined;
+  }
+  return {
+    path: join(dir, record.file),
+    sha256: record.sha256,
+    size: record.size,
+    meta: record.meta,
+  };
+}
+
+/** Removes a bad entry: its index first (so it stops serving), then its file. */
+async function discard(dir: string, kind: Kind, key: string, record: IndexRecord): Promise<void> {
+  await rm(indexPath(dir, kind, key), { force: true });
+  if (typeof record.file === "string" && record.file.startsWith(`${kind}s/`)) {
+    await rm(join(dir, record.file), { force: true });
+  }
+}
+
+/**
+ * Stores `file` under `key` as `fileName`: the file goes to `KINDs/SHA256/fileName`, moved when
+ * `move` is set (it must then be on the cache's file system), else copied; then the index entry
+ * is written. Returns the stored entry.
+ */
+export async function store(
+  dir: string,
+  kind: Kind,
+  key: string,
+  file: string,
+  options: {
+    fileName: string;
+    meta: Meta;
+    move?: boolean;
+    /** The file's sha256 when the caller has just computed it (a raw disk takes seconds). */
+    sha256?: string;
+  },
+): Promise<Entry> {
+  const index = indexPath(dir, kind, key);
+  const sha = options.sha256 ?? (await sha256File(file));
+  const { size, mode } = await stat(file);
+  const relative = `${kind}s/${sha}/${checkName("file name", options.fileName)}`;
+  const path = join(dir, relative);
+  await mkdir(join(dir, `${kind}s`, sha), { recursive: true });
+  const present = await stat(path).then(
+    (s) => s.size === size,
+    () => false,
+  );
+  // Another entry may already hold the same bytes under the same name: share it if it is intact.
+  if (!present || (await sha256File(path)) !== sha) {
+    const temp = tempPathFor(path);
+    try {
+      if (options.move) await rename(file, temp);
+      else await copyFile(file, temp);
+      // Read-only, so nothing writes through a path handed out to users by mistake; a unix
+      // target's kernel is a program, and stays executable.
+      await chmod(temp, mode & 0o111 ? 0o555 : 0o444);
+      await rename(temp, path);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+  await mkdir(join(dir, "index", `${kind}s`), { recursive: true });
+  const record: IndexRecord = {
+    file: relative,
+    sha256: sha,
+    size,
+    stamp: await stampOf(path),
+    meta: options.meta,
+  };
+  await writeFileAtomic(index, JSON.stringify(record));
+  return { path, sha256: sha, size, meta: options.meta };
+}
+
+/**
+ * Runs `work` holding the lock of one entry: concurrent builders of the same entry (two resources,
+ * two stacks) take turns, and the second finds the first one's result.
+ */
+export async function withEntryLock<T>(
+  dir: string,
+  kind: Kind,
+  key: string,
+  work: () => Promise<T>,
+  timeoutMs?: number,
+): Promise<T> {
+  const locks = join(dir, "locks");
+  await mkdir(locks, { recursive: true });
+  return withLock(join(locks, `${kind}-${checkName("key", key)}.lock`), work, timeoutMs);
+}

@@ -1,0 +1,309 @@
+// The engine side of `DiskImage` (sdk/disk-image.ts): check refuses kernels a format cannot boot
+// and computes the content-addressed objectName (so a preview shows the exact name dependents
+// will use), diff replaces only when that name changes, create serves the image from the cache
+// or builds it with provider/image. Boot arguments may be secret: they never reach a log line or
+// an error message, and the `bootArgs` output stays secret because its input was.
+import { basename, extname, join } from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { withScratchDir } from "../atomic";
+import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
+import { sha256, sha256File } from "../hash";
+import { buildImage, checkBootArgs, IMAGE_LAYOUT_VERSION } from "../image/index";
+import { inspectKernel } from "../inspect";
+import { plainName } from "../mirage/project";
+import {
+  changedKeys,
+  type Device,
+  fileState,
+  given,
+  isKnown,
+  storedIntact,
+  UNKNOWN,
+} from "./inputs";
+
+export type ImageFormat = "raw" | "gce" | "aws";
+const FORMATS: readonly ImageFormat[] = ["raw", "gce", "aws"];
+
+/** Which formats each bootable target goes into (FACTS.md: GCE boots virtio, AWS xen). */
+const FORMATS_FOR: Record<string, readonly ImageFormat[]> = {
+  virtio: ["gce", "raw"],
+  xen: ["aws", "raw"],
+};
+
+export interface DiskImageProps {
+  kernelPath: string;
+  /** The kernel's sha256 (a Unikernel's output, or computed by check for a path). */
+  kernelSha256?: string;
+  /** A Unikernel's fingerprint: known at preview, before the kernel is built. */
+  kernelId?: string;
+  unikernelName?: string;
+  target?: string;
+  manifest?: Device[];
+  format: ImageFormat;
+  bootArgs: string[];
+  cacheDir?: string;
+  resourceName?: string;
+  // Computed by check.
+  name: string;
+  objectName: string;
+  // Computed by create.
+  path?: string;
+  sha256?: string;
+  size?: number;
+}
+
+const USER_INPUTS = [
+  "kernelPath",
+  "kernelSha256",
+  "kernelId",
+  "unikernelName",
+  "target",
+  "manifest",
+  "format",
+  "bootArgs",
+  "cacheDir",
+  "resourceName",
+] as const;
+/** The inputs objectName covers: a change to one of these is why a replacement happens. */
+const IMAGE_INPUTS = ["kernelSha256", "kernelId", "format", "bootArgs"] as const;
+
+type Failure = pulumi.dynamic.CheckFailure;
+
+/**
+ * `text` with every boot argument (and the value part of `--key=value`) replaced by a reference
+ * to it, for messages that might quote one: any of them may be secret.
+ */
+function redact(text: string, bootArgs: readonly unknown[]): string {
+  let result = text;
+  bootArgs.forEach((arg, i) => {
+    // Shorter ones (`-l`) are flags, not secrets, and replacing them would garble the text.
+    if (typeof arg !== "string" || arg.length < 3) return;
+    const value = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : "";
+    for (const secret of [JSON.stringify(arg), arg, ...(value.length >= 3 ? [value] : [])]) {
+      result = result.split(secret).join(`<bootArgs[${i}]>`);
+    }
+  });
+  return result;
+}
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** `NAME-SHA12.tar.gz` (gce) or `NAME-SHA12.raw`: what the image is made from, in its name. */
+export function objectNameFor(
+  name: string,
+  kernel: string,
+  format: ImageFormat,
+  bootArgs: readonly string[],
+): string {
+  const sha12 = sha256(
+    JSON.stringify({ layout: IMAGE_LAYOUT_VERSION, kernel, format, bootArgs }),
+  ).slice(0, 12);
+  return `${plainName(name)}-${sha12}${format === "gce" ? ".tar.gz" : ".raw"}`;
+}
+
+function checkBootArgList(bootArgs: unknown, failures: Failure[]): void {
+  if (!isKnown(bootArgs)) return;
+  if (!Array.isArray(bootArgs) || bootArgs.some((a) => isKnown(a) && typeof a !== "string")) {
+    failures.push({ property: "bootArgs", reason: "must be a list of strings" });
+    return;
+  }
+  try {
+    // An unknown argument is checked when it is known; a plain word keeps the others' indexes.
+    checkBootArgs(bootArgs.map((a) => (isKnown(a) ? (a as string) : "x")));
+  } catch (error) {
+    failures.push({ property: "bootArgs", reason: redact(message(error), bootArgs) });
+  }
+}
+
+/** A kernel given by path: what it is, read from the file (or failures). */
+async function inspectPath(kernelPath: string, failures: Failure[]) {
+  try {
+    const info = await inspectKernel(kernelPath);
+    return {
+      target: info.solo5.target as string,
+      manifest: info.manifest.devices.map(({ name, type }) => ({ name, type })),
+      unikernelName: plainName(basename(kernelPath, extname(kernelPath))),
+      kernelSha256: await sha256File(kernelPath),
+    };
+  } catch (error) {
+    failures.push({ property: "kernel", reason: message(error) });
+    return undefined;
+  }
+}
+
+/** Whether the target can go into the format, and GCE's demands on devices. */
+function checkPlatform(
+  props: Partial<DiskImageProps>,
+  failures: Failure[],
+  warn: (line: string) => void,
+): void {
+  const { target, format, manifest } = props;
+  if (!isKnown(target) || !target || !isKnown(format) || !format) return;
+  const formats = FORMATS_FOR[target];
+  if (!formats) {
+    failures.push({
+      property: "kernel",
+      reason: `a ${target} kernel cannot boot from a disk image (only virtio and xen kernels carry the Multiboot header a bootloader needs): build the unikernel for virtio (gce, raw) or xen (aws, raw)`,
+    });
+    return;
+  }
+  if (!formats.includes(format)) {
+    failures.push({
+      property: "format",
+      reason:
+        target === "virtio"
+          ? `a virtio kernel cannot go into an ${format} image (EC2 boots xen kernels): use format "gce" or "raw", or build the unikernel for xen`
+          : `a xen kernel cannot go into a ${format} image (Compute Engine boots virtio kernels): use format "aws" or "raw", or build the unikernel for virtio`,
+    });
+    return;
+  }
+  if (format !== "gce" || !isKnown(manifest) || !Array.isArray(manifest)) return;
+  const nets = manifest.filter((d) => d.type === "net").map((d) => d.name);
+  if (nets.length !== 1) {
+    failures.push({
+      property: "kernel",
+      reason: `Compute Engine always attaches one network interface and Solo5 aborts on a device the unikernel did not declare, so a GCE unikernel must declare exactly one network device; this one declares ${nets.length === 0 ? "none" : `${nets.length} (${nets.join(", ")})`}: use one network stack (netif/stackv4v6) in config.ml`,
+    });
+  }
+  const blocks = manifest.filter((d) => d.type === "block").map((d) => d.name);
+  if (blocks.length > 0) {
+    warn(
+      `warning: the unikernel declares block device${blocks.length > 1 ? "s" : ""} ${blocks.join(", ")}, which cannot work on Compute Engine: its disks are virtio-scsi, which Solo5 has no driver for`,
+    );
+  }
+}
+
+async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
+  const failures: Failure[] = [];
+  const props: Record<string, unknown> = {};
+  for (const key of USER_INPUTS) if (news[key] !== undefined) props[key] = news[key];
+  const label = `[disk-image ${String(news.resourceName ?? "")}]`;
+  const format = news.format ?? "raw";
+  props.format = format;
+  if (isKnown(format) && !FORMATS.includes(format as ImageFormat)) {
+    failures.push({
+      property: "format",
+      reason: `${JSON.stringify(format)} is not an image format: use one of ${FORMATS.join(", ")}`,
+    });
+  }
+  const bootArgs = news.bootArgs ?? [];
+  props.bootArgs = bootArgs;
+  checkBootArgList(bootArgs, failures);
+
+  const fromResource = news.kernelId !== undefined;
+  if (!given(news.kernelPath)) {
+    failures.push({
+      property: "kernel",
+      reason: "give a Unikernel or the path of a kernel binary",
+    });
+  } else if (!fromResource && isKnown(news.kernelPath)) {
+    Object.assign(props, await inspectPath(news.kernelPath as string, failures));
+  }
+  if (failures.length === 0) {
+    checkPlatform(props as Partial<DiskImageProps>, failures, (line) =>
+      console.log(`${label} ${line}`),
+    );
+  }
+
+  const name = props.unikernelName ?? (fromResource ? undefined : UNKNOWN);
+  const identity = fromResource ? news.kernelId : props.kernelSha256;
+  const known = [name, identity, format, bootArgs].every(isKnown);
+  const argsKnown = Array.isArray(bootArgs) && bootArgs.every(isKnown);
+  props.name = isKnown(name) && name !== undefined ? name : UNKNOWN;
+  props.objectName =
+    known && argsKnown && name !== undefined && failures.length === 0
+      ? objectNameFor(String(name), String(identity), format as ImageFormat, bootArgs as string[])
+      : UNKNOWN;
+  return { inputs: props, failures };
+}
+
+async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+  const changed = changedKeys(olds, news, USER_INPUTS);
+  const rebuild = news.objectName !== olds.objectName;
+  const drifted = !storedIntact(olds.path, olds.sha256);
+  const replaces = [
+    ...(rebuild ? ["objectName", ...changed.filter((k) => IMAGE_INPUTS.includes(k as never))] : []),
+    ...(drifted ? ["sha256"] : []),
+  ];
+  return {
+    changes: replaces.length > 0 || changed.length > 0,
+    replaces,
+    deleteBeforeReplace: false,
+  };
+}
+
+/** Builds the image in a scratch directory and stores it in the cache under its objectName. */
+async function build(dir: string, props: DiskImageProps, label: string): Promise<Entry> {
+  if (props.kernelSha256 && (await sha256File(props.kernelPath)) !== props.kernelSha256) {
+    throw new Error(
+      `the kernel ${props.kernelPath} is not the one this image was planned for (its sha256 changed): run the update again`,
+    );
+  }
+  const started = Date.now();
+  const stamp = new Date(started).toISOString().replace(/[:.]/g, "-");
+  const logFile = join(await logsDir(dir), `${props.objectName}-${stamp}.log`);
+  return withScratchDir(await workDir(dir), async (scratch) => {
+    const result = await buildImage({
+      kernel: props.kernelPath,
+      outDir: scratch,
+      format: props.format === "gce" ? "gce" : "raw",
+      bootArgs: props.bootArgs,
+      logFile,
+      onProgress: (line) => console.log(`${label} ${redact(line, props.bootArgs)}`),
+    });
+    const file = result.archive ?? result.disk;
+    const entry = await store(dir, "image", props.objectName, file.path, {
+      fileName: props.objectName,
+      move: true,
+      sha256: file.sha256,
+      meta: { target: result.target },
+    });
+    console.log(`${label} ${props.objectName}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return entry;
+  });
+}
+
+async function produce(props: DiskImageProps) {
+  const dir = cacheDir(props.cacheDir);
+  const label = `[disk-image ${props.resourceName ?? props.name}]`;
+  let entry: Entry;
+  try {
+    entry =
+      (await lookup(dir, "image", props.objectName)) ??
+      (await withEntryLock(
+        dir,
+        "image",
+        props.objectName,
+        async () =>
+          (await lookup(dir, "image", props.objectName)) ?? (await build(dir, props, label)),
+      ));
+  } catch (error) {
+    // Tool output and messages may quote the boot arguments, which may be secret.
+    throw new Error(redact(message(error), props.bootArgs));
+  }
+  const outs: DiskImageProps = {
+    ...props,
+    path: entry.path,
+    sha256: entry.sha256,
+    size: entry.size,
+  };
+  return { id: props.objectName, outs };
+}
+
+async function read(id: string, props?: Record<string, unknown>) {
+  if (!props || typeof props.path !== "string") return { id, props: props ?? {} };
+  return { id, props: { ...props, ...(await fileState(props.path)) } };
+}
+
+export const provider: Required<
+  Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
+> = {
+  check,
+  diff,
+  create: (inputs) => produce(inputs as DiskImageProps),
+  read,
+  // Same objectName, so the same image: only where it is kept (cacheDir) may have changed.
+  update: async (_id, _olds, news) => ({ outs: (await produce(news as DiskImageProps)).outs }),
+  // The cached image stays: another resource or stack may be using the same entry.
+  delete: async () => {},
+};

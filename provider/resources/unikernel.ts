@@ -1,0 +1,347 @@
+// The engine side of `Unikernel` (sdk/unikernel.ts): check validates and fingerprints (fast, no
+// build: it runs on every preview), diff replaces only when the fingerprint changes, create and
+// update get the kernel from the cache or build it, read reports a cached kernel that is gone or
+// changed. Delete leaves the cache entry: another resource or stack may use the same kernel.
+import { stat } from "node:fs/promises";
+import { basename, extname } from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { cacheDir, type Entry, lookup, store, withEntryLock } from "../cache";
+import { sha256, sha256File } from "../hash";
+import { inspectKernel } from "../inspect";
+import { kernelFor } from "../mirage/build";
+import { combineFingerprint, hashSourceTree } from "../mirage/fingerprint";
+import { isTarget, plainName, TARGETS, type Target, unikernelName } from "../mirage/project";
+import { findMirage, mirageVersion } from "../mirage/toolchain";
+import {
+  changedKeys,
+  type Device,
+  fileState,
+  given,
+  isKnown,
+  storedIntact,
+  UNKNOWN,
+} from "./inputs";
+
+/** What the resource's state holds: the user's inputs, what check computes, what create adds. */
+export interface UnikernelProps {
+  source?: string;
+  kernel?: string;
+  target: Target;
+  configureArgs?: string[];
+  mirage?: string;
+  buildTimeoutMinutes?: number;
+  cacheDir?: string;
+  /** The Pulumi resource's name, for progress lines. */
+  resourceName?: string;
+  // Computed by check.
+  fingerprint: string;
+  name: string;
+  mirageVersion: string;
+  // Computed by create (and by check for a prebuilt kernel).
+  kernelPath?: string;
+  sha256?: string;
+  size?: number;
+  manifest?: Device[];
+}
+
+const USER_INPUTS = [
+  "source",
+  "kernel",
+  "target",
+  "configureArgs",
+  "mirage",
+  "buildTimeoutMinutes",
+  "cacheDir",
+  "resourceName",
+] as const;
+/** The inputs the fingerprint covers: a change to one of these is why a replacement happens. */
+const BUILD_INPUTS = ["source", "kernel", "target", "configureArgs", "mirage"] as const;
+const DEFAULT_TIMEOUT_MINUTES = 30;
+
+type Failure = pulumi.dynamic.CheckFailure;
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** The fingerprint of a prebuilt kernel: its content and the target it is used for. */
+function prebuiltFingerprint(kernelSha256: string, target: Target): string {
+  return sha256(JSON.stringify({ prebuilt: kernelSha256, target }));
+}
+
+/** Validates the inputs that need no file system. */
+function checkShape(news: Record<string, unknown>, failures: Failure[]): void {
+  const { target, configureArgs, buildTimeoutMinutes } = news;
+  if (!given(target)) {
+    failures.push({ property: "target", reason: `give a target: one of ${TARGETS.join(", ")}` });
+  } else if (isKnown(target) && !isTarget(target)) {
+    failures.push({
+      property: "target",
+      reason: `${JSON.stringify(target)} is not a MirageOS target: use one of ${TARGETS.join(", ")}`,
+    });
+  }
+  const hasSource = given(news.source);
+  const hasKernel = given(news.kernel);
+  if (hasSource === hasKernel) {
+    failures.push({
+      property: hasSource ? "kernel" : "source",
+      reason: hasSource
+        ? "give either source (a directory with config.ml) or kernel (a prebuilt binary), not both"
+        : "give source (a directory with config.ml) or kernel (a prebuilt unikernel binary)",
+    });
+  }
+  if (given(configureArgs) && isKnown(configureArgs)) {
+    if (!Array.isArray(configureArgs) || configureArgs.some((a) => typeof a !== "string")) {
+      failures.push({ property: "configureArgs", reason: "must be a list of strings" });
+    } else if (configureArgs.some((a) => /^(-t|--target)(=|$)/.test(a) || /^-t./.test(a))) {
+      failures.push({
+        property: "configureArgs",
+        reason: "set the target with the target property, not -t/--target in configureArgs",
+      });
+    } else if (hasKernel) {
+      failures.push({
+        property: "configureArgs",
+        reason: "configureArgs apply to builds from source; a prebuilt kernel takes none",
+      });
+    }
+  }
+  if (given(buildTimeoutMinutes) && isKnown(buildTimeoutMinutes)) {
+    if (typeof buildTimeoutMinutes !== "number" || !(buildTimeoutMinutes > 0)) {
+      failures.push({
+        property: "buildTimeoutMinutes",
+        reason: `must be a positive number of minutes, not ${JSON.stringify(buildTimeoutMinutes)}`,
+      });
+    }
+  }
+}
+
+/** A source build's fingerprint and name, or failures saying what is wrong. */
+async function checkSource(
+  news: Record<string, unknown>,
+  failures: Failure[],
+): Promise<Partial<UnikernelProps>> {
+  const source = news.source as string;
+  const sourceInfo = await stat(source).catch(() => undefined);
+  if (!sourceInfo?.isDirectory()) {
+    failures.push({
+      property: "source",
+      reason: `${source} ${sourceInfo ? "is not a directory" : "does not exist"}: source must be the directory holding the unikernel's config.ml`,
+    });
+    return {};
+  }
+  if (
+    !(await stat(`${source}/config.ml`).then(
+      (s) => s.isFile(),
+      () => false,
+    ))
+  ) {
+    failures.push({
+      property: "source",
+      reason: `${source} holds no config.ml: source must be the directory of a MirageOS unikernel`,
+    });
+    return {};
+  }
+  if (!isKnown(news.mirage)) return {};
+  let version: string;
+  try {
+    version = await mirageVersion(
+      await findMirage((news.mirage as string | undefined) ?? "mirage"),
+    );
+  } catch (error) {
+    failures.push({ property: "mirage", reason: message(error) });
+    return {};
+  }
+  const args = (news.configureArgs as unknown[] | undefined) ?? [];
+  if (!isKnown(news.configureArgs) || !args.every(isKnown)) return { mirageVersion: version };
+  const configureArgs = args as string[];
+  let name: string;
+  try {
+    name = await unikernelName(source, configureArgs);
+  } catch (error) {
+    failures.push({ property: "source", reason: message(error) });
+    return {};
+  }
+  if (!isKnown(news.target) || !isTarget(news.target)) return { mirageVersion: version, name };
+  let tree: string;
+  try {
+    tree = await hashSourceTree(source);
+  } catch (error) {
+    // An unreadable file, a link loop: the build could not copy the tree either.
+    failures.push({ property: "source", reason: `cannot read ${source}: ${message(error)}` });
+    return { mirageVersion: version, name };
+  }
+  const fingerprint = combineFingerprint({
+    tree,
+    target: news.target,
+    configureArgs,
+    mirageVersion: version,
+  });
+  return { mirageVersion: version, name, fingerprint };
+}
+
+/** A prebuilt kernel's facts (everything but its cache path), or failures. */
+async function checkPrebuilt(
+  news: Record<string, unknown>,
+  failures: Failure[],
+): Promise<Partial<UnikernelProps>> {
+  const kernel = news.kernel as string;
+  const info = await stat(kernel).catch(() => undefined);
+  if (!info?.isFile()) {
+    failures.push({
+      property: "kernel",
+      reason: `${kernel} ${info ? "is not a file" : "does not exist"}: kernel must be a unikernel binary such as dist/hello.virtio`,
+    });
+    return {};
+  }
+  const target = news.target;
+  if (!isKnown(target) || !isTarget(target)) return {};
+  let manifest: Device[] = [];
+  if (target !== "unix") {
+    try {
+      const inspected = await inspectKernel(kernel);
+      if (inspected.solo5.target !== target) {
+        failures.push({
+          property: "kernel",
+          reason: `${kernel} is built for ${inspected.solo5.target}, but target is ${target}: set target to "${inspected.solo5.target}" or give a ${target} kernel`,
+        });
+        return {};
+      }
+      manifest = inspected.manifest.devices.map(({ name, type }) => ({ name, type }));
+    } catch (error) {
+      failures.push({ property: "kernel", reason: message(error) });
+      return {};
+    }
+  }
+  const kernelSha256 = await sha256File(kernel);
+  return {
+    fingerprint: prebuiltFingerprint(kernelSha256, target),
+    name: plainName(basename(kernel, extname(kernel))),
+    mirageVersion: "prebuilt",
+    sha256: kernelSha256,
+    size: info.size,
+    manifest,
+  };
+}
+
+async function check(olds: Record<string, unknown>, news: Record<string, unknown>) {
+  void olds;
+  const failures: Failure[] = [];
+  checkShape(news, failures);
+  const inputs: Record<string, unknown> = {};
+  for (const key of USER_INPUTS) if (news[key] !== undefined) inputs[key] = news[key];
+  let computed: Partial<UnikernelProps> = {};
+  if (failures.length === 0 && given(news.source) && isKnown(news.source)) {
+    computed = await checkSource(news, failures);
+  } else if (failures.length === 0 && given(news.kernel) && isKnown(news.kernel)) {
+    computed = await checkPrebuilt(news, failures);
+  }
+  // What could not be computed for lack of a known input is unknown at preview, not missing.
+  return {
+    inputs: {
+      ...inputs,
+      fingerprint: UNKNOWN,
+      name: UNKNOWN,
+      mirageVersion: given(news.kernel) ? "prebuilt" : UNKNOWN,
+      ...computed,
+    },
+    failures,
+  };
+}
+
+async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+  const changed = changedKeys(olds, news, USER_INPUTS);
+  const rebuild = news.fingerprint !== olds.fingerprint;
+  // A refresh found the cached kernel gone or changed: get it again (from cache or a build).
+  const drifted = !storedIntact(olds.kernelPath, olds.sha256);
+  const replaces = [
+    ...(rebuild
+      ? ["fingerprint", ...changed.filter((k) => BUILD_INPUTS.includes(k as never))]
+      : []),
+    ...(drifted ? ["sha256"] : []),
+  ];
+  return {
+    changes: replaces.length > 0 || changed.length > 0,
+    replaces,
+    deleteBeforeReplace: false,
+  };
+}
+
+/** Copies a prebuilt kernel into the cache (under its fingerprint), unless it is there. */
+async function importKernel(dir: string, props: UnikernelProps): Promise<Entry> {
+  const kernel = props.kernel as string;
+  const fileName = `${props.name}${props.target === "unix" ? "" : `.${props.target}`}`;
+  const hit = await lookup(dir, "kernel", props.fingerprint);
+  if (hit) return hit;
+  return withEntryLock(dir, "kernel", props.fingerprint, async () => {
+    const again = await lookup(dir, "kernel", props.fingerprint);
+    if (again) return again;
+    const entry = await store(dir, "kernel", props.fingerprint, kernel, {
+      fileName,
+      meta: { name: props.name, target: props.target, mirageVersion: "prebuilt" },
+    });
+    if (entry.sha256 !== props.sha256) {
+      throw new Error(
+        `${kernel} changed after it was checked (sha256 ${props.sha256} then, ${entry.sha256} now): run the update again`,
+      );
+    }
+    return entry;
+  });
+}
+
+/** The kernel for these inputs, from the cache, or built (or imported) into it. */
+async function produce(props: UnikernelProps, olds?: Record<string, unknown>) {
+  const dir = cacheDir(props.cacheDir);
+  let entry: Entry;
+  if (props.kernel) {
+    entry = await importKernel(dir, props);
+  } else {
+    entry = await kernelFor({
+      label: `unikernel ${props.resourceName ?? props.name}`,
+      source: props.source as string,
+      target: props.target,
+      configureArgs: props.configureArgs ?? [],
+      mirage: await findMirage(props.mirage ?? "mirage"),
+      mirageVersion: props.mirageVersion,
+      fingerprint: props.fingerprint,
+      timeoutMs: (props.buildTimeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES) * 60_000,
+      cacheDir: dir,
+      // An update with the same fingerprint (say, a new cacheDir) reuses the kernel it has.
+      built:
+        olds?.fingerprint === props.fingerprint && typeof olds.kernelPath === "string"
+          ? olds.kernelPath
+          : undefined,
+    });
+  }
+  const manifest =
+    props.target === "unix"
+      ? []
+      : (await inspectKernel(entry.path)).manifest.devices.map(({ name, type }) => ({
+          name,
+          type,
+        }));
+  const outs: UnikernelProps = {
+    ...props,
+    name: String(entry.meta.name ?? props.name),
+    kernelPath: entry.path,
+    sha256: entry.sha256,
+    size: entry.size,
+    manifest,
+  };
+  return { id: props.fingerprint, outs };
+}
+
+/** The state as it is on disk: the cached kernel's actual hash and size ("" and 0 if gone). */
+async function read(id: string, props?: Record<string, unknown>) {
+  if (!props || typeof props.kernelPath !== "string") return { id, props: props ?? {} };
+  return { id, props: { ...props, ...(await fileState(props.kernelPath)) } };
+}
+
+export const provider: Required<
+  Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
+> = {
+  check,
+  diff,
+  create: (inputs) => produce(inputs as UnikernelProps),
+  read,
+  update: async (_id, olds, news) => ({ outs: (await produce(news as UnikernelProps, olds)).outs }),
+  // The cached kernel stays: another resource or stack may be using the same entry.
+  delete: async () => {},
+};

@@ -1,0 +1,526 @@
+// The Unikernel resource's engine code, called as the dynamic-provider process calls it, with the
+// stand-in mirage (test/standins/mirage) as the toolchain.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { lookup } from "../provider/cache";
+import { run } from "../provider/exec";
+import { sha256File } from "../provider/hash";
+import { UNKNOWN } from "../provider/resources/inputs";
+import { provider } from "../provider/resources/unikernel";
+import { testKernel } from "./support/kernels";
+import { STANDIN, Standin } from "./support/standin";
+
+type Props = Record<string, unknown>;
+
+let standin: Standin;
+
+before(async () => {
+  standin = await Standin.setUp();
+});
+after(async () => {
+  await standin.tearDown();
+});
+
+/** Inputs as the SDK sends them for a build from source with the stand-in toolchain. */
+function sourceInputs(source: string, extra: Props = {}): Props {
+  return {
+    source,
+    target: "virtio",
+    mirage: STANDIN,
+    cacheDir: standin.path("cache"),
+    resourceName: "hello",
+    ...extra,
+  };
+}
+
+async function checked(news: Props, olds: Props = {}): Promise<Props> {
+  const result = await provider.check(olds, news);
+  assert.deepEqual(result.failures, [], "check passes");
+  return result.inputs;
+}
+
+async function failures(news: Props): Promise<Record<string, string>> {
+  const result = await provider.check({}, news);
+  return Object.fromEntries((result.failures ?? []).map((f) => [f.property, f.reason]));
+}
+
+async function created(news: Props): Promise<Props> {
+  const inputs = await checked(news);
+  const { id, outs } = await provider.create(inputs);
+  assert.equal(id, inputs.fingerprint);
+  return outs;
+}
+
+/** Whether a process is still there. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(what: string, condition: () => Promise<boolean>, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("check", () => {
+  it("refuses a missing source directory, one without config.ml, and a file", async () => {
+    const missing = join(standin.scratch, "nowhere");
+    assert.match((await failures(sourceInputs(missing))).source, /nowhere does not exist/);
+    const empty = standin.path("empty");
+    await mkdir(empty);
+    assert.match((await failures(sourceInputs(empty))).source, /holds no config\.ml/);
+    const file = standin.path("file");
+    await writeFile(file, "x");
+    assert.match((await failures(sourceInputs(file))).source, /is not a directory/);
+    const looping = await standin.source();
+    await symlink(".", join(looping, "again"));
+    assert.match(
+      (await failures(sourceInputs(looping))).source,
+      /^cannot read .*again is a symbolic link/,
+    );
+  });
+
+  it("refuses an unknown target, naming the known ones", async () => {
+    const reason = (await failures(sourceInputs(await standin.source(), { target: "vmware" })))
+      .target;
+    assert.match(reason, /"vmware" is not a MirageOS target: use one of unix, hvt, spt, virtio/);
+  });
+
+  it("wants exactly one of source and kernel", async () => {
+    const neither = await failures({ target: "virtio", mirage: STANDIN });
+    assert.match(neither.source, /give source .* or kernel/);
+    const both = await failures({
+      ...sourceInputs(await standin.source()),
+      kernel: await testKernel("virtio"),
+    });
+    assert.match(both.kernel, /not both/);
+  });
+
+  it("refuses a prebuilt kernel built for another target, saying which", async () => {
+    const reason = (await failures({ kernel: await testKernel("virtio"), target: "xen" })).kernel;
+    assert.match(reason, /is built for virtio, but target is xen: set target to "virtio"/);
+  });
+
+  it("refuses -t in configureArgs, a bad timeout, and a prebuilt kernel that is not a unikernel", async () => {
+    const source = await standin.source();
+    const args = await failures(sourceInputs(source, { configureArgs: ["-t", "hvt"] }));
+    assert.match(args.configureArgs, /target property/);
+    const timeout = await failures(sourceInputs(source, { buildTimeoutMinutes: -1 }));
+    assert.match(timeout.buildTimeoutMinutes, /positive number of minutes/);
+    const notKernel = join(source, "unikernel.ml");
+    assert.ok((await failures({ kernel: notKernel, target: "virtio" })).kernel.includes(notKernel));
+  });
+
+  it("says how to install mirage when it is not on PATH", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = standin.scratch; // holds no mirage
+    try {
+      const reason = (
+        await failures({ ...sourceInputs(await standin.source()), mirage: undefined })
+      ).mirage;
+      assert.equal(
+        reason,
+        "mirage was not found on PATH: install it with `opam install mirage` or set the `mirage` property",
+      );
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it("finds mirage on PATH by default", async () => {
+    const bin = standin.path("bin");
+    await mkdir(bin);
+    await copyFile(STANDIN, join(bin, "mirage"));
+    await chmod(join(bin, "mirage"), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const inputs = await checked({ ...sourceInputs(await standin.source()), mirage: undefined });
+      assert.equal(inputs.mirageVersion, "v4.11.0");
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it("computes fingerprint, name and toolchain version without building anything", async () => {
+    const before = (await standin.invocations()).length;
+    const inputs = await checked(sourceInputs(await standin.source("web")));
+    assert.match(String(inputs.fingerprint), /^[0-9a-f]{64}$/);
+    assert.equal(inputs.name, "web");
+    assert.equal(inputs.mirageVersion, "v4.11.0");
+    assert.deepEqual(await standin.buildSteps(before), []);
+    const named = await checked(
+      sourceInputs(await standin.source("web"), { configureArgs: ["-o", "api"] }),
+    );
+    assert.equal(named.name, "api");
+  });
+
+  it("keeps unknown inputs unknown at preview instead of failing", async () => {
+    const source = await standin.source();
+    for (const news of [
+      sourceInputs(UNKNOWN),
+      sourceInputs(source, { target: UNKNOWN }),
+      sourceInputs(source, { configureArgs: UNKNOWN }),
+      sourceInputs(source, { configureArgs: ["--net=direct", UNKNOWN] }),
+      sourceInputs(source, { mirage: UNKNOWN }),
+      { kernel: UNKNOWN, target: "virtio" },
+    ]) {
+      const inputs = await checked(news);
+      assert.equal(inputs.fingerprint, UNKNOWN, JSON.stringify(news));
+    }
+    // What can be known is: the name does not need the target.
+    const inputs = await checked(sourceInputs(source, { target: UNKNOWN }));
+    assert.equal(inputs.name, "hello");
+  });
+
+  it("fingerprints the same after mirage configure ran in the source tree", async () => {
+    const source = await standin.source();
+    const before = await checked(sourceInputs(source));
+    await new Promise<void>((done, fail) =>
+      spawn(STANDIN, ["configure", "-t", "virtio"], { cwd: source, stdio: "ignore" }).on(
+        "exit",
+        (code) => (code === 0 ? done() : fail(new Error(`configure exited ${code}`))),
+      ),
+    );
+    assert.ok((await readdir(source)).includes("Makefile"));
+    assert.equal((await checked(sourceInputs(source))).fingerprint, before.fingerprint);
+  });
+
+  it("changes the fingerprint with the source, target, configure arguments and mirage version", async () => {
+    const source = await standin.source();
+    const base = sourceInputs(source);
+    const fingerprints = new Set<unknown>([(await checked(base)).fingerprint]);
+    const expectNew = async (what: string, news: Props) => {
+      const { fingerprint } = await checked(news);
+      assert.ok(!fingerprints.has(fingerprint), `${what} changes the fingerprint`);
+      fingerprints.add(fingerprint);
+    };
+    await expectNew("the target", { ...base, target: "xen" });
+    await expectNew("a configure argument", { ...base, configureArgs: ["--net=socket"] });
+    const newer = standin.path("mirage-4.12");
+    await writeFile(newer, `#!/bin/sh\nMIRAGE_STANDIN_VERSION=v4.12.0 exec ${STANDIN} "$@"\n`);
+    await chmod(newer, 0o755);
+    await expectNew("the mirage version", { ...base, mirage: newer });
+    await writeFile(join(source, "unikernel.ml"), "(* changed *)\n");
+    await expectNew("a source file", base);
+  });
+});
+
+describe("diff", () => {
+  it("replaces only when the fingerprint changes, naming the properties", async () => {
+    const source = await standin.source();
+    const olds = await created(sourceInputs(source));
+    const same = await provider.diff(
+      "id",
+      olds,
+      await checked(sourceInputs(source, { cacheDir: olds.cacheDir })),
+    );
+    assert.deepEqual(same, { changes: false, replaces: [], deleteBeforeReplace: false });
+
+    const timeout = await provider.diff(
+      "id",
+      olds,
+      await checked(sourceInputs(source, { cacheDir: olds.cacheDir, buildTimeoutMinutes: 60 })),
+    );
+    assert.equal(timeout.changes, true);
+    assert.deepEqual(timeout.replaces, []);
+
+    const args = await provider.diff(
+      "id",
+      olds,
+      await checked(
+        sourceInputs(source, { cacheDir: olds.cacheDir, configureArgs: ["--net=socket"] }),
+      ),
+    );
+    assert.deepEqual(args.replaces, ["fingerprint", "configureArgs"]);
+
+    await writeFile(join(source, "unikernel.ml"), "(* edited *)\n");
+    const edited = await provider.diff(
+      "id",
+      olds,
+      await checked(sourceInputs(source, { cacheDir: olds.cacheDir })),
+    );
+    assert.deepEqual(edited.replaces, ["fingerprint"]);
+
+    const preview = await provider.diff(
+      "id",
+      olds,
+      await checked(sourceInputs(UNKNOWN, { cacheDir: olds.cacheDir })),
+    );
+    assert.equal(preview.changes, true);
+    assert.ok(preview.replaces?.includes("fingerprint"));
+  });
+});
+
+describe("create", () => {
+  it("builds in a directory of its own and stores the kernel in the cache", async () => {
+    const source = await standin.source("hello", { net: true });
+    const before = (await standin.invocations()).length;
+    const outs = await created(sourceInputs(source));
+    const kernelPath = String(outs.kernelPath);
+    assert.ok(kernelPath.startsWith(String(outs.cacheDir)), "the kernel is in the cache");
+    assert.ok(kernelPath.endsWith("/hello.virtio"));
+    assert.equal(outs.sha256, await sha256File(kernelPath));
+    assert.equal(outs.sha256, await sha256File(await testKernel("virtio-net")));
+    assert.equal(outs.size, (await stat(kernelPath)).size);
+    assert.equal(outs.name, "hello");
+    assert.equal(outs.target, "virtio");
+    assert.equal(outs.mirageVersion, "v4.11.0");
+    assert.deepEqual(outs.manifest, [{ name: "service", type: "net" }]);
+    const steps = await standin.buildSteps(before);
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      ["configure", "depend", "build"],
+    );
+    assert.ok(
+      steps.every((s) => s.cwd !== source),
+      "nothing ran in the source tree",
+    );
+    assert.deepEqual((await readdir(source)).sort(), ["config.ml", "unikernel.ml"]);
+    assert.deepEqual(JSON.parse(JSON.stringify(outs)), outs, "outputs are plain JSON");
+  });
+
+  it("serves a cache hit without running any tool", async () => {
+    const source = await standin.source();
+    const first = await created(sourceInputs(source));
+    const before = (await standin.invocations()).length;
+    const { outs } = await provider.create(
+      await checked(sourceInputs(source, { cacheDir: first.cacheDir })),
+    );
+    assert.deepEqual(await standin.buildSteps(before), []);
+    assert.equal(outs.kernelPath, first.kernelPath);
+    assert.equal(outs.sha256, first.sha256);
+  });
+
+  it("lets two resources build from one source at once", async () => {
+    const source = await standin.source();
+    const cacheDir = standin.path("cache");
+    const before = (await standin.invocations()).length;
+    const [virtio, xen, again] = await Promise.all([
+      created(sourceInputs(source, { cacheDir })),
+      created(sourceInputs(source, { cacheDir, target: "xen" })),
+      created(sourceInputs(source, { cacheDir })),
+    ]);
+    assert.ok(String(virtio.kernelPath).endsWith("/hello.virtio"));
+    assert.ok(String(xen.kernelPath).endsWith("/hello.xen"));
+    assert.equal(again.kernelPath, virtio.kernelPath);
+    const configures = (await standin.buildSteps(before)).filter((s) => s.step === "configure");
+    assert.equal(configures.length, 2, "the same kernel is built once");
+    assert.notEqual(configures[0]?.cwd, configures[1]?.cwd);
+  });
+
+  it("builds a unix target into a program that runs", async () => {
+    const outs = await created(sourceInputs(await standin.source(), { target: "unix" }));
+    assert.ok(String(outs.kernelPath).endsWith("/hello"));
+    assert.deepEqual(outs.manifest, []);
+    const { stdout } = await run(String(outs.kernelPath), ["--hello"]);
+    assert.match(stdout, /Hello, World/);
+  });
+
+  it("takes a prebuilt kernel into the cache, with its manifest", async () => {
+    const kernel = await testKernel("xen-net");
+    const inputs = await checked({ kernel, target: "xen", cacheDir: standin.path("cache") });
+    assert.equal(inputs.mirageVersion, "prebuilt");
+    assert.equal(inputs.sha256, await sha256File(kernel));
+    assert.deepEqual(inputs.manifest, [{ name: "service", type: "net" }]);
+    const { outs } = await provider.create(inputs);
+    assert.notEqual(outs.kernelPath, kernel);
+    assert.equal(await sha256File(String(outs.kernelPath)), inputs.sha256);
+    assert.equal(outs.name, "xen-net");
+  });
+
+  it("says which step and command failed, with the output's tail and the log", async () => {
+    const source = await standin.source();
+    const inputs = await checked(sourceInputs(source));
+    process.env.MIRAGE_STANDIN_FAIL = "build";
+    let error: Error | undefined;
+    try {
+      await provider.create(inputs);
+    } catch (e) {
+      error = e as Error;
+    } finally {
+      delete process.env.MIRAGE_STANDIN_FAIL;
+    }
+    assert.ok(error, "the build fails");
+    const [first] = error.message.split("\n");
+    assert.equal(
+      first,
+      'mirage build failed at step "make build" (make build): exited with status 2',
+    );
+    assert.match(error.message, /last 40 lines of output:\n/);
+    assert.match(error.message, /build output line 60\n/);
+    assert.doesNotMatch(error.message, /build output line 10\n/);
+    const log = /full log: (.*)$/.exec(error.message)?.[1] as string;
+    const text = await readFile(log, "utf8");
+    assert.match(text, /build output line 1\n/);
+    assert.match(text, /\$ .*configure -t virtio/);
+    assert.equal(
+      await lookup(String(inputs.cacheDir), "kernel", String(inputs.fingerprint)),
+      undefined,
+    );
+  });
+
+  it("kills the build and everything it started when the timeout fires", async () => {
+    const source = await standin.source();
+    const inputs = await checked(sourceInputs(source, { buildTimeoutMinutes: 0.1 }));
+    process.env.MIRAGE_STANDIN_SLEEP = "configure:120";
+    const before = (await standin.invocations()).length;
+    try {
+      await assert.rejects(provider.create(inputs), {
+        message:
+          /^mirage build failed at step "mirage configure" \(\S+ configure -t virtio\): the build took longer than 0\.1 minutes \(buildTimeoutMinutes\) and was killed/,
+      });
+    } finally {
+      delete process.env.MIRAGE_STANDIN_SLEEP;
+    }
+    const sleeper = (await standin.invocations()).slice(before).find((i) => i.child);
+    assert.ok(sleeper?.child, "the stand-in started its child");
+    await waitFor("the child to die", async () => !alive(sleeper.child as number), 10_000);
+    assert.ok(!alive(sleeper.pid));
+  });
+
+  it("leaves no entry that serves when the build is interrupted", async () => {
+    const source = await standin.source();
+    const inputs = await checked(sourceInputs(source));
+    const module = resolve(__dirname, "..", "provider", "resources", "unikernel.js");
+    const before = (await standin.invocations()).length;
+    // The provider process dies mid-build (Ctrl-C, a crash): nothing cleans up after it.
+    const child = spawn(
+      process.execPath,
+      ["-e", `require(${JSON.stringify(module)}).provider.create(${JSON.stringify(inputs)})`],
+      { env: { ...process.env, MIRAGE_STANDIN_SLEEP: "build:120" }, stdio: "ignore" },
+    );
+    let sleeper: { pid: number; child?: number } | undefined;
+    await waitFor("the build step", async () => {
+      sleeper = (await standin.invocations()).slice(before).find((i) => i.child);
+      return sleeper !== undefined;
+    });
+    child.kill("SIGKILL");
+    await new Promise((r) => child.on("exit", r));
+    for (const pid of [sleeper?.pid, sleeper?.child])
+      if (pid && alive(pid)) process.kill(pid, "SIGKILL");
+
+    assert.equal(
+      await lookup(String(inputs.cacheDir), "kernel", String(inputs.fingerprint)),
+      undefined,
+    );
+    const left = await readdir(join(String(inputs.cacheDir), "work"));
+    assert.ok(left.includes(String(child.pid)), "the killed build left its scratch area");
+    const after = (await standin.invocations()).length;
+    const { outs } = await provider.create(inputs);
+    assert.deepEqual(
+      (await standin.buildSteps(after)).map((s) => s.step),
+      ["configure", "depend", "build"],
+      "the next create builds again (and is not stopped by the dead process's lock)",
+    );
+    assert.equal(outs.sha256, await sha256File(String(outs.kernelPath)));
+    const work = await readdir(join(String(inputs.cacheDir), "work"));
+    assert.ok(!work.includes(String(child.pid)), "the dead build's scratch area is removed");
+  });
+});
+
+describe("read", () => {
+  it("reports a cached kernel that was removed or changed, and the next update gets it back", async () => {
+    const source = await standin.source();
+    const outs = await created(sourceInputs(source));
+    const kernelPath = String(outs.kernelPath);
+    assert.deepEqual((await provider.read("id", outs)).props, outs, "no drift");
+
+    await rm(kernelPath);
+    const gone = (await provider.read("id", outs)).props as Props;
+    assert.equal(gone.sha256, "");
+    const news = await checked(sourceInputs(source, { cacheDir: outs.cacheDir }));
+    assert.deepEqual((await provider.diff("id", gone, news)).replaces, ["sha256"]);
+    const rebuilt = await provider.create(news);
+    assert.equal(rebuilt.outs.sha256, outs.sha256);
+
+    await chmod(kernelPath, 0o644);
+    await writeFile(kernelPath, "not a kernel any more");
+    const changed = (await provider.read("id", rebuilt.outs)).props as Props;
+    assert.equal(changed.sha256, await sha256File(kernelPath));
+    assert.notEqual(changed.sha256, outs.sha256);
+    assert.deepEqual((await provider.diff("id", changed, news)).replaces, ["sha256"]);
+    const before = (await standin.invocations()).length;
+    const again = await provider.create(news);
+    assert.equal(again.outs.sha256, outs.sha256, "the bad entry is discarded and rebuilt");
+    assert.deepEqual(
+      (await standin.buildSteps(before)).map((s) => s.step),
+      ["configure", "depend", "build"],
+    );
+  });
+});
+
+describe("update and delete", () => {
+  it("moves to a new cache directory without building", async () => {
+    const source = await standin.source();
+    const olds = await created(sourceInputs(source));
+    const news = await checked(sourceInputs(source, { cacheDir: standin.path("cache") }));
+    assert.deepEqual((await provider.diff("id", olds, news)).replaces, []);
+    const before = (await standin.invocations()).length;
+    const { outs } = await provider.update("id", olds, news);
+    assert.deepEqual(await standin.buildSteps(before), []);
+    assert.ok(String(outs?.kernelPath).startsWith(String(news.cacheDir)));
+    assert.equal(outs?.sha256, olds.sha256);
+  });
+
+  it("delete leaves the cache entry for other resources", async () => {
+    const outs = await created(sourceInputs(await standin.source()));
+    await provider.delete("id", outs);
+    await stat(String(outs.kernelPath));
+    assert.equal(
+      (await lookup(String(outs.cacheDir), "kernel", String(outs.fingerprint)))?.path,
+      outs.kernelPath,
+    );
+  });
+});
+
+describe("the stand-in mirage", () => {
+  it("follows the mirage 4 contract: version, generated files, refusals", async () => {
+    assert.equal((await run(STANDIN, ["--version"])).stdout, "v4.11.0\n");
+    const source = await standin.source();
+    await assert.rejects(run(STANDIN, ["configure", "-t", "vmware"], { cwd: source }), {
+      message: /exited with status 124[\s\S]*invalid value 'vmware'/,
+    });
+    await assert.rejects(run(STANDIN, ["build"], { cwd: source }), /exited with status 124/);
+    await run(STANDIN, ["configure", "-t", "xen", "-o", "other"], { cwd: source });
+    await assert.rejects(run("make", ["build"], { cwd: source }), /run `make depend` first/);
+    const generated = [
+      "Makefile",
+      "dune",
+      "dune-project",
+      "dune-workspace",
+      "dune.build",
+      "dune.config",
+      "mirage/other-xen.opam",
+      "mirage/main.ml",
+      "mirage/manifest.json",
+    ];
+    for (const file of generated) {
+      const head = (await readFile(join(source, file), "utf8")).split("\n")[0];
+      assert.match(head as string, /Generated by mirage/, file);
+    }
+    await run("make", ["depend"], { cwd: source });
+    await run("make", ["build"], { cwd: source });
+    assert.deepEqual((await readdir(join(source, "dist"))).sort(), ["other.xen", "other.xl"]);
+  });
+});
