@@ -2,7 +2,6 @@
 // waiting for a started process's console, and the read/delete half of the lifecycle.
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import {
@@ -12,6 +11,7 @@ import {
   type WatchResult,
   watchLog,
 } from "./background";
+import { cacheDir } from "./cache";
 
 /** What the engine sends for an input not known yet (at preview). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -27,6 +27,14 @@ export const DEFAULT_WAIT_SECONDS = 60;
 const SETTLE_MS = 1000;
 /** How many console lines the `console` output keeps. */
 const CONSOLE_LINES = 20;
+
+/**
+ * `value` without its undefined properties: the dynamic provider sends inputs and outputs as a
+ * protobuf Struct, which cannot hold undefined ("Unexpected struct type").
+ */
+export function definedOnly<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
 
 export function isKnown(value: unknown): boolean {
   return value !== UNKNOWN;
@@ -67,24 +75,15 @@ export function checkWaitFor(
 }
 
 /**
- * Where running resources keep their files: `run/` in the cache, which is `cacheDir`, else
- * `$PULUMI_MIRAGE_CACHE`, else `$XDG_CACHE_HOME/pulumi-mirage`, else `~/.cache/pulumi-mirage`.
+ * A fresh resource id and its state directory, under `run/` in the cache (`explicitCache`, else
+ * the default one: see cache.ts).
  */
-export function runRoot(cacheDir?: string): string {
-  const cache =
-    cacheDir ||
-    process.env.PULUMI_MIRAGE_CACHE ||
-    join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "pulumi-mirage");
-  return join(cache, "run");
-}
-
-/** A fresh resource id and its state directory. */
 export async function newRun(
   prefix: string,
-  cacheDir?: string,
+  explicitCache?: string,
 ): Promise<{ id: string; dir: string }> {
   const id = `${prefix}-${randomBytes(8).toString("hex")}`;
-  const dir = join(runRoot(cacheDir), id);
+  const dir = join(cacheDir(explicitCache), "run", id);
   await mkdir(dir, { recursive: true });
   return { id, dir };
 }

@@ -8,8 +8,9 @@ import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as pulumi from "@pulumi/pulumi";
-import { isRunning } from "../provider/background";
+import { isRunning, type ProcessIdentity } from "../provider/background";
 import { buildImage } from "../provider/image";
 import {
   type ProcessInputs,
@@ -19,6 +20,7 @@ import { type VmInputs, provider as vmProvider } from "../provider/resources/loc
 import { DiskImage } from "../sdk/disk-image";
 import * as local from "../sdk/local";
 import { bootSectorDisk } from "./support/boot-sector";
+import { startDynamicProvider } from "./support/dynamic-provider";
 import { testKernel, testUnixProgram } from "./support/kernels";
 import { freePort } from "./support/net";
 
@@ -157,7 +159,7 @@ describe("local.Vm", () => {
     assert.equal((await vmProvider.read(id, outs)).id, id);
 
     process.kill(outs.pid, "SIGKILL");
-    while (isRunning(outs)) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (isRunning(outs)) await sleep(20);
     assert.equal((await vmProvider.read(id, outs)).id, "");
 
     await vmProvider.delete(id, outs);
@@ -386,5 +388,107 @@ describe("sdk local.Vm and local.Process under mocks", () => {
       [found.inputs.kernel, found.inputs.target, found.inputs.args],
       ["/kernels/hello", "unix", ["--hello=Hi"]],
     );
+  });
+});
+
+describe("through the real dynamic-provider process", () => {
+  // The engine stops the provider process after each operation: what create starts must outlive
+  // it, and a later provider process must find it, see its death, and clean up.
+  test("a VM outlives the provider that created it; another one reads and deletes it", async () => {
+    const cacheDir = join(dir, "cache-grpc-vm");
+    const first = await startDynamicProvider();
+    let created: { id: string; outs: Record<string, unknown> };
+    try {
+      const { inputs, failures } = await first.check(
+        "local-vm",
+        {},
+        {
+          image: forever,
+          waitFor: { console: "keeps running", timeoutSeconds: 120 },
+          cacheDir,
+        },
+      );
+      assert.deepEqual(failures, []);
+      created = await first.create("local-vm", inputs);
+    } finally {
+      await first.stop();
+    }
+    const vm = created.outs as unknown as ProcessIdentity & { stateDir: string; console: string[] };
+    assert.deepEqual(vm.console, ["Hello from a VM that keeps running"]);
+    assert.equal(isRunning(vm), true);
+
+    const second = await startDynamicProvider();
+    try {
+      assert.equal((await second.read("local-vm", created.id, created.outs)).id, created.id);
+      // A new waitFor changes nothing that runs: an update that keeps the VM.
+      const news = { ...created.outs, waitFor: { console: "Hello", timeoutSeconds: 5 } };
+      const diff = await second.diff("local-vm", created.id, created.outs, news);
+      assert.deepEqual([diff.changes, diff.replaces], [true, []]);
+      const updated = await second.update("local-vm", created.id, created.outs, news);
+      assert.equal(updated.outs.pid, vm.pid);
+      // A new image does not.
+      const moved = await second.diff("local-vm", created.id, created.outs, {
+        ...created.outs,
+        imageSha256: "0".repeat(64),
+      });
+      assert.deepEqual(
+        [moved.changes, moved.replaces, moved.deleteBeforeReplace],
+        [true, ["imageSha256"], true],
+      );
+      process.kill(vm.pid, "SIGKILL");
+      while (isRunning(vm)) await sleep(20);
+      assert.equal((await second.read("local-vm", created.id, created.outs)).id, "");
+      await second.delete("local-vm", created.id, created.outs);
+    } finally {
+      await second.stop();
+    }
+    assert.equal(existsSync(vm.stateDir), false);
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("a unix process outlives the provider; delete from another provider stops it", async () => {
+    const program = await testUnixProgram();
+    const first = await startDynamicProvider();
+    let created: { id: string; outs: Record<string, unknown> };
+    try {
+      const { inputs } = await first.check(
+        "local-process",
+        {},
+        {
+          kernel: program,
+          target: "unix",
+          args: ["--serve"],
+          waitFor: { console: "^Command line is: '--serve'$", timeoutSeconds: 60 },
+          cacheDir: join(dir, "cache-grpc-process"),
+        },
+      );
+      created = await first.create("local-process", inputs);
+    } finally {
+      await first.stop();
+    }
+    const identity = created.outs as unknown as ProcessIdentity;
+    assert.equal(isRunning(identity), true);
+    const second = await startDynamicProvider();
+    try {
+      await second.delete("local-process", created.id, created.outs);
+    } finally {
+      await second.stop();
+    }
+    assert.equal(isRunning(identity), false);
+  });
+
+  test("check failures reach the engine with the property named", async () => {
+    const provider = await startDynamicProvider();
+    try {
+      const { failures } = await provider.check(
+        "local-process",
+        {},
+        { kernel: forever, target: "hvt", tender: "/nonexistent/solo5-hvt" },
+      );
+      assert.equal(failures[0].property, "tender");
+      assert.match(failures[0].reason, /solo5-hvt/);
+    } finally {
+      await provider.stop();
+    }
   });
 });

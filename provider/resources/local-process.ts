@@ -11,6 +11,7 @@ import {
   awaitStarted,
   checkWaitFor,
   consoleHead,
+  definedOnly,
   deleteRun,
   isKnown,
   newRun,
@@ -132,7 +133,7 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
       });
   }
   const waitFor = checkWaitFor(news.waitFor, failures);
-  return { inputs: { ...news, kernelSha256, args, tender, waitFor }, failures };
+  return { inputs: definedOnly({ ...news, kernelSha256, args, tender, waitFor }), failures };
 }
 
 async function diff(
@@ -187,13 +188,13 @@ async function create(inputs: ProcessInputs): Promise<pulumi.dynamic.CreateResul
   );
   return {
     id,
-    outs: {
+    outs: definedOnly({
       ...inputs,
       ...started,
       stateDir: dir,
       consoleLog,
       console: await consoleHead(consoleLog),
-    },
+    }),
   };
 }
 
@@ -203,7 +204,7 @@ async function read(id: string, props: ProcessOutputs) {
 
 /** Only `waitFor` changes in place, and it concerns a start that already happened. */
 async function update(_id: string, olds: ProcessOutputs, news: ProcessInputs) {
-  return { outs: { ...olds, waitFor: news.waitFor } };
+  return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
 }
 
 async function remove(_id: string, props: ProcessOutputs) {

@@ -9,6 +9,7 @@ import {
   awaitStarted,
   checkWaitFor,
   consoleHead,
+  definedOnly,
   deleteRun,
   isKnown,
   newRun,
@@ -138,7 +139,7 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
     });
   }
   const waitFor = checkWaitFor(news.waitFor, failures);
-  const inputs = { ...news, imageSha256, ports, memoryMiB, waitFor };
+  const inputs = definedOnly({ ...news, imageSha256, ports, memoryMiB, waitFor });
   return { inputs, failures };
 }
 
@@ -186,7 +187,7 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
   );
   return {
     id,
-    outs: {
+    outs: definedOnly({
       ...inputs,
       pid: vm.pid,
       startTime: vm.startTime,
@@ -194,7 +195,7 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
       consoleLog: vm.consoleLog,
       accel: kvmUsable() ? "kvm" : "tcg",
       console: await consoleHead(vm.consoleLog),
-    },
+    }),
   };
 }
 
@@ -204,7 +205,7 @@ async function read(id: string, props: VmOutputs) {
 
 /** Only `waitFor` changes in place, and it concerns a start that already happened. */
 async function update(_id: string, olds: VmOutputs, news: VmInputs) {
-  return { outs: { ...olds, waitFor: news.waitFor } };
+  return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
 }
 
 async function remove(_id: string, props: VmOutputs) {
