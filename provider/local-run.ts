@@ -12,9 +12,7 @@ import {
   watchLog,
 } from "./background";
 import { cacheDir } from "./cache";
-
-/** What the engine sends for an input not known yet (at preview). */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+import { isKnown } from "./resources/inputs";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
 export interface WaitFor {
@@ -34,10 +32,6 @@ const CONSOLE_LINES = 20;
  */
 export function definedOnly<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
-export function isKnown(value: unknown): boolean {
-  return value !== UNKNOWN;
 }
 
 /** Checks a `waitFor` input; returns it with defaults, or records why it is wrong. */

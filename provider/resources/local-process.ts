@@ -13,12 +13,12 @@ import {
   consoleHead,
   definedOnly,
   deleteRun,
-  isKnown,
   newRun,
   type RunOutputs,
   readRun,
   type WaitFor,
 } from "../local-run";
+import { changedKeys, isKnown } from "./inputs";
 
 export type ProcessTarget = "hvt" | "spt" | "unix";
 const TARGETS: readonly string[] = ["hvt", "spt", "unix"];
@@ -141,12 +141,10 @@ async function diff(
   olds: ProcessInputs,
   news: ProcessInputs,
 ): Promise<pulumi.dynamic.DiffResult> {
-  const differs = (key: keyof ProcessInputs) =>
-    JSON.stringify(olds[key] ?? null) !== JSON.stringify(news[key] ?? null);
-  const replaces = REPLACING.filter(differs);
+  const replaces = changedKeys({ ...olds }, { ...news }, REPLACING);
   // The old process may hold ports the new one needs.
   return {
-    changes: replaces.length > 0 || differs("waitFor"),
+    changes: replaces.length > 0 || changedKeys({ ...olds }, { ...news }, ["waitFor"]).length > 0,
     replaces,
     deleteBeforeReplace: true,
   };

@@ -11,13 +11,13 @@ import {
   consoleHead,
   definedOnly,
   deleteRun,
-  isKnown,
   newRun,
   type RunOutputs,
   readRun,
   type WaitFor,
 } from "../local-run";
 import { kvmUsable, type PortForward } from "../qemu";
+import { changedKeys, type Device, isKnown } from "./inputs";
 
 export interface VmInputs {
   /** A raw disk image or a GCE image.tar.gz. */
@@ -27,7 +27,7 @@ export interface VmInputs {
   /** The kernel's target, when the image comes from a DiskImage. */
   target?: string;
   /** The devices the unikernel declares, when the image comes from a DiskImage. */
-  manifest?: { name: string; type: string }[];
+  manifest?: Device[];
   /** Host→guest TCP forwards. */
   ports: PortForward[];
   memoryMiB: number;
@@ -148,11 +148,9 @@ async function diff(
   olds: VmInputs,
   news: VmInputs,
 ): Promise<pulumi.dynamic.DiffResult> {
-  const differs = (key: keyof VmInputs) =>
-    JSON.stringify(olds[key] ?? null) !== JSON.stringify(news[key] ?? null);
-  const replaces = REPLACING.filter(differs);
+  const replaces = changedKeys({ ...olds }, { ...news }, REPLACING);
   return {
-    changes: replaces.length > 0 || differs("waitFor"),
+    changes: replaces.length > 0 || changedKeys({ ...olds }, { ...news }, ["waitFor"]).length > 0,
     replaces,
     // Its host ports are in use until the old VM stops.
     deleteBeforeReplace: true,
