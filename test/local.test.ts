@@ -20,9 +20,10 @@ import { type VmInputs, provider as vmProvider } from "../provider/resources/loc
 import { DiskImage } from "../sdk/disk-image";
 import * as local from "../sdk/local";
 import { bootSectorDisk } from "./support/boot-sector";
-import { startDynamicProvider } from "./support/dynamic-provider";
+import { type Props, startDynamicProvider } from "./support/dynamic-provider";
 import { testKernel, testUnixProgram } from "./support/kernels";
 import { freePort } from "./support/net";
+import { STANDIN, Standin } from "./support/standin";
 
 /** Processes whose command line mentions `text` (every process we start is given our paths). */
 function processesMentioning(text: string): string[] {
@@ -475,6 +476,59 @@ describe("through the real dynamic-provider process", () => {
       await second.stop();
     }
     assert.equal(isRunning(identity), false);
+  });
+
+  test("the default program's chain: a Unikernel built, its DiskImage, booted in a local.Vm", async () => {
+    // What examples/local declares, as the SDK sends it; `mirage` is the stand-in (test kernels).
+    const standin = await Standin.setUp();
+    const provider = await startDynamicProvider();
+    const cacheDir = join(dir, "cache-chain");
+    try {
+      const run = async (module: "unikernel" | "disk-image" | "local-vm", news: Props) => {
+        const { inputs, failures } = await provider.check(module, {}, news);
+        assert.deepEqual(failures, [], module);
+        return (await provider.create(module, inputs)).outs;
+      };
+      const kernel = await run("unikernel", {
+        source: await standin.source("hello"),
+        target: "virtio",
+        mirage: STANDIN,
+        cacheDir,
+      });
+      const image = await run("disk-image", {
+        kernelPath: kernel.kernelPath,
+        kernelSha256: kernel.sha256,
+        kernelId: kernel.fingerprint,
+        unikernelName: kernel.name,
+        target: kernel.target,
+        manifest: kernel.manifest,
+        format: "raw",
+        bootArgs: ["--hello=Hi"],
+        cacheDir,
+      });
+      const vm = await run("local-vm", {
+        image: image.path,
+        imageSha256: image.sha256,
+        target: image.target,
+        manifest: image.manifest,
+        ports: [],
+        waitFor: { console: "^Command line is: ", timeoutSeconds: 120 },
+        cacheDir,
+      });
+      // After the bootloader's own lines, the kernel's.
+      const lines = vm.console as string[];
+      const banner = lines.indexOf("Solo5-like test unikernel (pulumi-mirage) target=virtio");
+      assert.ok(banner >= 0, lines.join("\n"));
+      assert.deepEqual(lines.slice(banner + 1, banner + 3), [
+        "Hello, World",
+        "Command line is: '--hello=Hi'",
+      ]);
+      await provider.delete("local-vm", "", vm);
+    } finally {
+      await provider.stop();
+      await standin.tearDown();
+    }
+    assert.deepEqual(processesMentioning(cacheDir), []);
   });
 
   test("check failures reach the engine with the property named", async () => {
