@@ -14,7 +14,7 @@ import {
   stopBackground,
   watchLog,
 } from "./background";
-import { killTree, run, TAIL_LINES } from "./exec";
+import { findExecutable, killTree, run, TAIL_LINES } from "./exec";
 import { type DiskBus, kvmUsable, type PortForward, QEMU, qemuArgs } from "./qemu";
 
 /** What to boot and how: the parts of the QEMU command line a caller chooses. */
@@ -64,7 +64,13 @@ function commandLine(options: MachineOptions, disk: string, consoleFile: string)
     net: options.net,
     forwards: options.forwards,
   });
-  return { file: options.qemu ?? QEMU, args };
+  const qemu = options.qemu ?? QEMU;
+  const file = findExecutable(qemu);
+  if (!file)
+    throw new Error(
+      `${qemu} is not installed (not ${qemu.includes("/") ? "an executable file" : "on PATH"}): install QEMU (Debian: apt-get install qemu-system-x86)`,
+    );
+  return { file, args };
 }
 
 export interface BootOptions extends MachineOptions {

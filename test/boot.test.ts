@@ -128,6 +128,18 @@ describe("bootAndWatch", () => {
     );
   });
 
+  test("says how to install QEMU when it is missing", async () => {
+    await assert.rejects(
+      bootAndWatch({
+        image: poweroff,
+        qemu: join(dir, "no-qemu"),
+        timeoutSeconds: 5,
+        logFile: join(dir, "q.log"),
+      }),
+      /no-qemu is not installed .*apt-get install qemu-system-x86/,
+    );
+  });
+
   test("refuses a missing image by name", async () => {
     await assert.rejects(
       bootAndWatch({
