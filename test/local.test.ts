@@ -375,6 +375,21 @@ describe("sdk local.Vm and local.Process under mocks", () => {
     assert.deepEqual(found.inputs.ports, [{ host: 8080, guest: 80 }]);
   });
 
+  test("a Vm's console is as secret as its DiskImage's boot arguments", async () => {
+    const plain = new local.Vm("vm-plain", {
+      image: new DiskImage("img-plain", { kernel: "/kernels/hello.virtio", bootArgs: ["--a=1"] }),
+    });
+    const hidden = new local.Vm("vm-secret", {
+      image: new DiskImage("img-secret", {
+        kernel: "/kernels/hello.virtio",
+        bootArgs: ["--a=1", pulumi.secret("--token=x")],
+      }),
+    });
+    await Promise.all([settled(plain.pid), settled(hidden.pid)]);
+    assert.equal(await pulumi.isSecret(plain.console), false);
+    assert.equal(await pulumi.isSecret(hidden.console), true);
+  });
+
   test("a Process takes a kernel path with its target, and registers as LocalProcess", async () => {
     const process_ = new local.Process("proc", {
       kernel: "/kernels/hello",

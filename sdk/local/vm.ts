@@ -53,7 +53,10 @@ export class Vm extends pulumi.dynamic.Resource {
   declare readonly startTime: pulumi.Output<number>;
   /** The serial console's log file. */
   declare readonly consoleLog: pulumi.Output<string>;
-  /** The first lines of the console, read when the VM had started (and matched `waitFor`). */
+  /**
+   * The first lines of the console, read when the VM had started (and matched `waitFor`); secret
+   * when the DiskImage's boot arguments are, since a unikernel may print its command line.
+   */
   declare readonly console: pulumi.Output<string[]>;
   /** `kvm` or `tcg`. */
   declare readonly accel: pulumi.Output<string>;
@@ -80,9 +83,11 @@ export class Vm extends pulumi.dynamic.Resource {
         pid: undefined,
         startTime: undefined,
         consoleLog: undefined,
-        console: undefined,
         accel: undefined,
         stateDir: undefined,
+        // The console shows the kernel's command line, so it is as secret as the boot arguments:
+        // the engine keeps an output secret when an input of the same name was (FACTS.md).
+        console: fromResource ? image.bootArgs.apply((): string[] => []) : undefined,
       },
       opts,
       "pulumi-mirage",
