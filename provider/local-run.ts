@@ -134,9 +134,14 @@ export interface RunOutputs extends ProcessIdentity {
 }
 
 /** read: the resource as recorded while its process runs; gone (no id) once it has died. */
-export function readRun<T extends RunOutputs>(id: string, props: T): pulumi.dynamic.ReadResult<T> {
-  if (!isRunning(props)) return { id: "" }; // no id: the engine drops the resource
-  return { id, props };
+export async function readRun<T extends RunOutputs>(
+  id: string,
+  props: T,
+): Promise<pulumi.dynamic.ReadResult<T>> {
+  if (isRunning(props)) return { id, props };
+  // Gone: the engine drops the resource and will never call delete, so its files go now.
+  if (props.stateDir) await rm(props.stateDir, { recursive: true, force: true });
+  return { id: "" };
 }
 
 /** delete: stops the process (never another one that reuses its pid) and removes its files. */
