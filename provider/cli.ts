@@ -2,6 +2,12 @@
 // The `pulumi-mirage` command: a dispatcher over subcommands. Each subcommand is one entry in
 // COMMANDS and does its work through a provider module, so the CLI and the Pulumi resources run
 // the same code.
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { bootAndWatch } from "./boot";
+import { defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
 import { parseImageArgs, runImageCommand } from "./image/cli";
 import { inspectKernel } from "./inspect";
 
@@ -22,6 +28,26 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  boot: {
+    args: "IMAGE [--timeout S] [--expect REGEX] [--net] [--bus ide|virtio-scsi] [--log FILE]",
+    summary:
+      "Boot a disk.raw or image.tar.gz in QEMU (KVM if usable, else TCG), streaming the serial " +
+      "console; exit 0 as soon as REGEX appears (without --expect: when the guest powers off), " +
+      "1 on timeout (default 60 s) or when QEMU exits first",
+    run: bootCommand,
+  },
+  doctor: {
+    args: "",
+    summary:
+      "List each prerequisite with its version, or what is missing and how to install it; " +
+      "exit 0 only when the default program (examples/local) can run",
+    async run(args) {
+      if (args.length > 0) throw new UsageError("doctor takes no arguments");
+      const findings = await diagnose();
+      process.stdout.write(`${formatFindings(findings)}\n`);
+      return defaultProgramCanRun(findings) ? 0 : 1;
+    },
+  },
   inspect: {
     args: "KERNEL",
     summary:
@@ -42,6 +68,70 @@ const COMMANDS: Record<string, Command> = {
     run: (args) => runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
   },
 };
+
+async function bootCommand(args: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseBootArgs>;
+  try {
+    parsed = parseBootArgs(args);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError("boot takes exactly one IMAGE");
+  const timeoutSeconds = Number(values.timeout ?? "60");
+  if (!(timeoutSeconds > 0))
+    throw new UsageError(`--timeout ${values.timeout} is not a positive number of seconds`);
+  let expect: RegExp | undefined;
+  try {
+    expect = values.expect === undefined ? undefined : new RegExp(values.expect);
+  } catch (error) {
+    throw new UsageError(`--expect is not a valid regular expression: ${(error as Error).message}`);
+  }
+  const bus = values.bus ?? "ide";
+  if (bus !== "ide" && bus !== "virtio-scsi")
+    throw new UsageError(`--bus ${bus}: give ide or virtio-scsi`);
+  const logFile =
+    values.log ?? join(await mkdtemp(join(tmpdir(), "pulumi-mirage-console-")), "console.log");
+  const result = await bootAndWatch({
+    image: positionals[0],
+    timeoutSeconds,
+    expect,
+    net: values.net,
+    bus,
+    logFile,
+    onOutput: (text) => process.stdout.write(text),
+  });
+  const ok = expect ? result.matched : result.exitCode !== null;
+  const outcome = result.matched
+    ? `the console matched /${expect?.source}/`
+    : result.timedOut
+      ? `timed out after ${timeoutSeconds} s${expect ? ` without the console matching /${expect.source}/` : ""}`
+      : `QEMU exited with status ${result.exitCode}${expect ? ` before the console matched /${expect.source}/` : " (the guest powered off)"}`;
+  const report = [`pulumi-mirage boot: ${outcome}`];
+  if (!ok) {
+    if (result.tail.length > 0)
+      report.push(`last ${result.tail.length} console lines:`, ...result.tail);
+    if (result.qemuMessages.length > 0) report.push("QEMU said:", ...result.qemuMessages);
+  }
+  report.push(`console log: ${result.logFile}`);
+  process.stderr.write(`${report.join("\n")}\n`);
+  return ok ? 0 : 1;
+}
+
+function parseBootArgs(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      timeout: { type: "string" },
+      expect: { type: "string" },
+      net: { type: "boolean", default: false },
+      bus: { type: "string" },
+      log: { type: "string" },
+    },
+  });
+}
 
 function usage(): string {
   const width = Math.max(...Object.entries(COMMANDS).map(([n, c]) => `${n} ${c.args}`.length));

@@ -1,7 +1,8 @@
 // Running external tools: one place that spawns processes, so every tool run gets the same
 // treatment: output kept in a log file, the tail of it in errors, a timeout that kills the whole
 // process tree, and an error message that names the command.
-import { createWriteStream, type WriteStream } from "node:fs";
+import { accessSync, constants, createWriteStream, statSync, type WriteStream } from "node:fs";
+import { delimiter, join } from "node:path";
 
 /** How many lines of output a failure message shows. */
 export const TAIL_LINES = 40;
@@ -45,7 +46,7 @@ export class ToolError extends Error {
 }
 
 /** Keeps the last `max` lines of a stream of text chunks. */
-class LineTail {
+export class LineTail {
   private lines: string[] = [];
   private partial = "";
   constructor(
@@ -75,7 +76,7 @@ export function formatCommand(file: string, args: readonly string[]): string {
 }
 
 /** Signals the tool's whole process group; the tool runs as the leader of its own group. */
-function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
+export function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
     process.kill(-pid, signal);
@@ -161,4 +162,20 @@ export async function run(
   else if (result.exitCode !== 0) reason = `exited with status ${result.exitCode}`;
   if (reason) throw new ToolError(command, reason, lines, options.logFile, { cause: result });
   return { stdout, stderr };
+}
+
+/** The path of the executable `name` (a bare name is looked up on PATH), or undefined. */
+export function findExecutable(name: string): string | undefined {
+  const candidates = name.includes("/")
+    ? [name]
+    : (process.env.PATH ?? "").split(delimiter).map((dir) => join(dir || ".", name));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
 }

@@ -3,5 +3,6 @@
 export * as aws from "./aws";
 export { DiskImage, type DiskImageArgs, type ImageFormat } from "./disk-image";
 export * as gcp from "./gcp";
+export * as local from "./local";
 export { type Device, type Target, Unikernel, type UnikernelArgs } from "./unikernel";
 export * as xen from "./xen";

@@ -154,8 +154,8 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   unikernel: "Unikernel",
   "disk-image": "DiskImage",
   "xen-domain": "Domain",
-  "local-vm": "Vm",
-  "local-process": "Process",
+  "local-vm": "LocalVm",
+  "local-process": "LocalProcess",
   "gce-serial-wait": "GceSerialWait",
 };
 

@@ -1,0 +1,201 @@
+// Processes that outlive the call that started them (a local VM, a unikernel under its tender),
+// and watching what they print. A process is known by its pid AND its start time, so a pid the
+// kernel has since handed to another process is never mistaken for ours.
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { StringDecoder } from "node:string_decoder";
+import { killTree, LineTail, TAIL_LINES } from "./exec";
+
+/** Who a background process is: its pid and its start time (clock ticks after boot). */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: number;
+}
+
+interface ProcStat {
+  state: string;
+  startTime: number;
+}
+
+/** Fields of /proc/PID/stat, or undefined when there is no such process. */
+function procStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // Field 2 is the command name in parentheses and may itself hold spaces or parentheses.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+  return { state: fields[0], startTime: Number(fields[19]) };
+}
+
+/** The start time of process `pid` as /proc gives it (field 22 of /proc/PID/stat). */
+export function processStartTime(pid: number): number | undefined {
+  return procStat(pid)?.startTime;
+}
+
+/** True while the process is alive and is still the one that was started (not a reused pid). */
+export function isRunning(id: ProcessIdentity): boolean {
+  const stat = procStat(id.pid);
+  if (!stat || stat.startTime !== id.startTime) return false;
+  // A zombie has exited; only its parent has not collected its status yet.
+  return stat.state !== "Z" && stat.state !== "X";
+}
+
+export interface StartOptions {
+  /** Standard output and standard error are appended to this file. */
+  logFile: string;
+  cwd?: string;
+  /** Extra environment variables, merged over the current environment. */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Starts `file` detached from us: in its own session, its output appended to `logFile`, its stdin
+ * /dev/null. It keeps running when the calling process exits (the Pulumi engine stops the dynamic
+ * provider after each operation). Rejects when the program cannot be started.
+ */
+export async function startBackground(
+  file: string,
+  args: readonly string[],
+  options: StartOptions,
+): Promise<ProcessIdentity> {
+  const out = openSync(options.logFile, "a");
+  try {
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      detached: true, // setsid: no terminal, no signals from our process group
+      stdio: ["ignore", out, out],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (error) =>
+        reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
+      );
+    });
+    child.unref();
+    const pid = child.pid as number;
+    // The start time is fixed at fork, so reading it now is safe even if the program already exited.
+    const startTime = processStartTime(pid);
+    if (startTime === undefined) throw new Error(`${file} (pid ${pid}) exited at once`);
+    return { pid, startTime };
+  } finally {
+    closeSync(out);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Stops a background process and everything in its process group: SIGTERM, then SIGKILL after
+ * `graceMs`. Does nothing when the process is gone or its pid now belongs to another process.
+ */
+export async function stopBackground(id: ProcessIdentity, graceMs = 3000): Promise<void> {
+  if (!isRunning(id)) return;
+  killTree(id.pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (isRunning(id) && Date.now() < deadline) await sleep(50);
+  // Also takes whatever the process started and left behind in its group.
+  killTree(id.pid, "SIGKILL");
+  while (isRunning(id)) await sleep(20);
+}
+
+/**
+ * Kills the process group `pid` if this process ends first: on normal exit and on SIGINT, SIGTERM
+ * and SIGHUP (after which the signal is raised again, so we still die of it). Returns the function
+ * that removes these handlers.
+ */
+export function killOnExit(pid: number): () => void {
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const onExit = () => killTree(pid, "SIGKILL");
+  const onSignal = (signal: NodeJS.Signals) => {
+    onExit();
+    dispose();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const dispose = () => {
+    process.removeListener("exit", onExit);
+    for (const signal of signals) process.removeListener(signal, onSignal);
+  };
+  process.on("exit", onExit);
+  for (const signal of signals) process.on(signal, onSignal);
+  return dispose;
+}
+
+export interface WatchOptions {
+  /**
+   * Stop watching as soon as the text so far matches. It is matched line-wise (`^` and `$` match
+   * at each line's start and end) with the CRs of serial consoles removed.
+   */
+  expect?: RegExp;
+  timeoutMs: number;
+  /** Whether the writer is still running; when it is not, the rest of the file is read and the watch ends. */
+  alive: () => boolean;
+  /** Called with each piece of new text, as it appears. */
+  onOutput?: (text: string) => void;
+}
+
+export interface WatchResult {
+  /** What ended the watch: a match, the writer's end, or the timeout. */
+  outcome: "matched" | "ended" | "timeout";
+  /** The last lines of the file read so far. */
+  tail: string[];
+}
+
+const POLL_MS = 50;
+/** How much of the most recent text a regex is matched against. */
+const MATCH_WINDOW = 1 << 20;
+
+/**
+ * Follows a log file as another process writes it, until `expect` matches the text, the writer
+ * ends, or the timeout passes. The file may not exist yet when the watch starts.
+ */
+export async function watchLog(path: string, options: WatchOptions): Promise<WatchResult> {
+  // A global or sticky regex would carry state from one test to the next.
+  const flags = `${options.expect?.flags.replace(/[gym]/g, "")}m`;
+  const expect = options.expect && new RegExp(options.expect.source, flags);
+  const deadline = Date.now() + options.timeoutMs;
+  const decoder = new StringDecoder("utf8");
+  const tail = new LineTail(TAIL_LINES);
+  const buffer = Buffer.alloc(64 * 1024);
+  let text = "";
+  let offset = 0;
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+
+  // Serial consoles end lines with CR LF.
+  const lines = () => tail.finish().map((line) => line.replace(/\r$/, ""));
+  // Reads everything new; true when the text now matches.
+  const readNew = async (): Promise<boolean> => {
+    if (!handle) handle = await open(path, "r").catch(() => undefined);
+    if (!handle) return false;
+    let chunk = "";
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+      if (bytesRead === 0) break;
+      offset += bytesRead;
+      chunk += decoder.write(buffer.subarray(0, bytesRead));
+    }
+    if (chunk === "") return false;
+    options.onOutput?.(chunk);
+    tail.push(chunk);
+    text = (text + chunk.replaceAll("\r", "")).slice(-MATCH_WINDOW);
+    return expect?.test(text) ?? false;
+  };
+
+  try {
+    for (;;) {
+      // Read the writer's state before reading the file, so nothing written before its end is missed.
+      const alive = options.alive();
+      if (await readNew()) return { outcome: "matched", tail: lines() };
+      if (!alive) return { outcome: "ended", tail: lines() };
+      if (Date.now() >= deadline) return { outcome: "timeout", tail: lines() };
+      await sleep(POLL_MS);
+    }
+  } finally {
+    await handle?.close();
+  }
+}

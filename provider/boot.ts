@@ -1,0 +1,207 @@
+// Booting a unikernel disk image in QEMU: in the foreground, watching the serial console until a
+// regex appears (the `boot` command, tests), or in the background as a VM that outlives us
+// (local.Vm). Either way QEMU runs with `-snapshot`, so the image is never modified.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  isRunning,
+  killOnExit,
+  type ProcessIdentity,
+  startBackground,
+  stopBackground,
+  watchLog,
+} from "./background";
+import { findExecutable, killTree, run, TAIL_LINES } from "./exec";
+import { type DiskBus, kvmUsable, type PortForward, QEMU, qemuArgs } from "./qemu";
+
+/** What to boot and how: the parts of the QEMU command line a caller chooses. */
+export interface MachineOptions {
+  /** A raw disk image (disk.raw), or a GCE image.tar.gz holding one. */
+  image: string;
+  /** Attach one virtio-net NIC (user-mode network). Default: no NIC. */
+  net?: boolean;
+  /** Host→guest TCP forwards; implies `net`. */
+  forwards?: readonly PortForward[];
+  /** Default: ide. */
+  bus?: DiskBus;
+  /** Default: 128. */
+  memoryMiB?: number;
+  /** The QEMU binary. Default: qemu-system-x86_64 on PATH. */
+  qemu?: string;
+}
+
+async function isGzip(path: string): Promise<boolean> {
+  const handle = await open(path, "r");
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(2), 0, 2, 0);
+    return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The raw disk to boot: `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
+ * is extracted into `dir` keeping it sparse.
+ */
+export async function diskOf(image: string, dir: string): Promise<string> {
+  if (!existsSync(image)) throw new Error(`image ${image} does not exist`);
+  if (!(await isGzip(image))) return image;
+  await run("tar", ["-xSzf", image, "-C", dir, "disk.raw"], { timeoutMs: 10 * 60 * 1000 });
+  return join(dir, "disk.raw");
+}
+
+function commandLine(options: MachineOptions, disk: string, consoleFile: string) {
+  const args = qemuArgs({
+    disk,
+    consoleFile,
+    kvm: kvmUsable(),
+    bus: options.bus,
+    memoryMiB: options.memoryMiB,
+    net: options.net,
+    forwards: options.forwards,
+  });
+  const qemu = options.qemu ?? QEMU;
+  const file = findExecutable(qemu);
+  if (!file)
+    throw new Error(
+      `${qemu} is not installed (not ${qemu.includes("/") ? "an executable file" : "on PATH"}): install QEMU (Debian: apt-get install qemu-system-x86)`,
+    );
+  return { file, args };
+}
+
+export interface BootOptions extends MachineOptions {
+  /** Give up (and kill QEMU) after this many seconds. */
+  timeoutSeconds: number;
+  /** Stop as soon as the console matches this. Without it, the boot runs until QEMU exits. */
+  expect?: RegExp | string;
+  /** The serial console is written here (replacing the file). */
+  logFile: string;
+  /** Called with console text as it appears. */
+  onOutput?: (text: string) => void;
+}
+
+export interface BootResult {
+  /** The console matched `expect`. */
+  matched: boolean;
+  /** The timeout passed first. */
+  timedOut: boolean;
+  /** The last lines of the console. */
+  tail: string[];
+  /** What QEMU itself printed (errors, warnings). */
+  qemuMessages: string[];
+  logFile: string;
+  /** QEMU's exit status when it exited by itself (the guest powered off); null when we stopped it. */
+  exitCode: number | null;
+}
+
+/** On Linux, ties QEMU's life to ours even if we are SIGKILLed (the parent-death signal survives exec). */
+function withParentDeathSignal(file: string, args: string[]): [string, string[]] {
+  if (!existsSync("/usr/bin/setpriv")) return [file, args];
+  return ["/usr/bin/setpriv", ["--pdeathsig", "KILL", "--", file, ...args]];
+}
+
+/**
+ * Boots the image in QEMU in the foreground and watches its serial console. Resolves as soon as
+ * the console matches `expect` (QEMU is then killed), when QEMU exits, or at the timeout (QEMU is
+ * killed). No QEMU process outlives the call: it is killed on every path, including exceptions and
+ * SIGINT/SIGTERM/SIGHUP of this process.
+ */
+export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
+  const expect = typeof options.expect === "string" ? new RegExp(options.expect) : options.expect;
+  const scratch = await mkdtemp(join(tmpdir(), "pulumi-mirage-boot-"));
+  try {
+    const disk = await diskOf(options.image, scratch);
+    // A previous run's console must not be read as this one's.
+    await rm(options.logFile, { force: true });
+    const { file, args } = commandLine(options, disk, options.logFile);
+    const [command, commandArgs] = withParentDeathSignal(file, args);
+    const child = spawn(command, commandArgs, {
+      detached: true, // its own process group, so killing the group gets everything
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid);
+    const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.once("spawn", resolve);
+        child.once("error", (error) =>
+          reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
+        );
+      });
+      const watched = await watchLog(options.logFile, {
+        expect,
+        timeoutMs: options.timeoutSeconds * 1000,
+        alive: () => child.exitCode === null && child.signalCode === null,
+        onOutput: options.onOutput,
+      });
+      const exitCode = watched.outcome === "ended" ? child.exitCode : null;
+      killTree(child.pid, "SIGKILL");
+      await exited;
+      return {
+        matched: watched.outcome === "matched",
+        timedOut: watched.outcome === "timeout",
+        tail: watched.tail,
+        qemuMessages: stderr
+          .split("\n")
+          .filter((line) => line !== "")
+          .slice(-TAIL_LINES),
+        logFile: options.logFile,
+        exitCode,
+      };
+    } finally {
+      killTree(child.pid, "SIGKILL");
+      stopGuard();
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** A VM running in the background, and where its files are. */
+export interface VmProcess extends ProcessIdentity {
+  /** The serial console. */
+  consoleLog: string;
+  /** What QEMU itself printed. */
+  qemuLog: string;
+}
+
+/**
+ * Starts QEMU in the background, detached (its own session, output to files in `stateDir`), so it
+ * keeps running after this process exits. A GCE tar.gz image is extracted into `stateDir`.
+ * Stop it with `stopVm`; `isRunning` tells whether it is still the same process.
+ */
+export async function startVm(options: MachineOptions & { stateDir: string }): Promise<VmProcess> {
+  await mkdir(options.stateDir, { recursive: true });
+  const disk = await diskOf(options.image, options.stateDir);
+  const consoleLog = join(options.stateDir, "console.log");
+  const qemuLog = join(options.stateDir, "qemu.log");
+  await rm(consoleLog, { force: true });
+  await rm(qemuLog, { force: true });
+  const { file, args } = commandLine(options, disk, consoleLog);
+  const id = await startBackground(file, args, { logFile: qemuLog });
+  return { ...id, consoleLog, qemuLog };
+}
+
+export { isRunning };
+
+/** Stops the VM (and nothing else: a reused pid is left alone). */
+export async function stopVm(id: ProcessIdentity): Promise<void> {
+  await stopBackground(id);
+}
+
+/** The last lines QEMU printed about a background VM (why it failed to start, for example). */
+export async function qemuMessages(vm: VmProcess): Promise<string[]> {
+  const text = await readFile(vm.qemuLog, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter((line) => line !== "")
+    .slice(-TAIL_LINES);
+}

@@ -1,0 +1,223 @@
+// `pulumi-mirage doctor`: what this machine has of the tools pulumi-mirage drives, their versions,
+// and how to install what is missing. "Required" means the default program (examples/local:
+// build examples/hello, image it, boot it in QEMU) cannot run without it.
+import { existsSync } from "node:fs";
+import { findExecutable, run } from "./exec";
+import { kvmUsable } from "./qemu";
+
+export interface Finding {
+  name: string;
+  /** What pulumi-mirage uses it for. */
+  purpose: string;
+  required: boolean;
+  found: boolean;
+  /** The version, or what is wrong. */
+  detail: string;
+  /** How to install or fix it (shown when not found). */
+  fix: string;
+}
+
+interface Check {
+  name: string;
+  purpose: string;
+  required: boolean;
+  fix: string;
+  probe: () => Promise<{ found: boolean; detail: string }>;
+}
+
+const SYSLINUX_FILES = [
+  "/usr/lib/syslinux/mbr/mbr.bin",
+  "/usr/lib/syslinux/modules/bios/mboot.c32",
+  "/usr/lib/syslinux/modules/bios/libcom32.c32",
+];
+const GRUB_MODULES = "/usr/lib/grub/i386-pc";
+
+/** The first line a tool prints about its version (some print it on stderr), or why it failed. */
+async function versionLine(tool: string, args: string[], pattern?: RegExp): Promise<string> {
+  try {
+    const { stdout, stderr } = await run(tool, args, { timeoutMs: 15_000 });
+    const lines = `${stdout}\n${stderr}`.split("\n").map((line) => line.trim());
+    return lines.find((line) => line !== "" && (!pattern || pattern.test(line))) ?? "";
+  } catch (error) {
+    return `installed, but \`${tool} ${args.join(" ")}\` failed: ${(error as Error).message.split("\n")[0]}`;
+  }
+}
+
+/** A tool on PATH, with its version. */
+function tool(
+  executable: string,
+  versionArgs: string[],
+  pattern?: RegExp,
+): () => Promise<{ found: boolean; detail: string }> {
+  return async () => {
+    const path = findExecutable(executable);
+    if (!path) return { found: false, detail: `${executable} is not on PATH` };
+    return { found: true, detail: await versionLine(path, versionArgs, pattern) };
+  };
+}
+
+function nodeVersionOk(version: string): boolean {
+  const [major, minor] = version.replace(/^v/, "").split(".").map(Number);
+  return major > 20 || (major === 20 && minor >= 19);
+}
+
+const CHECKS: Check[] = [
+  {
+    name: "Node.js",
+    purpose: "runs Pulumi programs and the provider",
+    required: true,
+    fix: "install Node.js 20.19 or later",
+    probe: async () => ({
+      found: nodeVersionOk(process.version),
+      detail: nodeVersionOk(process.version) ? process.version : `${process.version} is too old`,
+    }),
+  },
+  {
+    name: "Pulumi CLI",
+    purpose: "runs `pulumi up`",
+    required: true,
+    fix: "install the Pulumi CLI (pulumi.com/docs/install) and put `pulumi` on PATH",
+    probe: tool("pulumi", ["version"]),
+  },
+  {
+    name: "mirage",
+    purpose: "builds unikernels from source",
+    required: true,
+    fix: "`opam install mirage` (or give a prebuilt kernel: `pulumi config set kernel PATH`)",
+    probe: tool("mirage", ["--version"]),
+  },
+  {
+    name: "opam",
+    purpose: "installs a unikernel's dependencies (`make depend`)",
+    required: true,
+    fix: "`apt-get install opam`, then `opam init` (or give a prebuilt kernel: `pulumi config set kernel PATH`)",
+    probe: tool("opam", ["--version"]),
+  },
+  {
+    name: "QEMU",
+    purpose: "boots images locally (local.Vm, `pulumi-mirage boot`)",
+    required: true,
+    fix: "`apt-get install qemu-system-x86`",
+    probe: tool("qemu-system-x86_64", ["--version"]),
+  },
+  {
+    name: "KVM",
+    purpose: "runs local VMs at native speed",
+    required: false,
+    fix: "QEMU emulates the CPU instead (TCG, slower); for KVM, enable virtualization and make /dev/kvm readable and writable by you (the kvm group)",
+    probe: async () =>
+      kvmUsable()
+        ? { found: true, detail: "/dev/kvm is usable" }
+        : { found: false, detail: "/dev/kvm is missing or not writable by you" },
+  },
+  {
+    name: "syslinux",
+    purpose: "makes virtio kernels' BIOS boot disks",
+    required: true,
+    fix: "`apt-get install syslinux syslinux-common`",
+    probe: async () => {
+      const missing = SYSLINUX_FILES.filter((file) => !existsSync(file));
+      const probed = await tool("syslinux", ["--version"], /syslinux/i)();
+      if (!probed.found) return probed;
+      if (missing.length > 0) return { found: false, detail: `missing ${missing.join(", ")}` };
+      return probed;
+    },
+  },
+  {
+    name: "mtools",
+    purpose: "copies files into disk images without mounting them",
+    required: true,
+    fix: "`apt-get install mtools`",
+    probe: tool("mcopy", ["--version"]),
+  },
+  {
+    name: "dosfstools",
+    purpose: "formats the images' FAT partition",
+    required: true,
+    fix: "`apt-get install dosfstools` (mkfs.fat is in /usr/sbin: have it on PATH)",
+    probe: tool("mkfs.fat", ["--help"], /mkfs\.fat \d/),
+  },
+  {
+    name: "sfdisk",
+    purpose: "partitions disk images",
+    required: true,
+    fix: "`apt-get install fdisk` (sfdisk is in /usr/sbin: have it on PATH)",
+    probe: tool("sfdisk", ["--version"]),
+  },
+  {
+    name: "GRUB",
+    purpose: "makes xen kernels' boot disks",
+    required: false,
+    fix: "`apt-get install grub-pc-bin` (needed for xen images only)",
+    probe: async () => {
+      const probed = await tool("grub-mkimage", ["--version"])();
+      if (probed.found && !existsSync(GRUB_MODULES))
+        return { found: false, detail: `${GRUB_MODULES} is missing` };
+      return probed;
+    },
+  },
+  {
+    name: "GNU tar",
+    purpose: "packs and unpacks GCE images (sparse)",
+    required: false,
+    fix: "`apt-get install tar` (GNU tar; needed for gce images only)",
+    probe: async () => {
+      const probed = await tool("tar", ["--version"])();
+      if (probed.found && !probed.detail.includes("GNU tar"))
+        return { found: false, detail: `${probed.detail} is not GNU tar` };
+      return probed;
+    },
+  },
+  {
+    name: "solo5-hvt",
+    purpose: "runs hvt kernels (local.Process)",
+    required: false,
+    fix: "`opam install solo5` (needed for hvt kernels only)",
+    probe: tool("solo5-hvt", ["--version"]),
+  },
+  {
+    name: "solo5-spt",
+    purpose: "runs spt kernels (local.Process)",
+    required: false,
+    fix: "`opam install solo5` (needed for spt kernels only)",
+    probe: tool("solo5-spt", ["--version"]),
+  },
+];
+
+export async function diagnose(): Promise<Finding[]> {
+  return Promise.all(
+    CHECKS.map(async (check) => {
+      const { found, detail } = await check.probe();
+      return {
+        name: check.name,
+        purpose: check.purpose,
+        required: check.required,
+        found,
+        detail,
+        fix: check.fix,
+      };
+    }),
+  );
+}
+
+/** True when everything the default program needs is there. */
+export function defaultProgramCanRun(findings: readonly Finding[]): boolean {
+  return findings.every((finding) => finding.found || !finding.required);
+}
+
+export function formatFindings(findings: readonly Finding[]): string {
+  const width = Math.max(...findings.map((finding) => finding.name.length));
+  const lines = findings.map((finding) => {
+    const status = finding.found ? "ok" : finding.required ? "MISSING" : "missing";
+    const head = `${status.padEnd(8)} ${finding.name.padEnd(width)}  `;
+    if (finding.found) return `${head}${finding.detail}`;
+    return `${head}${finding.detail}; ${finding.purpose}\n${" ".repeat(head.length)}fix: ${finding.fix}`;
+  });
+  lines.push(
+    "",
+    defaultProgramCanRun(findings)
+      ? "The default program (examples/local) can run."
+      : "The default program (examples/local) cannot run: install what is MISSING above.",
+  );
+  return lines.join("\n");
+}

@@ -1,0 +1,151 @@
+// What local.Vm and local.Process share: a state directory per resource, the `waitFor` input,
+// waiting for a started process's console, and the read/delete half of the lifecycle.
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import {
+  isRunning,
+  type ProcessIdentity,
+  stopBackground,
+  type WatchResult,
+  watchLog,
+} from "./background";
+import { cacheDir } from "./cache";
+import { isKnown } from "./resources/inputs";
+
+/** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
+export interface WaitFor {
+  console: string;
+  timeoutSeconds: number;
+}
+
+export const DEFAULT_WAIT_SECONDS = 60;
+/** How long a process without `waitFor` must stay up for create to call it started. */
+const SETTLE_MS = 1000;
+/** How many console lines the `console` output keeps. */
+const CONSOLE_LINES = 20;
+
+/**
+ * `value` without its undefined properties: the dynamic provider sends inputs and outputs as a
+ * protobuf Struct, which cannot hold undefined ("Unexpected struct type").
+ */
+export function definedOnly<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** Checks a `waitFor` input; returns it with defaults, or records why it is wrong. */
+export function checkWaitFor(
+  value: unknown,
+  failures: pulumi.dynamic.CheckFailure[],
+): WaitFor | undefined {
+  if (value === undefined || value === null || !isKnown(value)) return undefined;
+  const given = value as Partial<WaitFor>;
+  if (typeof given !== "object" || typeof given.console !== "string") {
+    failures.push({
+      property: "waitFor",
+      reason: 'waitFor must be an object like { console: "Hello", timeoutSeconds: 60 }',
+    });
+    return undefined;
+  }
+  if (isKnown(given.console)) {
+    try {
+      new RegExp(given.console);
+    } catch (error) {
+      failures.push({
+        property: "waitFor.console",
+        reason: `waitFor.console is not a valid regular expression: ${(error as Error).message}`,
+      });
+    }
+  }
+  const timeoutSeconds = given.timeoutSeconds ?? DEFAULT_WAIT_SECONDS;
+  if (isKnown(timeoutSeconds) && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0)) {
+    failures.push({
+      property: "waitFor.timeoutSeconds",
+      reason: `waitFor.timeoutSeconds must be a positive number of seconds, got ${JSON.stringify(timeoutSeconds)}`,
+    });
+  }
+  return { console: given.console, timeoutSeconds };
+}
+
+/**
+ * A fresh resource id and its state directory, under `run/` in the cache (`explicitCache`, else
+ * the default one: see cache.ts).
+ */
+export async function newRun(
+  prefix: string,
+  explicitCache?: string,
+): Promise<{ id: string; dir: string }> {
+  const id = `${prefix}-${randomBytes(8).toString("hex")}`;
+  const dir = join(cacheDir(explicitCache), "run", id);
+  await mkdir(dir, { recursive: true });
+  return { id, dir };
+}
+
+/** The first lines of a console log, without the CRs of a serial console. */
+export async function consoleHead(logFile: string): Promise<string[]> {
+  const text = await readFile(logFile, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .map((line) => line.replace(/\r$/, ""))
+    .slice(0, CONSOLE_LINES)
+    .filter((line, index, lines) => line !== "" || index < lines.length - 1);
+}
+
+/**
+ * Waits for a process just started: until its console matches `waitFor`, or, without `waitFor`,
+ * until it has stayed up a moment. When it does not get there, it is stopped and the error shows
+ * the console's tail, `details()` (what the launcher itself printed) and where the logs are.
+ */
+export async function awaitStarted(
+  what: string,
+  id: ProcessIdentity,
+  logFile: string,
+  waitFor: WaitFor | undefined,
+  details: () => Promise<string[]>,
+): Promise<void> {
+  const watched: WatchResult = await watchLog(logFile, {
+    expect: waitFor ? new RegExp(waitFor.console) : undefined,
+    timeoutMs: waitFor ? waitFor.timeoutSeconds * 1000 : SETTLE_MS,
+    alive: () => isRunning(id),
+  });
+  if (watched.outcome === "matched") return;
+  if (!waitFor && watched.outcome === "timeout") return; // still running: started
+  await stopBackground(id);
+  const reason =
+    watched.outcome === "timeout"
+      ? `its console did not match /${waitFor?.console}/ within ${waitFor?.timeoutSeconds} s (waitFor)`
+      : waitFor
+        ? `it exited before its console matched /${waitFor.console}/ (waitFor)`
+        : "it exited at once";
+  const stopped = watched.outcome === "timeout" ? "; it was stopped" : "";
+  const parts = [`${what} failed to start: ${reason}${stopped}.`];
+  if (watched.tail.length > 0)
+    parts.push(`last ${watched.tail.length} console lines:\n${watched.tail.join("\n")}`);
+  const extra = await details();
+  if (extra.length > 0) parts.push(extra.join("\n"));
+  parts.push(`console log: ${logFile}`);
+  throw new Error(parts.join("\n"));
+}
+
+/** The identity outputs every running resource records. */
+export interface RunOutputs extends ProcessIdentity {
+  stateDir: string;
+}
+
+/** read: the resource as recorded while its process runs; gone (no id) once it has died. */
+export async function readRun<T extends RunOutputs>(
+  id: string,
+  props: T,
+): Promise<pulumi.dynamic.ReadResult<T>> {
+  if (isRunning(props)) return { id, props };
+  // Gone: the engine drops the resource and will never call delete, so its files go now.
+  if (props.stateDir) await rm(props.stateDir, { recursive: true, force: true });
+  return { id: "" };
+}
+
+/** delete: stops the process (never another one that reuses its pid) and removes its files. */
+export async function deleteRun(props: RunOutputs): Promise<void> {
+  await stopBackground(props);
+  if (props.stateDir) await rm(props.stateDir, { recursive: true, force: true });
+}

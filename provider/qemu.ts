@@ -1,0 +1,109 @@
+// The QEMU command line for booting a unikernel disk image, as a pure function so every choice
+// in it (disk bus, accelerator, network, console) is visible and unit-tested.
+import { closeSync, constants, openSync } from "node:fs";
+
+/** The QEMU binary used unless a caller names another one. */
+export const QEMU = "qemu-system-x86_64";
+
+/**
+ * The boot disk's bus. Never virtio-blk: a Solo5 virtio unikernel aborts at boot when the VM has a
+ * virtio block device it did not declare (FACTS.md). SeaBIOS boots from both of these.
+ */
+export type DiskBus = "ide" | "virtio-scsi";
+
+/** A TCP port forwarded from the host (on `hostAddress`, default 127.0.0.1) into the guest. */
+export interface PortForward {
+  host: number;
+  guest: number;
+  hostAddress?: string;
+}
+
+export interface QemuOptions {
+  /** A raw disk image. It is never modified: QEMU runs with `-snapshot`. */
+  disk: string;
+  /** Where the serial console goes (QEMU writes it, truncating the file first). */
+  consoleFile: string;
+  /** Use KVM; otherwise QEMU emulates the CPU (TCG). See `kvmUsable`. */
+  kvm: boolean;
+  /** Default: ide. */
+  bus?: DiskBus;
+  /** Default: 128. */
+  memoryMiB?: number;
+  /** Attach one virtio-net NIC on QEMU's user-mode network. Default: no NIC at all. */
+  net?: boolean;
+  /** Host→guest TCP forwards on that NIC; giving any implies `net`. */
+  forwards?: readonly PortForward[];
+}
+
+/** True when /dev/kvm can be opened read-write, which is what QEMU needs for `accel=kvm`. */
+export function kvmUsable(device = "/dev/kvm"): boolean {
+  try {
+    closeSync(openSync(device, constants.O_RDWR));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** QEMU's option syntax splits on commas; a comma inside a value is written twice. */
+function optionValue(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`${what} ${port} is not a TCP port: use an integer from 1 to 65535`);
+}
+
+/** The arguments for `qemu-system-x86_64` (the binary itself not included). */
+export function qemuArgs(options: QemuOptions): string[] {
+  const memory = options.memoryMiB ?? 128;
+  if (!Number.isInteger(memory) || memory < 16)
+    throw new Error(`memoryMiB ${memory} is too small or not an integer: give at least 16`);
+  const args = [
+    "-display",
+    "none",
+    "-m",
+    String(memory),
+    "-machine",
+    options.kvm ? "accel=kvm" : "accel=tcg",
+    // A guest that crashes or reboots ends the run instead of looping through the BIOS.
+    "-no-reboot",
+    // The image stays untouched; writes go to a temporary overlay.
+    "-snapshot",
+    "-serial",
+    `file:${options.consoleFile}`,
+    // Lets the guest power QEMU off with an exit status (Solo5's virtio halt does).
+    "-device",
+    "isa-debug-exit,iobase=0x501",
+  ];
+  const disk = `file=${optionValue(options.disk)},format=raw`;
+  if ((options.bus ?? "ide") === "ide") {
+    args.push("-drive", `${disk},if=ide`);
+  } else {
+    args.push(
+      "-device",
+      "virtio-scsi-pci,id=scsi0",
+      "-drive",
+      `${disk},if=none,id=disk0`,
+      "-device",
+      "scsi-hd,drive=disk0,bus=scsi0.0",
+    );
+  }
+  const forwards = options.forwards ?? [];
+  if (options.net || forwards.length > 0) {
+    const netdev = ["user", "id=n0"];
+    for (const forward of forwards) {
+      checkPort(forward.host, "host port");
+      checkPort(forward.guest, "guest port");
+      netdev.push(
+        `hostfwd=tcp:${forward.hostAddress ?? "127.0.0.1"}:${forward.host}-:${forward.guest}`,
+      );
+    }
+    args.push("-netdev", netdev.join(","), "-device", "virtio-net-pci,netdev=n0");
+  } else {
+    // QEMU otherwise adds a default NIC; a unikernel must see only the devices it declared.
+    args.push("-nic", "none");
+  }
+  return args;
+}

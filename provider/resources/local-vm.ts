@@ -1,0 +1,213 @@
+// local.Vm: a disk image booted in QEMU as a background process that outlives the dynamic provider.
+// A VM cannot be changed while it runs, so every input except `waitFor` replaces it.
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import type * as pulumi from "@pulumi/pulumi";
+import { qemuMessages, startVm } from "../boot";
+import { sha256File } from "../hash";
+import {
+  awaitStarted,
+  checkWaitFor,
+  consoleHead,
+  definedOnly,
+  deleteRun,
+  newRun,
+  type RunOutputs,
+  readRun,
+  type WaitFor,
+} from "../local-run";
+import { kvmUsable, type PortForward } from "../qemu";
+import { changedKeys, type Device, isKnown } from "./inputs";
+
+export interface VmInputs {
+  /** A raw disk image or a GCE image.tar.gz. */
+  image: string;
+  /** The image's sha256 (given by a DiskImage, computed by check for a bare path). */
+  imageSha256?: string;
+  /** The kernel's target, when the image comes from a DiskImage. */
+  target?: string;
+  /** The devices the unikernel declares, when the image comes from a DiskImage. */
+  manifest?: Device[];
+  /** Host→guest TCP forwards. */
+  ports: PortForward[];
+  memoryMiB: number;
+  /** Attach a virtio-net NIC. Default: when the unikernel declares a network device, or ports are given. */
+  net?: boolean;
+  waitFor?: WaitFor;
+  cacheDir?: string;
+}
+
+export interface VmOutputs extends VmInputs, RunOutputs {
+  consoleLog: string;
+  /** `kvm` or `tcg`. */
+  accel: string;
+  /** The first lines of the console, once the VM started (and matched `waitFor`). */
+  console: string[];
+}
+
+/** Inputs whose change needs a new VM. */
+const REPLACING: (keyof VmInputs)[] = [
+  "image",
+  "imageSha256",
+  "target",
+  "manifest",
+  "ports",
+  "memoryMiB",
+  "net",
+  "cacheDir",
+];
+
+function checkPorts(value: unknown, failures: pulumi.dynamic.CheckFailure[]): PortForward[] {
+  if (value === undefined || value === null) return [];
+  if (!isKnown(value)) return value as PortForward[];
+  if (!Array.isArray(value)) {
+    failures.push({
+      property: "ports",
+      reason: "ports must be a list like [{ host: 8080, guest: 80 }]",
+    });
+    return [];
+  }
+  const valid = (port: unknown) =>
+    !isKnown(port) ||
+    (Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535);
+  const hosts = new Set<number>();
+  value.forEach((forward: Partial<PortForward>, index) => {
+    if (!valid(forward?.host) || !valid(forward?.guest)) {
+      failures.push({
+        property: `ports[${index}]`,
+        reason: `ports[${index}] is ${JSON.stringify(forward)}: host and guest must be TCP ports (1-65535)`,
+      });
+    } else if (isKnown(forward.host) && hosts.has(forward.host as number)) {
+      failures.push({
+        property: `ports[${index}]`,
+        reason: `host port ${forward.host} is forwarded twice: each host port can go to one guest port`,
+      });
+    } else {
+      hosts.add(forward.host as number);
+    }
+  });
+  return value as PortForward[];
+}
+
+function declaresNet(manifest: VmInputs["manifest"]): boolean | undefined {
+  if (!Array.isArray(manifest)) return undefined;
+  return manifest.some((device) => device.type === "net");
+}
+
+async function check(_olds: unknown, news: Record<string, unknown>) {
+  const failures: pulumi.dynamic.CheckFailure[] = [];
+  const image = news.image;
+  let imageSha256 = news.imageSha256 as string | undefined;
+  if (typeof image !== "string" || image === "") {
+    failures.push({
+      property: "image",
+      reason: "image is required: a DiskImage resource, or the path of a disk.raw or image.tar.gz",
+    });
+  } else if (isKnown(image) && !imageSha256) {
+    // A bare path: its content decides whether the VM must be replaced.
+    if (existsSync(image)) imageSha256 = await sha256File(image);
+    else
+      failures.push({
+        property: "image",
+        reason: `image ${image} does not exist: give the path of a disk.raw or image.tar.gz, or a DiskImage resource`,
+      });
+  }
+  const target = news.target;
+  if (typeof target === "string" && isKnown(target) && target !== "virtio") {
+    failures.push({
+      property: "image",
+      reason:
+        target === "xen"
+          ? "image holds a xen kernel, which prints only to the Xen console: run it on a Xen host with xen.Domain, or build the unikernel for virtio"
+          : `image holds a ${target} kernel; local.Vm boots virtio kernels (use local.Process for hvt, spt and unix)`,
+    });
+  }
+  const memoryMiB = news.memoryMiB ?? 128;
+  if (isKnown(memoryMiB) && !(Number.isInteger(memoryMiB) && (memoryMiB as number) >= 16)) {
+    failures.push({
+      property: "memoryMiB",
+      reason: `memoryMiB must be a whole number of MiB, at least 16; got ${JSON.stringify(memoryMiB)}`,
+    });
+  }
+  const ports = checkPorts(news.ports, failures);
+  const manifest = news.manifest as VmInputs["manifest"];
+  if (Array.isArray(ports) && ports.length > 0 && declaresNet(manifest) === false) {
+    failures.push({
+      property: "ports",
+      reason:
+        "ports are forwarded to a network device, but the unikernel declares none: configure it with a network (e.g. --net=direct) or drop ports",
+    });
+  }
+  const waitFor = checkWaitFor(news.waitFor, failures);
+  const inputs = definedOnly({ ...news, imageSha256, ports, memoryMiB, waitFor });
+  return { inputs, failures };
+}
+
+async function diff(
+  _id: string,
+  olds: VmInputs,
+  news: VmInputs,
+): Promise<pulumi.dynamic.DiffResult> {
+  const replaces = changedKeys({ ...olds }, { ...news }, REPLACING);
+  return {
+    changes: replaces.length > 0 || changedKeys({ ...olds }, { ...news }, ["waitFor"]).length > 0,
+    replaces,
+    // Its host ports are in use until the old VM stops.
+    deleteBeforeReplace: true,
+  };
+}
+
+async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmOutputs>> {
+  const { id, dir } = await newRun("vm", inputs.cacheDir);
+  const net = inputs.net ?? declaresNet(inputs.manifest) ?? inputs.ports.length > 0;
+  let vm: Awaited<ReturnType<typeof startVm>>;
+  try {
+    vm = await startVm({
+      image: inputs.image,
+      stateDir: dir,
+      memoryMiB: inputs.memoryMiB,
+      net,
+      forwards: inputs.ports,
+    });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  await awaitStarted(
+    `the VM booting ${inputs.image}`,
+    vm,
+    vm.consoleLog,
+    inputs.waitFor,
+    async () => {
+      const messages = await qemuMessages(vm);
+      return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
+    },
+  );
+  return {
+    id,
+    outs: definedOnly({
+      ...inputs,
+      pid: vm.pid,
+      startTime: vm.startTime,
+      stateDir: dir,
+      consoleLog: vm.consoleLog,
+      accel: kvmUsable() ? "kvm" : "tcg",
+      console: await consoleHead(vm.consoleLog),
+    }),
+  };
+}
+
+async function read(id: string, props: VmOutputs) {
+  return readRun(id, props);
+}
+
+/** Only `waitFor` changes in place, and it concerns a start that already happened. */
+async function update(_id: string, olds: VmOutputs, news: VmInputs) {
+  return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
+}
+
+async function remove(_id: string, props: VmOutputs) {
+  await deleteRun(props);
+}
+
+export const provider = { check, diff, create, read, update, delete: remove };

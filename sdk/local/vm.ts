@@ -1,0 +1,97 @@
+import * as pulumi from "@pulumi/pulumi";
+import { DiskImage } from "../disk-image";
+import { engineProvider } from "../engine";
+
+/** A TCP port of the host (on 127.0.0.1) forwarded to a port of the guest. */
+export interface PortForward {
+  host: number;
+  guest: number;
+}
+
+/** Wait, when starting, until the console shows something. */
+export interface WaitFor {
+  /**
+   * A regular expression (its source, e.g. `"^Hello, World$"`) the console must match. It is
+   * matched line-wise: `^` and `$` match at each line's start and end.
+   */
+  console: string;
+  /** How long to wait before giving up (the start then fails with the console's tail). Default: 60. */
+  timeoutSeconds?: number;
+}
+
+export interface VmArgs {
+  /**
+   * The image to boot: a `DiskImage` of a virtio unikernel, or the path of a disk.raw or a GCE
+   * image.tar.gz. It is never modified (QEMU runs with `-snapshot`).
+   */
+  image: DiskImage | pulumi.Input<string>;
+  /** Host→guest TCP forwards, e.g. `[{ host: 8080, guest: 80 }]`. Default: none. */
+  ports?: pulumi.Input<pulumi.Input<PortForward>[]>;
+  /** Guest memory. Default: 128. */
+  memoryMiB?: pulumi.Input<number>;
+  /**
+   * Attach one virtio-net NIC (QEMU user-mode network). Default: when the unikernel declares a
+   * network device (known from a `DiskImage`), or when `ports` are given.
+   */
+  net?: pulumi.Input<boolean>;
+  /** Create finishes only once the console matches. Default: once QEMU has stayed up a second. */
+  waitFor?: pulumi.Input<WaitFor>;
+  /** Where the VM's files (console log) are kept. Default: the same cache as `Unikernel`, under `run/`. */
+  cacheDir?: pulumi.Input<string>;
+}
+
+/**
+ * A unikernel disk image booted locally in QEMU (KVM when /dev/kvm is usable, otherwise TCG),
+ * as a background process that keeps running after `pulumi up` returns. Its serial console goes
+ * to a log file. A VM that died is reported gone by `pulumi refresh`; `pulumi destroy` stops it
+ * and removes its files. Changing anything but `waitFor` replaces the VM.
+ */
+export class Vm extends pulumi.dynamic.Resource {
+  /** QEMU's process id. */
+  declare readonly pid: pulumi.Output<number>;
+  /** QEMU's start time (/proc clock ticks), which tells it apart from a later process with the same pid. */
+  declare readonly startTime: pulumi.Output<number>;
+  /** The serial console's log file. */
+  declare readonly consoleLog: pulumi.Output<string>;
+  /**
+   * The first lines of the console, read when the VM had started (and matched `waitFor`); secret
+   * when the DiskImage's boot arguments are, since a unikernel may print its command line.
+   */
+  declare readonly console: pulumi.Output<string[]>;
+  /** `kvm` or `tcg`. */
+  declare readonly accel: pulumi.Output<string>;
+  declare readonly ports: pulumi.Output<PortForward[]>;
+  /** The directory holding the VM's files. */
+  declare readonly stateDir: pulumi.Output<string>;
+
+  constructor(name: string, args: VmArgs, opts?: pulumi.CustomResourceOptions) {
+    const image = args.image;
+    const fromResource = image instanceof DiskImage;
+    super(
+      engineProvider("local-vm"),
+      name,
+      {
+        image: fromResource ? image.path : image,
+        imageSha256: fromResource ? image.sha256 : undefined,
+        target: fromResource ? image.target : undefined,
+        manifest: fromResource ? image.manifest : undefined,
+        ports: args.ports ?? [],
+        memoryMiB: args.memoryMiB,
+        net: args.net,
+        waitFor: args.waitFor,
+        cacheDir: args.cacheDir,
+        pid: undefined,
+        startTime: undefined,
+        consoleLog: undefined,
+        accel: undefined,
+        stateDir: undefined,
+        // The console shows the kernel's command line, so it is as secret as the boot arguments:
+        // the engine keeps an output secret when an input of the same name was (FACTS.md).
+        console: fromResource ? image.bootArgs.apply((): string[] => []) : undefined,
+      },
+      opts,
+      "pulumi-mirage",
+      "LocalVm",
+    );
+  }
+}

@@ -1,0 +1,396 @@
+// Booting disk images in QEMU for real (TCG here): the console watcher's three endings (match,
+// QEMU exits, timeout), that QEMU never outlives a boot, and the QEMU command line.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { bootAndWatch, isRunning, startVm, stopVm } from "../provider/boot";
+import { run } from "../provider/exec";
+import { buildImage } from "../provider/image";
+import { qemuArgs } from "../provider/qemu";
+import { bootSectorDisk } from "./support/boot-sector";
+import { testKernel } from "./support/kernels";
+import { freePort } from "./support/net";
+
+/** Processes whose command line mentions `text` (QEMU is given our scratch paths). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
+  }
+  return found;
+}
+
+describe("bootAndWatch", () => {
+  let dir: string;
+  let poweroff: string;
+  let forever: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "boot-test-"));
+    poweroff = await bootSectorDisk(dir, "poweroff", "guest says hi\nand goes\n", "poweroff");
+    forever = await bootSectorDisk(dir, "forever", "banner of a guest that runs on\n", "run");
+  });
+  after(async () => {
+    assert.deepEqual(processesMentioning(dir), []);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("resolves as soon as the console matches, stops the guest, and streams the console", async () => {
+    const logFile = join(dir, "match.log");
+    let streamed = "";
+    const result = await bootAndWatch({
+      image: forever,
+      timeoutSeconds: 120,
+      expect: /banner of a guest/,
+      logFile,
+      onOutput: (text) => {
+        streamed += text;
+      },
+    });
+    assert.equal(result.matched, true);
+    assert.equal(result.timedOut, false);
+    // The guest never powers off: only our kill ended QEMU.
+    assert.equal(result.exitCode, null);
+    assert.match(streamed, /banner of a guest that runs on/);
+    assert.match(readFileSync(logFile, "utf8"), /banner of a guest that runs on/);
+    assert.deepEqual(processesMentioning(forever), []);
+  });
+
+  test("times out on a regex that never appears, with the console's tail", async () => {
+    const result = await bootAndWatch({
+      image: forever,
+      timeoutSeconds: 3,
+      expect: "never printed",
+      logFile: join(dir, "timeout.log"),
+    });
+    assert.equal(result.matched, false);
+    assert.equal(result.timedOut, true);
+    assert.deepEqual(result.tail, ["banner of a guest that runs on"]);
+    assert.deepEqual(processesMentioning(forever), []);
+  });
+
+  test("reports QEMU's exit when the guest powers off without a match", async () => {
+    const result = await bootAndWatch({
+      image: poweroff,
+      timeoutSeconds: 120,
+      expect: /never printed/,
+      logFile: join(dir, "exit.log"),
+    });
+    assert.equal(result.matched, false);
+    assert.equal(result.timedOut, false);
+    assert.equal(result.exitCode, 1); // isa-debug-exit with value 0
+    assert.deepEqual(result.tail, ["guest says hi", "and goes"]);
+    assert.deepEqual(processesMentioning(poweroff), []);
+  });
+
+  test("boots from virtio-scsi and with a virtio-net NIC forwarding a port", async () => {
+    const result = await bootAndWatch({
+      image: poweroff,
+      bus: "virtio-scsi",
+      forwards: [{ host: await freePort(), guest: 80 }],
+      timeoutSeconds: 120,
+      expect: /and goes/,
+      logFile: join(dir, "scsi.log"),
+    });
+    assert.equal(result.matched, true, result.qemuMessages.join("\n"));
+  });
+
+  test("boots the disk inside a GCE image.tar.gz and removes what it extracted", async () => {
+    const tarDir = join(dir, "gce");
+    await run("mkdir", ["-p", tarDir]);
+    await run("cp", ["--sparse=always", poweroff, join(tarDir, "disk.raw")]);
+    const image = join(dir, "image.tar.gz");
+    await run("tar", ["--format=oldgnu", "-Sczf", image, "-C", tarDir, "disk.raw"]);
+    const before = readdirSync(tmpdir()).filter((name) => name.startsWith("pulumi-mirage-boot-"));
+    const result = await bootAndWatch({
+      image,
+      timeoutSeconds: 120,
+      expect: /guest says hi/,
+      logFile: join(dir, "gce.log"),
+    });
+    assert.equal(result.matched, true);
+    const afterwards = readdirSync(tmpdir()).filter((name) =>
+      name.startsWith("pulumi-mirage-boot-"),
+    );
+    assert.deepEqual(
+      afterwards.filter((name) => !before.includes(name)),
+      [],
+    );
+  });
+
+  test("says how to install QEMU when it is missing", async () => {
+    await assert.rejects(
+      bootAndWatch({
+        image: poweroff,
+        qemu: join(dir, "no-qemu"),
+        timeoutSeconds: 5,
+        logFile: join(dir, "q.log"),
+      }),
+      /no-qemu is not installed .*apt-get install qemu-system-x86/,
+    );
+  });
+
+  test("refuses a missing image by name", async () => {
+    await assert.rejects(
+      bootAndWatch({
+        image: join(dir, "nope.raw"),
+        timeoutSeconds: 5,
+        logFile: join(dir, "n.log"),
+      }),
+      /nope\.raw does not exist/,
+    );
+  });
+});
+
+describe("booting test kernels' disk images", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "boot-image-test-"));
+  });
+  after(async () => {
+    assert.deepEqual(processesMentioning(dir), []);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const BANNER = "Solo5-like test unikernel (pulumi-mirage) target=virtio";
+
+  test("a raw disk shows the kernel's banner and its boot arguments", async () => {
+    const outDir = join(dir, "raw");
+    const image = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir,
+      format: "raw",
+      bootArgs: ["--hello=Hi", "--ipv4=10.0.0.2/24"],
+    });
+    const result = await bootAndWatch({
+      image: image.disk.path,
+      timeoutSeconds: 120,
+      expect: /Command line is: '.*'/,
+      logFile: join(dir, "raw.log"),
+    });
+    assert.equal(result.matched, true, result.tail.join("\n"));
+    assert.deepEqual(result.tail.slice(-3), [
+      BANNER,
+      "Hello, World",
+      "Command line is: '--hello=Hi --ipv4=10.0.0.2/24'",
+    ]);
+    assert.deepEqual(processesMentioning(outDir), []);
+  });
+
+  test("a GCE archive of a kernel declaring a network boots with a NIC, from the CLI", async () => {
+    const image = await buildImage({
+      kernel: await testKernel("virtio-net"),
+      outDir: join(dir, "gce"),
+      format: "gce",
+      bootArgs: ["--ipv4=10.0.0.2/24"],
+    });
+    assert.ok(image.archive);
+    const result = spawnSync(
+      process.execPath,
+      [
+        resolve(__dirname, "..", "provider", "cli.js"),
+        "boot",
+        image.archive.path,
+        "--net",
+        "--bus",
+        "virtio-scsi",
+        "--expect",
+        "^Hello, World",
+        "--timeout",
+        "120",
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /target=virtio\r?\nHello, World/);
+  });
+});
+
+describe("pulumi-mirage boot", () => {
+  const CLI = resolve(__dirname, "..", "provider", "cli.js");
+  let dir: string;
+  let poweroff: string;
+  let forever: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "boot-cli-test-"));
+    poweroff = await bootSectorDisk(dir, "poweroff", "guest says hi\n", "poweroff");
+    forever = await bootSectorDisk(dir, "forever", "up and running\n", "run");
+  });
+  after(async () => {
+    assert.deepEqual(processesMentioning(dir), []);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the CLI to its end; resolves with its status, signal and output. */
+  function cli(args: string[], onStart?: (child: ChildProcess) => void) {
+    return new Promise<{
+      status: number | null;
+      signal: string | null;
+      stdout: string;
+      stderr: string;
+    }>((resolvePromise) => {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.on("data", (chunk) => {
+        stdout += chunk;
+      });
+      child.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      child.on("close", (status, signal) => resolvePromise({ status, signal, stdout, stderr }));
+      onStart?.(child);
+    });
+  }
+
+  test("exits 0 when the console matches, having streamed it to stdout", async () => {
+    const log = join(dir, "cli-match.log");
+    const result = await cli([
+      "boot",
+      forever,
+      "--expect",
+      "up and",
+      "--timeout",
+      "120",
+      "--log",
+      log,
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /up and running/);
+    assert.match(result.stderr, new RegExp(`console log: ${log}`));
+  });
+
+  test("exits 1 on timeout, with the console's tail on stderr", async () => {
+    const result = await cli(["boot", forever, "--expect", "never printed", "--timeout", "3"]);
+    assert.equal(result.status, 1);
+    assert.match(
+      result.stderr,
+      /timed out after 3 s[\s\S]*last 1 console lines:\nup and running\n/,
+    );
+  });
+
+  test("exits 1 when QEMU exits before the console matches", async () => {
+    const result = await cli(["boot", poweroff, "--expect", "never printed", "--timeout", "120"]);
+    assert.equal(result.status, 1);
+    assert.match(
+      result.stderr,
+      /QEMU exited with status 1 before the console matched[\s\S]*guest says hi/,
+    );
+  });
+
+  test("exits 2 on a bad option", async () => {
+    const result = await cli(["boot", forever, "--timeout", "soon"]);
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /--timeout soon is not a positive number/);
+  });
+
+  for (const signal of ["SIGINT", "SIGTERM", "SIGKILL"] as const) {
+    test(`takes QEMU down when it gets ${signal}`, async () => {
+      const log = join(dir, `cli-${signal}.log`);
+      const result = await cli(["boot", forever, "--timeout", "120", "--log", log], (child) => {
+        // Signal once the guest is up, so QEMU surely runs.
+        const poll = setInterval(() => {
+          if (existsSync(log) && readFileSync(log, "utf8").includes("up and running")) {
+            clearInterval(poll);
+            child.kill(signal);
+          }
+        }, 50);
+      });
+      assert.equal(result.signal, signal);
+      // SIGKILL leaves QEMU to its parent-death signal, which arrives asynchronously.
+      for (let i = 0; i < 100 && processesMentioning(log).length > 0; i++) await sleep(50);
+      assert.deepEqual(processesMentioning(log), []);
+    });
+  }
+});
+
+describe("background VM", () => {
+  test("runs detached until stopped, and is known by pid and start time", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "boot-vm-test-"));
+    try {
+      const disk = await bootSectorDisk(dir, "forever", "still here\n", "run");
+      const vm = await startVm({ image: disk, stateDir: join(dir, "state") });
+      assert.equal(isRunning(vm), true);
+      // The same pid with another start time is another process.
+      assert.equal(isRunning({ pid: vm.pid, startTime: vm.startTime + 1 }), false);
+      await stopVm(vm);
+      assert.equal(isRunning(vm), false);
+      assert.deepEqual(processesMentioning(dir), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("qemuArgs", () => {
+  const base = { disk: "/images/disk.raw", consoleFile: "/tmp/console.log", kvm: false };
+  const joined = (args: string[]) => args.join(" ");
+
+  test("boots from IDE by default, on TCG without KVM, with no NIC and an untouched image", () => {
+    const args = qemuArgs(base);
+    assert.match(joined(args), /-drive file=\/images\/disk\.raw,format=raw,if=ide/);
+    assert.match(joined(args), /-machine accel=tcg/);
+    assert.match(joined(args), /-nic none/);
+    assert.ok(args.includes("-snapshot"));
+    assert.ok(args.includes("-no-reboot"));
+    assert.match(joined(args), /-serial file:\/tmp\/console\.log/);
+    assert.match(joined(args), /-device isa-debug-exit,iobase=0x501/);
+    assert.match(joined(args), /-display none -m 128/);
+  });
+
+  test("uses KVM only when asked", () => {
+    assert.match(joined(qemuArgs({ ...base, kvm: true })), /-machine accel=kvm/);
+  });
+
+  test("never puts a disk on virtio-blk, and adds virtio-net only with a network", () => {
+    for (const bus of ["ide", "virtio-scsi"] as const) {
+      for (const net of [false, true]) {
+        const text = joined(qemuArgs({ ...base, bus, net }));
+        assert.doesNotMatch(text, /virtio-blk|if=virtio/);
+        assert.equal(text.includes("virtio-net-pci"), net);
+      }
+    }
+    assert.match(
+      joined(qemuArgs({ ...base, bus: "virtio-scsi" })),
+      /virtio-scsi-pci.*scsi-hd,drive=disk0/,
+    );
+  });
+
+  test("forwards host ports on loopback, which implies a NIC", () => {
+    const text = joined(
+      qemuArgs({
+        ...base,
+        forwards: [
+          { host: 8080, guest: 80 },
+          { host: 2222, guest: 22, hostAddress: "0.0.0.0" },
+        ],
+      }),
+    );
+    assert.match(
+      text,
+      /-netdev user,id=n0,hostfwd=tcp:127\.0\.0\.1:8080-:80,hostfwd=tcp:0\.0\.0\.0:2222-:22 -device virtio-net-pci,netdev=n0/,
+    );
+  });
+
+  test("escapes commas in the disk path and refuses bad ports and memory sizes", () => {
+    assert.match(
+      joined(qemuArgs({ ...base, disk: "/a,b/disk.raw" })),
+      /file=\/a,,b\/disk\.raw,format=raw/,
+    );
+    assert.throws(
+      () => qemuArgs({ ...base, forwards: [{ host: 70000, guest: 80 }] }),
+      /host port 70000/,
+    );
+    assert.throws(() => qemuArgs({ ...base, memoryMiB: 1.5 }), /memoryMiB 1\.5/);
+  });
+});

@@ -1,0 +1,157 @@
+// `pulumi-mirage doctor`: what it finds must agree with the machine, and its verdict must follow
+// what the default program needs. PATH is what decides which tools exist, so the tests vary it.
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { defaultProgramCanRun, diagnose, type Finding, formatFindings } from "../provider/doctor";
+
+const NAMES = [
+  "Node.js",
+  "Pulumi CLI",
+  "mirage",
+  "opam",
+  "QEMU",
+  "KVM",
+  "syslinux",
+  "mtools",
+  "dosfstools",
+  "sfdisk",
+  "GRUB",
+  "GNU tar",
+  "solo5-hvt",
+  "solo5-spt",
+];
+
+/** Whether the shell finds `tool` on PATH: a probe independent of the doctor's own lookup. */
+function shellFinds(tool: string, path = process.env.PATH): boolean {
+  return spawnSync("/bin/sh", ["-c", `command -v ${tool}`], { env: { PATH: path } }).status === 0;
+}
+
+async function diagnoseWithPath(path: string): Promise<Finding[]> {
+  const saved = process.env.PATH;
+  process.env.PATH = path;
+  try {
+    return await diagnose();
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
+/** Runs `pulumi-mirage doctor` with only `path` on PATH. */
+function doctorCli(path: string) {
+  return spawnSync(process.execPath, [join(__dirname, "..", "provider", "cli.js"), "doctor"], {
+    env: { ...process.env, PATH: path },
+    encoding: "utf8",
+  });
+}
+
+const byName = (findings: Finding[], name: string) => {
+  const finding = findings.find((f) => f.name === name);
+  assert.ok(finding, `no finding for ${name}`);
+  return finding;
+};
+
+describe("doctor", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "doctor-test-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("on this machine: lists every prerequisite, as the shell finds them, with versions", async () => {
+    const findings = await diagnose();
+    assert.deepEqual(
+      findings.map((f) => f.name),
+      NAMES,
+    );
+    const tools: Record<string, string> = {
+      "Pulumi CLI": "pulumi",
+      mirage: "mirage",
+      opam: "opam",
+      QEMU: "qemu-system-x86_64",
+      mtools: "mcopy",
+      dosfstools: "mkfs.fat",
+      sfdisk: "sfdisk",
+      "solo5-hvt": "solo5-hvt",
+      "solo5-spt": "solo5-spt",
+    };
+    for (const [name, tool] of Object.entries(tools)) {
+      assert.equal(byName(findings, name).found, shellFinds(tool), name);
+    }
+    if (shellFinds("qemu-system-x86_64")) {
+      const version = execFileSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" });
+      assert.equal(byName(findings, "QEMU").detail, version.split("\n")[0]);
+    }
+    assert.equal(byName(findings, "Node.js").detail, process.version);
+    const report = formatFindings(findings);
+    for (const finding of findings.filter((f) => !f.found)) assert.ok(report.includes(finding.fix));
+    assert.equal(
+      report.includes("cannot run"),
+      findings.some((f) => f.required && !f.found),
+    );
+  });
+
+  test("with nothing on PATH: every tool is missing, with how to install it", async () => {
+    const empty = join(dir, "empty");
+    await mkdir(empty);
+    const findings = await diagnoseWithPath(empty);
+    for (const name of ["Pulumi CLI", "mirage", "opam", "QEMU", "mtools", "dosfstools", "sfdisk"]) {
+      const finding = byName(findings, name);
+      assert.equal(finding.found, false, name);
+      assert.equal(finding.required, true, name);
+    }
+    assert.match(byName(findings, "QEMU").fix, /apt-get install qemu-system-x86/);
+    assert.equal(defaultProgramCanRun(findings), false);
+    assert.match(formatFindings(findings), /MISSING +QEMU +qemu-system-x86_64 is not on PATH/);
+  });
+
+  test("the default program can run once its tools are on PATH, optional ones or not", async (t) => {
+    const needed = ["qemu-system-x86_64", "syslinux", "mcopy", "mkfs.fat", "sfdisk"];
+    const systemPath = `${process.env.PATH}:/usr/sbin:/sbin`;
+    if (!needed.every((tool) => shellFinds(tool, systemPath))) {
+      t.skip("QEMU, syslinux, mtools, dosfstools or sfdisk is not installed here");
+      return;
+    }
+    const bin = join(dir, "bin");
+    await mkdir(bin);
+    for (const tool of needed) {
+      const real = execFileSync("/bin/sh", ["-c", `command -v ${tool}`], {
+        env: { PATH: systemPath },
+        encoding: "utf8",
+      }).trim();
+      await symlink(real, join(bin, tool));
+    }
+    // The Pulumi CLI, mirage and opam may not be installed here: executables that only print a
+    // version line stand in for them, as presence and version are all the doctor looks at.
+    for (const [tool, version] of [
+      ["pulumi", "v3.200.0"],
+      ["mirage", "4.11.0"],
+      ["opam", "2.3.0"],
+    ]) {
+      await writeFile(join(bin, tool), `#!/bin/sh\necho ${version}\n`);
+      await chmod(join(bin, tool), 0o755);
+    }
+    const findings = await diagnoseWithPath(bin);
+    assert.equal(byName(findings, "mirage").detail, "4.11.0");
+    assert.equal(byName(findings, "solo5-hvt").found, false);
+    assert.equal(defaultProgramCanRun(findings), true, formatFindings(findings));
+    assert.match(formatFindings(findings), /can run\.$/);
+    const cli = doctorCli(bin);
+    assert.equal(cli.status, 0, cli.stdout);
+    assert.match(cli.stdout, /^ok +QEMU +QEMU emulator version/m);
+  });
+
+  test("the CLI exits 1 with what is missing when the default program cannot run", async () => {
+    const empty = join(dir, "empty-cli");
+    await mkdir(empty);
+    const cli = doctorCli(empty);
+    assert.equal(cli.status, 1);
+    assert.match(cli.stdout, /^MISSING +Pulumi CLI +pulumi is not on PATH/m);
+    assert.match(cli.stdout, /cannot run: install what is MISSING above\.$/m);
+  });
+});

@@ -1,0 +1,564 @@
+// local.Vm and local.Process engine modules: check's errors, and the lifecycle of real background
+// processes (QEMU on TCG, a unix program): create waits for the console, read sees a death,
+// delete leaves nothing behind.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { type AddressInfo, connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import * as pulumi from "@pulumi/pulumi";
+import { isRunning, type ProcessIdentity } from "../provider/background";
+import { buildImage } from "../provider/image";
+import {
+  type ProcessInputs,
+  provider as processProvider,
+} from "../provider/resources/local-process";
+import { type VmInputs, provider as vmProvider } from "../provider/resources/local-vm";
+import { DiskImage } from "../sdk/disk-image";
+import * as local from "../sdk/local";
+import { bootSectorDisk } from "./support/boot-sector";
+import { type Props, startDynamicProvider } from "./support/dynamic-provider";
+import { testKernel, testUnixProgram } from "./support/kernels";
+import { freePort } from "./support/net";
+import { STANDIN, Standin } from "./support/standin";
+
+/** Processes whose command line mentions `text` (every process we start is given our paths). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+let dir: string;
+let forever: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "local-test-"));
+  forever = await bootSectorDisk(dir, "forever", "Hello from a VM that keeps running\n", "run");
+});
+after(async () => {
+  assert.deepEqual(processesMentioning(dir), []);
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Checked<T> {
+  inputs: T;
+  failures: { property: string; reason: string }[];
+}
+
+const checkVm = async (news: Record<string, unknown>) =>
+  (await vmProvider.check({}, news)) as unknown as Checked<VmInputs>;
+const checkProcess = async (news: Record<string, unknown>) =>
+  (await processProvider.check({}, news)) as unknown as Checked<ProcessInputs>;
+
+describe("local.Vm", () => {
+  test("check names the input that is wrong and how to fix it", async () => {
+    const missing = await checkVm({ image: join(dir, "missing.raw") });
+    assert.equal(missing.failures[0].property, "image");
+    assert.match(missing.failures[0].reason, /missing\.raw does not exist/);
+    const bad = await checkVm({
+      image: forever,
+      ports: [
+        { host: 8080, guest: 80 },
+        { host: 8080, guest: 81 },
+        { host: 0, guest: 22 },
+      ],
+      memoryMiB: 4,
+      waitFor: { console: "(unclosed" },
+    });
+    assert.deepEqual(bad.failures.map((failure) => failure.property).sort(), [
+      "memoryMiB",
+      "ports[1]",
+      "ports[2]",
+      "waitFor.console",
+    ]);
+    const xen = await checkVm({ image: forever, imageSha256: "x", target: "xen" });
+    assert.match(xen.failures[0].reason, /Xen console/);
+    const noNet = await checkVm({
+      image: forever,
+      imageSha256: "x",
+      manifest: [],
+      ports: [{ host: 8080, guest: 80 }],
+    });
+    assert.match(noNet.failures[0].reason, /declares none/);
+  });
+
+  test("check fills in defaults and the image's hash; diff replaces on image or port changes", async () => {
+    const { inputs, failures } = await checkVm({ image: forever });
+    assert.deepEqual(failures, []);
+    assert.equal(inputs.memoryMiB, 128);
+    assert.match(inputs.imageSha256 ?? "", /^[0-9a-f]{64}$/);
+    const same = await vmProvider.diff("id", inputs, inputs);
+    assert.equal(same.changes, false);
+    const moved = await vmProvider.diff("id", inputs, {
+      ...inputs,
+      ports: [{ host: 8080, guest: 80 }],
+    });
+    assert.deepEqual([moved.changes, moved.replaces], [true, ["ports"]]);
+    const waiting = await vmProvider.diff("id", inputs, {
+      ...inputs,
+      waitFor: { console: "x", timeoutSeconds: 5 },
+    });
+    assert.deepEqual([waiting.changes, waiting.replaces], [true, []]);
+  });
+
+  test("create boots a test kernel's disk image and sees its banner and arguments", async () => {
+    const image = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir: join(dir, "image"),
+      format: "raw",
+      bootArgs: ["--hello=Hi"],
+    });
+    const { inputs } = await checkVm({
+      image: image.disk.path,
+      waitFor: { console: "^Command line is: ", timeoutSeconds: 120 },
+      cacheDir: join(dir, "cache-kernel"),
+    });
+    const { id, outs } = await vmProvider.create(inputs);
+    assert.ok(outs);
+    assert.deepEqual(outs.console.slice(-3), [
+      "Solo5-like test unikernel (pulumi-mirage) target=virtio",
+      "Hello, World",
+      "Command line is: '--hello=Hi'",
+    ]);
+    await vmProvider.delete(id, outs);
+    assert.equal(existsSync(outs.stateDir), false);
+  });
+
+  test("create boots the image and waits for its console; read sees it die and cleans up", async () => {
+    const cacheDir = join(dir, "cache-lifecycle");
+    const { inputs } = await checkVm({
+      image: forever,
+      waitFor: { console: "keeps running", timeoutSeconds: 120 },
+      cacheDir,
+    });
+    const { id, outs } = await vmProvider.create(inputs);
+    assert.ok(outs);
+    assert.deepEqual(outs.console, ["Hello from a VM that keeps running"]);
+    assert.equal(outs.accel, "tcg");
+    assert.equal(isRunning(outs), true);
+    assert.equal((await vmProvider.read(id, outs)).id, id);
+
+    process.kill(outs.pid, "SIGKILL");
+    while (isRunning(outs)) await sleep(20);
+    assert.equal((await vmProvider.read(id, outs)).id, "");
+    // The engine drops a gone resource without calling delete: read removed its files.
+    assert.equal(existsSync(outs.stateDir), false);
+
+    await vmProvider.delete(id, outs);
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("two VMs run at once, each forwarding its own host port", async () => {
+    const cacheDir = join(dir, "cache-two");
+    const ports = [await freePort(), await freePort()];
+    while (ports[1] === ports[0]) ports[1] = await freePort();
+    const vms = await Promise.all(
+      ports.map(async (port) => {
+        const { inputs } = await checkVm({
+          image: forever,
+          ports: [{ host: port, guest: 80 }],
+          waitFor: { console: "Hello", timeoutSeconds: 120 },
+          cacheDir,
+        });
+        return vmProvider.create(inputs);
+      }),
+    );
+    try {
+      assert.notEqual(vms[0].outs?.pid, vms[1].outs?.pid);
+      for (const port of ports) assert.equal(await accepts(port), true, `port ${port}`);
+    } finally {
+      for (const vm of vms) await vmProvider.delete(vm.id, vm.outs as never);
+    }
+    for (const port of ports) assert.equal(await accepts(port), false, `port ${port} after delete`);
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("a host port already in use fails create with QEMU's own message", async () => {
+    const server = createServer();
+    await new Promise<void>((resolvePromise) => server.listen(0, "127.0.0.1", resolvePromise));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const { inputs } = await checkVm({
+        image: forever,
+        ports: [{ host: port, guest: 80 }],
+        cacheDir: join(dir, "cache-busy"),
+      });
+      await assert.rejects(
+        vmProvider.create(inputs),
+        new RegExp(
+          `exited at once[\\s\\S]*QEMU said:[\\s\\S]*Could not set up host forwarding rule 'tcp:127.0.0.1:${port}-:80'`,
+        ),
+      );
+    } finally {
+      server.close();
+    }
+  });
+
+  test("a console that never matches fails create with its tail, and stops the VM", async () => {
+    const cacheDir = join(dir, "cache-timeout");
+    const { inputs } = await checkVm({
+      image: forever,
+      waitFor: { console: "never printed", timeoutSeconds: 3 },
+      cacheDir,
+    });
+    await assert.rejects(vmProvider.create(inputs), (error: Error) => {
+      assert.match(error.message, /did not match \/never printed\/ within 3 s/);
+      assert.match(error.message, /Hello from a VM that keeps running/);
+      return true;
+    });
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+});
+
+describe("local.Process", () => {
+  test("an hvt kernel without its tender is refused by name", async () => {
+    const { failures } = await checkProcess({
+      kernel: forever,
+      target: "hvt",
+      tender: join(dir, "no-such-solo5-hvt"),
+    });
+    assert.equal(failures[0].property, "tender");
+    assert.match(failures[0].reason, /solo5-hvt/);
+    const virtio = await checkProcess({ kernel: forever, target: "virtio" });
+    assert.match(virtio.failures[0].reason, /local\.Vm/);
+  });
+
+  test("runs an hvt kernel under its tender (the stand-in), with memory and arguments", async () => {
+    const tender = resolve(__dirname, "..", "..", "test", "standins", "solo5-hvt");
+    const kernel = await testKernel("hvt");
+    const { inputs, failures } = await checkProcess({
+      kernel,
+      target: "hvt",
+      tender,
+      memoryMiB: 64,
+      args: ["--hello=Hi"],
+      waitFor: { console: "would run", timeoutSeconds: 60 },
+      cacheDir: join(dir, "cache-hvt"),
+    });
+    assert.deepEqual(failures, []);
+    const { id, outs } = await processProvider.create(inputs);
+    assert.ok(outs);
+    // The tender's command line, as the running process has it (the stand-in is a node script).
+    const argv = readFileSync(`/proc/${outs.pid}/cmdline`, "utf8").split("\0").slice(1, -1);
+    assert.deepEqual(argv, [tender, "--mem=64", "--", kernel, "--hello=Hi"]);
+    assert.deepEqual(outs.console, [
+      `solo5-hvt stand-in: would run ${kernel} with --mem=64 and arguments '--hello=Hi' (no KVM here)`,
+    ]);
+    await processProvider.delete(id, outs);
+    assert.equal(isRunning(outs), false);
+  });
+
+  test("finds the tender on PATH when none is given", async () => {
+    const saved = process.env.PATH;
+    process.env.PATH = `${resolve(__dirname, "..", "..", "test", "standins")}:${saved}`;
+    try {
+      const { inputs, failures } = await checkProcess({
+        kernel: await testKernel("spt"),
+        target: "spt",
+      });
+      assert.deepEqual(failures, []);
+      assert.match(inputs.tender ?? "", /test\/standins\/solo5-spt$/);
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+
+  test("runs a unix build in the background until deleted", async () => {
+    const cacheDir = join(dir, "cache-unix");
+    const program = await testUnixProgram();
+    const { inputs, failures } = await checkProcess({
+      kernel: program,
+      target: "unix",
+      args: ["--serve", "--hello=Hi"],
+      waitFor: { console: "Command line is", timeoutSeconds: 60 },
+      cacheDir,
+    });
+    assert.deepEqual(failures, []);
+    const { id, outs } = await processProvider.create(inputs);
+    assert.ok(outs);
+    assert.deepEqual(outs.console, [
+      "Solo5-like test unikernel (pulumi-mirage) target=unix",
+      "Hello, World",
+      "Command line is: '--serve --hello=Hi'",
+    ]);
+    assert.equal((await processProvider.read(id, outs)).id, id);
+    await processProvider.delete(id, outs);
+    assert.equal(isRunning(outs), false);
+    assert.equal((await processProvider.read(id, outs)).id, "");
+    assert.equal(existsSync(outs.stateDir), false);
+  });
+
+  test("a program that exits before its console matches fails create", async () => {
+    const program = await testUnixProgram();
+    const { inputs } = await checkProcess({
+      kernel: program,
+      target: "unix",
+      args: ["once"],
+      waitFor: { console: "never printed", timeoutSeconds: 60 },
+      cacheDir: join(dir, "cache-exit"),
+    });
+    await assert.rejects(
+      processProvider.create(inputs),
+      /exited before its console matched[\s\S]*Command line is: 'once'/,
+    );
+  });
+});
+
+describe("sdk local.Vm and local.Process under mocks", () => {
+  interface Registration {
+    type: string;
+    name: string;
+    inputs: Record<string, unknown>;
+  }
+  const registered: Registration[] = [];
+  const image = { path: "/cache/images/ab/disk.raw", sha256: "ab".repeat(32), target: "virtio" };
+  const manifest = [{ name: "service", type: "net" }];
+
+  before(() => {
+    pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+          const extra = args.type.endsWith(":DiskImage") ? { ...image, manifest } : { pid: 42 };
+          return { id: `${args.name}-id`, state: { ...args.inputs, ...extra } };
+        },
+        call: () => ({}),
+      },
+      "project",
+      "stack",
+      false,
+    );
+  });
+
+  /** Resolves an output, failing instead of hanging when the provider cannot be serialized. */
+  function settled<T>(output: pulumi.Output<T>): Promise<T> {
+    return new Promise<T>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error("output did not resolve")), 20_000);
+      output.apply((value) => {
+        clearTimeout(timer);
+        resolvePromise(value);
+      });
+    });
+  }
+
+  test("a Vm takes a DiskImage's path, hash, target and devices, and registers as LocalVm", async () => {
+    const disk = new DiskImage("img", { kernel: "/kernels/hello.virtio" });
+    const vm = new local.Vm("vm", { image: disk, ports: [{ host: 8080, guest: 80 }] });
+    assert.equal(await settled(vm.pid), 42);
+    const found = registered.find((r) => r.name === "vm");
+    assert.ok(found);
+    assert.equal(found.type, "pulumi-nodejs:dynamic/pulumi-mirage:LocalVm");
+    assert.equal(found.inputs.image, image.path);
+    assert.equal(found.inputs.imageSha256, image.sha256);
+    assert.equal(found.inputs.target, "virtio");
+    assert.deepEqual(found.inputs.manifest, manifest);
+    assert.deepEqual(found.inputs.ports, [{ host: 8080, guest: 80 }]);
+  });
+
+  test("a Vm's console is as secret as its DiskImage's boot arguments", async () => {
+    const plain = new local.Vm("vm-plain", {
+      image: new DiskImage("img-plain", { kernel: "/kernels/hello.virtio", bootArgs: ["--a=1"] }),
+    });
+    const hidden = new local.Vm("vm-secret", {
+      image: new DiskImage("img-secret", {
+        kernel: "/kernels/hello.virtio",
+        bootArgs: ["--a=1", pulumi.secret("--token=x")],
+      }),
+    });
+    await Promise.all([settled(plain.pid), settled(hidden.pid)]);
+    assert.equal(await pulumi.isSecret(plain.console), false);
+    assert.equal(await pulumi.isSecret(hidden.console), true);
+  });
+
+  test("a Process takes a kernel path with its target, and registers as LocalProcess", async () => {
+    const process_ = new local.Process("proc", {
+      kernel: "/kernels/hello",
+      target: "unix",
+      args: ["--hello=Hi"],
+    });
+    assert.equal(await settled(process_.pid), 42);
+    const found = registered.find((r) => r.name === "proc");
+    assert.ok(found);
+    assert.equal(found.type, "pulumi-nodejs:dynamic/pulumi-mirage:LocalProcess");
+    assert.deepEqual(
+      [found.inputs.kernel, found.inputs.target, found.inputs.args],
+      ["/kernels/hello", "unix", ["--hello=Hi"]],
+    );
+  });
+});
+
+describe("through the real dynamic-provider process", () => {
+  // The engine stops the provider process after each operation: what create starts must outlive
+  // it, and a later provider process must find it, see its death, and clean up.
+  test("a VM outlives the provider that created it; another one reads and deletes it", async () => {
+    const cacheDir = join(dir, "cache-grpc-vm");
+    const first = await startDynamicProvider();
+    let created: { id: string; outs: Record<string, unknown> };
+    try {
+      const { inputs, failures } = await first.check(
+        "local-vm",
+        {},
+        {
+          image: forever,
+          waitFor: { console: "keeps running", timeoutSeconds: 120 },
+          cacheDir,
+        },
+      );
+      assert.deepEqual(failures, []);
+      created = await first.create("local-vm", inputs);
+    } finally {
+      await first.stop();
+    }
+    const vm = created.outs as unknown as ProcessIdentity & { stateDir: string; console: string[] };
+    assert.deepEqual(vm.console, ["Hello from a VM that keeps running"]);
+    assert.equal(isRunning(vm), true);
+
+    const second = await startDynamicProvider();
+    try {
+      assert.equal((await second.read("local-vm", created.id, created.outs)).id, created.id);
+      // A new waitFor changes nothing that runs: an update that keeps the VM.
+      const news = { ...created.outs, waitFor: { console: "Hello", timeoutSeconds: 5 } };
+      const diff = await second.diff("local-vm", created.id, created.outs, news);
+      assert.deepEqual([diff.changes, diff.replaces], [true, []]);
+      const updated = await second.update("local-vm", created.id, created.outs, news);
+      assert.equal(updated.outs.pid, vm.pid);
+      // A new image does not.
+      const moved = await second.diff("local-vm", created.id, created.outs, {
+        ...created.outs,
+        imageSha256: "0".repeat(64),
+      });
+      assert.deepEqual(
+        [moved.changes, moved.replaces, moved.deleteBeforeReplace],
+        [true, ["imageSha256"], true],
+      );
+      process.kill(vm.pid, "SIGKILL");
+      while (isRunning(vm)) await sleep(20);
+      assert.equal((await second.read("local-vm", created.id, created.outs)).id, "");
+      await second.delete("local-vm", created.id, created.outs);
+    } finally {
+      await second.stop();
+    }
+    assert.equal(existsSync(vm.stateDir), false);
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("a unix process outlives the provider; delete from another provider stops it", async () => {
+    const program = await testUnixProgram();
+    const first = await startDynamicProvider();
+    let created: { id: string; outs: Record<string, unknown> };
+    try {
+      const { inputs } = await first.check(
+        "local-process",
+        {},
+        {
+          kernel: program,
+          target: "unix",
+          args: ["--serve"],
+          waitFor: { console: "^Command line is: '--serve'$", timeoutSeconds: 60 },
+          cacheDir: join(dir, "cache-grpc-process"),
+        },
+      );
+      created = await first.create("local-process", inputs);
+    } finally {
+      await first.stop();
+    }
+    const identity = created.outs as unknown as ProcessIdentity;
+    assert.equal(isRunning(identity), true);
+    const second = await startDynamicProvider();
+    try {
+      await second.delete("local-process", created.id, created.outs);
+    } finally {
+      await second.stop();
+    }
+    assert.equal(isRunning(identity), false);
+  });
+
+  test("the default program's chain: a Unikernel built, its DiskImage, booted in a local.Vm", async () => {
+    // What examples/local declares, as the SDK sends it; `mirage` is the stand-in (test kernels).
+    const standin = await Standin.setUp();
+    const provider = await startDynamicProvider();
+    const cacheDir = join(dir, "cache-chain");
+    try {
+      const run = async (module: "unikernel" | "disk-image" | "local-vm", news: Props) => {
+        const { inputs, failures } = await provider.check(module, {}, news);
+        assert.deepEqual(failures, [], module);
+        return (await provider.create(module, inputs)).outs;
+      };
+      const kernel = await run("unikernel", {
+        source: await standin.source("hello"),
+        target: "virtio",
+        mirage: STANDIN,
+        cacheDir,
+      });
+      const image = await run("disk-image", {
+        kernelPath: kernel.kernelPath,
+        kernelSha256: kernel.sha256,
+        kernelId: kernel.fingerprint,
+        unikernelName: kernel.name,
+        target: kernel.target,
+        manifest: kernel.manifest,
+        format: "raw",
+        bootArgs: ["--hello=Hi"],
+        cacheDir,
+      });
+      const vm = await run("local-vm", {
+        image: image.path,
+        imageSha256: image.sha256,
+        target: image.target,
+        manifest: image.manifest,
+        ports: [],
+        waitFor: { console: "^Command line is: ", timeoutSeconds: 120 },
+        cacheDir,
+      });
+      // After the bootloader's own lines, the kernel's.
+      const lines = vm.console as string[];
+      const banner = lines.indexOf("Solo5-like test unikernel (pulumi-mirage) target=virtio");
+      assert.ok(banner >= 0, lines.join("\n"));
+      assert.deepEqual(lines.slice(banner + 1, banner + 3), [
+        "Hello, World",
+        "Command line is: '--hello=Hi'",
+      ]);
+      await provider.delete("local-vm", "", vm);
+    } finally {
+      await provider.stop();
+      await standin.tearDown();
+    }
+    assert.deepEqual(processesMentioning(cacheDir), []);
+  });
+
+  test("check failures reach the engine with the property named", async () => {
+    const provider = await startDynamicProvider();
+    try {
+      const { failures } = await provider.check(
+        "local-process",
+        {},
+        { kernel: forever, target: "hvt", tender: "/nonexistent/solo5-hvt" },
+      );
+      assert.equal(failures[0].property, "tender");
+      assert.match(failures[0].reason, /solo5-hvt/);
+    } finally {
+      await provider.stop();
+    }
+  });
+});
