@@ -1,8 +1,9 @@
 // The engine side of `DiskImage` (sdk/disk-image.ts): check refuses kernels a format cannot boot
 // and computes the content-addressed objectName (so a preview shows the exact name dependents
-// will use), diff replaces only when that name changes, create serves the image from the cache
-// or builds it with provider/image. Boot arguments may be secret: they never reach a log line or
-// an error message, and the `bootArgs` output stays secret because its input was.
+// will use), create serves the image from the cache or builds it with provider/image; diff, read
+// and delete are storedFileProvider's (inputs.ts): a replacement when that name changes or a
+// refresh found the cached image gone or changed. Boot arguments may be secret: they never reach
+// a log line or an error message, and the `bootArgs` output stays secret because its input was.
 import { basename, extname, join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { withScratchDir } from "../atomic";

@@ -1,7 +1,7 @@
 // The engine side of `Unikernel` (sdk/unikernel.ts): check validates and fingerprints (fast, no
-// build: it runs on every preview), diff replaces only when the fingerprint changes, create and
-// update get the kernel from the cache or build it, read reports a cached kernel that is gone or
-// changed. Delete leaves the cache entry: another resource or stack may use the same kernel.
+// build: it runs on every preview); create and update get the kernel from the cache or build it.
+// Diff, read and delete are storedFileProvider's (inputs.ts): a replacement when the fingerprint
+// changes or a refresh found the cached kernel gone or changed; delete leaves the cache entry.
 import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, extname } from "node:path";
