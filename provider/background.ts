@@ -33,7 +33,7 @@ function procStat(pid: number): ProcStat | undefined {
 }
 
 /** The start time of process `pid` as /proc gives it (field 22 of /proc/PID/stat). */
-export function processStartTime(pid: number): number | undefined {
+function processStartTime(pid: number): number | undefined {
   return procStat(pid)?.startTime;
 }
 

@@ -47,7 +47,7 @@ async function isGzip(path: string): Promise<boolean> {
  * The raw disk to boot: `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
  * is extracted into `dir` keeping it sparse.
  */
-export async function diskOf(image: string, dir: string): Promise<string> {
+async function diskOf(image: string, dir: string): Promise<string> {
   if (!existsSync(image)) throw new Error(`image ${image} does not exist`);
   if (!(await isGzip(image))) return image;
   await run("tar", ["-xSzf", image, "-C", dir, "disk.raw"], { timeoutMs: 10 * 60 * 1000 });

@@ -20,7 +20,7 @@ export interface WaitFor {
   timeoutSeconds: number;
 }
 
-export const DEFAULT_WAIT_SECONDS = 60;
+const DEFAULT_WAIT_SECONDS = 60;
 /** How long a process without `waitFor` must stay up for create to call it started. */
 const SETTLE_MS = 1000;
 /** How many console lines the `console` output keeps. */
