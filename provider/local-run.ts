@@ -12,7 +12,7 @@ import {
   watchLog,
 } from "./background";
 import { cacheDir } from "./cache";
-import { isKnown } from "./resources/inputs";
+import { changedKeys, isKnown } from "./resources/inputs";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
 export interface WaitFor {
@@ -148,4 +148,30 @@ export async function readRun<T extends RunOutputs>(
 export async function deleteRun(props: RunOutputs): Promise<void> {
   await stopBackground(props);
   if (props.stateDir) await rm(props.stateDir, { recursive: true, force: true });
+}
+
+/**
+ * diff, read, update and delete, the same for every local run. A running process cannot be
+ * changed, so any input in `replacing` replaces it, the old one first (it may hold host ports the
+ * new one needs); `waitFor` alone concerns a start that already happened and updates in place.
+ */
+export function runLifecycle<I extends { waitFor?: unknown }, O extends I & RunOutputs>(
+  replacing: readonly (keyof I & string)[],
+) {
+  return {
+    async diff(_id: string, olds: I, news: I): Promise<pulumi.dynamic.DiffResult> {
+      const replaces = changedKeys({ ...olds }, { ...news }, replacing);
+      const waitFor = changedKeys({ ...olds }, { ...news }, ["waitFor"]);
+      return {
+        changes: replaces.length > 0 || waitFor.length > 0,
+        replaces,
+        deleteBeforeReplace: true,
+      };
+    },
+    read: (id: string, props: O) => readRun(id, props),
+    async update(_id: string, olds: O, news: I) {
+      return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
+    },
+    delete: (_id: string, props: O) => deleteRun(props),
+  };
 }

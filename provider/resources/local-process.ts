@@ -12,13 +12,12 @@ import {
   checkWaitFor,
   consoleHead,
   definedOnly,
-  deleteRun,
   newRun,
   type RunOutputs,
-  readRun,
+  runLifecycle,
   type WaitFor,
 } from "../local-run";
-import { changedKeys, isKnown } from "./inputs";
+import { isKnown } from "./inputs";
 
 export type ProcessTarget = "hvt" | "spt" | "unix";
 const TARGETS: readonly string[] = ["hvt", "spt", "unix"];
@@ -136,20 +135,6 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
   return { inputs: definedOnly({ ...news, kernelSha256, args, tender, waitFor }), failures };
 }
 
-async function diff(
-  _id: string,
-  olds: ProcessInputs,
-  news: ProcessInputs,
-): Promise<pulumi.dynamic.DiffResult> {
-  const replaces = changedKeys({ ...olds }, { ...news }, REPLACING);
-  // The old process may hold ports the new one needs.
-  return {
-    changes: replaces.length > 0 || changedKeys({ ...olds }, { ...news }, ["waitFor"]).length > 0,
-    replaces,
-    deleteBeforeReplace: true,
-  };
-}
-
 /** The program to run and its arguments: the tender's CLI is `TENDER [--mem=MB] -- KERNEL ARGS...`. */
 function commandFor(inputs: ProcessInputs): string[] {
   if (inputs.target === "unix") return [inputs.kernel, ...inputs.args];
@@ -196,17 +181,8 @@ async function create(inputs: ProcessInputs): Promise<pulumi.dynamic.CreateResul
   };
 }
 
-async function read(id: string, props: ProcessOutputs) {
-  return readRun(id, props);
-}
-
-/** Only `waitFor` changes in place, and it concerns a start that already happened. */
-async function update(_id: string, olds: ProcessOutputs, news: ProcessInputs) {
-  return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
-}
-
-async function remove(_id: string, props: ProcessOutputs) {
-  await deleteRun(props);
-}
-
-export const provider = { check, diff, create, read, update, delete: remove };
+export const provider = {
+  check,
+  create,
+  ...runLifecycle<ProcessInputs, ProcessOutputs>(REPLACING),
+};

@@ -10,14 +10,13 @@ import {
   checkWaitFor,
   consoleHead,
   definedOnly,
-  deleteRun,
   newRun,
   type RunOutputs,
-  readRun,
+  runLifecycle,
   type WaitFor,
 } from "../local-run";
 import { kvmUsable, type PortForward } from "../qemu";
-import { changedKeys, type Device, isKnown } from "./inputs";
+import { type Device, isKnown } from "./inputs";
 
 export interface VmInputs {
   /** A raw disk image or a GCE image.tar.gz. */
@@ -143,20 +142,6 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
   return { inputs, failures };
 }
 
-async function diff(
-  _id: string,
-  olds: VmInputs,
-  news: VmInputs,
-): Promise<pulumi.dynamic.DiffResult> {
-  const replaces = changedKeys({ ...olds }, { ...news }, REPLACING);
-  return {
-    changes: replaces.length > 0 || changedKeys({ ...olds }, { ...news }, ["waitFor"]).length > 0,
-    replaces,
-    // Its host ports are in use until the old VM stops.
-    deleteBeforeReplace: true,
-  };
-}
-
 async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmOutputs>> {
   const { id, dir } = await newRun("vm", inputs.cacheDir);
   const net = inputs.net ?? declaresNet(inputs.manifest) ?? inputs.ports.length > 0;
@@ -197,17 +182,4 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
   };
 }
 
-async function read(id: string, props: VmOutputs) {
-  return readRun(id, props);
-}
-
-/** Only `waitFor` changes in place, and it concerns a start that already happened. */
-async function update(_id: string, olds: VmOutputs, news: VmInputs) {
-  return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
-}
-
-async function remove(_id: string, props: VmOutputs) {
-  await deleteRun(props);
-}
-
-export const provider = { check, diff, create, read, update, delete: remove };
+export const provider = { check, create, ...runLifecycle<VmInputs, VmOutputs>(REPLACING) };
