@@ -1,6 +1,7 @@
 // What local.Vm and local.Process share: a state directory per resource, the `waitFor` input,
 // waiting for a started process's console, and the read/delete half of the lifecycle.
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
@@ -12,6 +13,7 @@ import {
   watchLog,
 } from "./background";
 import { cacheDir } from "./cache";
+import { sha256File } from "./hash";
 import { changedKeys, isKnown } from "./resources/inputs";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
@@ -174,4 +176,25 @@ export function runLifecycle<I extends { waitFor?: unknown }, O extends I & RunO
     },
     delete: (_id: string, props: O) => deleteRun(props),
   };
+}
+
+/**
+ * check: the file a local run starts from (`kernel`, `image`), given by a resource with its
+ * sha256, or as a bare path, hashed here so that its content decides replacement. Returns the
+ * sha256, or undefined (with a failure pushed, or while the path is unknown at preview).
+ */
+export async function checkRunFile(
+  property: string,
+  value: unknown,
+  sha256: string | undefined,
+  expected: string,
+  failures: pulumi.dynamic.CheckFailure[],
+): Promise<string | undefined> {
+  if (typeof value !== "string" || value === "") {
+    failures.push({ property, reason: `${property} is required: ${expected}` });
+  } else if (isKnown(value) && !sha256) {
+    if (existsSync(value)) return sha256File(value);
+    failures.push({ property, reason: `${property} ${value} does not exist: give ${expected}` });
+  }
+  return sha256;
 }

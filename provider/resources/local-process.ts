@@ -1,14 +1,13 @@
 // local.Process: a unikernel run as a local background process: hvt and spt kernels under their
 // Solo5 tender (`solo5-hvt`, `solo5-spt`), unix builds as plain programs. It outlives the dynamic
 // provider; every input except `waitFor` replaces it.
-import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import type * as pulumi from "@pulumi/pulumi";
 import { startBackground } from "../background";
 import { findExecutable } from "../exec";
-import { sha256File } from "../hash";
 import {
   awaitStarted,
+  checkRunFile,
   checkWaitFor,
   consoleHead,
   definedOnly,
@@ -87,16 +86,13 @@ function checkTender(
 async function check(_olds: unknown, news: Record<string, unknown>) {
   const failures: pulumi.dynamic.CheckFailure[] = [];
   const kernel = news.kernel;
-  let kernelSha256 = news.kernelSha256 as string | undefined;
-  if (typeof kernel !== "string" || kernel === "") {
-    failures.push({
-      property: "kernel",
-      reason: "kernel is required: a Unikernel resource, or the path of a kernel binary",
-    });
-  } else if (isKnown(kernel) && !kernelSha256) {
-    if (existsSync(kernel)) kernelSha256 = await sha256File(kernel);
-    else failures.push({ property: "kernel", reason: `kernel ${kernel} does not exist` });
-  }
+  const kernelSha256 = await checkRunFile(
+    "kernel",
+    kernel,
+    news.kernelSha256 as string | undefined,
+    "a Unikernel resource, or the path of a kernel binary",
+    failures,
+  );
   const target = news.target as ProcessTarget;
   let tender: string | undefined;
   if (isKnown(target)) {

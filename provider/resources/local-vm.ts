@@ -1,12 +1,11 @@
 // local.Vm: a disk image booted in QEMU as a background process that outlives the dynamic provider.
 // A VM cannot be changed while it runs, so every input except `waitFor` replaces it.
-import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import type * as pulumi from "@pulumi/pulumi";
 import { qemuMessages, startVm } from "../boot";
-import { sha256File } from "../hash";
 import {
   awaitStarted,
+  checkRunFile,
   checkWaitFor,
   consoleHead,
   definedOnly,
@@ -96,21 +95,13 @@ function declaresNet(manifest: VmInputs["manifest"]): boolean | undefined {
 async function check(_olds: unknown, news: Record<string, unknown>) {
   const failures: pulumi.dynamic.CheckFailure[] = [];
   const image = news.image;
-  let imageSha256 = news.imageSha256 as string | undefined;
-  if (typeof image !== "string" || image === "") {
-    failures.push({
-      property: "image",
-      reason: "image is required: a DiskImage resource, or the path of a disk.raw or image.tar.gz",
-    });
-  } else if (isKnown(image) && !imageSha256) {
-    // A bare path: its content decides whether the VM must be replaced.
-    if (existsSync(image)) imageSha256 = await sha256File(image);
-    else
-      failures.push({
-        property: "image",
-        reason: `image ${image} does not exist: give the path of a disk.raw or image.tar.gz, or a DiskImage resource`,
-      });
-  }
+  const imageSha256 = await checkRunFile(
+    "image",
+    image,
+    news.imageSha256 as string | undefined,
+    "a DiskImage resource, or the path of a disk.raw or image.tar.gz",
+    failures,
+  );
   const target = news.target;
   if (typeof target === "string" && isKnown(target) && target !== "virtio") {
     failures.push({
