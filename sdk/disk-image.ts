@@ -23,6 +23,25 @@ export interface DiskImageArgs {
   cacheDir?: pulumi.Input<string>;
 }
 
+/** The `Unikernel` outputs a DiskImage's engine needs. */
+type KernelOutputs = "kernelPath" | "sha256" | "fingerprint" | "name" | "target" | "manifest";
+
+/**
+ * The DiskImage inputs that carry a Unikernel's outputs: the contract between this class and
+ * provider/resources/disk-image.ts (the fingerprint makes `objectName` known at preview, before
+ * the kernel is built). Generic so that tests feed the engine exactly what the SDK sends.
+ */
+export function unikernelInputs<K extends Partial<Record<KernelOutputs, unknown>>>(kernel: K) {
+  return {
+    kernelPath: kernel.kernelPath,
+    kernelSha256: kernel.sha256,
+    kernelId: kernel.fingerprint,
+    unikernelName: kernel.name,
+    target: kernel.target,
+    manifest: kernel.manifest,
+  };
+}
+
 /**
  * A bootable disk image of a unikernel: a BIOS disk (syslinux for virtio, GRUB for xen), as a
  * bare disk.raw or packed for a cloud. The same kernel and boot arguments always give the same
@@ -58,17 +77,12 @@ export class DiskImage extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: DiskImageArgs, opts?: pulumi.CustomResourceOptions) {
     const kernel = args.kernel;
-    const fromResource = kernel instanceof pulumi.Resource;
     super(
       engineProvider("disk-image"),
       name,
       {
-        kernelPath: fromResource ? kernel.kernelPath : kernel,
-        kernelSha256: fromResource ? kernel.sha256 : undefined,
-        kernelId: fromResource ? kernel.fingerprint : undefined,
-        unikernelName: fromResource ? kernel.name : undefined,
-        target: fromResource ? kernel.target : undefined,
-        manifest: fromResource ? kernel.manifest : undefined,
+        // Every key is present even for a path: only the keys given here become outputs.
+        ...unikernelInputs(kernel instanceof pulumi.Resource ? kernel : { kernelPath: kernel }),
         format: args.format ?? "raw",
         bootArgs: args.bootArgs ?? [],
         cacheDir: args.cacheDir,

@@ -9,6 +9,7 @@ import { sha256File } from "../provider/hash";
 import { provider } from "../provider/resources/disk-image";
 import { UNKNOWN } from "../provider/resources/inputs";
 import { provider as unikernels } from "../provider/resources/unikernel";
+import { unikernelInputs } from "../sdk/disk-image";
 import { testKernel } from "./support/kernels";
 import { STANDIN, Standin } from "./support/standin";
 
@@ -30,13 +31,10 @@ function pathInputs(kernelPath: string, extra: Props = {}): Props {
 
 /** Inputs as the SDK sends them for a Unikernel resource's outputs. */
 function resourceInputs(unikernel: Props, extra: Props = {}): Props {
+  // What a preview sends: outputs known only once the kernel is built are unknown.
+  const { kernelPath = UNKNOWN, sha256 = UNKNOWN, manifest = UNKNOWN } = unikernel;
   return {
-    kernelPath: unikernel.kernelPath ?? UNKNOWN,
-    kernelSha256: unikernel.sha256 ?? UNKNOWN,
-    kernelId: unikernel.fingerprint,
-    unikernelName: unikernel.name,
-    target: unikernel.target,
-    manifest: unikernel.manifest ?? UNKNOWN,
+    ...unikernelInputs({ ...unikernel, kernelPath, sha256, manifest }),
     format: "gce",
     bootArgs: [],
     cacheDir: unikernel.cacheDir,

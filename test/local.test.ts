@@ -17,7 +17,7 @@ import {
   provider as processProvider,
 } from "../provider/resources/local-process";
 import { type VmInputs, provider as vmProvider } from "../provider/resources/local-vm";
-import { DiskImage } from "../sdk/disk-image";
+import { DiskImage, unikernelInputs } from "../sdk/disk-image";
 import * as local from "../sdk/local";
 import { bootSectorDisk } from "./support/boot-sector";
 import { type Props, startDynamicProvider } from "./support/dynamic-provider";
@@ -512,12 +512,7 @@ describe("through the real dynamic-provider process", () => {
         cacheDir,
       });
       const image = await run("disk-image", {
-        kernelPath: kernel.kernelPath,
-        kernelSha256: kernel.sha256,
-        kernelId: kernel.fingerprint,
-        unikernelName: kernel.name,
-        target: kernel.target,
-        manifest: kernel.manifest,
+        ...unikernelInputs(kernel),
         format: "raw",
         bootArgs: ["--hello=Hi"],
         cacheDir,

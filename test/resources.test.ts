@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { run } from "../provider/exec";
 import { sha256File } from "../provider/hash";
+import { unikernelInputs } from "../sdk/disk-image";
 import { repoRoot } from "./support/consumer";
 import {
   type DynamicProvider,
@@ -274,12 +275,7 @@ describe("DiskImage through the dynamic provider", () => {
   /** DiskImage inputs as the SDK sends them for `kernel: unikernel`. */
   function imageArgs(extra: Props = {}): Props {
     return {
-      kernelPath: kernel.kernelPath,
-      kernelSha256: kernel.sha256,
-      kernelId: kernel.fingerprint,
-      unikernelName: kernel.name,
-      target: kernel.target,
-      manifest: kernel.manifest,
+      ...unikernelInputs(kernel),
       format: "raw",
       bootArgs: [],
       cacheDir,
