@@ -1,42 +1,25 @@
 // The MirageOS toolchain command: where it is and which version it is. The version is part of
 // every source fingerprint, so it is asked on every preview; a process remembers the answer per
 // command path and modification time (a reinstalled mirage is asked again).
-import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
-import { delimiter, isAbsolute, join, resolve } from "node:path";
-import { run } from "../exec";
+import { stat } from "node:fs/promises";
+import { resolve } from "node:path";
+import { findExecutable, run } from "../exec";
 
 const NOT_FOUND =
   "mirage was not found on PATH: install it with `opam install mirage` or set the `mirage` property";
-
-async function isExecutableFile(path: string): Promise<boolean> {
-  try {
-    const info = await stat(path);
-    if (!info.isFile()) return false;
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The absolute path of the mirage command: `command` itself when it names a file (absolute, or
  * relative to the working directory), else the first match on PATH. Throws saying how to fix it.
  */
 export async function findMirage(command = "mirage"): Promise<string> {
-  if (command.includes("/")) {
-    const path = isAbsolute(command) ? command : resolve(command);
-    if (await isExecutableFile(path)) return path;
+  const found = findExecutable(command);
+  // Absolute: the build runs in another directory.
+  if (found) return resolve(found);
+  if (command.includes("/"))
     throw new Error(
-      `the mirage property names ${path}, which is not an executable file: give the path of the mirage command, or leave it unset to use mirage on PATH`,
+      `the mirage property names ${resolve(command)}, which is not an executable file: give the path of the mirage command, or leave it unset to use mirage on PATH`,
     );
-  }
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (dir === "") continue;
-    const path = join(dir, command);
-    if (await isExecutableFile(path)) return path;
-  }
   throw new Error(
     command === "mirage" ? NOT_FOUND : `${command} was not found on PATH (the mirage property)`,
   );
