@@ -1,14 +1,7 @@
 // Watching processes from tests: whether one is still there, and waiting for a condition.
 
 /** Whether a process is still there. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { processAlive as alive } from "../../provider/lock";
 
 /** Polls `condition` every 50 ms until it holds; fails naming `what` after `ms`. */
 export async function waitFor(
