@@ -113,7 +113,8 @@ async function build(fileName: string, steps: Step[]): Promise<string> {
 
 /**
  * The test kernel `name`, built if needed; its file is named like mirage's output,
- * `NAME.TARGET` (e.g. `virtio-net.virtio`).
+ * `NAME.TARGET` (e.g. `virtio-net.virtio`). Booted by a multiboot loader, a virtio kernel drops
+ * the first word of its command line and a xen kernel keeps it as given, as Solo5's do.
  */
 export async function testKernel(name: TestKernelName): Promise<string> {
   const variant = VARIANTS[name];
