@@ -70,7 +70,7 @@ describe("Unikernel through the dynamic provider", () => {
     const inputs = await checked(p, "unikernel", news);
     assert.match(String(inputs.fingerprint), /^[0-9a-f]{64}$/);
     assert.equal(inputs.name, "hello");
-    assert.equal(inputs.mirageVersion, "v4.11.0");
+    assert.equal(inputs.mirageVersion, "v4.11.1");
     assert.deepEqual(await buildSteps(news.cacheDir), [], "check builds nothing");
 
     const { id, outs } = await p.create("unikernel", inputs);
