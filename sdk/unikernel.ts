@@ -26,6 +26,14 @@ export interface UnikernelArgs {
   /** The MirageOS toolchain command. Default: `mirage` on PATH. */
   mirage?: pulumi.Input<string>;
   /**
+   * Whether `make depend` lets opam install the system packages the unikernel's libraries need
+   * (opam's depexts, which run the system package manager, often through sudo). Set false where
+   * those packages are preinstalled, such as CI: configure then gets `--no-depext`. A build never
+   * waits for a password; a missing package fails it with the command to run by hand. Changing
+   * it does not rebuild. Default: true (mirage's own default).
+   */
+  depexts?: pulumi.Input<boolean>;
+  /**
    * How many minutes a build (configure, depend, build together) may take before it is killed
    * with every process it started. Default: 30.
    */

@@ -225,12 +225,13 @@ describe("copySourceTree", () => {
 });
 
 describe("combineFingerprint", () => {
-  it("changes with the target, each configure argument and the toolchain version", () => {
+  it("changes with the target, each configure argument and the toolchain's versions", () => {
     const base = {
       tree: "a".repeat(64),
       target: "virtio",
       configureArgs: ["--net=direct"],
       mirageVersion: "v4.11.0",
+      switchVersions: { solo5: "0.12.1", "ocaml-solo5": "1.1.0" },
     };
     const variants = [
       base,
@@ -240,9 +241,17 @@ describe("combineFingerprint", () => {
       { ...base, configureArgs: ["--net=socket"] },
       { ...base, configureArgs: ["--net", "=direct"] },
       { ...base, mirageVersion: "v4.10.0" },
+      { ...base, switchVersions: { solo5: "0.12.0", "ocaml-solo5": "1.1.0" } },
+      { ...base, switchVersions: { solo5: "0.12.1", "ocaml-solo5": "1.0.1" } },
+      { ...base, switchVersions: {} },
     ];
     const fingerprints = new Set(variants.map(combineFingerprint));
     assert.equal(fingerprints.size, variants.length);
     assert.equal(combineFingerprint({ ...base }), combineFingerprint(base));
+    const reordered = { "ocaml-solo5": "1.1.0", solo5: "0.12.1" };
+    assert.equal(
+      combineFingerprint({ ...base, switchVersions: reordered }),
+      combineFingerprint(base),
+    );
   });
 });

@@ -88,10 +88,30 @@ describe("check", () => {
     assert.match(reason, /is built for virtio, but target is xen: set target to "virtio"/);
   });
 
-  it("refuses -t in configureArgs, a bad timeout, and a prebuilt kernel that is not a unikernel", async () => {
+  it("refuses configure arguments that break the build's contract, naming the argument", async () => {
     const source = await standin.source();
-    const args = await failures(sourceInputs(source, { configureArgs: ["-t", "hvt"] }));
-    assert.match(args.configureArgs, /target property/);
+    const refused: [string[], RegExp][] = [
+      [["-t", "hvt"], /^"-t" sets the target: use the target property/],
+      [["-thvt"], /^"-thvt" sets the target/],
+      [["--target=hvt"], /^"--target=hvt" sets the target/],
+      [["--tar", "hvt"], /^"--tar" sets the target/],
+      [["-f", "other.ml"], /^"-f" names another configuration file: .*config\.ml in the source/],
+      [["--file=other.ml"], /^"--file=other\.ml" names another configuration file/],
+      [["--config-file", "x.ml"], /^"--config-file" names another configuration file/],
+      [["--no-depext"], /^"--no-depext" is set by the depexts property/],
+    ];
+    for (const [configureArgs, reason] of refused)
+      assert.match(
+        (await failures(sourceInputs(source, { configureArgs }))).configureArgs ?? "",
+        reason,
+        configureArgs.join(" "),
+      );
+    const depexts = await failures(sourceInputs(source, { depexts: "no" }));
+    assert.match(depexts.depexts, /must be true or false, not "no"/);
+  });
+
+  it("refuses a bad timeout, and a prebuilt kernel that is not a unikernel", async () => {
+    const source = await standin.source();
     const timeout = await failures(sourceInputs(source, { buildTimeoutMinutes: -1 }));
     assert.match(timeout.buildTimeoutMinutes, /positive number of minutes/);
     const notKernel = join(source, "unikernel.ml");
@@ -407,6 +427,94 @@ describe("create", () => {
     assert.equal(outs.sha256, await sha256File(String(outs.kernelPath)));
     const work = await readdir(join(String(inputs.cacheDir), "work"));
     assert.ok(!work.includes(String(child.pid)), "the dead build's scratch area is removed");
+  });
+});
+
+describe("the build environment", () => {
+  /** Runs `work` with the stand-in knobs `env` set in this process's environment. */
+  async function withEnv<T>(env: Record<string, string>, work: () => Promise<T>): Promise<T> {
+    Object.assign(process.env, env);
+    try {
+      return await work();
+    } finally {
+      for (const key of Object.keys(env)) delete process.env[key];
+    }
+  }
+
+  it("runs one make depend at a time per switch, and make build side by side", async () => {
+    const spans = standin.path("spans");
+    const cacheDir = standin.path("cache");
+    const inputs = await Promise.all(
+      ["one", "two"].map(async (name) =>
+        checked(sourceInputs(await standin.source(name), { cacheDir })),
+      ),
+    );
+    await withEnv({ MIRAGE_STANDIN_SPANS: spans, MIRAGE_STANDIN_SLEEP: "depend:1,build:2" }, () =>
+      Promise.all(inputs.map((i) => provider.create(i))),
+    );
+    const all = (await readFile(spans, "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { step: string; start: number; end: number });
+    const [a, b] = all.filter((s) => s.step === "depend");
+    assert.ok(a && b && (a.end <= b.start || b.end <= a.start), "the two make depend overlapped");
+    const [c, d] = all.filter((s) => s.step === "build");
+    assert.ok(c && d && c.start < d.end && d.start < c.end, "the two make build took turns");
+  });
+
+  it("reports missing system packages with the command to install them, without waiting", async () => {
+    const inputs = await checked(sourceInputs(await standin.source()));
+    // The stand-in asks for a sudo password on stdin, as opam would: a build must not wait.
+    await withEnv({ MIRAGE_STANDIN_DEPEXTS: "libgmp-dev pkg-config" }, async () => {
+      await assert.rejects(provider.create(inputs), (error: Error) => {
+        assert.match(
+          error.message,
+          /^mirage build failed at step "make depend" \(make depend\): opam could not install the system packages the unikernel's libraries need \(depexts\): libgmp-dev pkg-config\. Install them by hand as root: `apt-get install -qq -yy libgmp-dev pkg-config`, then run the update again; .*set depexts: false/,
+        );
+        assert.match(error.message, /full log: /);
+        return true;
+      });
+    });
+  });
+
+  it("passes --no-depext with depexts: false, without changing the fingerprint", async () => {
+    const source = await standin.source();
+    const on = await checked(sourceInputs(source));
+    const off = await checked(sourceInputs(source, { depexts: false }));
+    assert.equal(off.fingerprint, on.fingerprint);
+    const before = (await standin.invocations()).length;
+    await withEnv({ MIRAGE_STANDIN_DEPEXTS: "libgmp-dev" }, () => provider.create(off));
+    const [configure] = await standin.buildSteps(before);
+    assert.deepEqual(configure?.argv, ["configure", "-t", "virtio", "--no-depext"]);
+  });
+
+  it("fingerprints the Solo5 and ocaml-solo5 versions of mirage's opam switch", async () => {
+    // An opam switch as opam lays it out: bin/mirage and .opam-switch/switch-state.
+    const prefix = standin.path("switch");
+    await mkdir(join(prefix, "bin"), { recursive: true });
+    await mkdir(join(prefix, ".opam-switch"));
+    const mirage = join(prefix, "bin", "mirage");
+    await writeFile(mirage, `#!/bin/sh\nexec ${STANDIN} "$@"\n`);
+    await chmod(mirage, 0o755);
+    const state = join(prefix, ".opam-switch", "switch-state");
+    const writeState = (solo5: string, ocamlSolo5: string) =>
+      writeFile(
+        state,
+        `opam-version: "2.0"\ncompiler: ["ocaml-base-compiler.4.14.2"]\nroots: ["mirage.4.11.1"]\ninstalled: [\n  "dune.3.17.0"\n  "mirage.4.11.1"\n  "ocaml-solo5.${ocamlSolo5}"\n  "solo5.${solo5}"\n]\n`,
+      );
+    await writeState("0.12.1", "1.1.0");
+    const source = await standin.source();
+    const first = await checked(sourceInputs(source, { mirage }));
+    assert.deepEqual(first.switchVersions, { "ocaml-solo5": "1.1.0", solo5: "0.12.1" });
+    assert.equal((await checked(sourceInputs(source, { mirage }))).fingerprint, first.fingerprint);
+    const plain = await checked(sourceInputs(source));
+    assert.notEqual(plain.fingerprint, first.fingerprint, "a mirage outside opam");
+    // opam rewrites switch-state on every install: a new mtime, read again.
+    await new Promise((r) => setTimeout(r, 20));
+    await writeState("0.12.0", "1.1.0");
+    const older = await checked(sourceInputs(source, { mirage }));
+    assert.equal((older.switchVersions as Props).solo5, "0.12.0");
+    assert.notEqual(older.fingerprint, first.fingerprint);
   });
 });
 

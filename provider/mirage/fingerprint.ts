@@ -263,6 +263,8 @@ export interface FingerprintParts {
   configureArgs: readonly string[];
   /** `mirage --version`. */
   mirageVersion: string;
+  /** Solo5 and ocaml-solo5 versions of the opam switch that builds (toolchain.switchVersions). */
+  switchVersions: Readonly<Record<string, string>>;
 }
 
 /** Everything a build depends on, in one hash. */
@@ -274,6 +276,8 @@ export function combineFingerprint(parts: FingerprintParts): string {
       target: parts.target,
       configureArgs: parts.configureArgs,
       mirageVersion: parts.mirageVersion,
+      // Sorted: the same versions give the same hash however they were listed.
+      switchVersions: Object.entries(parts.switchVersions).sort(([a], [b]) => (a < b ? -1 : 1)),
     }),
   );
 }
