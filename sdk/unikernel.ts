@@ -69,12 +69,18 @@ export class Unikernel extends pulumi.dynamic.Resource {
   declare readonly manifest: pulumi.Output<Device[]>;
   /**
    * What the build depends on: the source files (without mirage's generated files and build
-   * directories), target, configure arguments and toolchain version; for a prebuilt kernel, its
+   * directories), target, configure arguments, mirage's version and its switch's Solo5 and
+   * ocaml-solo5 versions; for a prebuilt kernel, its
    * content and target. Known at preview; a change replaces the resource.
    */
   declare readonly fingerprint: pulumi.Output<string>;
   /** The toolchain's version (`mirage --version`), or `prebuilt`. */
   declare readonly mirageVersion: pulumi.Output<string>;
+  /**
+   * The Solo5 and ocaml-solo5 versions of the opam switch mirage belongs to (e.g.
+   * `{ solo5: "0.12.1", "ocaml-solo5": "1.1.0" }`), part of the fingerprint; empty outside opam.
+   */
+  declare readonly switchVersions: pulumi.Output<Record<string, string> | undefined>;
 
   constructor(name: string, args: UnikernelArgs, opts?: pulumi.CustomResourceOptions) {
     super(
@@ -91,6 +97,7 @@ export class Unikernel extends pulumi.dynamic.Resource {
         manifest: undefined,
         fingerprint: undefined,
         mirageVersion: undefined,
+        switchVersions: undefined,
       },
       opts,
       "pulumi-mirage",
