@@ -21,7 +21,12 @@ export interface UnikernelArgs {
   kernel?: pulumi.Input<string>;
   /** The MirageOS target to build for; a prebuilt kernel must be built for it. */
   target: pulumi.Input<Target>;
-  /** Extra `mirage configure` arguments, e.g. `["--net=direct"]`. Default: none. */
+  /**
+   * Extra `mirage configure` arguments, e.g. `["--net=socket"]` for a unix build of a unikernel
+   * whose config.ml declares a stack (`--net` and `--no-dhcp` exist only then: mirage refuses
+   * them otherwise). Not `-t` (use `target`) nor `-f` (the source's config.ml is built); `-o NAME`
+   * names the kernel. Default: none.
+   */
   configureArgs?: pulumi.Input<pulumi.Input<string>[]>;
   /** The MirageOS toolchain command. Default: `mirage` on PATH. */
   mirage?: pulumi.Input<string>;
