@@ -156,10 +156,10 @@ describe("check", () => {
     assert.equal(inputs.name, "web");
     assert.equal(inputs.mirageVersion, "v4.11.1");
     assert.deepEqual(await standin.buildSteps(before), []);
-    const named = await checked(
-      sourceInputs(await standin.source("web"), { configureArgs: ["-o", "api"] }),
-    );
-    assert.equal(named.name, "api");
+    for (const configureArgs of [["-o", "api"], ["-oapi"], ["--output=api"], ["--output", "api"]]) {
+      const named = await checked(sourceInputs(await standin.source("web"), { configureArgs }));
+      assert.equal(named.name, "api", configureArgs.join(" "));
+    }
   });
 
   it("keeps unknown inputs unknown at preview instead of failing", async () => {
@@ -440,6 +440,14 @@ describe("the build environment", () => {
       for (const key of Object.keys(env)) delete process.env[key];
     }
   }
+
+  it("honours -o: the kernel is built and stored under that name", async () => {
+    const outs = await created(
+      sourceInputs(await standin.source("web"), { configureArgs: ["--output=api"] }),
+    );
+    assert.equal(outs.name, "api");
+    assert.ok(String(outs.kernelPath).endsWith("/api.virtio"), String(outs.kernelPath));
+  });
 
   it("runs one make depend at a time per switch, and make build side by side", async () => {
     const spans = standin.path("spans");
