@@ -457,8 +457,15 @@ describe("the build environment", () => {
         checked(sourceInputs(await standin.source(name), { cacheDir })),
       ),
     );
-    await withEnv({ MIRAGE_STANDIN_SPANS: spans, MIRAGE_STANDIN_SLEEP: "depend:1,build:2" }, () =>
-      Promise.all(inputs.map((i) => provider.create(i))),
+    // Each make build waits for the other: the creates can only finish if both run at once.
+    const barrier = `build:${standin.path("barrier")}:2`;
+    await withEnv(
+      {
+        MIRAGE_STANDIN_SPANS: spans,
+        MIRAGE_STANDIN_SLEEP: "depend:1",
+        MIRAGE_STANDIN_BARRIER: barrier,
+      },
+      () => Promise.all(inputs.map((i) => provider.create(i))),
     );
     const all = (await readFile(spans, "utf8"))
       .trim()
