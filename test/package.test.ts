@@ -2,7 +2,7 @@
 // only the peers that user has. A local/xen user installs @pulumi/pulumi alone; gcp and aws users
 // add their provider SDK; every example type-checks against the tarball on TypeScript 5.9 and 6.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
+import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { run } from "../provider/exec";
@@ -86,6 +86,30 @@ console.log(JSON.stringify({
     assert.equal(result.rootAws, awsMessage);
     assert.equal(result.aws, awsMessage);
     assert.equal(result.pureHelper, "none", "aws's plain helpers need no SDK");
+  });
+  it("type-checks a local program without skipLibCheck: no gcp or aws types needed", async () => {
+    const dir = await consumerProject("pulumi-only");
+    const work = await mkdtemp(join(dir, `.program-${process.pid}-`));
+    try {
+      await writeFile(
+        join(work, "index.ts"),
+        `import { DiskImage, local, Unikernel } from "pulumi-mirage";
+import * as gcp from "pulumi-mirage/gcp";
+const kernel = new Unikernel("k", { kernel: "/kernels/hello.virtio", target: "virtio" });
+export const vm = new local.Vm("vm", { image: new DiskImage("i", { kernel }) });
+export const port: gcp.Port = 8080;
+`,
+      );
+      const options = { strict: true, module: "node16", moduleResolution: "node16", noEmit: true };
+      await writeFile(
+        join(work, "tsconfig.json"),
+        JSON.stringify({ compilerOptions: options, files: ["index.ts"] }),
+      );
+      const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
+      await run(process.execPath, [tsc, "-p", work]);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });
 
