@@ -193,7 +193,7 @@ export class UnikernelService extends pulumi.ComponentResource {
       `${name}-image`,
       {
         project: args.project,
-        // The API accepts only this URL form, not gs:// (FACTS.md).
+        // The API accepts only this URL form, not gs:// (docs/platforms.md, Google Compute Engine).
         rawDisk: {
           source: pulumi.interpolate`https://storage.googleapis.com/${upload.bucket}/${upload.name}`,
         },
