@@ -61,10 +61,11 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   image: {
-    args: "KERNEL --out DIR [--format raw|gce] [-- BOOTARG...]",
+    args: "KERNEL --out DIR [--format raw|gce|aws] [-- BOOTARG...]",
     summary:
-      "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio or xen " +
-      "kernel, passing BOOTARGs to it; prints each file's path, sha256 and size as JSON",
+      "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio kernel " +
+      "(raw, gce) or a xen kernel (raw, aws), passing BOOTARGs to it, after the checks DiskImage " +
+      "makes; prints each file's path, sha256 and size as JSON",
     run: (args) => runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
   },
 };
