@@ -28,6 +28,8 @@ export interface AccelChoice {
 export interface KvmProbe {
   usable: boolean;
   reason: string;
+  /** QEMU's first lines when KVM failed (what a boot with a forced `kvm` will say too). */
+  said: string[];
 }
 
 /** A mode given as text; undefined when not given. The error names `what` and the valid modes. */
@@ -76,17 +78,22 @@ export async function probeKvm(qemu: string): Promise<KvmProbe> {
     };
     try {
       await run(qemu, probeArgs(disk), { timeoutMs: PROBE_TIMEOUT_MS, onLine, signal: stop.signal });
-      return { usable: false, reason: "QEMU exited with status 0 before the probe sector ran" };
+      return {
+        usable: false,
+        reason: "QEMU exited with status 0 before the probe sector ran",
+        said: [],
+      };
     } catch (error) {
       if (!(error instanceof ToolError)) throw error;
       const status = (error.cause as { exitCode?: number } | undefined)?.exitCode;
       if (status === PROBE_STATUS && failure === undefined)
-        return { usable: true, reason: "QEMU ran a probe guest with KVM" };
+        return { usable: true, reason: "QEMU ran a probe guest with KVM", said: [] };
       const said = error.tail.filter((line) => line.trim() !== "").slice(0, 3);
       const what = failure ? "stopped the probe guest" : error.reason;
       return {
         usable: false,
         reason: `QEMU with KVM ${what}${said.length > 0 ? `: ${said.join(" / ")}` : ""}`,
+        said,
       };
     }
   } finally {
@@ -144,7 +151,7 @@ export async function chooseAccel(options: {
   const file = probeFile(options.cacheDir);
   const key = await probeKey(options.qemu, device);
   const remembered = await readFile(file, "utf8")
-    .then((text) => JSON.parse(text) as { key?: string; probe?: KvmProbe })
+    .then((text) => JSON.parse(text) as { key?: unknown; probe?: KvmProbe })
     .catch(() => undefined);
   let probe = remembered?.key === key ? remembered.probe : undefined;
   if (!probe) {
