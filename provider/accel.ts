@@ -77,7 +77,11 @@ export async function probeKvm(qemu: string): Promise<KvmProbe> {
       }
     };
     try {
-      await run(qemu, probeArgs(disk), { timeoutMs: PROBE_TIMEOUT_MS, onLine, signal: stop.signal });
+      await run(qemu, probeArgs(disk), {
+        timeoutMs: PROBE_TIMEOUT_MS,
+        onLine,
+        signal: stop.signal,
+      });
       return {
         usable: false,
         reason: "QEMU exited with status 0 before the probe sector ran",

@@ -114,7 +114,6 @@ export interface BootResult {
   accel: AccelChoice;
 }
 
-
 /** On Linux, ties QEMU's life to ours even if we are SIGKILLed (the parent-death signal survives exec). */
 function withParentDeathSignal(file: string, args: string[]): [string, string[]] {
   if (!existsSync("/usr/bin/setpriv")) return [file, args];

@@ -6,8 +6,8 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { bootAndWatch } from "./boot";
 import { type AccelMode, requestedMode } from "./accel";
+import { bootAndWatch } from "./boot";
 import { configuredKernel, defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
 import { parseImageArgs, runImageCommand } from "./image/cli";
 import { inspectKernel } from "./inspect";
@@ -49,7 +49,11 @@ const COMMANDS: Record<string, Command> = {
     async run(args) {
       let kernel: string | undefined;
       try {
-        const { values } = parseArgs({ args, strict: true, options: { kernel: { type: "string" } } });
+        const { values } = parseArgs({
+          args,
+          strict: true,
+          options: { kernel: { type: "string" } },
+        });
         kernel = values.kernel ?? (await configuredKernel(process.cwd()));
       } catch (error) {
         throw new UsageError((error as Error).message);

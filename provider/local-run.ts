@@ -121,10 +121,10 @@ export async function awaitStarted(
     watched.outcome === "failed"
       ? `${watched.failure}; it was stopped`
       : watched.outcome === "timeout"
-      ? `its console did not match /${waitFor?.console}/ within ${waitFor?.timeoutSeconds} s (waitFor)`
-      : waitFor
-        ? `it exited before its console matched /${waitFor.console}/ (waitFor)`
-        : "it exited at once";
+        ? `its console did not match /${waitFor?.console}/ within ${waitFor?.timeoutSeconds} s (waitFor)`
+        : waitFor
+          ? `it exited before its console matched /${waitFor.console}/ (waitFor)`
+          : "it exited at once";
   const stopped = watched.outcome === "timeout" ? "; it was stopped" : "";
   const parts = [`${what} failed to start: ${reason}${stopped}.`];
   if (watched.tail.length > 0)

@@ -161,7 +161,10 @@ describe("the probe, with a stand-in QEMU", () => {
         logFile: join(scratch.path, "stopped.log"),
       });
       assert.equal(result.timedOut, false);
-      assert.match(result.failure ?? "", /^QEMU stopped the guest: KVM internal error\. Suberror: 1/);
+      assert.match(
+        result.failure ?? "",
+        /^QEMU stopped the guest: KVM internal error\. Suberror: 1/,
+      );
       assert.match(result.failure ?? "", /PULUMI_MIRAGE_ACCEL=tcg/);
       const started = readFileSync(pids, "utf8").split("\n").filter(Boolean).map(Number);
       assert.ok(started.length > 0);
