@@ -202,7 +202,10 @@ describe("doctor", () => {
     const cli = doctorCli(join(dir, "empty-cli-kernel"), [], project);
     assert.match(cli.stdout, /MISSING +prebuilt kernel +.*kernels\/hello\.virtio/);
     assert.match(cli.stdout, /^missing +mirage /m);
-    const given = doctorCli(join(dir, "empty-cli-kernel"), ["--kernel", await testKernel("virtio")]);
+    const given = doctorCli(join(dir, "empty-cli-kernel"), [
+      "--kernel",
+      await testKernel("virtio"),
+    ]);
     assert.match(given.stdout, /^ok +prebuilt kernel +.*\(virtio\)$/m);
   });
 

@@ -507,15 +507,18 @@ describe("through the real dynamic-provider process", () => {
     const second = await startDynamicProvider();
     try {
       assert.equal((await second.read("local-vm", created.id, created.outs)).id, created.id);
+      // The engine's news are inputs: the state without what create added (`accel` is the
+      // accelerator used there, the input `accel` was not given).
+      const { accel: _used, ...inputs } = created.outs;
       // A new waitFor changes nothing that runs: an update that keeps the VM.
-      const news = { ...created.outs, waitFor: { console: "Hello", timeoutSeconds: 5 } };
+      const news = { ...inputs, waitFor: { console: "Hello", timeoutSeconds: 5 } };
       const diff = await second.diff("local-vm", created.id, created.outs, news);
       assert.deepEqual([diff.changes, diff.replaces], [true, []]);
       const updated = await second.update("local-vm", created.id, created.outs, news);
       assert.equal(updated.outs.pid, vm.pid);
       // A new image does not.
       const moved = await second.diff("local-vm", created.id, created.outs, {
-        ...created.outs,
+        ...inputs,
         imageSha256: "0".repeat(64),
       });
       assert.deepEqual(
