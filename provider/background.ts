@@ -106,12 +106,15 @@ export async function stopBackground(id: ProcessIdentity, graceMs = 3000): Promi
 
 /**
  * Kills the process group `pid` if this process ends first: on normal exit and on SIGINT, SIGTERM
- * and SIGHUP (after which the signal is raised again, so we still die of it). Returns the function
- * that removes these handlers.
+ * and SIGHUP (after which the signal is raised again, so we still die of it), then runs
+ * `alsoOnExit` (synchronous: cleaning up files). Returns the function that removes these handlers.
  */
-export function killOnExit(pid: number): () => void {
+export function killOnExit(pid: number, alsoOnExit?: () => void): () => void {
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const onExit = () => killTree(pid, "SIGKILL");
+  const onExit = () => {
+    killTree(pid, "SIGKILL");
+    alsoOnExit?.();
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     onExit();
     dispose();

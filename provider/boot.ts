@@ -2,7 +2,7 @@
 // regex appears (the `boot` command, tests), or in the background as a VM that outlives us
 // (local.Vm). Either way QEMU runs with `-snapshot`, so the image is never modified.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -140,7 +140,9 @@ export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
       detached: true, // its own process group, so killing the group gets everything
       stdio: ["ignore", "ignore", "pipe"],
     });
-    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid);
+    // Killed by a signal, we never reach the finally below: the scratch goes with QEMU.
+    const removeScratch = () => rmSync(scratch, { recursive: true, force: true });
+    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid, removeScratch);
     const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {

@@ -113,7 +113,7 @@ const CHECKS: Check[] = [
     name: "KVM for QEMU",
     purpose: "runs local VMs at native speed (local.Vm, `pulumi-mirage boot`)",
     required: false,
-    fix: "QEMU emulates the CPU instead (TCG, slower); for KVM, enable virtualization and make /dev/kvm readable and writable by you (the kvm group)",
+    fix: "QEMU emulates the CPU instead (TCG, slower); for KVM, QEMU needs hardware virtualization it can use (a paravirtual KVM such as kvm-pvm is not enough) and /dev/kvm readable and writable by you (the kvm group)",
     probe: async () => {
       const qemu = findExecutable(QEMU);
       if (!qemu) return { found: false, detail: `${QEMU} is not on PATH` };

@@ -404,6 +404,10 @@ describe("pulumi-mirage boot", () => {
       // SIGKILL leaves QEMU to its parent-death signal, which arrives asynchronously.
       for (let i = 0; i < 100 && processesMentioning(log).length > 0; i++) await sleep(50);
       assert.deepEqual(processesMentioning(log), []);
+      // A signal it can catch also takes its scratch directory (SIGKILL's is left to the hook).
+      const scratches = readdirSync(dir).filter((name) => name.startsWith("pulumi-mirage-boot-"));
+      if (signal !== "SIGKILL") assert.deepEqual(scratches, []);
+      for (const name of scratches) await rm(join(dir, name), { recursive: true, force: true });
     });
   }
 });
