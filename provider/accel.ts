@@ -2,7 +2,7 @@
 // it. /dev/kvm opening is no proof: a paravirtual KVM (kvm-pvm, on some CI machines) opens fine,
 // then QEMU stops the guest at SeaBIOS's first real-mode code with "KVM internal error" and waits
 // forever. So `auto` boots a one-sector probe disk with KVM and remembers the answer per host boot
-// (docs/platforms.md, "KVM").
+// (docs/platforms.md, KVM on hosts).
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";

@@ -7,7 +7,7 @@ export const QEMU = "qemu-system-x86_64";
 
 /**
  * The boot disk's bus. Never virtio-blk: a Solo5 virtio unikernel aborts at boot when the VM has a
- * virtio block device it did not declare (FACTS.md). SeaBIOS boots from both of these.
+ * virtio block device it did not declare (docs/platforms.md, Solo5 binaries). SeaBIOS boots from both of these.
  */
 export type DiskBus = "ide" | "virtio-scsi";
 
