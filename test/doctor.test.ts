@@ -6,7 +6,17 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { defaultProgramCanRun, diagnose, type Finding, formatFindings } from "../provider/doctor";
+import { chooseAccel } from "../provider/accel";
+import {
+  configuredKernel,
+  defaultProgramCanRun,
+  diagnose,
+  type Finding,
+  formatFindings,
+} from "../provider/doctor";
+import { findExecutable } from "../provider/exec";
+import { kvmUsable } from "../provider/qemu";
+import { testKernel } from "./support/kernels";
 
 const NAMES = [
   "Node.js",
@@ -14,7 +24,8 @@ const NAMES = [
   "mirage",
   "opam",
   "QEMU",
-  "KVM",
+  "KVM for QEMU",
+  "KVM for Solo5 hvt",
   "syslinux",
   "mtools",
   "dosfstools",
@@ -35,13 +46,16 @@ function shellFinds(tool: string, path = process.env.PATH): boolean {
   return spawnSync("/bin/sh", ["-c", `command -v ${tool}`], { env: { PATH: path } }).status === 0;
 }
 
-async function diagnoseWithPath(path: string, switchPrefix?: string): Promise<Finding[]> {
+async function diagnoseWithPath(
+  path: string,
+  options: { kernel?: string; switchPrefix?: string } = {},
+): Promise<Finding[]> {
   const saved = { PATH: process.env.PATH, OPAM_SWITCH_PREFIX: process.env.OPAM_SWITCH_PREFIX };
   process.env.PATH = path;
-  if (switchPrefix) process.env.OPAM_SWITCH_PREFIX = switchPrefix;
+  if (options.switchPrefix) process.env.OPAM_SWITCH_PREFIX = options.switchPrefix;
   else delete process.env.OPAM_SWITCH_PREFIX;
   try {
-    return await diagnose();
+    return await diagnose({ kernel: options.kernel });
   } finally {
     for (const [key, value] of Object.entries(saved))
       if (value === undefined) delete process.env[key];
@@ -74,12 +88,17 @@ async function fakeSwitch(prefix: string): Promise<string> {
   return prefix;
 }
 
-/** Runs `pulumi-mirage doctor` with only `path` on PATH. */
-function doctorCli(path: string, switchPrefix?: string) {
-  return spawnSync(process.execPath, [join(__dirname, "..", "provider", "cli.js"), "doctor"], {
-    env: { ...process.env, PATH: path, OPAM_SWITCH_PREFIX: switchPrefix },
-    encoding: "utf8",
-  });
+/** Runs `pulumi-mirage doctor ARGS` with only `path` on PATH, in `cwd`. */
+function doctorCli(path: string, args: string[] = [], cwd?: string, switchPrefix?: string) {
+  return spawnSync(
+    process.execPath,
+    [join(__dirname, "..", "provider", "cli.js"), "doctor", ...args],
+    {
+      env: { ...process.env, PATH: path, OPAM_SWITCH_PREFIX: switchPrefix },
+      encoding: "utf8",
+      cwd,
+    },
+  );
 }
 
 const byName = (findings: Finding[], name: string) => {
@@ -92,9 +111,26 @@ describe("doctor", () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "doctor-test-"));
+    // The KVM probe's answer goes here, never to the user's cache.
+    process.env.PULUMI_MIRAGE_CACHE = join(dir, "cache");
   });
   after(async () => {
+    delete process.env.PULUMI_MIRAGE_CACHE;
     await rm(dir, { recursive: true, force: true });
+  });
+
+  test("reports KVM for QEMU as the probe found it, and KVM for hvt as /dev/kvm opens", async () => {
+    const findings = await diagnose();
+    const qemu = findExecutable("qemu-system-x86_64");
+    const forQemu = byName(findings, "KVM for QEMU");
+    if (qemu) {
+      const choice = await chooseAccel({ mode: "auto", qemu });
+      assert.deepEqual([forQemu.found, forQemu.detail], [choice.accel === "kvm", choice.reason]);
+    } else {
+      assert.equal(forQemu.found, false);
+    }
+    assert.equal(byName(findings, "KVM for Solo5 hvt").found, kvmUsable());
+    assert.equal(forQemu.required, false);
   });
 
   test("on this machine: lists every prerequisite, as the shell finds them, with versions", async () => {
@@ -172,13 +208,13 @@ describe("doctor", () => {
     // mirage and the tools of its opam switch, with the switch's environment loaded.
     const prefix = await fakeSwitch(join(dir, "switch-ok"));
     for (const tool of SWITCH_TOOLS) await symlink(join(prefix, "bin", tool), join(bin, tool));
-    const findings = await diagnoseWithPath(bin, prefix);
+    const findings = await diagnoseWithPath(bin, { switchPrefix: prefix });
     assert.equal(byName(findings, "mirage").detail, "v4.11.1");
     assert.equal(byName(findings, "ocaml-solo5").detail, `ocaml-solo5 1.1.0 in ${prefix}`);
     assert.equal(byName(findings, "solo5-hvt").found, false);
     assert.equal(defaultProgramCanRun(findings), true, formatFindings(findings));
     assert.match(formatFindings(findings), /can run\.$/);
-    const cli = doctorCli(bin, prefix);
+    const cli = doctorCli(bin, [], undefined, prefix);
     assert.equal(cli.status, 0, cli.stdout);
     assert.match(cli.stdout, /^ok +QEMU +QEMU emulator version/m);
   });
@@ -202,7 +238,7 @@ describe("doctor", () => {
     assert.match(formatFindings(findings), /MISSING +opam env/);
 
     // The switch's environment loaded: its bin/ on PATH, OPAM_SWITCH_PREFIX set.
-    const loaded = await diagnoseWithPath(join(prefix, "bin"), prefix);
+    const loaded = await diagnoseWithPath(join(prefix, "bin"), { switchPrefix: prefix });
     for (const name of ["opam env", "dune", "ocamlfind", "solo5-elftool", "ocaml-solo5"])
       assert.equal(byName(loaded, name).found, true, name);
     assert.equal(byName(loaded, "dune").detail, "3.17.0");
@@ -214,9 +250,46 @@ describe("doctor", () => {
       join(prefix, ".opam-switch", "switch-state"),
       'opam-version: "2.0"\ninstalled: [\n  "mirage.4.11.1"\n]\n',
     );
-    const finding = byName(await diagnoseWithPath(join(prefix, "bin"), prefix), "ocaml-solo5");
+    const finding = byName(
+      await diagnoseWithPath(join(prefix, "bin"), { switchPrefix: prefix }),
+      "ocaml-solo5",
+    );
     assert.equal(finding.found, false);
     assert.match(finding.fix, /opam install ocaml-solo5/);
+  });
+
+  test("with a prebuilt virtio kernel, mirage and opam are not required", async () => {
+    const kernel = await testKernel("virtio");
+    const empty = join(dir, "empty-kernel");
+    await mkdir(empty);
+    const findings = await diagnoseWithPath(empty, { kernel });
+    for (const name of ["mirage", "opam"]) assert.equal(byName(findings, name).required, false);
+    assert.equal(byName(findings, "QEMU").required, true);
+    assert.deepEqual(byName(findings, "prebuilt kernel").found, true);
+    const hvt = await diagnoseWithPath(empty, { kernel: await testKernel("hvt") });
+    assert.match(byName(hvt, "prebuilt kernel").detail, /is a hvt kernel, not virtio/);
+    assert.equal(byName(hvt, "prebuilt kernel").found, false);
+  });
+
+  test("finds the kernel `pulumi config set kernel` wrote in the stack config", async () => {
+    const project = join(dir, "project");
+    await mkdir(project);
+    assert.equal(await configuredKernel(project), undefined);
+    await writeFile(join(project, "Pulumi.yaml"), "name: pulumi-mirage-local\nruntime: nodejs\n");
+    await writeFile(
+      join(project, "Pulumi.dev.yaml"),
+      "config:\n  pulumi-mirage-local:kernel: kernels/hello.virtio\n",
+    );
+    assert.equal(await configuredKernel(project), join(project, "kernels", "hello.virtio"));
+    // The CLI reads it too: the missing file is reported, and mirage is no longer required.
+    const cli = doctorCli(join(dir, "empty-cli-kernel"), [], project);
+    assert.match(cli.stdout, /MISSING +prebuilt kernel +.*kernels\/hello\.virtio/);
+    assert.match(cli.stdout, /^missing +mirage /m);
+    const given = doctorCli(join(dir, "empty-cli-kernel"), [
+      "--kernel",
+      await testKernel("virtio"),
+    ]);
+    assert.match(given.stdout, /^ok +prebuilt kernel +.*\(virtio\)$/m);
   });
 
   test("the CLI exits 1 with what is missing when the default program cannot run", async () => {

@@ -1,6 +1,7 @@
-// The xen layout (FACTS.md): GRUB 2's boot.img as MBR code, a core.img made by grub-mkimage in the
-// gap before the partition (grub-install refuses image files), and /boot/grub/grub.cfg loading the
-// kernel with `multiboot`, console on COM1 at 115200, for the Xen HVM path.
+// The xen layout (docs/platforms.md, Disk images): GRUB 2's boot.img as MBR code, a core.img made
+// by grub-mkimage in the gap before the partition (grub-install refuses image files), and
+// /boot/grub/grub.cfg loading the kernel with `multiboot`, console on COM1 at 115200, for the Xen
+// HVM path.
 //
 // In a Xen HVM guest the BIOS leaves the legacy 8259 PICs delivering the timer on vector 8, the
 // double-fault vector, and Solo5 xen enables interrupts without masking them: the kernel dies with
