@@ -16,7 +16,9 @@ export type TestKernelName =
   | "xen"
   | "xen-net"
   | "hvt"
+  | "hvt-devices"
   | "spt"
+  | "spt-devices"
   | "muen"
   | "genode";
 
@@ -50,7 +52,9 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   xen: { target: "xen", multiboot: true },
   "xen-net": { target: "xen", multiboot: true, net: true },
   hvt: { target: "hvt" },
+  "hvt-devices": { target: "hvt", net: true, block: true },
   spt: { target: "spt" },
+  "spt-devices": { target: "spt", net: true, block: true },
   muen: { target: "muen" },
   genode: { target: "genode" },
 };
