@@ -81,7 +81,12 @@ function normalizeBlock(value: unknown, failures: Failures): Record<string, Bloc
   return result;
 }
 
-function checkNet(name: string, net: NetAttachment, failures: Failures): void {
+async function checkNet(
+  name: string,
+  net: NetAttachment,
+  netns: string | undefined,
+  failures: Failures,
+): Promise<void> {
   const property = `net.${name}`;
   const { iface, mac } = net;
   if (mac !== undefined && isKnown(mac) && !(typeof mac === "string" && MAC.test(mac)))
@@ -90,7 +95,8 @@ function checkNet(name: string, net: NetAttachment, failures: Failures): void {
       reason: `${property}.mac ${JSON.stringify(mac)} is not a MAC address: write six hex bytes, e.g. 02:00:00:00:00:01`,
     });
   if (!isKnown(iface)) return; // made by a local.Tap that does not exist yet
-  const fix = `create it with local.Tap, or \`ip tuntap add dev ${iface} mode tap && ip link set dev ${iface} up\``;
+  const ip = netns === undefined ? "ip" : `ip -n ${netns}`;
+  const fix = `create it with local.Tap, or \`${ip} tuntap add dev ${iface} mode tap && ${ip} link set dev ${iface} up\``;
   if (!INTERFACE_NAME.test(iface)) {
     failures.push({
       property,
@@ -98,11 +104,12 @@ function checkNet(name: string, net: NetAttachment, failures: Failures): void {
     });
     return;
   }
-  const state = interfaceState(iface);
+  const state = await interfaceState(iface, netns);
+  const where = netns === undefined ? "this network namespace" : `network namespace ${netns}`;
   if (!state)
     failures.push({
       property,
-      reason: `${property}: tap interface ${iface} does not exist (in this network namespace): ${fix}`,
+      reason: `${property}: tap interface ${iface} does not exist in ${where}: ${fix}`,
     });
   else if (!state.tap)
     failures.push({
@@ -112,7 +119,7 @@ function checkNet(name: string, net: NetAttachment, failures: Failures): void {
   else if (!state.up)
     failures.push({
       property,
-      reason: `${property}: tap interface ${iface} is down, and the tender refuses it: \`ip link set dev ${iface} up\``,
+      reason: `${property}: tap interface ${iface} is down, and the tender refuses it: \`${ip} link set dev ${iface} up\``,
     });
 }
 
@@ -172,14 +179,16 @@ const declared = (manifest: Device[], kind: Device["type"]) =>
 
 /**
  * Checks `net` and `block` against the kernel's manifest (undefined while not known: the names
- * are then checked once it is) and the host; returns them normalized.
+ * are then checked once it is) and the host, taps in `netns` (default: ours); returns them
+ * normalized.
  */
-export function checkAttachments(
+export async function checkAttachments(
   net: unknown,
   block: unknown,
   manifest: Device[] | undefined,
+  netns: string | undefined,
   failures: Failures,
-): Partial<Attachments> {
+): Promise<Partial<Attachments>> {
   const result: Partial<Attachments> = {};
   for (const [key, value] of [
     ["net", net],
@@ -221,7 +230,7 @@ export function checkAttachments(
     }
   }
   for (const [name, attachment] of Object.entries(result.net ?? {}))
-    checkNet(name, attachment, failures);
+    await checkNet(name, attachment, netns, failures);
   for (const [name, attachment] of Object.entries(result.block ?? {}))
     checkBlock(name, attachment, failures);
   return result;

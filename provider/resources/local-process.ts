@@ -19,6 +19,7 @@ import {
   runLifecycle,
   type WaitFor,
 } from "../local-run";
+import { netnsProblem } from "../netif";
 import { kvmUsable } from "../qemu";
 import {
   type BlockAttachment,
@@ -50,6 +51,8 @@ export interface ProcessInputs {
   net?: Record<string, NetAttachment>;
   /** A file for each block device the kernel declares. */
   block?: Record<string, BlockAttachment>;
+  /** The network namespace the tender runs in, where its taps are (`ip netns`); default: ours. */
+  netns?: string;
   waitFor?: WaitFor;
   cacheDir?: string;
 }
@@ -71,6 +74,7 @@ const REPLACING: (keyof ProcessInputs)[] = [
   "manifest",
   "net",
   "block",
+  "netns",
   "cacheDir",
 ];
 
@@ -151,9 +155,13 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
   if (target === "hvt" || target === "spt") {
     if (target === "hvt") checkKvm(failures);
     const manifest = await kernelManifest(kernel, target, news.manifest, failures);
-    devices = { manifest, ...checkAttachments(news.net, news.block, manifest, failures) };
+    const netns = checkNetns(news.netns, failures);
+    devices = {
+      manifest,
+      ...(await checkAttachments(news.net, news.block, manifest, netns, failures)),
+    };
   } else if (isKnown(target)) {
-    for (const property of ["net", "block"] as const)
+    for (const property of ["net", "block", "netns"] as const)
       if (news[property] !== undefined && news[property] !== null)
         failures.push({
           property,
@@ -165,6 +173,14 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
     inputs: definedOnly({ ...news, kernelSha256, args, tender, ...devices, waitFor }),
     failures,
   };
+}
+
+/** The `netns` input: undefined (ours), or a namespace that exists. */
+function checkNetns(value: unknown, failures: pulumi.dynamic.CheckFailure[]): string | undefined {
+  if (value === undefined || value === null || !isKnown(value)) return undefined;
+  const problem = typeof value === "string" ? netnsProblem(value) : "netns must be a string";
+  if (problem) failures.push({ property: "netns", reason: problem });
+  return problem ? undefined : (value as string);
 }
 
 /**
@@ -220,7 +236,10 @@ async function kernelManifest(
 function commandFor(inputs: ProcessInputs): string[] {
   if (inputs.target === "unix") return [inputs.kernel, ...inputs.args];
   const memory = inputs.memoryMiB === undefined ? [] : [`--mem=${inputs.memoryMiB}`];
+  // `ip netns exec` enters the namespace and execs the tender: the pid stays the tender's.
+  const netns = inputs.netns === undefined ? [] : ["ip", "netns", "exec", inputs.netns];
   return [
+    ...netns,
     inputs.tender ?? `solo5-${inputs.target}`,
     ...memory,
     ...tenderDeviceArgs(inputs),

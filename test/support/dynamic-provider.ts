@@ -156,6 +156,7 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   "xen-domain": "Domain",
   "local-vm": "LocalVm",
   "local-process": "LocalProcess",
+  "local-tap": "LocalTap",
   "gce-serial-wait": "GceSerialWait",
 };
 
