@@ -9,8 +9,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
 import { isRunning, type ProcessIdentity } from "../provider/background";
 import { kvmUsable } from "../provider/qemu";
+import * as local from "../sdk/local";
+import { Unikernel } from "../sdk/unikernel";
 import { type DynamicProvider, type Props, startDynamicProvider } from "./support/dynamic-provider";
 import { testKernel } from "./support/kernels";
 
@@ -356,6 +359,63 @@ describe("the stand-in tenders", () => {
     assert.deepEqual(
       [version.status, version.stderr],
       [0, "solo5-hvt tender, version v0.12.1\nABI version 2\n"],
+    );
+  });
+});
+
+describe("sdk local.Tap and local.Process under mocks", () => {
+  test("a Process takes its Unikernel's manifest and each Tap's interface, which waits for the tap", async () => {
+    const registered = new Map<string, Record<string, unknown>>();
+    pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          registered.set(args.type.split(":").pop() as string, args.inputs);
+          const extra: Record<string, Record<string, unknown>> = {
+            Unikernel: {
+              kernelPath: "/cache/web.hvt",
+              target: "hvt",
+              manifest: [{ name: "service", type: "net" }],
+            },
+            LocalTap: { interface: args.inputs.name },
+            LocalProcess: { pid: 42 },
+          };
+          return {
+            id: `${args.name}-id`,
+            state: { ...args.inputs, ...extra[args.type.split(":").pop() as string] },
+          };
+        },
+        call: () => ({}),
+      },
+      "project",
+      "stack",
+      false,
+    );
+    const web = new Unikernel("web", { kernel: "/prebuilt/web.hvt", target: "hvt" });
+    const tap = new local.Tap("web", { name: "tap100", address: "10.0.0.1/24", netns: "lab" });
+    const server = new local.Process("web", {
+      kernel: web,
+      net: { service: { iface: tap, mac: "02:00:00:00:00:01" } },
+      block: { storage: { path: "/var/lib/web/storage.img", sizeMiB: 64 } },
+      netns: "lab",
+    });
+    await new Promise((done) => server.pid.apply(done));
+    const inputs = registered.get("LocalProcess");
+    assert.ok(inputs);
+    assert.deepEqual(
+      [inputs.kernel, inputs.target, inputs.manifest, inputs.net, inputs.block, inputs.netns],
+      [
+        "/cache/web.hvt",
+        "hvt",
+        [{ name: "service", type: "net" }],
+        { service: { iface: "tap100", mac: "02:00:00:00:00:01" } },
+        { storage: { path: "/var/lib/web/storage.img", sizeMiB: 64 } },
+        "lab",
+      ],
+    );
+    const tapInputs = registered.get("LocalTap") ?? {};
+    assert.deepEqual(
+      [tapInputs.name, tapInputs.address, tapInputs.netns],
+      ["tap100", "10.0.0.1/24", "lab"],
     );
   });
 });
