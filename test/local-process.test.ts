@@ -15,7 +15,7 @@ import { kvmUsable } from "../provider/qemu";
 import * as local from "../sdk/local";
 import { Unikernel } from "../sdk/unikernel";
 import { type DynamicProvider, type Props, startDynamicProvider } from "./support/dynamic-provider";
-import { testKernel } from "./support/kernels";
+import { testKernel, testTapEcho } from "./support/kernels";
 
 const STANDINS = resolve(__dirname, "..", "..", "test", "standins");
 const NETNS = `mirage-lp-${process.pid}`;
@@ -36,13 +36,16 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "local-process-test-"));
   execFileSync("ip", ["netns", "add", NETNS]);
   ip("link", "set", "dev", "lo", "up");
-  provider = await startDynamicProvider();
+  // The stand-in tenders start tap-echo behind a unikernel's tap when it is given an address.
+  provider = await startDynamicProvider({ env: { MIRAGE_STANDIN_TAP_ECHO: await testTapEcho() } });
 });
 after(async () => {
   await provider?.stop();
+  // Nothing we started is left: every process was given a path under `dir`, or ran in NETNS.
+  const left =
+    spawnSync("pgrep", ["-af", dir], { encoding: "utf8" }).stdout +
+    spawnSync("ip", ["netns", "pids", NETNS], { encoding: "utf8" }).stdout;
   spawnSync("ip", ["netns", "del", NETNS]);
-  // Nothing we started is left: every process was given a path under `dir`.
-  const left = spawnSync("pgrep", ["-af", dir], { encoding: "utf8" }).stdout;
   await rm(dir, { recursive: true, force: true });
   assert.equal(left, "");
 });
@@ -71,6 +74,26 @@ async function processInputs(target: "hvt" | "spt", extra: Props): Promise<Props
 /** The tender's argv as the running process has it (the stand-in runs as `node TENDER ...`). */
 const tenderArgv = (pid: number) =>
   readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(1, -1);
+
+/** Sends `text` by UDP to ADDRESS:7 from inside our namespace; the answer and who sent it. */
+function udpEcho(address: string, text: string): string {
+  const script = `
+    const socket = require("node:dgram").createSocket("udp4");
+    const timer = setTimeout(() => { console.log("no answer"); process.exit(1); }, 20000);
+    socket.on("message", (message, from) => {
+      console.log(message + " from " + from.address + ":" + from.port);
+      clearTimeout(timer);
+      socket.close();
+    });
+    socket.send(process.argv[2], 7, process.argv[1]);`;
+  return execFileSync(
+    "ip",
+    ["netns", "exec", NETNS, process.execPath, "-e", script, address, text],
+    {
+      encoding: "utf8",
+    },
+  ).trim();
+}
 
 describe("local.Tap", () => {
   test("makes a tap in the namespace, up, with the host address; delete removes it", async () => {
@@ -140,7 +163,7 @@ describe("local.Process with devices", () => {
       args: ["--ipv4=10.10.2.2/24"],
       net: { service: { iface: tap.outs.interface, mac: "02:00:00:00:00:2a" } },
       block: { storage: { path: disk, sizeMiB: 4, sectorSize: 4096 } },
-      waitFor: { console: "block 'storage'", timeoutSeconds: 60 },
+      waitFor: { console: "answers ARP", timeoutSeconds: 60 },
     });
     const { id, outs } = await made("local-process", news);
     const identity = outs as unknown as ProcessIdentity;
@@ -160,7 +183,13 @@ describe("local.Process with devices", () => {
         `solo5-spt stand-in: would run ${news.kernel} with --mem=32 and arguments '--ipv4=10.10.2.2/24'`,
         "solo5-spt stand-in: net 'service' on tap lptap2 mac 02:00:00:00:00:2a",
         `solo5-spt stand-in: block 'storage' on ${disk} (4194304 bytes, sector size 4096)`,
+        "solo5-spt stand-in: answers ARP and UDP echo on 10.10.2.2 (tap-echo)",
       ]);
+      // A datagram from the host side of the tap comes back from the unikernel's address.
+      assert.equal(
+        udpEcho("10.10.2.2", "hello through the tap"),
+        "hello through the tap from 10.10.2.2:7",
+      );
       // Created sparse, at the size asked.
       const info = statSync(disk);
       assert.deepEqual([info.size, info.blocks], [4 * 1024 * 1024, 0]);
