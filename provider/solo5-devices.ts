@@ -1,7 +1,7 @@
 // The devices a Solo5 tender attaches for an hvt or spt kernel: a tap interface per declared
 // network device, a file per declared block device. The real tender refuses to boot a kernel
 // with a declared device left unattached, an undeclared name, a tap that is missing or down, or
-// a block file it cannot open (FACTS.md, "Solo5 tenders"); check finds each of these first and
+// a block file it cannot open (docs/platforms.md, "Solo5 tenders"); check finds each of these first and
 // names the device. tenderArgs is the tender's command line for them.
 import { constants, existsSync, statSync } from "node:fs";
 import { link, open, rm } from "node:fs/promises";

@@ -1,7 +1,7 @@
 // local.Process with the devices an hvt/spt kernel declares, and local.Tap, through the real
 // dynamic-provider process, in a network namespace this file makes (named with our pid: others
 // run tests here too) and removes whatever happens. The tenders are the stand-ins, which refuse
-// what the real Solo5 tenders refuse (FACTS.md, "Solo5 tenders").
+// what the real Solo5 tenders refuse (docs/platforms.md, "Solo5 tenders").
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -258,7 +258,7 @@ describe("local.Process with devices", () => {
 
   test("hvt is refused when /dev/kvm cannot be opened, even where it exists", async (t) => {
     if (!existsSync("/dev/kvm")) return t.skip("no /dev/kvm here: the test above saw the refusal");
-    // A private mount namespace in which /dev/kvm cannot be opened (FACTS.md).
+    // A private mount namespace in which /dev/kvm cannot be opened (docs/platforms.md, KVM on hosts).
     const noKvm = await startDynamicProvider({
       wrapper: [
         "unshare",

@@ -18,9 +18,7 @@ const netns = config.get("netns");
 
 const web = new Unikernel(
   "web",
-  prebuilt
-    ? { kernel: prebuilt, target }
-    : { source: path.join(__dirname, "..", "web"), target },
+  prebuilt ? { kernel: prebuilt, target } : { source: path.join(__dirname, "..", "web"), target },
 );
 
 // The host is 10.0.0.1 on the tap's network; the unikernel takes 10.0.0.2.

@@ -1,7 +1,7 @@
 // Kernel → bootable, deterministic BIOS disk image (and GCE archive): the one entry point the CLI
-// and the DiskImage resource call. virtio kernels get the syslinux layout, xen kernels the GRUB
-// one (FACTS.md); everything is built in a scratch directory inside the output directory and
-// renamed into place at the end, so the final names only ever hold complete files.
+// and the DiskImage resource call. virtio kernels get the syslinux layout, xen kernels the GRUB one
+// (docs/platforms.md, Disk images); everything is built in a scratch directory inside the output
+// directory and renamed into place at the end, so the final names only ever hold complete files.
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { withScratchDir } from "../atomic";

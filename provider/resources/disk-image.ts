@@ -17,7 +17,10 @@ import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } fro
 export type ImageFormat = "raw" | "gce" | "aws";
 const FORMATS: readonly ImageFormat[] = ["raw", "gce", "aws"];
 
-/** Which formats each bootable target goes into (FACTS.md: GCE boots virtio, AWS xen). */
+/**
+ * Which formats each bootable target goes into (docs/platforms.md, Google Compute Engine and AWS
+ * EC2: GCE boots virtio, AWS xen).
+ */
 const FORMATS_FOR: Record<string, readonly ImageFormat[]> = {
   virtio: ["gce", "raw"],
   xen: ["aws", "raw"],

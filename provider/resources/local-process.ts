@@ -229,7 +229,7 @@ async function kernelManifest(
 }
 
 /**
- * The program to run and its arguments; the tender's CLI (FACTS.md) is
+ * The program to run and its arguments; the tender's CLI (docs/platforms.md, Solo5 tenders) is
  * `TENDER [--mem=MB] [--net:NAME=IFACE [--net-mac:NAME=HWADDR]]... [--block:NAME=PATH
  * [--block-sector-size:NAME=N]]... -- KERNEL ARGS...`.
  */

@@ -86,7 +86,8 @@ export class Vm extends pulumi.dynamic.Resource {
         accel: undefined,
         stateDir: undefined,
         // The console shows the kernel's command line, so it is as secret as the boot arguments:
-        // the engine keeps an output secret when an input of the same name was (FACTS.md).
+        // the engine keeps an output secret when an input of the same name was (docs/platforms.md,
+        // Pulumi dynamic providers).
         console: fromResource ? image.bootArgs.apply((): string[] => []) : undefined,
       },
       opts,
