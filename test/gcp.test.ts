@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as vm from "node:vm";
+import * as gcp_ from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import ts from "typescript";
 import * as gcp from "../sdk/gcp";
@@ -196,6 +197,12 @@ async function deploy(args: Omit<gcp.UnikernelServiceArgs, "unikernel">, name = 
   if (service.bootCheck) await value(service.bootCheck.urn, "bootCheck");
   return { service, outputs };
 }
+
+/** How the mocks present a secret input. */
+const secretValue = (value: unknown) => ({
+  "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+  value,
+});
 
 /** How the mocks present a value preview does not know. */
 const unknown = (v: unknown) =>
@@ -415,6 +422,39 @@ describe("gcp.UnikernelService", () => {
     const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
     assert.equal((wait.inputs.instances as string[]).length, 3);
     assert.equal(wait.inputs.timeoutSeconds, 300);
+  });
+
+  it("hands the gcp provider's own credentials to the boot wait, as secrets", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const explicit = new gcp_.Provider("explicit", { accessToken: "ya29.provider-token" });
+    const service = new gcp.UnikernelService(
+      "cred",
+      { unikernel: kernel(), zone: ZONE, bucket: "b", waitFor: { serial: "x" } },
+      { providers: [explicit] },
+    );
+    await value(service.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
+    const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.deepEqual(wait.inputs.accessToken, secretValue("ya29.provider-token"));
+    // The provider has no credentials: an empty secret, which the wait treats as none.
+    assert.equal((wait.inputs.credentials as Loose)?.value ?? undefined, undefined);
+
+    // Without an explicit provider: the default provider's stack config.
+    const seen2 = await mockStack(GOOD_KERNEL);
+    pulumi.runtime.setConfig("gcp:credentials", '{"type":"service_account"}');
+    try {
+      const other = new gcp.UnikernelService("cred2", {
+        unikernel: kernel(),
+        zone: ZONE,
+        bucket: "b",
+        waitFor: { serial: "x" },
+      });
+      await value(other.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
+    } finally {
+      pulumi.runtime.setAllConfig({});
+    }
+    const wait2 = one(seen2, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.deepEqual(wait2.inputs.credentials, secretValue('{"type":"service_account"}'));
+    assert.equal((wait2.inputs.accessToken as Loose)?.value ?? undefined, undefined);
   });
 
   it("previews with unknown values: the whole graph, unknowns left unknown", async () => {

@@ -2,6 +2,7 @@
 // console matches the pattern, so `pulumi up` only succeeds once the unikernels have booted.
 // A new instance (a new image, a rolled group) replaces the resource, which waits again.
 import type * as pulumi from "@pulumi/pulumi";
+import { authorizer } from "../gcp/auth";
 import { DEFAULT_ENDPOINT, parseInstance, waitForSerial } from "../gcp/serial";
 import { sha256 } from "../hash";
 
@@ -16,9 +17,14 @@ export interface SerialWaitInputs {
   timeoutSeconds: number;
   /** The Compute Engine API root. Default: the public endpoint. */
   endpoint?: string;
+  /** The gcp provider's access token, when the component was given one (secret). */
+  accessToken?: string;
+  /** The gcp provider's credentials JSON or file path, when given (secret). */
+  credentials?: string;
 }
 
-export interface SerialWaitOutputs extends SerialWaitInputs {
+/** Credentials are used, never kept: outputs leave them out. */
+export interface SerialWaitOutputs extends Omit<SerialWaitInputs, "accessToken" | "credentials"> {
   /** What matched, per instance name. */
   matched: Record<string, string>;
 }
@@ -80,14 +86,25 @@ function diff(
   return { changes, replaces, deleteBeforeReplace: false };
 }
 
+/** What the resource keeps: its inputs without the credentials. */
+function kept(inputs: SerialWaitInputs): SerialWaitOutputs {
+  const { accessToken: _token, credentials: _credentials, ...rest } = inputs;
+  return { ...rest, matched: {} };
+}
+
 async function create(inputs: SerialWaitInputs): Promise<pulumi.dynamic.CreateResult> {
   const refs = inputs.instances.map(parseInstance);
+  const authorize = await authorizer(
+    { accessToken: inputs.accessToken, credentials: inputs.credentials },
+    refs[0]?.project,
+  );
   const results = await Promise.all(
     refs.map((ref) =>
       waitForSerial(ref, {
         pattern: inputs.pattern,
         timeoutMs: inputs.timeoutSeconds * 1000,
         endpoint: inputs.endpoint ?? DEFAULT_ENDPOINT,
+        authorize,
       }),
     ),
   );
@@ -95,7 +112,7 @@ async function create(inputs: SerialWaitInputs): Promise<pulumi.dynamic.CreateRe
   refs.forEach((ref, i) => {
     matched[ref.name] = results[i].match;
   });
-  const outs: SerialWaitOutputs = { ...inputs, matched };
+  const outs: SerialWaitOutputs = { ...kept(inputs), matched };
   return { id: sha256(JSON.stringify([inputs.instances, inputs.pattern])).slice(0, 16), outs };
 }
 
@@ -112,7 +129,7 @@ export const provider = {
     _id: string,
     olds: SerialWaitOutputs,
     news: SerialWaitInputs,
-  ): Promise<pulumi.dynamic.UpdateResult> => ({ outs: { ...news, matched: olds.matched } }),
+  ): Promise<pulumi.dynamic.UpdateResult> => ({ outs: { ...kept(news), matched: olds.matched } }),
   // Waiting leaves nothing behind to remove.
   delete: async (): Promise<void> => {},
 };

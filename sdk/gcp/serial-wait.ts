@@ -10,13 +10,25 @@ export interface GceSerialWaitArgs {
   timeoutSeconds: pulumi.Input<number>;
   /** The Compute Engine API root. Default: `https://compute.googleapis.com/compute/v1`. */
   endpoint?: pulumi.Input<string>;
+  /**
+   * An OAuth access token to call the API with, e.g. the gcp provider's `accessToken`. Kept
+   * secret, never stored in outputs. Default: the credentials described on the class.
+   */
+  accessToken?: pulumi.Input<string>;
+  /**
+   * A credentials JSON document (or its path) to call the API with, e.g. the gcp provider's
+   * `credentials`. Kept secret, never stored in outputs. Default: as described on the class.
+   */
+  credentials?: pulumi.Input<string>;
 }
 
 /**
  * Waits, when created, until every listed Compute Engine instance's serial console matches a
  * pattern; fails with the console's last lines otherwise. Other instances replace it, and it
- * waits again. The Compute Engine API is called with `GOOGLE_OAUTH_ACCESS_TOKEN`, else the
- * token of `gcloud auth print-access-token`.
+ * waits again. The Compute Engine API is called with the first credentials found, in the gcp
+ * provider's order: `accessToken`, `credentials`, GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_CREDENTIALS,
+ * then Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth
+ * application-default login`, the metadata server, workload identity federation).
  */
 export class GceSerialWait extends pulumi.dynamic.Resource {
   /** The matched text, per instance name. */
@@ -26,7 +38,12 @@ export class GceSerialWait extends pulumi.dynamic.Resource {
     super(
       engineProvider("gce-serial-wait"),
       name,
-      { ...args, matched: undefined },
+      {
+        ...args,
+        accessToken: args.accessToken && pulumi.secret(args.accessToken),
+        credentials: args.credentials && pulumi.secret(args.credentials),
+        matched: undefined,
+      },
       opts,
       "pulumi-mirage",
       "GceSerialWait",

@@ -89,7 +89,9 @@ export interface UnikernelServiceArgs {
   /**
    * Make `pulumi up` wait until each VM's serial console (port 1) matches `serial`, a regular
    * expression source, within `timeoutSeconds` (default 300); on failure the error shows the
-   * console's last lines. Needs `GOOGLE_OAUTH_ACCESS_TOKEN` or a logged-in gcloud CLI.
+   * console's last lines. It calls the Compute Engine API with the gcp provider's credentials
+   * (an explicit provider's `accessToken`/`credentials`, or `gcp:accessToken`/`gcp:credentials`),
+   * else GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_CREDENTIALS, then Application Default Credentials.
    * Default: no wait.
    */
   waitFor?: { serial: string; timeoutSeconds?: number };
@@ -266,6 +268,7 @@ export class UnikernelService extends pulumi.ComponentResource {
             instances: instanceLinks,
             pattern: args.waitFor.serial,
             timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
+            ...providerCredentials(this),
           },
           { parent: this, dependsOn: [vms.resource] },
         )
@@ -279,6 +282,30 @@ export class UnikernelService extends pulumi.ComponentResource {
       instanceGroup: this.instanceGroup,
     });
   }
+}
+
+/**
+ * The gcp provider's own credentials, for the boot wait's API calls: those of an explicit
+ * provider given to the component, else the stack's `gcp:accessToken` / `gcp:credentials`.
+ */
+function providerCredentials(component: pulumi.ComponentResource): {
+  accessToken?: pulumi.Input<string>;
+  credentials?: pulumi.Input<string>;
+} {
+  const provider = component.getProvider("gcp:compute/instance:Instance") as
+    | Partial<Pick<gcp.Provider, "accessToken" | "credentials">>
+    | undefined;
+  if (provider?.accessToken !== undefined || provider?.credentials !== undefined) {
+    return {
+      accessToken: provider.accessToken as pulumi.Output<string> | undefined,
+      credentials: provider.credentials as pulumi.Output<string> | undefined,
+    };
+  }
+  const config = new pulumi.Config("gcp");
+  return {
+    accessToken: config.getSecret("accessToken"),
+    credentials: config.getSecret("credentials"),
+  };
 }
 
 /** What the VMs are made of, whether one instance or a group. */
