@@ -5,12 +5,13 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { generateKeyPairSync, verify } from "node:crypto";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { GivenCredentials } from "../provider/gcp/auth";
+import { newInstances, parseGroup } from "../provider/gcp/group";
 import { parseInstance, SerialWaitError, waitForSerial } from "../provider/gcp/serial";
 import { provider } from "../provider/resources/gce-serial-wait";
 import { engineProvider } from "../sdk/engine";
@@ -36,6 +37,12 @@ class FakeSerialApi {
   dropped = 0;
   steps: Step[] = [];
   seen: Seen[] = [];
+  /** Fixed consoles of named instances (for a group's VMs), instead of `console`/`steps`. */
+  consoles: Record<string, string> = {};
+  /** What successive listManagedInstances calls answer; the last one repeats. */
+  managed: object[][] = [];
+  lastManaged: object[] = [];
+  listed: string[] = [];
 
   constructor() {
     this.server = createServer((req, res) => {
@@ -47,6 +54,19 @@ class FakeSerialApi {
         port: url.searchParams.get("port"),
         auth: req.headers.authorization,
       });
+      if (req.method === "POST" && url.pathname.endsWith("/listManagedInstances")) {
+        this.listManaged(url, res);
+        return;
+      }
+      const instanceName = url.pathname.split("/").at(-2) ?? "";
+      if (instanceName in this.consoles) {
+        res.writeHead(200, { "content-type": "application/json" });
+        const text = this.consoles[instanceName];
+        res.end(
+          JSON.stringify({ contents: text.slice(start), start: "0", next: String(text.length) }),
+        );
+        return;
+      }
       const step = this.steps.shift() ?? { append: "" };
       if ("status" in step) {
         res.writeHead(step.status, { "content-type": "application/json" });
@@ -73,6 +93,17 @@ class FakeSerialApi {
   get endpoint(): string {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/compute/v1`;
   }
+
+  /** listManagedInstances, two per page, each call taking the next of `managed`'s answers. */
+  private listManaged(url: URL, res: ServerResponse): void {
+    const page = Number(url.searchParams.get("pageToken") ?? "0");
+    const all = page === 0 ? (this.managed.shift() ?? this.lastManaged) : this.lastManaged;
+    this.lastManaged = all;
+    this.listed.push(url.pathname);
+    const next = page + 2 < all.length ? { nextPageToken: String(page + 2) } : {};
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ managedInstances: all.slice(page, page + 2), ...next }));
+  }
 }
 
 const api = new FakeSerialApi();
@@ -90,6 +121,10 @@ beforeEach(() => {
   api.dropped = 0;
   api.steps = [];
   api.seen = [];
+  api.consoles = {};
+  api.managed = [];
+  api.lastManaged = [];
+  api.listed = [];
 });
 
 describe("waitForSerial", () => {
@@ -330,7 +365,13 @@ describe("GceSerialWait engine", () => {
   });
 
   it("waits again when the instances change, and not when only the timeout does", () => {
-    const olds = { instances: [link("a")], pattern: "x", timeoutSeconds: 60, matched: { a: "x" } };
+    const olds = {
+      instances: [link("a")],
+      pattern: "x",
+      timeoutSeconds: 60,
+      matched: { a: "x" },
+      waited: [link("a")],
+    };
     assert.deepEqual(
       provider.diff("id", olds, { instances: [link("b")], pattern: "x", timeoutSeconds: 60 })
         .replaces,
@@ -391,6 +432,7 @@ describe("GceSerialWait engine", () => {
         "matched",
         "pattern",
         "timeoutSeconds",
+        "waited",
       ]);
 
       api.console = "Solo5: PCI enumeration failed\n";
@@ -549,6 +591,173 @@ function bearerSeen(): string {
   assert.match(auth, /^Bearer /);
   return auth.slice("Bearer ".length);
 }
+
+const GROUP =
+  "https://www.googleapis.com/compute/v1/projects/demo-project/regions/europe-west1/instanceGroupManagers/fleet-group";
+const templateLink = (name: string) =>
+  `https://www.googleapis.com/compute/v1/projects/demo-project/global/instanceTemplates/${name}`;
+const zoneLink = (zone: string, name: string) =>
+  `https://www.googleapis.com/compute/v1/projects/demo-project/zones/${zone}/instances/${name}`;
+
+/** A managed instance as listManagedInstances describes it. */
+function managedVm(name: string, template: string, status = "RUNNING", action = "NONE") {
+  return {
+    instance: zoneLink(`europe-west1-${"bcd"[name.charCodeAt(name.length - 1) % 3]}`, name),
+    instanceStatus: status,
+    currentAction: action,
+    version: { instanceTemplate: templateLink(template), name: "primary" },
+  };
+}
+
+describe("the boot wait of a managed instance group", () => {
+  const OLD = ["fleet-o1", "fleet-o2", "fleet-o3"].map((n) => managedVm(n, "fleet-template-old"));
+  const NEW = ["fleet-n1", "fleet-n2", "fleet-n3"];
+  const serving = "Solo5: Bindings version v0.12.1\nserving HTTP on port 8080\n";
+  const inputs = (timeoutSeconds: number) => ({
+    group: {
+      manager: GROUP,
+      // The group names its version by selfLinkUnique; listManagedInstances by selfLink.
+      template: `${templateLink("fleet-template-new")}?uniqueId=42`,
+      size: 3,
+    },
+    pattern: "serving HTTP on port \\d+",
+    timeoutSeconds,
+    endpoint: api.endpoint,
+    accessToken: "ya29.group",
+  });
+
+  it("finds the new VMs through the API, across pages, and waits for each one's console", async () => {
+    api.managed = [[...OLD, ...NEW.map((n) => managedVm(n, "fleet-template-new"))]];
+    for (const n of NEW) api.consoles[n] = serving;
+    const created = await provider.create(inputs(30));
+    assert.deepEqual(created.outs.matched, {
+      "fleet-n1": "serving HTTP on port 8080",
+      "fleet-n2": "serving HTTP on port 8080",
+      "fleet-n3": "serving HTTP on port 8080",
+    });
+    assert.deepEqual((created.outs.waited as string[]).map((l) => parseInstance(l).name).sort(), [
+      "fleet-n1",
+      "fleet-n2",
+      "fleet-n3",
+    ]);
+    // Three pages of two; old VMs are never read.
+    assert.equal(api.listed.length, 3);
+    assert.ok(
+      api.listed.every(
+        (p) =>
+          p ===
+          "/compute/v1/projects/demo-project/regions/europe-west1/instanceGroupManagers/fleet-group/listManagedInstances",
+      ),
+    );
+    assert.deepEqual(
+      new Set(
+        api.seen.filter((s) => s.path.endsWith("/serialPort")).map((s) => s.path.split("/").at(-2)),
+      ),
+      new Set(NEW),
+      "only the new VMs' consoles",
+    );
+    assert.ok(api.seen.every((s) => s.auth === "Bearer ya29.group"));
+  });
+
+  it("fails naming the one new VM of three that never prints the pattern, with its console tail", async () => {
+    api.managed = [[...OLD, ...NEW.map((n) => managedVm(n, "fleet-template-new"))]];
+    api.consoles["fleet-n1"] = serving;
+    api.consoles["fleet-n2"] = "SeaBIOS (version 1.16)\nSolo5: PCI enumeration failed\n";
+    api.consoles["fleet-n3"] = serving;
+    await assert.rejects(provider.create(inputs(2)), (error: Error) => {
+      assert.match(error.message, /^1 of 3 instances did not boot/);
+      assert.match(
+        error.message,
+        /serial port 1 of instance fleet-n2 \(zone europe-west1-[bcd], project demo-project\) did not match/,
+      );
+      assert.match(
+        error.message,
+        /Last lines of output:\nSeaBIOS \(version 1.16\)\nSolo5: PCI enumeration failed/,
+      );
+      assert.match(error.message, /get-serial-port-output fleet-n2/);
+      assert.doesNotMatch(error.message, /instance fleet-n1|instance fleet-n3/);
+      return true;
+    });
+  });
+
+  it("waits for the group to start its new VMs, and says which are missing and why", async () => {
+    const group = parseGroup(GROUP);
+    const authorize = async () => ({ authorization: "Bearer t" });
+    api.managed = [
+      [...OLD, managedVm("fleet-n1", "fleet-template-new", "STAGING", "CREATING")],
+      [...OLD, ...NEW.map((n) => managedVm(n, "fleet-template-new"))],
+    ];
+    const found = await newInstances(group, {
+      endpoint: api.endpoint,
+      authorize,
+      template: templateLink("fleet-template-new"),
+      size: 3,
+      deadline: Date.now() + 30_000,
+      pollMs: 5,
+    });
+    assert.deepEqual(found.map((l) => parseInstance(l).name).sort(), NEW);
+
+    const refused = {
+      ...managedVm("fleet-n1", "fleet-template-new", "", "CREATING"),
+      instanceStatus: undefined,
+      lastAttempt: {
+        errors: {
+          errors: [
+            {
+              message:
+                "Constraint constraints/compute.vmExternalIpAccess violated for project demo-project.",
+            },
+          ],
+        },
+      },
+    };
+    api.managed = [[...OLD, refused]];
+    await assert.rejects(
+      newInstances(group, {
+        endpoint: api.endpoint,
+        authorize,
+        template: templateLink("fleet-template-new"),
+        size: 3,
+        deadline: Date.now() + 50,
+        pollMs: 5,
+      }),
+      /group fleet-group \(region europe-west1, project demo-project\) has 0 of 3 VMs of template fleet-template-new running:\n {2}fleet-n1: no status, CREATING \(Constraint constraints\/compute.vmExternalIpAccess violated/,
+    );
+  });
+
+  it("checks the group it is given, and waits again for a new template", () => {
+    const bad = provider.check(
+      {},
+      {
+        group: { manager: "fleet-group", template: templateLink("t"), size: 0 },
+        pattern: "x",
+        timeoutSeconds: 60,
+      },
+    );
+    assert.deepEqual(
+      bad.failures?.map((f) => f.property),
+      ["group.manager", "group.size"],
+    );
+    assert.deepEqual(
+      provider.check({}, { pattern: "x", timeoutSeconds: 60 }).failures?.map((f) => f.reason),
+      ["give the instances to watch, or a group"],
+    );
+    const group = { manager: GROUP, template: templateLink("t1"), size: 3 };
+    const olds = { group, pattern: "x", timeoutSeconds: 60, matched: {}, waited: [] };
+    assert.deepEqual(
+      provider.diff("id", olds, {
+        group: { ...group, template: templateLink("t2") },
+        pattern: "x",
+        timeoutSeconds: 60,
+      }).replaces,
+      ["group"],
+    );
+    assert.equal(
+      provider.diff("id", olds, { group, pattern: "x", timeoutSeconds: 60 }).changes,
+      false,
+    );
+  });
+});
 
 describe("credentials for the Compute Engine API", () => {
   beforeEach(() => {

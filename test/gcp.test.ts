@@ -96,6 +96,19 @@ function state(type: string, name: string, inputs: Record<string, Loose>, kernel
       return {
         ...inputs,
         instanceGroup: link("regions/europe-west1/instanceGroups", inputs.baseInstanceName),
+        selfLink: link("regions/europe-west1/instanceGroupManagers", physical),
+      };
+    case "gcp:compute/regionHealthCheck:RegionHealthCheck":
+      return { ...inputs, selfLink: link("regions/europe-west1/healthChecks", physical) };
+    case "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait":
+      // The engine reports the VMs it waited for: for a group, the new ones it found.
+      return {
+        ...inputs,
+        waited:
+          inputs.instances ??
+          ["web-n1", "web-n2", "web-n3"].map((n, i) =>
+            link(`zones/europe-west1-${"bcd"[i]}/instances`, n),
+          ),
       };
     default:
       return inputs;
@@ -369,7 +382,7 @@ describe("gcp.UnikernelService", () => {
     assert.equal(byType(seen, "gcp:compute/firewall:Firewall").length, 0);
   });
 
-  it("grows past one VM with an instance template and a regional group that rolls new VMs first", async () => {
+  it("grows past one VM into a regional group whose rollout waits for healthy new VMs", async () => {
     const seen = await mockStack(GOOD_KERNEL);
     const { service, outputs } = await deploy(
       {
@@ -377,7 +390,7 @@ describe("gcp.UnikernelService", () => {
         region: "europe-west1",
         bucket: "b",
         replicas: 3,
-        ports: [8080],
+        ports: [{ port: 53, protocol: "udp" }, 8080, 8443],
         waitFor: { serial: "listening" },
       },
       "fleet",
@@ -393,8 +406,21 @@ describe("gcp.UnikernelService", () => {
     ]);
     assert.equal(template.inputs.name, undefined);
     assert.equal(template.deleteBeforeReplace, false);
-    const fw = one(seen, "gcp:compute/firewall:Firewall");
-    assert.deepEqual(template.inputs.tags, fw.inputs.targetTags);
+    const firewalls = byType(seen, "gcp:compute/firewall:Firewall");
+    const open = firewalls.find((f) => f.name === "fleet-fw");
+    const probes = firewalls.find((f) => f.name === "fleet-probes");
+    assert.ok(open && probes);
+    assert.deepEqual(template.inputs.tags, open.inputs.targetTags);
+
+    // The health check: TCP on the first TCP port, probed from Google's ranges only.
+    const health = one(seen, "gcp:compute/regionHealthCheck:RegionHealthCheck");
+    assert.equal(health.name, "fleet-health");
+    assert.equal(health.inputs.region, "europe-west1");
+    assert.deepEqual(health.inputs.tcpHealthCheck, { port: 8080 });
+    assert.equal(health.inputs.httpHealthCheck, undefined);
+    assert.deepEqual(probes.inputs.allows, [{ protocol: "tcp", ports: ["8080"] }]);
+    assert.deepEqual(probes.inputs.sourceRanges, ["35.191.0.0/16", "130.211.0.0/22"]);
+    assert.deepEqual(probes.inputs.targetTags, template.inputs.tags);
 
     const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
     assert.equal(group.inputs.region, "europe-west1");
@@ -405,23 +431,67 @@ describe("gcp.UnikernelService", () => {
         instanceTemplate: `${link("global/instanceTemplates", "fleet-template-1a2b3c4")}?uniqueId=42`,
       },
     ]);
+    assert.deepEqual(group.inputs.autoHealingPolicies, {
+      healthCheck: link("regions/europe-west1/healthChecks", "fleet-health-1a2b3c4"),
+      initialDelaySec: 120,
+    });
+    // New VMs first, no old VM removed before a new one is healthy for minReadySec.
     assert.deepEqual(group.inputs.updatePolicy, {
       type: "PROACTIVE",
       minimalAction: "REPLACE",
+      replacementMethod: "SUBSTITUTE",
       maxSurgeFixed: 3,
       maxUnavailableFixed: 0,
+      minReadySec: 30,
     });
-    assert.equal(group.inputs.waitForInstances, true);
+    assert.ok(group.dependencies.some((urn) => urn.endsWith("::fleet-probes")));
+    // The boot wait, not the group, waits for the new VMs: it fails with the bad VM's console.
+    assert.equal(group.inputs.waitForInstances, false);
 
     assert.equal(
       await value(service.instanceGroup, "instanceGroup"),
       link("regions/europe-west1/instanceGroups", "fleet"),
     );
+    const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.deepEqual(wait.inputs.group, {
+      manager: link("regions/europe-west1/instanceGroupManagers", "fleet-group-1a2b3c4"),
+      template: `${link("global/instanceTemplates", "fleet-template-1a2b3c4")}?uniqueId=42`,
+      size: 3,
+    });
+    assert.equal(wait.inputs.instances, undefined);
+    assert.equal(wait.inputs.timeoutSeconds, 300);
+    assert.ok(wait.dependencies.some((urn) => urn.endsWith("::fleet-group")));
+    // The names are the VMs the wait found booted.
+    assert.deepEqual(outputs.instanceNames, ["web-n1", "web-n2", "web-n3"]);
+  });
+
+  it("without waitFor the group itself waits for its update; an HTTP path can be the check", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { outputs } = await deploy(
+      {
+        project: PROJECT,
+        region: "europe-west1",
+        bucket: "b",
+        replicas: 5,
+        ports: [80],
+        healthCheck: { httpPath: "/healthz", initialDelaySec: 60, minReadySec: 10 },
+      },
+      "pool",
+    );
+    const health = one(seen, "gcp:compute/regionHealthCheck:RegionHealthCheck");
+    assert.deepEqual(health.inputs.httpHealthCheck, { port: 80, requestPath: "/healthz" });
+    assert.equal(health.inputs.tcpHealthCheck, undefined);
+    const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
+    assert.equal(group.inputs.waitForInstances, true);
+    assert.equal(group.inputs.waitForInstancesStatus, "UPDATED");
+    assert.equal((group.inputs.updatePolicy as Loose).maxSurgeFixed, 5);
+    assert.equal((group.inputs.updatePolicy as Loose).maxUnavailableFixed, 0);
+    assert.equal((group.inputs.updatePolicy as Loose).minReadySec, 10);
+    assert.equal((group.inputs.autoHealingPolicies as Loose).initialDelaySec, 60);
+    assert.equal(byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").length, 0);
+    // Listed by the gcp provider once the group is stable.
     assert.deepEqual(outputs.instanceNames, ["web-x2k9", "web-a7b1", "web-q3zz"]);
     assert.deepEqual(outputs.externalIps, ["198.51.100.11", "198.51.100.12"]);
-    const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
-    assert.equal((wait.inputs.instances as string[]).length, 3);
-    assert.equal(wait.inputs.timeoutSeconds, 300);
   });
 
   it("hands the gcp provider's own credentials to the boot wait, as secrets", async () => {
@@ -620,6 +690,26 @@ describe("gcp.UnikernelService refuses", () => {
       /unikernel is built for the hvt target; Compute Engine needs a virtio kernel/,
       true,
     ));
+
+  it("a group with no TCP port to health-check, or a bad health check", async () => {
+    await refuse(
+      { replicas: 3, ports: [{ port: 53, protocol: "udp" }] },
+      /healthCheck is needed for a group of 3 VMs, and no TCP port is declared to check: declare the service's TCP port in ports/,
+    );
+    await refuse(
+      { replicas: 2, ports: [80], healthCheck: { httpPath: "healthz" } },
+      /healthCheck.httpPath "healthz" must be a URL path starting with "\/"/,
+    );
+    await refuse(
+      { replicas: 2, ports: [80], healthCheck: { minReadySec: -1 } },
+      /healthCheck.minReadySec must be a whole number of seconds from 0 to 3600, got -1/,
+    );
+    // One VM needs no port: its boot wait gates it.
+    await mockStack(GOOD_KERNEL, true);
+    assert.doesNotThrow(
+      () => new gcp.UnikernelService("solo", { unikernel: kernel(), bucket: "b" }),
+    );
+  });
 
   it("a kernel without exactly one network device", async () => {
     await refusedAtDeploy(

@@ -21,7 +21,10 @@ export interface InstanceRef {
 export interface WaitOptions {
   /** A regular expression (its source text) the serial output must match. */
   pattern: string;
+  /** How long the instance may take, as the error reports it. */
   timeoutMs: number;
+  /** When to give up (ms since the epoch), if the wait began earlier. Default: now + timeoutMs. */
+  deadline?: number;
   /** Which serial port; Solo5 writes to COM1. Default: 1. */
   port?: number;
   /** Default: {@link DEFAULT_ENDPOINT}. */
@@ -131,7 +134,7 @@ export async function waitForSerial(
   const authorize = options.authorize ?? (await authorizer({}, instance.project));
   const initialDelay = options.initialDelayMs ?? 1000;
   const maxDelay = options.maxDelayMs ?? 10_000;
-  const deadline = Date.now() + options.timeoutMs;
+  const deadline = options.deadline ?? Date.now() + options.timeoutMs;
   const base = `${endpoint}/projects/${encodeURIComponent(instance.project)}/zones/${encodeURIComponent(instance.zone)}/instances/${encodeURIComponent(instance.name)}/serialPort`;
   const where = `serial port ${port} of instance ${instance.name} (zone ${instance.zone}, project ${instance.project})`;
 

@@ -2,8 +2,20 @@ import * as pulumi from "@pulumi/pulumi";
 import { engineProvider } from "../engine";
 
 export interface GceSerialWaitArgs {
-  /** Instance selfLinks (or `projects/P/zones/Z/instances/N` paths) to watch. */
-  instances: pulumi.Input<pulumi.Input<string>[]>;
+  /** Instance selfLinks (or `projects/P/zones/Z/instances/N` paths) to watch; or give `group`. */
+  instances?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * A regional managed instance group: its VMs of `template` (`size` of them) are found through
+   * the Compute Engine API once they run, and each one's console is watched. Default: none.
+   */
+  group?: {
+    /** The group manager's selfLink. */
+    manager: pulumi.Input<string>;
+    /** The selfLink of the template of its new VMs. */
+    template: pulumi.Input<string>;
+    /** How many VMs the group runs. */
+    size: number;
+  };
   /** A regular expression (its source text) each instance's serial port 1 output must match. */
   pattern: pulumi.Input<string>;
   /** How long each instance may take to print it. */
@@ -33,6 +45,8 @@ export interface GceSerialWaitArgs {
 export class GceSerialWait extends pulumi.dynamic.Resource {
   /** The matched text, per instance name. */
   declare readonly matched: pulumi.Output<Record<string, string>>;
+  /** The selfLinks of the instances that booted (a group's new VMs). */
+  declare readonly waited: pulumi.Output<string[]>;
 
   constructor(name: string, args: GceSerialWaitArgs, opts?: pulumi.CustomResourceOptions) {
     super(
@@ -43,6 +57,7 @@ export class GceSerialWait extends pulumi.dynamic.Resource {
         accessToken: args.accessToken && pulumi.secret(args.accessToken),
         credentials: args.credentials && pulumi.secret(args.credentials),
         matched: undefined,
+        waited: undefined,
       },
       opts,
       "pulumi-mirage",

@@ -4,7 +4,7 @@ import { parseInstance, serialCommand } from "../../provider/gcp/serial";
 import { sha256 } from "../../provider/hash";
 import { DiskImage } from "../disk-image";
 import type { Unikernel } from "../unikernel";
-import { GceSerialWait } from "./serial-wait";
+import { GceSerialWait, type GceSerialWaitArgs } from "./serial-wait";
 import {
   checkLabels,
   checkMachineType,
@@ -15,9 +15,12 @@ import {
   checkTarget,
   checkWaitFor,
   firewallAllows,
+  type HealthCheckArgs,
+  healthCheckSpec,
   kernelLabels,
   type Port,
 } from "./validate";
+import { groupOfVms, singleVm, type VmSpec } from "./vms";
 
 /**
  * Arguments of `gcp.UnikernelService`. The ones the component checks before anything is created
@@ -54,9 +57,19 @@ export interface UnikernelServiceArgs {
   machineType?: string;
   /**
    * How many VMs. One is a plain instance; more become a regional managed instance group, rolled
-   * to each new image with new VMs up before old ones go. Default: 1.
+   * to each new image with new VMs up, and healthy (see `healthCheck`), before old ones go.
+   * Default: 1.
    */
   replicas?: number;
+  /**
+   * How a group (`replicas` > 1) tells a serving VM: a TCP connect to `port`, or an HTTP GET of
+   * `httpPath` on it answering 200, from Google's probers (a firewall rule lets them in). The
+   * group recreates a VM failing it (`initialDelaySec` after it starts), and a rolling update
+   * removes no old VM until a new one has passed it for `minReadySec`. One VM has no health
+   * check: its boot wait gates its replacement. Default: TCP on the first TCP port in `ports`
+   * (a group with none is refused), `initialDelaySec` 120, `minReadySec` 30.
+   */
+  healthCheck?: HealthCheckArgs;
   /**
    * An existing VPC network (name or selfLink). Default: a network created with MTU 1500 when
    * `createNetwork` is set, else `default`.
@@ -116,7 +129,10 @@ export class UnikernelService extends pulumi.ComponentResource {
   readonly serialCommands: pulumi.Output<string[]>;
   /** The managed instance group's selfLink, when `replicas` > 1. */
   readonly instanceGroup: pulumi.Output<string> | undefined;
-  /** The boot verification, when `waitFor` is set: depend on it to act once the VMs serve. */
+  /**
+   * The boot verification, when `waitFor` is set: depend on it to act once the VMs serve. For a
+   * group it waits for each VM of the new template.
+   */
   readonly bootCheck: GceSerialWait | undefined;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -132,6 +148,9 @@ export class UnikernelService extends pulumi.ComponentResource {
     checkSourceRanges(sourceRanges);
     checkLabels(args.labels ?? {});
     if (args.waitFor) checkWaitFor(args.waitFor);
+    // A group needs a health check; one VM is gated by its boot wait alone.
+    const health =
+      replicas > 1 ? healthCheckSpec(args.healthCheck, args.ports ?? [], replicas) : undefined;
     if (args.createNetwork && args.network !== undefined) {
       throw new Error(
         "gcp.UnikernelService: network and createNetwork exclude each other: give an existing network, or let the component create one",
@@ -243,36 +262,55 @@ export class UnikernelService extends pulumi.ComponentResource {
       project: args.project,
       machineType,
       image: image.selfLink,
+      network: networkInterface.network,
       networkInterface,
       tag,
       labels,
       serviceAccount,
     };
     const vmOpts = { parent: this, dependsOn: firewall ? [firewall] : [] };
-    const vms =
-      replicas === 1
-        ? singleVm(name, vm, args.zone, vmOpts)
-        : groupOfVms(name, vm, replicas, args.region, vmOpts);
-    const instanceLinks = vms.links;
-    this.instanceGroup = vms.group;
-    this.externalIps = vms.externalIps;
+    const bootWait = (
+      target: Pick<GceSerialWaitArgs, "instances" | "group">,
+      vms: pulumi.Resource,
+    ) =>
+      args.waitFor &&
+      new GceSerialWait(
+        `${name}-boot`,
+        {
+          ...target,
+          pattern: args.waitFor.serial,
+          timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
+          ...providerCredentials(this),
+        },
+        { parent: this, dependsOn: [vms] },
+      );
+
+    let instanceLinks: pulumi.Output<string[]>;
+    if (health === undefined) {
+      const single = singleVm(name, vm, args.zone, vmOpts);
+      this.bootCheck = bootWait(single.waitTarget, single.instance) || undefined;
+      instanceLinks = single.instance.selfLink.apply((link) => [link]);
+      this.externalIps = single.instance.networkInterfaces.apply((nics) =>
+        (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
+      );
+      this.instanceGroup = undefined;
+    } else {
+      const group = groupOfVms(
+        name,
+        vm,
+        { replicas, region: args.region, health, bootWait: args.waitFor !== undefined },
+        vmOpts,
+      );
+      this.bootCheck = bootWait(group.waitTarget, group.manager) || undefined;
+      // The VMs that booted, when awaited; else the group's members once it is stable.
+      instanceLinks = this.bootCheck?.waited ?? groupMembers(group.manager, this);
+      this.externalIps = natIps(instanceLinks, this);
+      this.instanceGroup = group.manager.instanceGroup;
+    }
     this.instanceNames = instanceLinks.apply((links) => links.map((l) => parseInstance(l).name));
     this.serialCommands = instanceLinks.apply((links) =>
       links.map((l) => serialCommand(parseInstance(l))),
     );
-
-    this.bootCheck = args.waitFor
-      ? new GceSerialWait(
-          `${name}-boot`,
-          {
-            instances: instanceLinks,
-            pattern: args.waitFor.serial,
-            timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
-            ...providerCredentials(this),
-          },
-          { parent: this, dependsOn: [vms.resource] },
-        )
-      : undefined;
 
     this.registerOutputs({
       imageSelfLink: this.imageSelfLink,
@@ -308,125 +346,27 @@ function providerCredentials(component: pulumi.ComponentResource): {
   };
 }
 
-/** What the VMs are made of, whether one instance or a group. */
-interface VmSpec {
-  project: pulumi.Input<string> | undefined;
-  machineType: string;
-  image: pulumi.Output<string>;
-  networkInterface: gcp.types.input.compute.InstanceNetworkInterface &
-    gcp.types.input.compute.InstanceTemplateNetworkInterface;
-  tag: string;
-  labels: pulumi.Output<Record<string, string>>;
-  serviceAccount:
-    | { email: pulumi.Input<string>; scopes: pulumi.Input<pulumi.Input<string>[]> }
-    | undefined;
-}
-
-interface Vms {
-  resource: pulumi.Resource;
-  /** The instances' selfLinks. */
-  links: pulumi.Output<string[]>;
-  externalIps: pulumi.Output<string[]>;
-  group: pulumi.Output<string> | undefined;
-}
-
-function singleVm(
-  name: string,
-  vm: VmSpec,
-  zone: pulumi.Input<string> | undefined,
-  opts: pulumi.CustomResourceOptions,
-): Vms {
-  const instance = new gcp.compute.Instance(
-    `${name}-vm`,
-    {
-      project: vm.project,
-      zone,
-      machineType: vm.machineType,
-      bootDisk: { initializeParams: { image: vm.image } },
-      networkInterfaces: [vm.networkInterface],
-      tags: [vm.tag],
-      labels: vm.labels,
-      serviceAccount: vm.serviceAccount,
-      // A unikernel keeps no state: a machine type change may stop and restart it.
-      allowStoppingForUpdate: true,
-    },
-    {
-      ...opts,
-      // A new image is a new VM (auto-named, so both exist for a moment): the new one is
-      // created, and verified when `waitFor` is set, before the old one is deleted.
-      replaceOnChanges: ["bootDisk.initializeParams.image"],
-      deleteBeforeReplace: false,
-    },
-  );
-  return {
-    resource: instance,
-    links: instance.selfLink.apply((link) => [link]),
-    externalIps: instance.networkInterfaces.apply((nics) =>
-      (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
-    ),
-    group: undefined,
-  };
-}
-
-function groupOfVms(
-  name: string,
-  vm: VmSpec,
-  replicas: number,
-  region: pulumi.Input<string> | undefined,
-  opts: pulumi.CustomResourceOptions,
-): Vms {
-  const template = new gcp.compute.InstanceTemplate(
-    `${name}-template`,
-    {
-      project: vm.project,
-      machineType: vm.machineType,
-      disks: [{ sourceImage: vm.image, boot: true, autoDelete: true }],
-      networkInterfaces: [vm.networkInterface],
-      tags: [vm.tag],
-      labels: vm.labels,
-      serviceAccount: vm.serviceAccount,
-    },
-    // Templates are immutable: a new image is a new template, made before the old one goes.
-    { parent: opts.parent, deleteBeforeReplace: false },
-  );
-  const group = new gcp.compute.RegionInstanceGroupManager(
-    `${name}-group`,
-    {
-      project: vm.project,
-      region,
-      baseInstanceName: name,
-      versions: [{ name: "primary", instanceTemplate: template.selfLinkUnique }],
-      targetSize: replicas,
-      // Roll to a new template at once, new VMs first: no VM goes before its successor runs.
-      // A regional group surges by at least its number of zones (3).
-      updatePolicy: {
-        type: "PROACTIVE",
-        minimalAction: "REPLACE",
-        maxSurgeFixed: Math.max(3, replicas),
-        maxUnavailableFixed: 0,
-      },
-      waitForInstances: true,
-      waitForInstancesStatus: "UPDATED",
-    },
-    opts,
-  );
-  const invokeOpts = { parent: opts.parent };
-  const links = gcp.compute
-    .getRegionInstanceGroupOutput({ selfLink: group.instanceGroup }, invokeOpts)
+/** A group's VMs, as the gcp provider lists them. */
+function groupMembers(
+  manager: gcp.compute.RegionInstanceGroupManager,
+  parent: pulumi.Resource,
+): pulumi.Output<string[]> {
+  return gcp.compute
+    .getRegionInstanceGroupOutput({ selfLink: manager.instanceGroup }, { parent })
     .instances.apply((members) => members.map((m) => m.instance).sort());
-  const externalIps = links.apply((selfLinks) =>
-    pulumi.all(
-      selfLinks.map((selfLink) =>
-        gcp.compute
-          .getInstanceOutput({ selfLink }, invokeOpts)
-          .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
+}
+
+/** The public IPs of instances given by selfLink; those without one are left out. */
+function natIps(links: pulumi.Output<string[]>, parent: pulumi.Resource): pulumi.Output<string[]> {
+  return links
+    .apply((selfLinks) =>
+      pulumi.all(
+        selfLinks.map((selfLink) =>
+          gcp.compute
+            .getInstanceOutput({ selfLink }, { parent })
+            .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
+        ),
       ),
-    ),
-  );
-  return {
-    resource: group,
-    links,
-    externalIps: externalIps.apply((ips) => ips.filter((ip) => ip !== "")),
-    group: group.instanceGroup,
-  };
+    )
+    .apply((ips) => ips.filter((ip) => ip !== ""));
 }
