@@ -254,9 +254,10 @@ describe("gcp.UnikernelService", () => {
         ["gcp:compute/image:Image", "web-image", "child"],
         ["gcp:compute/firewall:Firewall", "web-fw", "child"],
         ["gcp:compute/instance:Instance", "web-vm", "child"],
+        ["gcp:compute/network:Network", "web-net", "child"],
         ["pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait", "web-boot", "child"],
       ].sort((a, b) => a[1].localeCompare(b[1])),
-      "nothing else: no bucket (one was given), no network",
+      "nothing else: no bucket (one was given)",
     );
 
     const disk = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage");
@@ -291,8 +292,16 @@ describe("gcp.UnikernelService", () => {
     assert.deepEqual(vm.inputs.bootDisk, {
       initializeParams: { image: link("global/images", "web-image-1a2b3c4") },
     });
+    // No network given: one with MTU 1500, Solo5's frame size.
+    const net = one(seen, "gcp:compute/network:Network");
+    assert.equal(net.inputs.mtu, 1500);
+    assert.equal(net.inputs.autoCreateSubnetworks, true);
     assert.deepEqual(vm.inputs.networkInterfaces, [
-      { network: "default", nicType: "VIRTIO_NET", accessConfigs: [{}] },
+      {
+        network: link("global/networks", "web-net-1a2b3c4"),
+        nicType: "VIRTIO_NET",
+        accessConfigs: [{}],
+      },
     ]);
     assert.equal(vm.inputs.serviceAccount, undefined);
     assert.deepEqual(vm.inputs.labels, image.inputs.labels);
@@ -306,7 +315,7 @@ describe("gcp.UnikernelService", () => {
       { protocol: "udp", ports: ["53"] },
     ]);
     assert.deepEqual(fw.inputs.sourceRanges, ["0.0.0.0/0"]);
-    assert.equal(fw.inputs.network, "default");
+    assert.equal(fw.inputs.network, link("global/networks", "web-net-1a2b3c4"));
     assert.equal(fw.inputs.direction, "INGRESS");
     const tags = vm.inputs.tags as string[];
     assert.equal(tags.length, 1);
@@ -330,14 +339,13 @@ describe("gcp.UnikernelService", () => {
     });
   });
 
-  it("creates a bucket and an MTU 1500 network when asked, and can go without a public IP", async () => {
+  it("creates a bucket when none is given, and can go without a public IP", async () => {
     const seen = await mockStack(GOOD_KERNEL);
     const { outputs } = await deploy(
       {
         project: PROJECT,
         zone: ZONE,
         region: "europe-west1",
-        createNetwork: true,
         publicIp: false,
         ports: [443],
         sourceRanges: ["198.51.100.0/24"],
@@ -376,6 +384,49 @@ describe("gcp.UnikernelService", () => {
     assert.equal(byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").length, 0);
   });
 
+  it("uses an existing network as it is, warning at preview when it is the MTU 1460 default", async () => {
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (message: string) => warnings.push(message);
+    try {
+      // The warning comes from the constructor, so preview and update show it alike.
+      const seen = await mockStack(GOOD_KERNEL);
+      await deploy({ bucket: "b", network: "default" }, "dflt");
+      await deploy(
+        {
+          bucket: "b",
+          network: "projects/p/global/networks/jumbo",
+          subnetwork: "projects/p/regions/europe-west1/subnetworks/jumbo-ew1",
+        },
+        "mine",
+      );
+      await deploy({ bucket: "b", network: `${link("global", "networks")}/default` }, "link");
+      const nics = byType(seen, "gcp:compute/instance:Instance").map(
+        (r) => (r.inputs.networkInterfaces as Loose)[0],
+      );
+      assert.deepEqual(
+        nics.map((n) => [n.network, n.subnetwork]),
+        [
+          ["default", undefined],
+          [
+            "projects/p/global/networks/jumbo",
+            "projects/p/regions/europe-west1/subnetworks/jumbo-ew1",
+          ],
+          [`${link("global", "networks")}/default`, undefined],
+        ],
+      );
+      assert.equal(byType(seen, "gcp:compute/network:Network").length, 0, "no network created");
+    } finally {
+      console.warn = warn;
+    }
+    assert.equal(warnings.length, 2, warnings.join("\n"));
+    assert.match(
+      warnings[0],
+      /network "default" has MTU 1460 while Solo5 sends 1500-byte frames: full-size packets are dropped[\s\S]*Leave network unset \(the component creates an MTU 1500 network\), or give a network created with mtu: 1500/,
+    );
+    assert.match(warnings[1], /networks\/default" has MTU 1460/);
+  });
+
   it("opens no firewall when no ports are declared", async () => {
     const seen = await mockStack(GOOD_KERNEL);
     await deploy({ project: PROJECT, zone: ZONE, bucket: "b" }, "quiet");
@@ -402,7 +453,11 @@ describe("gcp.UnikernelService", () => {
     ]);
     assert.equal(template.inputs.machineType, "e2-micro");
     assert.deepEqual(template.inputs.networkInterfaces, [
-      { network: "default", nicType: "VIRTIO_NET", accessConfigs: [{}] },
+      {
+        network: link("global/networks", "fleet-net-1a2b3c4"),
+        nicType: "VIRTIO_NET",
+        accessConfigs: [{}],
+      },
     ]);
     assert.equal(template.inputs.name, undefined);
     assert.equal(template.deleteBeforeReplace, false);
@@ -554,6 +609,7 @@ describe("gcp.UnikernelService", () => {
       "pre-disk",
       "pre-fw",
       "pre-image",
+      "pre-net",
       "pre-upload",
       "pre-vm",
       "web-kernel",
@@ -641,8 +697,8 @@ describe("gcp.UnikernelService refuses", () => {
       /waitFor\.timeoutSeconds must be a whole number/,
     );
     await refuse(
-      { network: "default", createNetwork: true },
-      /network and createNetwork exclude each other/,
+      { subnetwork: "projects/p/regions/r/subnetworks/s" },
+      /subnetwork is given without network: give the network the subnetwork belongs to/,
     );
     await refuse(
       {},

@@ -30,8 +30,7 @@ const service = new gcp.UnikernelService("web", {
   region,
   zone,
   replicas,
-  // GCE networks default to MTU 1460; Solo5 assumes 1500.
-  createNetwork: true,
+  // No network given: the component creates one with MTU 1500, the frame size Solo5 uses.
   ports: [8080],
   labels: { example: "web" },
   waitFor: { serial: "serving HTTP on port 8080", timeoutSeconds: 300 },

@@ -71,17 +71,14 @@ export interface UnikernelServiceArgs {
    */
   healthCheck?: HealthCheckArgs;
   /**
-   * An existing VPC network (name or selfLink). Default: a network created with MTU 1500 when
-   * `createNetwork` is set, else `default`.
+   * An existing VPC network (name or selfLink), used as it is. Solo5 sends 1500-byte frames,
+   * so a network with a smaller MTU (`default` and other networks made with GCE's default of
+   * 1460) drops full-size packets: preview warns about `default`. Default: a network the
+   * component creates, with MTU 1500 and auto-mode subnets.
    */
   network?: pulumi.Input<string>;
-  /** An existing subnetwork (required for custom-mode networks). Default: none. */
+  /** An existing subnetwork of `network` (required for custom-mode networks). Default: none. */
   subnetwork?: pulumi.Input<string>;
-  /**
-   * Create a network with MTU 1500 (auto-mode subnets): Solo5 assumes 1500 while GCE networks
-   * default to 1460. Default: false.
-   */
-  createNetwork?: boolean;
   /** Give each VM an ephemeral public IP. Default: true. */
   publicIp?: boolean;
   /** Ports to open to the component's VMs; a number is a TCP port. Default: none. */
@@ -151,9 +148,9 @@ export class UnikernelService extends pulumi.ComponentResource {
     // A group needs a health check; one VM is gated by its boot wait alone.
     const health =
       replicas > 1 ? healthCheckSpec(args.healthCheck, args.ports ?? [], replicas) : undefined;
-    if (args.createNetwork && args.network !== undefined) {
+    if (args.subnetwork !== undefined && args.network === undefined) {
       throw new Error(
-        "gcp.UnikernelService: network and createNetwork exclude each other: give an existing network, or let the component create one",
+        "gcp.UnikernelService: subnetwork is given without network: give the network the subnetwork belongs to",
       );
     }
     super("pulumi-mirage:gcp:UnikernelService", name, {}, opts);
@@ -225,16 +222,24 @@ export class UnikernelService extends pulumi.ComponentResource {
     );
     this.imageSelfLink = image.selfLink;
 
-    let network = args.network;
-    if (args.createNetwork) {
-      network = new gcp.compute.Network(
+    const network =
+      args.network ??
+      // Solo5 assumes MTU 1500 (FACTS.md); GCE's default is 1460.
+      new gcp.compute.Network(
         `${name}-net`,
         { project: args.project, autoCreateSubnetworks: true, mtu: 1500 },
         parent,
       ).selfLink;
+    if (isDefaultNetwork(args.network)) {
+      pulumi.log.warn(
+        `network "${args.network}" has MTU 1460 while Solo5 sends 1500-byte frames: full-size ` +
+          "packets are dropped and large responses stall. Leave network unset (the component " +
+          "creates an MTU 1500 network), or give a network created with mtu: 1500.",
+        this,
+      );
     }
     const networkInterface = {
-      network: network ?? "default",
+      network,
       subnetwork: args.subnetwork,
       nicType: "VIRTIO_NET",
       accessConfigs: args.publicIp === false ? [] : [{}],
@@ -369,4 +374,9 @@ function natIps(links: pulumi.Output<string[]>, parent: pulumi.Resource): pulumi
       ),
     )
     .apply((ips) => ips.filter((ip) => ip !== ""));
+}
+
+/** The `default` network, by name or selfLink: GCE always gives it MTU 1460. */
+function isDefaultNetwork(network: pulumi.Input<string> | undefined): boolean {
+  return typeof network === "string" && /(^|\/networks\/)default$/.test(network);
 }
