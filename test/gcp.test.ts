@@ -83,7 +83,7 @@ function state(type: string, name: string, inputs: Record<string, Loose>, kernel
         selfLink: link(`zones/${ZONE}/instances`, physical),
         networkInterfaces: inputs.networkInterfaces.map((nic: Loose) => ({
           ...nic,
-          accessConfigs: nic.accessConfigs.map(() => ({ natIp: "203.0.113.7" })),
+          accessConfigs: nic.accessConfigs.map((a: Loose) => ({ natIp: a.natIp ?? "203.0.113.7" })),
         })),
       };
     case "gcp:compute/instanceTemplate:InstanceTemplate":
@@ -98,8 +98,16 @@ function state(type: string, name: string, inputs: Record<string, Loose>, kernel
         instanceGroup: link("regions/europe-west1/instanceGroups", inputs.baseInstanceName),
         selfLink: link("regions/europe-west1/instanceGroupManagers", physical),
       };
-    case "gcp:compute/regionHealthCheck:RegionHealthCheck":
-      return { ...inputs, selfLink: link("regions/europe-west1/healthChecks", physical) };
+    case "gcp:compute/healthCheck:HealthCheck":
+      return { ...inputs, selfLink: link("global/healthChecks", physical) };
+    case "gcp:compute/address:Address":
+      return { ...inputs, address: "203.0.113.50" };
+    case "gcp:compute/globalAddress:GlobalAddress":
+      return { ...inputs, address: "198.51.100.99" };
+    case "gcp:compute/backendService:BackendService":
+      return { ...inputs, selfLink: link("global/backendServices", physical) };
+    case "gcp:compute/targetTCPProxy:TargetTCPProxy":
+      return { ...inputs, selfLink: link("global/targetTcpProxies", physical) };
     case "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait":
       // The engine reports the VMs it waited for: for a group, the new ones it found.
       return {
@@ -174,7 +182,28 @@ async function mockStack(
     });
     return register(req, callback);
   };
+  const registerOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req: Loose, callback: Loose) => {
+    outputsRegistered.add(req.getUrn());
+    return registerOutputs(req, callback);
+  };
   return seen;
+}
+
+/** Components whose registerOutputs reached the (mock) engine. */
+const outputsRegistered = new Set<string>();
+
+/**
+ * Waits until the component registered its outputs, which happens once all of them resolve: a
+ * test that ended earlier would let that call reach the next test's mocks.
+ */
+async function outputsDone(component: pulumi.ComponentResource): Promise<void> {
+  const urn = await value(component.urn, "component urn");
+  const deadline = Date.now() + 5000;
+  while (!outputsRegistered.has(urn)) {
+    if (Date.now() > deadline) throw new Error(`${urn} never registered its outputs`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /** An output's value; fails instead of hanging when it never resolves (FACTS.md). */
@@ -208,6 +237,7 @@ async function deploy(args: Omit<gcp.UnikernelServiceArgs, "unikernel">, name = 
     serialCommands: await value(service.serialCommands, "serialCommands"),
   };
   if (service.bootCheck) await value(service.bootCheck.urn, "bootCheck");
+  await outputsDone(service);
   return { service, outputs };
 }
 
@@ -468,9 +498,8 @@ describe("gcp.UnikernelService", () => {
     assert.deepEqual(template.inputs.tags, open.inputs.targetTags);
 
     // The health check: TCP on the first TCP port, probed from Google's ranges only.
-    const health = one(seen, "gcp:compute/regionHealthCheck:RegionHealthCheck");
+    const health = one(seen, "gcp:compute/healthCheck:HealthCheck");
     assert.equal(health.name, "fleet-health");
-    assert.equal(health.inputs.region, "europe-west1");
     assert.deepEqual(health.inputs.tcpHealthCheck, { port: 8080 });
     assert.equal(health.inputs.httpHealthCheck, undefined);
     assert.deepEqual(probes.inputs.allows, [{ protocol: "tcp", ports: ["8080"] }]);
@@ -487,7 +516,7 @@ describe("gcp.UnikernelService", () => {
       },
     ]);
     assert.deepEqual(group.inputs.autoHealingPolicies, {
-      healthCheck: link("regions/europe-west1/healthChecks", "fleet-health-1a2b3c4"),
+      healthCheck: link("global/healthChecks", "fleet-health-1a2b3c4"),
       initialDelaySec: 120,
     });
     // New VMs first, no old VM removed before a new one is healthy for minReadySec.
@@ -520,6 +549,133 @@ describe("gcp.UnikernelService", () => {
     assert.deepEqual(outputs.instanceNames, ["web-n1", "web-n2", "web-n3"]);
   });
 
+  it("staticIp: one VM holds a reserved address in its region, and is replaced delete-first", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { service } = await deploy(
+      { project: PROJECT, zone: ZONE, bucket: "b", ports: [8080], staticIp: true },
+      "pin",
+    );
+    const address = one(seen, "gcp:compute/address:Address");
+    assert.equal(address.name, "pin-ip");
+    assert.deepEqual(
+      {
+        region: address.inputs.region,
+        type: address.inputs.addressType,
+        project: address.inputs.project,
+      },
+      { region: "europe-west1", type: "EXTERNAL", project: PROJECT },
+    );
+    const vm = one(seen, "gcp:compute/instance:Instance");
+    assert.deepEqual((vm.inputs.networkInterfaces as Loose)[0].accessConfigs, [
+      { natIp: "203.0.113.50" },
+    ]);
+    // The address belongs to one VM at a time: the old VM lets it go before the new one takes it.
+    assert.equal(vm.deleteBeforeReplace, true);
+    assert.equal(await value(service.address, "address"), "203.0.113.50");
+    assert.equal(byType(seen, "gcp:compute/globalAddress:GlobalAddress").length, 0);
+  });
+
+  it("staticIp: a group gets one address on a proxy load balancer sharing its health check", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { service } = await deploy(
+      {
+        project: PROJECT,
+        region: "europe-west1",
+        bucket: "b",
+        replicas: 3,
+        ports: [8080, 8443],
+        publicIp: false,
+        staticIp: true,
+        healthCheck: { httpPath: "/healthz" },
+      },
+      "lb",
+    );
+    // Known once every port forwards.
+    assert.equal(await value(service.address, "address"), "198.51.100.99");
+    const health = one(seen, "gcp:compute/healthCheck:HealthCheck");
+    const healthLink = link("global/healthChecks", "lb-health-1a2b3c4");
+    const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
+    assert.equal((group.inputs.autoHealingPolicies as Loose).healthCheck, healthLink);
+    assert.deepEqual(health.inputs.httpHealthCheck, { port: 8080, requestPath: "/healthz" });
+    assert.deepEqual(group.inputs.namedPorts, [
+      { name: "tcp8080", port: 8080 },
+      { name: "tcp8443", port: 8443 },
+    ]);
+    const address = one(seen, "gcp:compute/globalAddress:GlobalAddress");
+    assert.equal(address.name, "lb-ip");
+    assert.equal(address.inputs.addressType, "EXTERNAL");
+    const backends = byType(seen, "gcp:compute/backendService:BackendService").sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
+    assert.deepEqual(
+      backends.map((b) => [
+        b.name,
+        b.inputs.portName,
+        b.inputs.protocol,
+        b.inputs.loadBalancingScheme,
+      ]),
+      [
+        ["lb-lb-8080", "tcp8080", "TCP", "EXTERNAL_MANAGED"],
+        ["lb-lb-8443", "tcp8443", "TCP", "EXTERNAL_MANAGED"],
+      ],
+    );
+    for (const b of backends) {
+      assert.equal(
+        b.inputs.healthChecks,
+        healthLink,
+        "the autohealing check decides where traffic goes",
+      );
+      assert.deepEqual(b.inputs.backends, [
+        {
+          group: link("regions/europe-west1/instanceGroups", "lb"),
+          balancingMode: "UTILIZATION",
+          capacityScaler: 1,
+        },
+      ]);
+    }
+    const proxies = byType(seen, "gcp:compute/targetTCPProxy:TargetTCPProxy");
+    assert.deepEqual(proxies.map((p) => p.inputs.backendService).sort(), [
+      link("global/backendServices", "lb-lb-8080-1a2b3c4"),
+      link("global/backendServices", "lb-lb-8443-1a2b3c4"),
+    ]);
+    const rules = byType(seen, "gcp:compute/globalForwardingRule:GlobalForwardingRule").sort(
+      (a, b) => a.name.localeCompare(b.name),
+    );
+    assert.deepEqual(
+      rules.map((r) => [
+        r.name,
+        r.inputs.ipAddress,
+        r.inputs.portRange,
+        r.inputs.target,
+        r.inputs.loadBalancingScheme,
+      ]),
+      [
+        [
+          "lb-fwd-8080",
+          "198.51.100.99",
+          "8080",
+          link("global/targetTcpProxies", "lb-proxy-8080-1a2b3c4"),
+          "EXTERNAL_MANAGED",
+        ],
+        [
+          "lb-fwd-8443",
+          "198.51.100.99",
+          "8443",
+          link("global/targetTcpProxies", "lb-proxy-8443-1a2b3c4"),
+          "EXTERNAL_MANAGED",
+        ],
+      ],
+    );
+    // The proxies connect from Google's ranges: the probe rule lets them reach every port.
+    const probes = byType(seen, "gcp:compute/firewall:Firewall").find(
+      (f) => f.name === "lb-probes",
+    );
+    assert.deepEqual(probes?.inputs.allows, [{ protocol: "tcp", ports: ["8080", "8443"] }]);
+    const template = one(seen, "gcp:compute/instanceTemplate:InstanceTemplate");
+    assert.deepEqual((template.inputs.networkInterfaces as Loose)[0].accessConfigs, []);
+    assert.equal(byType(seen, "gcp:compute/address:Address").length, 0);
+  });
+
   it("without waitFor the group itself waits for its update; an HTTP path can be the check", async () => {
     const seen = await mockStack(GOOD_KERNEL);
     const { outputs } = await deploy(
@@ -533,7 +689,7 @@ describe("gcp.UnikernelService", () => {
       },
       "pool",
     );
-    const health = one(seen, "gcp:compute/regionHealthCheck:RegionHealthCheck");
+    const health = one(seen, "gcp:compute/healthCheck:HealthCheck");
     assert.deepEqual(health.inputs.httpHealthCheck, { port: 80, requestPath: "/healthz" });
     assert.equal(health.inputs.tcpHealthCheck, undefined);
     const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
@@ -764,6 +920,17 @@ describe("gcp.UnikernelService refuses", () => {
     await mockStack(GOOD_KERNEL, true);
     assert.doesNotThrow(
       () => new gcp.UnikernelService("solo", { unikernel: kernel(), bucket: "b" }),
+    );
+  });
+
+  it("a static address it cannot honour", async () => {
+    await refuse(
+      { staticIp: true, publicIp: false },
+      /staticIp is the VM's public address, and publicIp is false: drop one of them/,
+    );
+    await refuse(
+      { staticIp: true, replicas: 3, ports: [8080, { port: 53, protocol: "udp" }] },
+      /staticIp for a group is a proxy load balancer, which forwards TCP ports only \(UDP port 53 would not be reachable there\)/,
     );
   });
 

@@ -4,6 +4,7 @@ import { parseInstance, serialCommand } from "../../provider/gcp/serial";
 import { sha256 } from "../../provider/hash";
 import { DiskImage } from "../disk-image";
 import type { Unikernel } from "../unikernel";
+import { groupBalancer, regionOfZone, vmAddress } from "./address";
 import { GceSerialWait, type GceSerialWaitArgs } from "./serial-wait";
 import {
   checkLabels,
@@ -12,6 +13,7 @@ import {
   checkNetDevices,
   checkReplicas,
   checkSourceRanges,
+  checkStaticIp,
   checkTarget,
   checkWaitFor,
   firewallAllows,
@@ -19,6 +21,7 @@ import {
   healthCheckSpec,
   kernelLabels,
   type Port,
+  tcpPorts,
 } from "./validate";
 import { groupOfVms, singleVm, type VmSpec } from "./vms";
 
@@ -81,6 +84,15 @@ export interface UnikernelServiceArgs {
   subnetwork?: pulumi.Input<string>;
   /** Give each VM an ephemeral public IP. Default: true. */
   publicIp?: boolean;
+  /**
+   * Reserve an external address that survives replacements, output as `address`. One VM holds
+   * it itself; as a VM can hold it only once the previous one has let it go, a new image then
+   * replaces the VM delete-first (a short outage, and no old VM to fall back on). A group gets
+   * one global address in front of it: a proxy load balancer forwarding each TCP port in
+   * `ports` to VMs passing the health check, new VMs first, without an outage; its VMs may then
+   * go without public IPs (`publicIp: false`). Default: false.
+   */
+  staticIp?: boolean;
   /** Ports to open to the component's VMs; a number is a TCP port. Default: none. */
   ports?: Port[];
   /** Who may reach `ports`, as CIDR ranges. Default: `["0.0.0.0/0"]`. */
@@ -122,6 +134,12 @@ export class UnikernelService extends pulumi.ComponentResource {
   readonly instanceNames: pulumi.Output<string[]>;
   /** The VMs' public IPs (empty when `publicIp` is false). */
   readonly externalIps: pulumi.Output<string[]>;
+  /**
+   * The address clients use: with `staticIp`, the reserved one (the VM's, or the group's load
+   * balancer's, which forwards the TCP `ports`); else the first VM's public IP, which changes
+   * when the VM is replaced. Undefined when there is none.
+   */
+  readonly address: pulumi.Output<string | undefined>;
   /** For each VM, the command that prints its serial console. */
   readonly serialCommands: pulumi.Output<string[]>;
   /** The managed instance group's selfLink, when `replicas` > 1. */
@@ -145,6 +163,7 @@ export class UnikernelService extends pulumi.ComponentResource {
     checkSourceRanges(sourceRanges);
     checkLabels(args.labels ?? {});
     if (args.waitFor) checkWaitFor(args.waitFor);
+    if (args.staticIp) checkStaticIp(replicas, args.publicIp ?? true, args.ports ?? []);
     // A group needs a health check; one VM is gated by its boot wait alone.
     const health =
       replicas > 1 ? healthCheckSpec(args.healthCheck, args.ports ?? [], replicas) : undefined;
@@ -292,18 +311,31 @@ export class UnikernelService extends pulumi.ComponentResource {
 
     let instanceLinks: pulumi.Output<string[]>;
     if (health === undefined) {
-      const single = singleVm(name, vm, args.zone, vmOpts);
+      const region =
+        args.region ?? (typeof args.zone === "string" ? regionOfZone(args.zone) : undefined);
+      const reserved = args.staticIp ? vmAddress(name, args.project, region, parent) : undefined;
+      const single = singleVm(name, vm, args.zone, reserved?.address, vmOpts);
       this.bootCheck = bootWait(single.waitTarget, single.instance) || undefined;
       instanceLinks = single.instance.selfLink.apply((link) => [link]);
       this.externalIps = single.instance.networkInterfaces.apply((nics) =>
         (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
       );
       this.instanceGroup = undefined;
+      this.address = reserved
+        ? reserved.address
+        : this.externalIps.apply((ips): string | undefined => ips[0]);
     } else {
+      const balancedPorts = args.staticIp ? tcpPorts(args.ports ?? []) : [];
       const group = groupOfVms(
         name,
         vm,
-        { replicas, region: args.region, health, bootWait: args.waitFor !== undefined },
+        {
+          replicas,
+          region: args.region,
+          health,
+          balancedPorts,
+          bootWait: args.waitFor !== undefined,
+        },
         vmOpts,
       );
       this.bootCheck = bootWait(group.waitTarget, group.manager) || undefined;
@@ -311,6 +343,18 @@ export class UnikernelService extends pulumi.ComponentResource {
       instanceLinks = this.bootCheck?.waited ?? groupMembers(group.manager, this);
       this.externalIps = natIps(instanceLinks, this);
       this.instanceGroup = group.manager.instanceGroup;
+      this.address = args.staticIp
+        ? groupBalancer(
+            name,
+            {
+              project: args.project,
+              instanceGroup: group.manager.instanceGroup,
+              healthCheck: group.healthCheck,
+              ports: balancedPorts,
+            },
+            parent,
+          )
+        : this.externalIps.apply((ips): string | undefined => ips[0]);
     }
     this.instanceNames = instanceLinks.apply((links) => links.map((l) => parseInstance(l).name));
     this.serialCommands = instanceLinks.apply((links) =>
@@ -321,6 +365,7 @@ export class UnikernelService extends pulumi.ComponentResource {
       imageSelfLink: this.imageSelfLink,
       instanceNames: this.instanceNames,
       externalIps: this.externalIps,
+      address: this.address,
       serialCommands: this.serialCommands,
       instanceGroup: this.instanceGroup,
     });

@@ -232,10 +232,7 @@ export function healthCheckSpec(
   ports: readonly Port[],
   replicas: number,
 ): HealthCheckSpec {
-  const firstTcp = ports
-    .map((p) => (typeof p === "number" ? { port: p, protocol: "tcp" } : p))
-    .find((p) => (p.protocol ?? "tcp") === "tcp")?.port;
-  const port = args?.port ?? firstTcp;
+  const port = args?.port ?? tcpPorts(ports)[0];
   if (port === undefined) {
     fail(
       "healthCheck",
@@ -259,4 +256,34 @@ export function healthCheckSpec(
     initialDelaySec: checkSeconds("healthCheck.initialDelaySec", args?.initialDelaySec, 120),
     minReadySec: checkSeconds("healthCheck.minReadySec", args?.minReadySec, 30),
   };
+}
+
+/** The TCP ports among `ports`, in order. */
+export function tcpPorts(ports: readonly Port[]): number[] {
+  return ports
+    .map((p) => (typeof p === "number" ? { port: p, protocol: "tcp" } : p))
+    .filter((p) => (p.protocol ?? "tcp") === "tcp")
+    .map((p) => p.port);
+}
+
+/**
+ * One VM's static address is its public IP; a group's sits on a proxy load balancer, which
+ * forwards TCP only.
+ */
+export function checkStaticIp(replicas: number, publicIp: boolean, ports: readonly Port[]): void {
+  if (replicas === 1 && !publicIp) {
+    fail(
+      "staticIp",
+      "is the VM's public address, and publicIp is false: drop one of them (a group, replicas > 1, can have both: its address is a load balancer's)",
+    );
+  }
+  if (replicas === 1) return;
+  const udp = ports.filter((p) => typeof p !== "number" && p.protocol === "udp");
+  if (udp.length > 0 || tcpPorts(ports).length === 0) {
+    fail(
+      "staticIp",
+      `for a group is a proxy load balancer, which forwards TCP ports only${udp.length > 0 ? ` (UDP port ${udp.map((p) => (typeof p === "number" ? p : p.port)).join(", ")} would not be reachable there)` : ", and no TCP port is declared"}: ` +
+        "a passthrough balancer cannot be used, as it delivers packets addressed to its own IP, which a MirageOS network stack drops. Declare TCP ports only, or use replicas: 1",
+    );
+  }
 }

@@ -1,11 +1,13 @@
-// The VMs of a gcp.UnikernelService: one instance, replaced new-first, or a regional managed
-// instance group rolled only as its new VMs pass a health check.
+// The VMs of a gcp.UnikernelService: one instance, replaced new-first (delete-first when it
+// holds a static address, which one VM at a time can have), or a regional managed instance
+// group rolled only as its new VMs pass a health check.
 import * as gcp from "@pulumi/gcp";
 import type * as pulumi from "@pulumi/pulumi";
+import { namedPort } from "./address";
 import type { GceSerialWaitArgs } from "./serial-wait";
 import type { HealthCheckSpec } from "./validate";
 
-/** Google's health-check probers (autohealing and load balancers send from these). */
+/** Google's health-check probers and proxy load balancers send from these ranges. */
 export const HEALTH_CHECK_RANGES = ["35.191.0.0/16", "130.211.0.0/22"];
 
 /** What the VMs are made of, whether one instance or a group. */
@@ -34,8 +36,14 @@ export function singleVm(
   name: string,
   vm: VmSpec,
   zone: pulumi.Input<string> | undefined,
+  /** A reserved address the VM holds, if any. */
+  natIp: pulumi.Input<string> | undefined,
   opts: pulumi.CustomResourceOptions,
 ): SingleVm {
+  const nic =
+    natIp === undefined
+      ? vm.networkInterface
+      : { ...vm.networkInterface, accessConfigs: [{ natIp }] };
   const instance = new gcp.compute.Instance(
     `${name}-vm`,
     {
@@ -43,7 +51,7 @@ export function singleVm(
       zone,
       machineType: vm.machineType,
       bootDisk: { initializeParams: { image: vm.image } },
-      networkInterfaces: [vm.networkInterface],
+      networkInterfaces: [nic],
       tags: [vm.tag],
       labels: vm.labels,
       serviceAccount: vm.serviceAccount,
@@ -53,9 +61,10 @@ export function singleVm(
     {
       ...opts,
       // A new image is a new VM (auto-named, so both exist for a moment): the new one is
-      // created, and verified when `waitFor` is set, before the old one is deleted.
+      // created, and verified when `waitFor` is set, before the old one is deleted. An address
+      // belongs to one VM at a time, so with one the old VM must go first.
       replaceOnChanges: ["bootDisk.initializeParams.image"],
-      deleteBeforeReplace: false,
+      deleteBeforeReplace: natIp !== undefined,
     },
   );
   return { instance, waitTarget: { instances: instance.selfLink.apply((link) => [link]) } };
@@ -63,7 +72,7 @@ export function singleVm(
 
 export interface GroupVms {
   manager: gcp.compute.RegionInstanceGroupManager;
-  healthCheck: gcp.compute.RegionHealthCheck;
+  healthCheck: gcp.compute.HealthCheck;
   /** What the boot wait watches: the group's VMs of the current template. */
   waitTarget: Pick<GceSerialWaitArgs, "group">;
 }
@@ -72,6 +81,8 @@ export interface GroupOptions {
   replicas: number;
   region: pulumi.Input<string> | undefined;
   health: HealthCheckSpec;
+  /** TCP ports a proxy load balancer forwards to the VMs (named ports), if any. */
+  balancedPorts: number[];
   /**
    * A boot wait follows: the group then returns as soon as the update is under way, and the
    * wait finds the new VMs and reads their consoles (failing with the console of the one that
@@ -88,11 +99,11 @@ export function groupOfVms(
 ): GroupVms {
   const parent = { parent: opts.parent };
   const { health } = group;
-  const healthCheck = new gcp.compute.RegionHealthCheck(
+  // Global, so the load balancer of `staticIp` can use the very check autohealing uses.
+  const healthCheck = new gcp.compute.HealthCheck(
     `${name}-health`,
     {
       project: vm.project,
-      region: group.region,
       checkIntervalSec: 5,
       timeoutSec: 5,
       healthyThreshold: 2,
@@ -103,14 +114,16 @@ export function groupOfVms(
     },
     parent,
   );
-  // Without this the probes never arrive, every VM counts as unhealthy and is recreated forever.
+  // Without this the probes never arrive, every VM counts as unhealthy and is recreated forever;
+  // the load balancer's proxies connect from the same ranges.
+  const probedPorts = [...new Set([health.port, ...group.balancedPorts])].map(String);
   const probes = new gcp.compute.Firewall(
     `${name}-probes`,
     {
       project: vm.project,
       network: vm.network,
       direction: "INGRESS",
-      allows: [{ protocol: "tcp", ports: [String(health.port)] }],
+      allows: [{ protocol: "tcp", ports: probedPorts }],
       targetTags: [vm.tag],
       sourceRanges: HEALTH_CHECK_RANGES,
     },
@@ -139,6 +152,7 @@ export function groupOfVms(
       baseInstanceName: name,
       versions: [{ name: "primary", instanceTemplate: template.selfLinkUnique }],
       targetSize: group.replicas,
+      ...(group.balancedPorts.length > 0 ? { namedPorts: group.balancedPorts.map(namedPort) } : {}),
       // A VM that stops answering is recreated; a new one gets initialDelaySec to boot first.
       autoHealingPolicies: {
         healthCheck: healthCheck.selfLink,
