@@ -982,6 +982,7 @@ describe("examples/gce", () => {
       "pulumi-mirage-gce:region": "europe-west1",
       "pulumi-mirage-gce:zone": ZONE,
       "pulumi-mirage-gce:replicas": "1",
+      "pulumi-mirage-gce:staticIp": "false",
       "pulumi-mirage-gce:kernel": "/prebuilt/web.virtio",
     });
     const outputs = runExample();
@@ -1003,6 +1004,39 @@ describe("examples/gce", () => {
       { protocol: "tcp", ports: ["8080"] },
     ]);
     assert.equal(one(seen, "gcp:storage/bucket:Bucket").inputs.location, "europe-west1");
+    assert.equal(
+      one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").inputs.pattern,
+      "serving HTTP on port 8080",
+    );
+  });
+
+  it("deploys examples/web as a health-checked group behind one static address", async () => {
+    const seen = await mockStack(GOOD_KERNEL, false, "pulumi-mirage-gce");
+    pulumi.runtime.setAllConfig({
+      "pulumi-mirage-gce:project": PROJECT,
+      "pulumi-mirage-gce:region": "europe-west1",
+      "pulumi-mirage-gce:zone": ZONE,
+      "pulumi-mirage-gce:replicas": "3",
+      "pulumi-mirage-gce:staticIp": "true",
+      "pulumi-mirage-gce:kernel": "/prebuilt/web.virtio",
+    });
+    const outputs = runExample();
+    assert.equal(await value(outputs.url, "url"), "http://198.51.100.99:8080/");
+    assert.deepEqual(await value(outputs.instances, "instances"), ["web-n1", "web-n2", "web-n3"]);
+    const component = one(seen, "pulumi-mirage:gcp:UnikernelService");
+    await outputsDone({
+      urn: pulumi.output(
+        `urn:pulumi:dev::pulumi-mirage-gce::pulumi-mirage:gcp:UnikernelService::${component.name}`,
+      ),
+    } as Loose);
+    assert.deepEqual(one(seen, "gcp:compute/healthCheck:HealthCheck").inputs.tcpHealthCheck, {
+      port: 8080,
+    });
+    assert.equal(
+      one(seen, "gcp:compute/globalForwardingRule:GlobalForwardingRule").inputs.portRange,
+      "8080",
+    );
+    assert.equal(one(seen, "gcp:compute/network:Network").inputs.mtu, 1500);
     assert.equal(
       one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").inputs.pattern,
       "serving HTTP on port 8080",
