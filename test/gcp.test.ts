@@ -197,8 +197,8 @@ const outputsRegistered = new Set<string>();
  * Waits until the component registered its outputs, which happens once all of them resolve: a
  * test that ended earlier would let that call reach the next test's mocks.
  */
-async function outputsDone(component: pulumi.ComponentResource): Promise<void> {
-  const urn = await value(component.urn, "component urn");
+async function outputsDone(componentUrn: pulumi.Input<string>): Promise<void> {
+  const urn = await value(componentUrn, "component urn");
   const deadline = Date.now() + 5000;
   while (!outputsRegistered.has(urn)) {
     if (Date.now() > deadline) throw new Error(`${urn} never registered its outputs`);
@@ -237,7 +237,7 @@ async function deploy(args: Omit<gcp.UnikernelServiceArgs, "unikernel">, name = 
     serialCommands: await value(service.serialCommands, "serialCommands"),
   };
   if (service.bootCheck) await value(service.bootCheck.urn, "bootCheck");
-  await outputsDone(service);
+  await outputsDone(service.urn);
   return { service, outputs };
 }
 
@@ -1024,11 +1024,9 @@ describe("examples/gce", () => {
     assert.equal(await value(outputs.url, "url"), "http://198.51.100.99:8080/");
     assert.deepEqual(await value(outputs.instances, "instances"), ["web-n1", "web-n2", "web-n3"]);
     const component = one(seen, "pulumi-mirage:gcp:UnikernelService");
-    await outputsDone({
-      urn: pulumi.output(
-        `urn:pulumi:dev::pulumi-mirage-gce::pulumi-mirage:gcp:UnikernelService::${component.name}`,
-      ),
-    } as Loose);
+    await outputsDone(
+      `urn:pulumi:dev::pulumi-mirage-gce::pulumi-mirage:gcp:UnikernelService::${component.name}`,
+    );
     assert.deepEqual(one(seen, "gcp:compute/healthCheck:HealthCheck").inputs.tcpHealthCheck, {
       port: 8080,
     });
