@@ -975,17 +975,22 @@ describe("examples/gce", () => {
     return module.exports;
   }
 
-  it("deploys examples/web: one e2-micro VM on an MTU 1500 network, 8080 open, boot awaited", async () => {
+  /** Runs the example with the stack config `pulumi config set` would give it. */
+  async function runExampleWith(config: { replicas: number; staticIp: boolean }) {
     const seen = await mockStack(GOOD_KERNEL, false, "pulumi-mirage-gce");
     pulumi.runtime.setAllConfig({
       "pulumi-mirage-gce:project": PROJECT,
       "pulumi-mirage-gce:region": "europe-west1",
       "pulumi-mirage-gce:zone": ZONE,
-      "pulumi-mirage-gce:replicas": "1",
-      "pulumi-mirage-gce:staticIp": "false",
+      "pulumi-mirage-gce:replicas": String(config.replicas),
+      "pulumi-mirage-gce:staticIp": String(config.staticIp),
       "pulumi-mirage-gce:kernel": "/prebuilt/web.virtio",
     });
-    const outputs = runExample();
+    return { seen, outputs: runExample() };
+  }
+
+  it("deploys examples/web: one e2-micro VM on an MTU 1500 network, 8080 open, boot awaited", async () => {
+    const { seen, outputs } = await runExampleWith({ replicas: 1, staticIp: false });
     assert.equal(await value(outputs.url, "url"), "http://203.0.113.7:8080/");
     await value(outputs.booted, "booted");
     assert.deepEqual(await value(outputs.serialConsole, "serialConsole"), [
@@ -1011,16 +1016,7 @@ describe("examples/gce", () => {
   });
 
   it("deploys examples/web as a health-checked group behind one static address", async () => {
-    const seen = await mockStack(GOOD_KERNEL, false, "pulumi-mirage-gce");
-    pulumi.runtime.setAllConfig({
-      "pulumi-mirage-gce:project": PROJECT,
-      "pulumi-mirage-gce:region": "europe-west1",
-      "pulumi-mirage-gce:zone": ZONE,
-      "pulumi-mirage-gce:replicas": "3",
-      "pulumi-mirage-gce:staticIp": "true",
-      "pulumi-mirage-gce:kernel": "/prebuilt/web.virtio",
-    });
-    const outputs = runExample();
+    const { seen, outputs } = await runExampleWith({ replicas: 3, staticIp: true });
     assert.equal(await value(outputs.url, "url"), "http://198.51.100.99:8080/");
     assert.deepEqual(await value(outputs.instances, "instances"), ["web-n1", "web-n2", "web-n3"]);
     const component = one(seen, "pulumi-mirage:gcp:UnikernelService");
