@@ -3,8 +3,9 @@
 // passthrough one delivers packets addressed to the balancer's IP, which a MirageOS stack drops
 // (mirage-tcpip accepts only its own address), and answers would leave from the VM's address.
 // A proxy opens its own connection to each VM's address instead.
-import * as gcp from "@pulumi/gcp";
+import type * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
+import { gcpSdk } from "../peers";
 
 /** A zone's region: `europe-west1-b` is in `europe-west1`. */
 export function regionOfZone(zone: string): string {
@@ -18,6 +19,7 @@ export function vmAddress(
   region: pulumi.Input<string> | undefined,
   opts: pulumi.CustomResourceOptions,
 ): gcp.compute.Address {
+  const gcp = gcpSdk("gcp.UnikernelService");
   return new gcp.compute.Address(
     `${name}-ip`,
     { project, region, addressType: "EXTERNAL", networkTier: "PREMIUM" },
@@ -47,6 +49,7 @@ export function groupBalancer(
   args: BalancerArgs,
   opts: pulumi.CustomResourceOptions,
 ): pulumi.Output<string> {
+  const gcp = gcpSdk("gcp.UnikernelService");
   const address = new gcp.compute.GlobalAddress(
     `${name}-ip`,
     { project: args.project, addressType: "EXTERNAL", ipVersion: "IPV4" },

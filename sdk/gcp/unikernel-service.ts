@@ -1,8 +1,9 @@
-import * as gcp from "@pulumi/gcp";
+import type * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import { parseInstance, serialCommand } from "../../provider/gcp/serial";
 import { sha256 } from "../../provider/hash";
 import { DiskImage } from "../disk-image";
+import { gcpSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
 import { groupBalancer, regionOfZone, vmAddress } from "./address";
 import { GceSerialWait, type GceSerialWaitArgs } from "./serial-wait";
@@ -151,6 +152,7 @@ export class UnikernelService extends pulumi.ComponentResource {
   readonly bootCheck: GceSerialWait | undefined;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    const gcp = gcpSdk("gcp.UnikernelService");
     // Everything that can be checked without outputs fails here, before anything is registered,
     // so preview reports it.
     checkName(name);
@@ -228,7 +230,7 @@ export class UnikernelService extends pulumi.ComponentResource {
       `${name}-image`,
       {
         project: args.project,
-        // The API accepts only this URL form, not gs:// (FACTS.md).
+        // The API accepts only this URL form, not gs:// (docs/platforms.md, Google Compute Engine).
         rawDisk: {
           source: pulumi.interpolate`https://storage.googleapis.com/${upload.bucket}/${upload.name}`,
         },
@@ -243,7 +245,7 @@ export class UnikernelService extends pulumi.ComponentResource {
 
     const network =
       args.network ??
-      // Solo5 assumes MTU 1500 (FACTS.md); GCE's default is 1460.
+      // Solo5 assumes MTU 1500; GCE networks default to 1460 (docs/platforms.md, Google Compute Engine).
       new gcp.compute.Network(
         `${name}-net`,
         { project: args.project, autoCreateSubnetworks: true, mtu: 1500 },
@@ -401,6 +403,7 @@ function groupMembers(
   manager: gcp.compute.RegionInstanceGroupManager,
   parent: pulumi.Resource,
 ): pulumi.Output<string[]> {
+  const gcp = gcpSdk("gcp.UnikernelService");
   return gcp.compute
     .getRegionInstanceGroupOutput({ selfLink: manager.instanceGroup }, { parent })
     .instances.apply((members) => members.map((m) => m.instance).sort());
@@ -408,6 +411,7 @@ function groupMembers(
 
 /** The public IPs of instances given by selfLink; those without one are left out. */
 function natIps(links: pulumi.Output<string[]>, parent: pulumi.Resource): pulumi.Output<string[]> {
+  const gcp = gcpSdk("gcp.UnikernelService");
   return links
     .apply((selfLinks) =>
       pulumi.all(

@@ -1,8 +1,9 @@
 // The VMs of a gcp.UnikernelService: one instance, replaced new-first (delete-first when it
 // holds a static address, which one VM at a time can have), or a regional managed instance
 // group rolled only as its new VMs pass a health check.
-import * as gcp from "@pulumi/gcp";
+import type * as gcp from "@pulumi/gcp";
 import type * as pulumi from "@pulumi/pulumi";
+import { gcpSdk } from "../peers";
 import { namedPort } from "./address";
 import type { GceSerialWaitArgs } from "./serial-wait";
 import type { HealthCheckSpec } from "./validate";
@@ -40,6 +41,7 @@ export function singleVm(
   natIp: pulumi.Input<string> | undefined,
   opts: pulumi.CustomResourceOptions,
 ): SingleVm {
+  const gcp = gcpSdk("gcp.UnikernelService");
   const nic =
     natIp === undefined
       ? vm.networkInterface
@@ -97,6 +99,7 @@ export function groupOfVms(
   group: GroupOptions,
   opts: pulumi.CustomResourceOptions,
 ): GroupVms {
+  const gcp = gcpSdk("gcp.UnikernelService");
   const parent = { parent: opts.parent };
   const { health } = group;
   // Global, so the load balancer of `staticIp` can use the very check autohealing uses.
