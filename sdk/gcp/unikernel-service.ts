@@ -295,21 +295,23 @@ export class UnikernelService extends pulumi.ComponentResource {
       serviceAccount,
     };
     const vmOpts = { parent: this, dependsOn: firewall ? [firewall] : [] };
+    const waitFor = args.waitFor;
     const bootWait = (
       target: Pick<GceSerialWaitArgs, "instances" | "group">,
       vms: pulumi.Resource,
-    ) =>
-      args.waitFor &&
-      new GceSerialWait(
-        `${name}-boot`,
-        {
-          ...target,
-          pattern: args.waitFor.serial,
-          timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
-          ...providerCredentials(this),
-        },
-        { parent: this, dependsOn: [vms] },
-      );
+    ): GceSerialWait | undefined =>
+      waitFor === undefined
+        ? undefined
+        : new GceSerialWait(
+            `${name}-boot`,
+            {
+              ...target,
+              pattern: waitFor.serial,
+              timeoutSeconds: waitFor.timeoutSeconds ?? 300,
+              ...providerCredentials(this),
+            },
+            { parent: this, dependsOn: [vms] },
+          );
 
     let instanceLinks: pulumi.Output<string[]>;
     if (health === undefined) {
@@ -317,7 +319,7 @@ export class UnikernelService extends pulumi.ComponentResource {
         args.region ?? (typeof args.zone === "string" ? regionOfZone(args.zone) : undefined);
       const reserved = args.staticIp ? vmAddress(name, args.project, region, parent) : undefined;
       const single = singleVm(name, vm, args.zone, reserved?.address, vmOpts);
-      this.bootCheck = bootWait(single.waitTarget, single.instance) || undefined;
+      this.bootCheck = bootWait(single.waitTarget, single.instance);
       instanceLinks = single.instance.selfLink.apply((link) => [link]);
       this.externalIps = single.instance.networkInterfaces.apply((nics) =>
         (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
@@ -340,7 +342,7 @@ export class UnikernelService extends pulumi.ComponentResource {
         },
         vmOpts,
       );
-      this.bootCheck = bootWait(group.waitTarget, group.manager) || undefined;
+      this.bootCheck = bootWait(group.waitTarget, group.manager);
       // The VMs that booted, when awaited; else the group's members once it is stable.
       instanceLinks = this.bootCheck?.waited ?? groupMembers(group.manager, this);
       this.externalIps = natIps(instanceLinks, this);
