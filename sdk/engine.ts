@@ -14,7 +14,8 @@ export type EngineModule =
   | "xen-domain"
   | "local-vm"
   | "local-process"
-  | "gce-serial-wait";
+  | "gce-serial-wait"
+  | "ebs-snapshot";
 
 export function engineProvider(name: EngineModule): pulumi.dynamic.ResourceProvider {
   const load = (): Required<pulumi.dynamic.ResourceProvider> =>

@@ -157,6 +157,7 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   "local-vm": "LocalVm",
   "local-process": "LocalProcess",
   "gce-serial-wait": "GceSerialWait",
+  "ebs-snapshot": "EbsSnapshot",
 };
 
 /** Every engine module name sdk/engine.ts knows. */
