@@ -17,15 +17,22 @@ interface Created {
 const created: Created[] = [];
 
 const IMAGE_OBJECT = "hello-0123456789ab.raw";
+let snapshots = 0;
 const IMAGE_PATH = "/cache/images/0123456789ab/disk.raw";
 
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      const id = `${args.name}-id`;
+      // Every snapshot written is a new one, with a new id, as in EBS.
+      const id = args.type.endsWith(":EbsSnapshot") ? `snap-${++snapshots}` : `${args.name}-id`;
       const extra: Record<string, unknown> = {};
+      if (args.type.endsWith(":EbsSnapshot")) extra.snapshotId = id;
       if (args.type.endsWith(":DiskImage"))
-        Object.assign(extra, { path: IMAGE_PATH, objectName: IMAGE_OBJECT });
+        Object.assign(extra, {
+          path: IMAGE_PATH,
+          objectName: IMAGE_OBJECT,
+          sha256: "cd".repeat(32),
+        });
       if (args.type.endsWith(":Unikernel"))
         Object.assign(extra, { kernelPath: "/cache/kernels/hello.xen", sha256: "ab".repeat(32) });
       if (args.type === "aws:s3/bucket:Bucket") extra.bucket = `${args.name}-4f2a`;
@@ -43,6 +50,9 @@ pulumi.runtime.setMocks(
           dnsSuffix: "amazonaws.com",
           reverseDnsPrefix: "com.amazonaws",
         };
+      }
+      if (args.token === "aws:index/getRegion:getRegion") {
+        return { id: "eu-west-1", region: "eu-west-1", name: "eu-west-1" };
       }
       throw new Error(`unexpected call ${args.token}`);
     },
@@ -90,6 +100,7 @@ async function deploy(name: string, args: Partial<aws.UnikernelServiceArgs>) {
       publicIps: service.publicIps,
       consoleOutputCommands: service.consoleOutputCommands,
       bucketName: service.bucketName,
+      snapshotId: service.snapshotId,
     }),
   );
   // Let the last registrations (those no output depends on) land.
@@ -105,8 +116,72 @@ async function deploy(name: string, args: Partial<aws.UnikernelServiceArgs>) {
 }
 
 describe("aws.UnikernelService", () => {
-  test("imports a raw disk from its bucket as an HVM legacy-BIOS AMI and runs it on t2.micro", async () => {
-    const { outputs, one, mine, parents } = await deploy("web", {
+  test("writes the disk into an EBS snapshot, with no bucket or role, as an HVM legacy-BIOS AMI on t2.micro", async () => {
+    const { outputs, one, count, mine, parents } = await deploy("fast", {
+      bootArgs: ["--ipv4=10.0.0.2/24"],
+      ports: [80],
+      tags: { team: "mirage" },
+      kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+    });
+    const image = one("pulumi-nodejs:dynamic/pulumi-mirage:DiskImage");
+    assert.equal(image.inputs.format, "aws");
+    const snapshot = one("pulumi-nodejs:dynamic/pulumi-mirage:EbsSnapshot");
+    assert.equal(snapshot.inputs.imagePath, IMAGE_PATH);
+    assert.equal(snapshot.inputs.imageSha256, "cd".repeat(32));
+    assert.equal(snapshot.inputs.kmsKeyArn, "arn:aws:kms:eu-west-1:123456789012:key/abcd");
+    assert.deepEqual(snapshot.inputs.tags, { team: "mirage" });
+    assert.equal(snapshot.inputs.region, "eu-west-1", "the aws provider's region");
+    for (const type of [
+      "aws:s3/bucket:Bucket",
+      "aws:s3/bucketObject:BucketObject",
+      "aws:iam/role:Role",
+      "aws:iam/rolePolicy:RolePolicy",
+      "aws:ebs/snapshotImport:SnapshotImport",
+    ]) {
+      assert.equal(count(type), 0, `no ${type}`);
+    }
+    const ami = one("aws:ec2/ami:Ami");
+    assert.equal(ami.inputs.virtualizationType, "hvm");
+    assert.equal(ami.inputs.bootMode, "legacy-bios");
+    assert.equal(ami.inputs.enaSupport, false);
+    assert.deepEqual(
+      ami.inputs.ebsBlockDevices.map((d: Record<string, unknown>) => [d.deviceName, d.snapshotId]),
+      [["/dev/xvda", snapshot.id]],
+    );
+    assert.equal(ami.inputs.name, aws.amiName("fast", IMAGE_OBJECT, snapshot.id, "/dev/xvda"));
+    const instance = one("aws:ec2/instance:Instance");
+    assert.equal(instance.inputs.instanceType, "t2.micro");
+    assert.equal(instance.inputs.ami, ami.id);
+    assert.equal(outputs.snapshotId, snapshot.id);
+    assert.equal(outputs.bucketName, undefined);
+    for (const r of mine.filter((r) => !r.type.endsWith(":Unikernel"))) {
+      assert.equal(parents.get(r.name), "fast", `${r.type} is a child of the component`);
+    }
+  });
+
+  test("names each AMI by its snapshot: replacements in a row never reuse a name", async () => {
+    const names: string[] = [];
+    for (const round of [1, 2, 3]) {
+      created.length = 0;
+      // The same service and image each time; only the snapshot is new (say, a new KMS key).
+      const { one } = await deploy("rolling", {
+        kmsKeyArn: `arn:aws:kms:eu-west-1:123456789012:key/k${round}`,
+      });
+      names.push(one("aws:ec2/ami:Ami").inputs.name);
+    }
+    assert.equal(new Set(names).size, 3, names.join(", "));
+    for (const name of names) assert.match(name, /^rolling-hello-0123456789ab-[0-9a-f]{12}$/);
+    assert.notEqual(
+      aws.amiName("s", IMAGE_OBJECT, "snap-1", "/dev/xvda"),
+      aws.amiName("s", IMAGE_OBJECT, "snap-1", "/dev/sda1"),
+      "a new root device is a new AMI, and a new name",
+    );
+    assert.equal(aws.amiName("x".repeat(200), IMAGE_OBJECT, "snap-1", "/dev/xvda").length, 128);
+  });
+
+  test("with snapshotVia s3: imports the raw disk from its bucket through a vmimport role", async () => {
+    const { outputs, one, count, mine, parents } = await deploy("web", {
+      snapshotVia: "s3",
       bootArgs: ["--ipv4=10.0.0.2/24"],
       ports: [80, { port: 443 }],
     });
@@ -167,6 +242,8 @@ describe("aws.UnikernelService", () => {
       ami.inputs.ebsBlockDevices.map((d: Record<string, unknown>) => [d.deviceName, d.snapshotId]),
       [["/dev/xvda", snapshot.id]],
     );
+    assert.equal(count("pulumi-nodejs:dynamic/pulumi-mirage:EbsSnapshot"), 0);
+    assert.equal(outputs.bucketName, bucketName);
 
     const group = one("aws:ec2/securityGroup:SecurityGroup");
     assert.deepEqual(
@@ -195,6 +272,7 @@ describe("aws.UnikernelService", () => {
 
   test("uses a given bucket and import role, and creates neither", async () => {
     const { one, count } = await deploy("given", {
+      snapshotVia: "s3",
       bucket: "my-images",
       vmimportRoleName: "vmimport",
       instanceType: "m4.large",
@@ -268,6 +346,26 @@ describe("aws.UnikernelService", () => {
     assert.throws(
       () => new aws.UnikernelService("nocount", { unikernel: {} as never, instanceCount: 0 }),
       /instanceCount must be a whole number, at least 1, not 0/,
+    );
+  });
+
+  test("refuses S3 settings without snapshotVia s3, and a KMS key with it", () => {
+    assert.throws(
+      () => new aws.UnikernelService("nos3", { unikernel: {} as never, bucket: "b" }),
+      /bucket is used only with snapshotVia: "s3"/,
+    );
+    assert.throws(
+      () => new aws.UnikernelService("norole", { unikernel: {} as never, vmimportRoleName: "r" }),
+      /vmimportRoleName is used only with snapshotVia: "s3"/,
+    );
+    assert.throws(
+      () =>
+        new aws.UnikernelService("nokms", {
+          unikernel: {} as never,
+          snapshotVia: "s3",
+          kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+        }),
+      /kmsKeyArn is used only with snapshotVia: "ebs"/,
     );
   });
 

@@ -1,8 +1,11 @@
+import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { DiskImage } from "../disk-image";
 import type { Unikernel } from "../unikernel";
+import { EbsSnapshot } from "./ebs-snapshot";
 import { DEFAULT_INSTANCE_TYPE, instanceTypeProblem } from "./instance-types";
+import { importViaS3 } from "./s3-import";
 
 /** A port the unikernel serves, opened in its security group. */
 export interface ServicePort {
@@ -23,12 +26,21 @@ export interface UnikernelServiceArgs {
   bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
   /** A DiskImage of format `aws` to use instead of making one from `unikernel`. */
   image?: DiskImage;
-  /** An existing S3 bucket to upload the disk into. Default: a bucket is created. */
+  /**
+   * How the disk becomes an EBS snapshot. `ebs`: written directly with the EBS direct APIs, only
+   * its non-zero blocks, in seconds, with no bucket and no role (an `EbsSnapshot`). `s3`: uploaded
+   * whole to S3 and imported by VM Import (ImportSnapshot; slow, needs a `vmimport` role).
+   * Default: `ebs`.
+   */
+  snapshotVia?: "ebs" | "s3";
+  /** Encrypt the `ebs` snapshot with this KMS key (its ARN). Default: the account's EBS default. */
+  kmsKeyArn?: pulumi.Input<string>;
+  /** With `snapshotVia: "s3"`: an existing S3 bucket to upload the disk into. Default: one is created. */
   bucket?: pulumi.Input<string>;
   /**
-   * The name of an existing VM Import service role. Default: a role is created, trusted only by
-   * `vmie.amazonaws.com` (with `sts:ExternalId` `vmimport`) and allowed only to read the bucket
-   * and register the imported snapshot.
+   * With `snapshotVia: "s3"`: the name of an existing VM Import service role. Default: a role is
+   * created, trusted only by `vmie.amazonaws.com` (with `sts:ExternalId` `vmimport`) and allowed
+   * only to read the bucket and register the imported snapshot.
    */
   vmimportRoleName?: pulumi.Input<string>;
   /**
@@ -57,17 +69,40 @@ export interface UnikernelServiceArgs {
 }
 
 /**
+ * The AMI's name: unique per snapshot and AMI settings, since AMI names are unique per region and
+ * a replacement creates the new AMI before it deletes the old one. Readable: the service and the
+ * image's content-addressed name come first.
+ */
+export function amiName(
+  service: string,
+  objectName: string,
+  snapshotId: string,
+  rootDeviceName: string,
+): string {
+  const hash = createHash("sha256")
+    .update(JSON.stringify([snapshotId, rootDeviceName]))
+    .digest("hex")
+    .slice(0, 12);
+  const readable = `${service}-${objectName.replace(/\.raw$/, "")}`.replace(
+    /[^A-Za-z0-9()[\]./'@_-]/g,
+    "-",
+  );
+  return `${readable.slice(0, 128 - 13)}-${hash}`;
+}
+
+/**
  * A MirageOS xen unikernel on EC2 (experimental): its raw disk (GRUB multiboot of the `.xen`
- * kernel) is uploaded to S3, imported as an EBS snapshot, registered as an HVM legacy-BIOS AMI and
- * launched on Xen-based instance types. EC2 boots HVM guests through the disk's own bootloader;
- * that a Solo5 xen kernel (PVH-only) boots this way inside a Xen HVM guest is unverified, so
- * prefer `xen.Domain` on your own Xen host.
+ * kernel) becomes an EBS snapshot (written directly, or imported from S3), registered as an HVM
+ * legacy-BIOS AMI and launched on Xen-based instance types, whose HVM guests boot the disk's own
+ * bootloader.
  */
 export class UnikernelService extends pulumi.ComponentResource {
   /** The disk image uploaded and imported. */
   declare readonly image: DiskImage;
-  /** The S3 bucket holding the disk. */
-  declare readonly bucketName: pulumi.Output<string>;
+  /** The EBS snapshot the AMI is made of. */
+  declare readonly snapshotId: pulumi.Output<string>;
+  /** With `snapshotVia: "s3"`: the S3 bucket holding the disk. */
+  declare readonly bucketName: pulumi.Output<string | undefined>;
   /** The registered AMI's id. */
   declare readonly amiId: pulumi.Output<string>;
   declare readonly instanceIds: pulumi.Output<string[]>;
@@ -100,6 +135,24 @@ export class UnikernelService extends pulumi.ComponentResource {
         );
       }
     }
+    const via = args.snapshotVia ?? "ebs";
+    if (via !== "ebs" && via !== "s3") {
+      throw new Error(
+        `aws.UnikernelService ${name}: snapshotVia must be "ebs" or "s3", not ${JSON.stringify(via)}`,
+      );
+    }
+    for (const s3Only of ["bucket", "vmimportRoleName"] as const) {
+      if (via === "ebs" && args[s3Only] !== undefined) {
+        throw new Error(
+          `aws.UnikernelService ${name}: ${s3Only} is used only with snapshotVia: "s3" (the default, "ebs", writes the snapshot directly, with no bucket or role); set snapshotVia: "s3" or remove ${s3Only}`,
+        );
+      }
+    }
+    if (via === "s3" && args.kmsKeyArn !== undefined) {
+      throw new Error(
+        `aws.UnikernelService ${name}: kmsKeyArn is used only with snapshotVia: "ebs"; remove it or use the default`,
+      );
+    }
     const rootDeviceName = args.rootDeviceName ?? "/dev/xvda";
     const tags = args.tags ?? {};
     const child = { parent: this };
@@ -111,8 +164,6 @@ export class UnikernelService extends pulumi.ComponentResource {
         { kernel: args.unikernel as Unikernel, format: "aws", bootArgs: args.bootArgs },
         child,
       );
-    // The object key is the image's content-addressed name: a new image is a new object, and an
-    // unchanged one uploads nothing.
     const key = pulumi.all([image.format, image.objectName]).apply(([format, objectName]) => {
       if (format !== "aws") {
         throw new Error(
@@ -121,42 +172,41 @@ export class UnikernelService extends pulumi.ComponentResource {
       }
       return objectName;
     });
-
-    const bucketName =
-      args.bucket !== undefined
-        ? pulumi.output(args.bucket)
-        : new aws.s3.Bucket(`${name}-images`, { tags }, child).bucket;
-    const object = new aws.s3.BucketObject(
-      `${name}-disk`,
-      {
-        bucket: bucketName,
-        key,
-        source: image.path.apply((path) => new pulumi.asset.FileAsset(path)),
-        contentType: "application/octet-stream",
-        tags,
-      },
-      child,
-    );
-
-    const roleName = args.vmimportRoleName ?? this.vmimportRole(name, bucketName, tags);
-    const snapshot = new aws.ebs.SnapshotImport(
-      `${name}-snapshot`,
-      {
-        diskContainer: {
-          format: "RAW",
-          userBucket: { s3Bucket: object.bucket, s3Key: object.key },
-        },
-        roleName,
-        description: pulumi.interpolate`pulumi-mirage ${key}`,
-        tags,
-      },
-      child,
-    );
+    const { snapshotId, bucketName } =
+      via === "s3"
+        ? importViaS3(
+            name,
+            {
+              key,
+              path: image.path,
+              bucket: args.bucket,
+              vmimportRoleName: args.vmimportRoleName,
+              tags,
+            },
+            this,
+          )
+        : {
+            snapshotId: new EbsSnapshot(
+              `${name}-snapshot`,
+              {
+                image,
+                description: pulumi.interpolate`pulumi-mirage ${key}`,
+                tags,
+                kmsKeyArn: args.kmsKeyArn,
+                // The region the AMI is registered in (the aws provider's), not only the SDK's.
+                region: aws.getRegionOutput({}, child).region,
+              },
+              child,
+            ).snapshotId,
+            bucketName: pulumi.output(undefined),
+          };
 
     const ami = new aws.ec2.Ami(
       `${name}-ami`,
       {
-        name: pulumi.interpolate`${name}-${key}`,
+        name: pulumi
+          .all([key, snapshotId])
+          .apply(([objectName, id]) => amiName(name, objectName, id, rootDeviceName)),
         description: pulumi.interpolate`pulumi-mirage: MirageOS xen unikernel ${key}`,
         // The default, paravirtual, would ignore the disk's bootloader.
         virtualizationType: "hvm",
@@ -166,7 +216,7 @@ export class UnikernelService extends pulumi.ComponentResource {
         ebsBlockDevices: [
           {
             deviceName: rootDeviceName,
-            snapshotId: snapshot.id,
+            snapshotId,
             volumeType: "gp3",
             deleteOnTermination: true,
           },
@@ -213,6 +263,7 @@ export class UnikernelService extends pulumi.ComponentResource {
     );
 
     this.image = image;
+    this.snapshotId = snapshotId;
     this.bucketName = bucketName;
     this.amiId = ami.id;
     this.instanceIds = pulumi.all(instances.map((i) => i.id));
@@ -224,74 +275,12 @@ export class UnikernelService extends pulumi.ComponentResource {
       ),
     );
     this.registerOutputs({
+      snapshotId: this.snapshotId,
       bucketName: this.bucketName,
       amiId: this.amiId,
       instanceIds: this.instanceIds,
       publicIps: this.publicIps,
       consoleOutputCommands: this.consoleOutputCommands,
     });
-  }
-
-  /** The VM Import service role, allowed only to read `bucket` and register what it imports. */
-  private vmimportRole(
-    name: string,
-    bucket: pulumi.Output<string>,
-    tags: Record<string, pulumi.Input<string>>,
-  ): pulumi.Output<string> {
-    const child = { parent: this };
-    const role = new aws.iam.Role(
-      `${name}-vmimport`,
-      {
-        description: "pulumi-mirage: lets VM Import/Export read the unikernel disk from S3",
-        assumeRolePolicy: pulumi.jsonStringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Principal: { Service: "vmie.amazonaws.com" },
-              Action: "sts:AssumeRole",
-              Condition: { StringEquals: { "sts:ExternalId": "vmimport" } },
-            },
-          ],
-        }),
-        tags,
-      },
-      child,
-    );
-    const partition = aws.getPartitionOutput({}, child).partition;
-    const policy = new aws.iam.RolePolicy(
-      `${name}-vmimport`,
-      {
-        role: role.id,
-        policy: pulumi.jsonStringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Action: ["s3:GetBucketLocation", "s3:ListBucket"],
-              Resource: pulumi.interpolate`arn:${partition}:s3:::${bucket}`,
-            },
-            {
-              Effect: "Allow",
-              Action: ["s3:GetObject"],
-              Resource: pulumi.interpolate`arn:${partition}:s3:::${bucket}/*`,
-            },
-            {
-              Effect: "Allow",
-              Action: [
-                "ec2:ModifySnapshotAttribute",
-                "ec2:CopySnapshot",
-                "ec2:RegisterImage",
-                "ec2:Describe*",
-              ],
-              Resource: "*",
-            },
-          ],
-        }),
-      },
-      child,
-    );
-    // The import may start only once the role may read the bucket.
-    return pulumi.all([role.name, policy.id]).apply(([roleName]) => roleName);
   }
 }
