@@ -41,6 +41,7 @@ const EXPECTED: Record<
   "xen-net": { target: "xen", abiVersion: 1, devices: [{ name: "service", type: "net" }] },
   hvt: { target: "hvt", abiVersion: 2, devices: [] },
   spt: { target: "spt", abiVersion: 2, devices: [] },
+  "spt-net": { target: "spt", abiVersion: 2, devices: [{ name: "service", type: "net" }] },
   muen: { target: "muen", abiVersion: 3, devices: [] },
   genode: { target: "genode", abiVersion: 1, devices: [] },
 };

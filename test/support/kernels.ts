@@ -17,6 +17,7 @@ export type TestKernelName =
   | "xen-net"
   | "hvt"
   | "spt"
+  | "spt-net"
   | "muen"
   | "genode";
 
@@ -51,6 +52,7 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   "xen-net": { target: "xen", multiboot: true, net: true },
   hvt: { target: "hvt" },
   spt: { target: "spt" },
+  "spt-net": { target: "spt", net: true },
   muen: { target: "muen" },
   genode: { target: "genode" },
 };
@@ -86,7 +88,7 @@ async function exists(path: string): Promise<boolean> {
  */
 async function build(fileName: string, steps: Step[]): Promise<string> {
   sourcesHash ??= Promise.all(
-    ["kernel.S", "kernel.ld", "unix.c"].map((file) => readFile(join(SOURCES, file))),
+    ["kernel.S", "kernel.ld", "unix.c", "tapwire.c"].map((file) => readFile(join(SOURCES, file))),
   ).then((parts) => sha256(Buffer.concat(parts)));
   const key = sha256(`${await sourcesHash}\n${JSON.stringify(steps)}`).slice(0, 16);
   const path = join(OUT, key, fileName);
@@ -162,5 +164,12 @@ export async function testUnixProgram(): Promise<string> {
         ...["-o", TEMP, join(SOURCES, "unix.c")],
       ],
     },
+  ]);
+}
+
+/** test/kernels/tapwire.c: a cable between two taps in two network namespaces. */
+export async function testTapWire(): Promise<string> {
+  return build("tapwire", [
+    { tool: "gcc", args: ["-O1", "-Wall", "-o", TEMP, join(SOURCES, "tapwire.c")] },
   ]);
 }
