@@ -218,6 +218,48 @@ describe("the spt host script", { skip }, () => {
   });
 });
 
+describe("renderHostScript", () => {
+  const spec = {
+    name: "web",
+    target: "spt" as const,
+    kernelName: "web.spt",
+    kernel: { url: "https://b.s3.eu-west-1.amazonaws.com/k", sha256: "a".repeat(64) },
+    tender: { url: "https://b.s3.eu-west-1.amazonaws.com/t", sha256: "b".repeat(64) },
+    region: "eu-west-1",
+    networks: ["service"],
+    ports: [
+      { port: 80, protocol: "tcp" as const },
+      { port: 53, protocol: "udp" as const },
+    ],
+    bootArgs: ["--hello=it's"],
+  };
+
+  test("is the same script for the same inputs, and another for another kernel", () => {
+    assert.equal(renderHostScript({ ...spec }), renderHostScript({ ...spec }));
+    assert.notEqual(
+      renderHostScript(spec),
+      renderHostScript({ ...spec, kernel: { ...spec.kernel, sha256: "c".repeat(64) } }),
+    );
+    const script = renderHostScript(spec);
+    assert.match(
+      script,
+      /tcp dport \{ 80 \} dnat to 10\.81\.0\.2\n.*udp dport \{ 53 \} dnat to 10\.81\.0\.2/s,
+    );
+    assert.ok(script.includes(`'--hello=it'\\''s'`), "arguments are quoted for the shell");
+  });
+
+  test("refuses what the host sets itself and ports with nowhere to go, naming the field", () => {
+    assert.throws(
+      () => renderHostScript({ ...spec, bootArgs: ["--ipv4=10.0.0.2/24"] }),
+      /bootArgs: --ipv4 is set by the host/,
+    );
+    assert.throws(
+      () => renderHostScript({ ...spec, networks: [] }),
+      /ports: the unikernel declares no network device/,
+    );
+  });
+});
+
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {

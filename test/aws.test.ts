@@ -1,8 +1,10 @@
 // aws.UnikernelService under Pulumi mocks: the resource graph and the inputs AWS would receive.
 // (@pulumi/aws resources need the AWS provider plugin and an account; FACTS.md.)
 import assert from "node:assert/strict";
+import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { sha256File } from "../provider/hash";
 import * as aws from "../sdk/aws";
 import { Unikernel } from "../sdk/unikernel";
 
@@ -34,9 +36,15 @@ pulumi.runtime.setMocks(
           sha256: "cd".repeat(32),
         });
       if (args.type.endsWith(":Unikernel"))
-        Object.assign(extra, { kernelPath: "/cache/kernels/hello.xen", sha256: "ab".repeat(32) });
+        Object.assign(extra, {
+          kernelPath: `/cache/kernels/hello.${args.inputs.target}`,
+          sha256: "ab".repeat(32),
+          name: "hello",
+          manifest: [{ name: "service", type: "net" }],
+        });
       if (args.type === "aws:s3/bucket:Bucket") extra.bucket = `${args.name}-4f2a`;
       if (args.type === "aws:iam/role:Role") extra.name = `${args.name}-81c3`;
+      if (args.type === "aws:iam/instanceProfile:InstanceProfile") extra.name = `${args.name}-p1`;
       if (args.type === "aws:ec2/instance:Instance")
         Object.assign(extra, { publicIp: `203.0.113.${created.length}`, region: "eu-west-1" });
       created.push({ type: args.type, name: args.name, inputs: args.inputs, id });
@@ -51,6 +59,11 @@ pulumi.runtime.setMocks(
           reverseDnsPrefix: "com.amazonaws",
         };
       }
+      if (args.token === "aws:ec2/getAmi:getAmi") {
+        assert.deepEqual(args.inputs.owners, ["136693071363"], "Debian's own AMIs");
+        assert.deepEqual(args.inputs.filters[0].values, ["debian-12-amd64-*"]);
+        return { id: "ami-debian12", ...args.inputs };
+      }
       if (args.token === "aws:index/getRegion:getRegion") {
         return { id: "eu-west-1", region: "eu-west-1", name: "eu-west-1" };
       }
@@ -62,6 +75,8 @@ pulumi.runtime.setMocks(
   false,
 );
 
+const TENDER = join(resolve(__dirname, "..", ".."), "test", "standins", "solo5-spt");
+
 /** An output's value; a provider serialization error would leave it pending forever. */
 function value<T>(output: pulumi.Output<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -72,6 +87,30 @@ function value<T>(output: pulumi.Output<T>): Promise<T> {
       return v;
     });
   });
+}
+
+/**
+ * The errors a program fails with while `make` registers its resources: what `pulumi preview`
+ * shows. They surface as rejected registrations, so they are collected here instead of failing
+ * the test run (node:test's own handlers are put back afterwards).
+ */
+async function programErrors(make: () => void): Promise<string[]> {
+  const errors: string[] = [];
+  const theirs = process.listeners("unhandledRejection");
+  process.removeAllListeners("unhandledRejection");
+  const mine = (reason: unknown) => errors.push(String((reason as Error)?.message ?? reason));
+  process.on("unhandledRejection", mine);
+  try {
+    make();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // The failed registrations never settle: forget them, or the runtime fails the process at
+    // exit for "leaked" promises.
+    require("@pulumi/pulumi/runtime/debuggable").leakedPromises();
+  } finally {
+    process.off("unhandledRejection", mine);
+    for (const listener of theirs) process.on("unhandledRejection", listener);
+  }
+  return errors;
 }
 
 /** Creates a service, waits until all its resources are registered, and returns them. */
@@ -373,6 +412,127 @@ describe("aws.UnikernelService", () => {
     assert.throws(
       () => new aws.UnikernelService("neither", {}),
       /give exactly one of unikernel .* and image/,
+    );
+  });
+
+  test("spt: kernel and tender in a private bucket by content, a role reading exactly those, a Debian host with the script as user data", async () => {
+    const unikernel = new Unikernel("host-kernel", { kernel: "dist/hello.spt", target: "spt" });
+    const { one, count, mine, outputs } = await deploy("host", {
+      unikernel,
+      tender: TENDER,
+      bootArgs: ["--hello=aws"],
+      ports: [8080],
+    });
+    for (const type of [
+      "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage",
+      "pulumi-nodejs:dynamic/pulumi-mirage:EbsSnapshot",
+      "aws:ec2/ami:Ami",
+      "aws:ebs/snapshotImport:SnapshotImport",
+    ]) {
+      assert.equal(count(type), 0, `no ${type}`);
+    }
+    const bucket = one("aws:s3/bucket:Bucket");
+    const bucketName = `${bucket.name}-4f2a`;
+    const block = one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs;
+    assert.deepEqual(
+      [
+        block.blockPublicAcls,
+        block.blockPublicPolicy,
+        block.ignorePublicAcls,
+        block.restrictPublicBuckets,
+      ],
+      [true, true, true, true],
+      "the bucket is private",
+    );
+    const tenderSha = await sha256File(TENDER);
+    const keys = mine
+      .filter((r) => r.type === "aws:s3/bucketObject:BucketObject")
+      .map((r) => r.inputs.key)
+      .sort();
+    assert.deepEqual(keys, [
+      `kernels/${"ab".repeat(32)}/hello.spt`,
+      `tenders/${tenderSha}/solo5-spt`,
+    ]);
+    const role = one("aws:iam/role:Role");
+    assert.deepEqual(JSON.parse(role.inputs.assumeRolePolicy).Statement[0].Principal, {
+      Service: "ec2.amazonaws.com",
+    });
+    const policy = JSON.parse(one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    assert.deepEqual(policy.Statement, [
+      {
+        Effect: "Allow",
+        Action: ["s3:GetObject"],
+        Resource: keys
+          .map((key) => `arn:aws:s3:::${bucketName}/${key}`)
+          .reverse()
+          .sort(),
+      },
+    ]);
+    const profile = one("aws:iam/instanceProfile:InstanceProfile");
+    assert.deepEqual(
+      one("aws:ec2/securityGroup:SecurityGroup").inputs.ingress.map(
+        (r: Record<string, unknown>) => [r.protocol, r.fromPort, r.toPort],
+      ),
+      [["tcp", 8080, 8080]],
+      "only the declared port",
+    );
+    const instance = one("aws:ec2/instance:Instance");
+    assert.equal(instance.inputs.ami, "ami-debian12");
+    assert.equal(instance.inputs.instanceType, "t3.micro");
+    assert.equal(instance.inputs.iamInstanceProfile, `${profile.name}-p1`);
+    assert.equal(instance.inputs.userDataReplaceOnChange, true);
+    assert.equal(instance.inputs.metadataOptions.httpTokens, "required");
+    assert.equal(instance.inputs.cpuOptions?.nestedVirtualization, undefined);
+    const script: string = instance.inputs.userData;
+    assert.match(
+      script,
+      new RegExp(
+        `https://${bucketName}\\.s3\\.eu-west-1\\.amazonaws\\.com/kernels/${"ab".repeat(32)}/hello\\.spt`,
+      ),
+    );
+    assert.match(
+      script,
+      / --net:service=mtap0 -- \/var\/lib\/pulumi-mirage\/host\/hello\.spt --ipv4=10\.81\.0\.2\/24 --ipv4-gateway=10\.81\.0\.1 --hello=aws\n/,
+    );
+    assert.match(script, /tcp dport \{ 8080 \} dnat to 10\.81\.0\.2/);
+    assert.equal(outputs.amiId, "ami-debian12");
+    assert.equal(outputs.bucketName, bucketName);
+  });
+
+  test("hvt: runs on a type with nested virtualization, and is refused at preview on others, naming those with it", async () => {
+    const unikernel = new Unikernel("nested-kernel", { kernel: "dist/hello.hvt", target: "hvt" });
+    const { one } = await deploy("nested", { unikernel, tender: TENDER });
+    const instance = one("aws:ec2/instance:Instance");
+    assert.equal(instance.inputs.instanceType, "c8i.large");
+    assert.equal(instance.inputs.cpuOptions.nestedVirtualization, "enabled");
+
+    const errors = await programErrors(() => {
+      const refused = new Unikernel("flat-kernel", { kernel: "dist/hello.hvt", target: "hvt" });
+      new aws.UnikernelService("flat", {
+        unikernel: refused,
+        tender: TENDER,
+        instanceType: "t3.micro",
+      });
+    });
+    assert.ok(errors.length > 0, "the program fails");
+    assert.match(
+      errors[0],
+      /instanceType: t3\.micro offers no nested virtualization, and solo5-hvt needs KVM; use one of the families c8i, c8i-flex, m8i, m8i-flex, r8i, r8i-flex/,
+    );
+  });
+
+  test("a xen unikernel still takes the AMI path; a xen kernel with a tender is refused", async () => {
+    const { count } = await deploy("stillxen", {});
+    assert.equal(count("aws:ec2/ami:Ami"), 1);
+    assert.equal(count("aws:iam/instanceProfile:InstanceProfile"), 0);
+    const errors = await programErrors(() => {
+      const xen = new Unikernel("wrongxen-kernel", { kernel: "dist/hello.xen", target: "xen" });
+      new aws.UnikernelService("wrongxen", { unikernel: xen, tender: TENDER });
+    });
+    assert.ok(errors.length > 0, "the program fails");
+    assert.match(
+      errors[0],
+      /tender is for spt and hvt unikernels, and this one is xen: remove tender/,
     );
   });
 });

@@ -76,6 +76,12 @@ function checkSpec(spec: HostScriptSpec): void {
     if (!/^[A-Za-z0-9_]+$/.test(net))
       throw new Error(`networks: ${JSON.stringify(net)} is not a device name`);
   }
+  const own = spec.bootArgs.find((a) => /^--ipv4(-gateway)?=/.test(a));
+  if (own && spec.networks.length === 1) {
+    throw new Error(
+      `bootArgs: ${own.split("=")[0]} is set by the host (the unikernel is ${tapAddresses(0).unikernel}/24 behind its tap); remove it`,
+    );
+  }
   if (spec.ports.length > 0 && spec.networks.length === 0) {
     throw new Error("ports: the unikernel declares no network device to forward them to");
   }

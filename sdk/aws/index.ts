@@ -3,8 +3,8 @@
 export { EbsSnapshot, type EbsSnapshotArgs } from "./ebs-snapshot";
 export { DEFAULT_INSTANCE_TYPE, instanceTypeProblem, XEN_FAMILIES } from "./instance-types";
 export {
-  amiName,
   type ServicePort,
   UnikernelService,
   type UnikernelServiceArgs,
 } from "./unikernel-service";
+export { amiName } from "./xen-ami";

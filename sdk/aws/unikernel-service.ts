@@ -1,11 +1,10 @@
-import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { DiskImage } from "../disk-image";
+import type { DiskImage } from "../disk-image";
 import type { Unikernel } from "../unikernel";
-import { EbsSnapshot } from "./ebs-snapshot";
+import { hostLaunch } from "./host-service";
 import { DEFAULT_INSTANCE_TYPE, instanceTypeProblem } from "./instance-types";
-import { importViaS3 } from "./s3-import";
+import { xenLaunch } from "./xen-ami";
 
 /** A port the unikernel serves, opened in its security group. */
 export interface ServicePort {
@@ -18,10 +17,20 @@ export interface ServicePort {
 
 export interface UnikernelServiceArgs {
   /**
-   * The unikernel, built for `target: "xen"`; a raw disk image (DiskImage format `aws`) is made
-   * from it with `bootArgs`. Give exactly one of `unikernel` and `image`.
+   * The unikernel. Built for `target: "xen"`: a raw disk image (DiskImage format `aws`) is made
+   * from it with `bootArgs` and becomes an AMI for Xen-based types. Built for `spt` or `hvt`
+   * (give `tender`): it runs under its Solo5 tender on a Linux host instance of a current type.
+   * Give exactly one of `unikernel` and `image`.
    */
   unikernel?: Unikernel;
+  /**
+   * For an spt or hvt unikernel: the path of its tender, `solo5-spt` or `solo5-hvt` (your opam
+   * switch's, e.g. `$(opam var bin)/solo5-spt`), uploaded with the kernel. Giving it selects the
+   * host path. Default: none (the xen AMI path).
+   */
+  tender?: pulumi.Input<string>;
+  /** With `tender`: the host instance's AMI. Default: the latest official Debian 12 AMI. */
+  hostAmi?: pulumi.Input<string>;
   /** Arguments the unikernel receives at boot (with `unikernel`). Default: none. */
   bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
   /** A DiskImage of format `aws` to use instead of making one from `unikernel`. */
@@ -44,9 +53,11 @@ export interface UnikernelServiceArgs {
    */
   vmimportRoleName?: pulumi.Input<string>;
   /**
-   * The EC2 instance type: a Xen-based type (t2, m3, m4, c3, c4, r3, r4, x1, x1e, i2, i3, d2, h1,
-   * g2, g3, g3s, p2, p3, f1), since Solo5 cannot drive Nitro's ENA and NVMe devices. Other types
-   * are refused at preview. Default: `t2.micro`.
+   * The EC2 instance type. A xen unikernel needs a Xen-based type (t2, m3, m4, c3, c4, r3, r4, x1,
+   * x1e, i2, i3, d2, h1, g2, g3, g3s, p2, p3, f1), since Solo5 cannot drive Nitro's ENA and NVMe
+   * devices; an spt host runs on any type; an hvt host needs nested virtualization (c8i, m8i,
+   * r8i and their flex variants). Other types are refused at preview. Default: `t2.micro` (xen),
+   * `t3.micro` (spt), `c8i.large` (hvt).
    */
   instanceType?: string;
   /** How many instances to run from the image. Default: 1. */
@@ -69,41 +80,19 @@ export interface UnikernelServiceArgs {
 }
 
 /**
- * The AMI's name: unique per snapshot and AMI settings, since AMI names are unique per region and
- * a replacement creates the new AMI before it deletes the old one. Readable: the service and the
- * image's content-addressed name come first.
- */
-export function amiName(
-  service: string,
-  objectName: string,
-  snapshotId: string,
-  rootDeviceName: string,
-): string {
-  const hash = createHash("sha256")
-    .update(JSON.stringify([snapshotId, rootDeviceName]))
-    .digest("hex")
-    .slice(0, 12);
-  const readable = `${service}-${objectName.replace(/\.raw$/, "")}`.replace(
-    /[^A-Za-z0-9()[\]./'@_-]/g,
-    "-",
-  );
-  return `${readable.slice(0, 128 - 13)}-${hash}`;
-}
-
-/**
  * A MirageOS xen unikernel on EC2 (experimental): its raw disk (GRUB multiboot of the `.xen`
  * kernel) becomes an EBS snapshot (written directly, or imported from S3), registered as an HVM
  * legacy-BIOS AMI and launched on Xen-based instance types, whose HVM guests boot the disk's own
  * bootloader.
  */
 export class UnikernelService extends pulumi.ComponentResource {
-  /** The disk image uploaded and imported. */
-  declare readonly image: DiskImage;
-  /** The EBS snapshot the AMI is made of. */
-  declare readonly snapshotId: pulumi.Output<string>;
-  /** With `snapshotVia: "s3"`: the S3 bucket holding the disk. */
+  /** The xen path's disk image. */
+  declare readonly image: DiskImage | undefined;
+  /** The xen path's EBS snapshot, which the AMI is made of. */
+  declare readonly snapshotId: pulumi.Output<string | undefined>;
+  /** The S3 bucket: the host path's (kernel and tender), or the xen path's with `snapshotVia: "s3"`. */
   declare readonly bucketName: pulumi.Output<string | undefined>;
-  /** The registered AMI's id. */
+  /** The AMI the instances run: the registered xen AMI, or the host's Linux AMI. */
   declare readonly amiId: pulumi.Output<string>;
   declare readonly instanceIds: pulumi.Output<string[]>;
   declare readonly publicIps: pulumi.Output<string[]>;
@@ -118,8 +107,15 @@ export class UnikernelService extends pulumi.ComponentResource {
         `aws.UnikernelService ${name}: give exactly one of unikernel (a Unikernel built for target "xen") and image (a DiskImage of format "aws")`,
       );
     }
-    const instanceType = args.instanceType ?? DEFAULT_INSTANCE_TYPE;
-    const typeProblem = instanceTypeProblem(instanceType);
+    const host = args.tender !== undefined;
+    if (host && args.unikernel === undefined) {
+      throw new Error(
+        `aws.UnikernelService ${name}: tender runs a unikernel (spt or hvt) on a host instance; give unikernel, not image`,
+      );
+    }
+    const typeProblem = host
+      ? undefined
+      : instanceTypeProblem(args.instanceType ?? DEFAULT_INSTANCE_TYPE);
     if (typeProblem) throw new Error(`aws.UnikernelService ${name}: ${typeProblem}`);
     const instanceCount = args.instanceCount ?? 1;
     if (!Number.isInteger(instanceCount) || instanceCount < 1) {
@@ -157,76 +153,21 @@ export class UnikernelService extends pulumi.ComponentResource {
     const tags = args.tags ?? {};
     const child = { parent: this };
 
-    const image =
-      args.image ??
-      new DiskImage(
-        `${name}-image`,
-        { kernel: args.unikernel as Unikernel, format: "aws", bootArgs: args.bootArgs },
-        child,
-      );
-    const key = pulumi.all([image.format, image.objectName]).apply(([format, objectName]) => {
-      if (format !== "aws") {
-        throw new Error(
-          `aws.UnikernelService ${name}: image must be a DiskImage of format "aws", not "${format}"`,
-        );
-      }
-      return objectName;
-    });
-    const { snapshotId, bucketName } =
-      via === "s3"
-        ? importViaS3(
-            name,
-            {
-              key,
-              path: image.path,
-              bucket: args.bucket,
-              vmimportRoleName: args.vmimportRoleName,
-              tags,
-            },
-            this,
-          )
-        : {
-            snapshotId: new EbsSnapshot(
-              `${name}-snapshot`,
-              {
-                image,
-                description: pulumi.interpolate`pulumi-mirage ${key}`,
-                tags,
-                kmsKeyArn: args.kmsKeyArn,
-                // The region the AMI is registered in (the aws provider's), not only the SDK's.
-                region: aws.getRegionOutput({}, child).region,
-              },
-              child,
-            ).snapshotId,
-            bucketName: pulumi.output(undefined),
-          };
-
-    const ami = new aws.ec2.Ami(
-      `${name}-ami`,
-      {
-        name: pulumi
-          .all([key, snapshotId])
-          .apply(([objectName, id]) => amiName(name, objectName, id, rootDeviceName)),
-        description: pulumi.interpolate`pulumi-mirage: MirageOS xen unikernel ${key}`,
-        // The default, paravirtual, would ignore the disk's bootloader.
-        virtualizationType: "hvm",
-        bootMode: "legacy-bios",
-        architecture: "x86_64",
-        rootDeviceName,
-        ebsBlockDevices: [
+    const launch = host
+      ? hostLaunch(
+          name,
           {
-            deviceName: rootDeviceName,
-            snapshotId,
-            volumeType: "gp3",
-            deleteOnTermination: true,
+            unikernel: args.unikernel as Unikernel,
+            tender: args.tender as pulumi.Input<string>,
+            bootArgs: args.bootArgs ?? [],
+            ports,
+            instanceType: args.instanceType,
+            hostAmi: args.hostAmi,
+            tags,
           },
-        ],
-        // Solo5 has no ENA driver.
-        enaSupport: false,
-        tags,
-      },
-      child,
-    );
+          this,
+        )
+      : xenLaunch(name, { ...args, via, rootDeviceName, tags }, this);
 
     const securityGroup = new aws.ec2.SecurityGroup(
       `${name}-ports`,
@@ -251,8 +192,21 @@ export class UnikernelService extends pulumi.ComponentResource {
         new aws.ec2.Instance(
           instanceCount === 1 ? `${name}-instance` : `${name}-instance-${i}`,
           {
-            ami: ami.id,
-            instanceType,
+            ami: launch.ami,
+            instanceType:
+              "instanceType" in launch
+                ? launch.instanceType
+                : (args.instanceType ?? DEFAULT_INSTANCE_TYPE),
+            ...("userData" in launch
+              ? {
+                  userData: launch.userData,
+                  // New user data (a new kernel or tender) is a new instance, made before the old goes.
+                  userDataReplaceOnChange: true,
+                  iamInstanceProfile: launch.iamInstanceProfile,
+                  cpuOptions: { nestedVirtualization: launch.nestedVirtualization },
+                  metadataOptions: { httpTokens: "required", httpEndpoint: "enabled" },
+                }
+              : {}),
             subnetId: args.subnetId,
             vpcSecurityGroupIds: [securityGroup.id],
             associatePublicIpAddress: args.associatePublicIpAddress ?? true,
@@ -262,10 +216,10 @@ export class UnikernelService extends pulumi.ComponentResource {
         ),
     );
 
-    this.image = image;
-    this.snapshotId = snapshotId;
-    this.bucketName = bucketName;
-    this.amiId = ami.id;
+    this.image = "image" in launch ? launch.image : undefined;
+    this.snapshotId = "snapshotId" in launch ? launch.snapshotId : pulumi.output(undefined);
+    this.bucketName = launch.bucketName;
+    this.amiId = launch.ami;
     this.instanceIds = pulumi.all(instances.map((i) => i.id));
     this.publicIps = pulumi.all(instances.map((i) => i.publicIp));
     this.consoleOutputCommands = pulumi.all(
