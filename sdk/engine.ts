@@ -15,7 +15,8 @@ export type EngineModule =
   | "local-vm"
   | "local-process"
   | "gce-serial-wait"
-  | "ebs-snapshot";
+  | "ebs-snapshot"
+  | "ec2-console-wait";
 
 export function engineProvider(name: EngineModule): pulumi.dynamic.ResourceProvider {
   const load = (): Required<pulumi.dynamic.ResourceProvider> =>

@@ -422,7 +422,12 @@ describe("aws.UnikernelService", () => {
       tender: TENDER,
       bootArgs: ["--hello=aws"],
       ports: [8080],
+      waitFor: { console: "serving on port 8080" },
     });
+    const wait = one("pulumi-nodejs:dynamic/pulumi-mirage:Ec2ConsoleWait");
+    assert.deepEqual(wait.inputs.instances, [one("aws:ec2/instance:Instance").id]);
+    assert.equal(wait.inputs.pattern, "serving on port 8080");
+    assert.equal(wait.inputs.timeoutSeconds, 600);
     for (const type of [
       "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage",
       "pulumi-nodejs:dynamic/pulumi-mirage:EbsSnapshot",

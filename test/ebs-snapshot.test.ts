@@ -177,6 +177,45 @@ describe("EbsSnapshot through the dynamic-provider process", () => {
     }
   });
 
+  test("Ec2ConsoleWait waits until each console matches, and names the instance and the CLI command when not", async () => {
+    fake.consoles.set("i-0abc", {
+      shown: "",
+      pieces: ["pulumi-mirage[web]: fetching\n", "", "solo5-spt: serving on port 8080\n"],
+    });
+    fake.consoles.set("i-0def", { shown: "", pieces: ["nothing useful\n"] });
+    const provider = await startDynamicProvider({ env: fake.env(endpoint) });
+    try {
+      const inputs = {
+        instances: ["i-0abc"],
+        pattern: "serving on port \\d+",
+        timeoutSeconds: 120,
+      };
+      assert.deepEqual((await provider.check("ec2-console-wait", {}, inputs)).failures, []);
+      const { outs } = await provider.create("ec2-console-wait", inputs);
+      assert.deepEqual(outs.matched, { "i-0abc": "serving on port 8080" });
+      await assert.rejects(
+        provider.create("ec2-console-wait", {
+          ...inputs,
+          instances: ["i-0def"],
+          timeoutSeconds: 1,
+        }),
+        /the console of i-0def did not match .* within 1 s\.[\s\S]*nothing useful[\s\S]*aws ec2 get-console-output --instance-id i-0def --latest/,
+      );
+      const bad = await provider.check(
+        "ec2-console-wait",
+        {},
+        { instances: ["web-1"], pattern: "(", timeoutSeconds: 0 },
+      );
+      assert.deepEqual(bad.failures.map((f) => f.property).sort(), [
+        "instances",
+        "pattern",
+        "timeoutSeconds",
+      ]);
+    } finally {
+      await provider.stop();
+    }
+  });
+
   test("check names a malformed KMS key ARN and region", async () => {
     const provider = await startDynamicProvider({ env: fake.env(endpoint) });
     try {

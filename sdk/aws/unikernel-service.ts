@@ -2,6 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DiskImage } from "../disk-image";
 import type { Unikernel } from "../unikernel";
+import { Ec2ConsoleWait } from "./console-wait";
 import { hostLaunch } from "./host-service";
 import { DEFAULT_INSTANCE_TYPE, instanceTypeProblem } from "./instance-types";
 import { xenLaunch } from "./xen-ami";
@@ -29,6 +30,13 @@ export interface UnikernelServiceArgs {
    * host path. Default: none (the xen AMI path).
    */
   tender?: pulumi.Input<string>;
+  /**
+   * With `tender`: wait, during `pulumi up`, until each instance's console output (EC2
+   * GetConsoleOutput) matches `console`, a regular expression such as the unikernel's
+   * `serving on port 8080` line; fails after `timeoutSeconds` (default 600) with the console's
+   * last lines. Default: no wait.
+   */
+  waitFor?: { console: string; timeoutSeconds?: number };
   /** With `tender`: the host instance's AMI. Default: the latest official Debian 12 AMI. */
   hostAmi?: pulumi.Input<string>;
   /** Arguments the unikernel receives at boot (with `unikernel`). Default: none. */
@@ -96,6 +104,8 @@ export class UnikernelService extends pulumi.ComponentResource {
   declare readonly amiId: pulumi.Output<string>;
   declare readonly instanceIds: pulumi.Output<string[]>;
   declare readonly publicIps: pulumi.Output<string[]>;
+  /** The boot check, when `waitFor` is set: depend on it to act once the unikernels run. */
+  declare readonly bootCheck: Ec2ConsoleWait | undefined;
   /** The AWS CLI commands that print each instance's console output. */
   declare readonly consoleOutputCommands: pulumi.Output<string[]>;
 
@@ -111,6 +121,11 @@ export class UnikernelService extends pulumi.ComponentResource {
     if (host && args.unikernel === undefined) {
       throw new Error(
         `aws.UnikernelService ${name}: tender runs a unikernel (spt or hvt) on a host instance; give unikernel, not image`,
+      );
+    }
+    if (args.waitFor && !host) {
+      throw new Error(
+        `aws.UnikernelService ${name}: waitFor needs a host service (tender): Solo5 xen prints nothing on EC2's console`,
       );
     }
     const typeProblem = host
@@ -228,6 +243,18 @@ export class UnikernelService extends pulumi.ComponentResource {
           pulumi.interpolate`aws ec2 get-console-output --region ${i.region} --instance-id ${i.id} --latest --output text`,
       ),
     );
+    this.bootCheck = args.waitFor
+      ? new Ec2ConsoleWait(
+          `${name}-boot`,
+          {
+            instances: this.instanceIds,
+            pattern: args.waitFor.console,
+            timeoutSeconds: args.waitFor.timeoutSeconds ?? 600,
+            region: instances[0].region,
+          },
+          child,
+        )
+      : undefined;
     this.registerOutputs({
       snapshotId: this.snapshotId,
       bucketName: this.bucketName,

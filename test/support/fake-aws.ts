@@ -45,6 +45,8 @@ export class FakeAws {
   dropPutsOf = new Set<number>();
   /** Block indexes whose data arrives with a flipped byte (corrupted on the way), every time. */
   corruptPutsOf = new Set<number>();
+  /** Each instance's console: every GetConsoleOutput appends the next piece, then answers all. */
+  consoles = new Map<string, { shown: string; pieces: string[] }>();
   /** Bytes of request bodies received. */
   bytesReceived = 0;
   private server: Server;
@@ -285,6 +287,24 @@ export class FakeAws {
         res,
         200,
         `<DescribeSnapshotsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-1</requestId><snapshotSet>${items}</snapshotSet></DescribeSnapshotsResponse>`,
+      );
+    }
+    if (action === "GetConsoleOutput") {
+      const id = form.get("InstanceId") ?? "";
+      const console = this.consoles.get(id);
+      if (!console) {
+        return ec2Error(
+          res,
+          "InvalidInstanceID.NotFound",
+          `The instance ID '${id}' does not exist`,
+        );
+      }
+      console.shown += console.pieces.shift() ?? "";
+      const output = Buffer.from(console.shown).toString("base64");
+      return xml(
+        res,
+        200,
+        `<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-3</requestId><instanceId>${id}</instanceId><timestamp>2026-01-01T00:00:00.000Z</timestamp><output>${output}</output></GetConsoleOutputResponse>`,
       );
     }
     if (action === "DeleteSnapshot") {
