@@ -6,8 +6,8 @@
 // tender as a service. A new kernel or tender is new user data, which replaces the instance.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { awsSdk } from "../peers";
 import type { Device, Target, Unikernel } from "../unikernel";
 import { renderHostScript } from "./host-script";
 import {
@@ -66,6 +66,7 @@ function networks(service: string, manifest: Device[] | undefined): string[] {
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource): HostLaunch {
+  const aws = awsSdk("aws.UnikernelService");
   const child = { parent };
   const { unikernel, tags } = args;
   const target = unikernel.target.apply((t) => hostTarget(name, t, args.instanceType));

@@ -1,6 +1,6 @@
-import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DiskImage } from "../disk-image";
+import { awsSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
 import { Ec2ConsoleWait } from "./console-wait";
 import { hostLaunch } from "./host-service";
@@ -110,6 +110,7 @@ export class UnikernelService extends pulumi.ComponentResource {
   declare readonly consoleOutputCommands: pulumi.Output<string[]>;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    const aws = awsSdk("aws.UnikernelService");
     super("pulumi-mirage:aws:UnikernelService", name, {}, opts);
     // Argument mistakes are found before anything is created, so preview shows them.
     if ((args.unikernel === undefined) === (args.image === undefined)) {

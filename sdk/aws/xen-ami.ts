@@ -2,9 +2,9 @@
 // (written directly through the EBS direct APIs by default, or uploaded to S3 and imported), then
 // an HVM legacy-BIOS AMI that Xen-based instance types boot through the disk's own GRUB.
 import { createHash } from "node:crypto";
-import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { DiskImage } from "../disk-image";
+import { awsSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
 import { EbsSnapshot } from "./ebs-snapshot";
 import { importViaS3 } from "./s3-import";
@@ -51,6 +51,7 @@ export function amiName(
 }
 
 export function xenLaunch(name: string, args: XenArgs, parent: pulumi.Resource): XenLaunch {
+  const aws = awsSdk("aws.UnikernelService");
   const child = { parent };
   const { via, rootDeviceName, tags } = args;
   const image =
