@@ -148,7 +148,7 @@ console.log(JSON.stringify({
           await run(process.execPath, [tsc, "--noEmit", "-p", join(work, example)]);
           checked++;
         }
-        assert.equal(checked, 4, "examples aws, gce, local, xen-host");
+        assert.equal(checked, 5, "examples aws, aws-spt, gce, local, xen-host");
       } finally {
         await rm(work, { recursive: true, force: true });
       }
