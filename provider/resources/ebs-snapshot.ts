@@ -2,7 +2,12 @@
 // an EBS snapshot through the EBS direct APIs (provider/aws/ebs-snapshot.ts). Any input change
 // writes a new snapshot (new before old: an AMI may still use the old one); delete removes it.
 import type * as pulumi from "@pulumi/pulumi";
-import { deleteSnapshot, snapshotState, uploadSnapshot } from "../aws/ebs-snapshot";
+import {
+  deleteSnapshot,
+  snapshotState,
+  type UploadedSnapshot,
+  uploadSnapshot,
+} from "../aws/ebs-snapshot";
 import { changedKeys, given, isKnown } from "./inputs";
 
 export interface EbsSnapshotInputs {
@@ -17,14 +22,7 @@ export interface EbsSnapshotInputs {
   resourceName?: string;
 }
 
-export interface EbsSnapshotOutputs extends EbsSnapshotInputs {
-  snapshotId: string;
-  volumeSize: number;
-  blocksWritten: number;
-  blockCount: number;
-  checksum: string;
-  mapDigest: string;
-}
+export interface EbsSnapshotOutputs extends EbsSnapshotInputs, UploadedSnapshot {}
 
 const INPUTS = ["imagePath", "imageSha256", "description", "tags", "kmsKeyArn", "region"] as const;
 
