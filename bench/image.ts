@@ -17,6 +17,7 @@ import { gzipSync } from "node:zlib";
 import { buildImage } from "../provider/image";
 import { imageArgv } from "../test/support/cli";
 import { testKernel } from "../test/support/kernels";
+import { median, printTable, seconds } from "./support/table";
 
 const exec = promisify(execFile);
 const RUNS = Number(process.argv[2] ?? 5);
@@ -24,15 +25,6 @@ const GOAL_SECONDS = 0.5;
 const GOAL_EXTRA_KIB = 64;
 const GOAL_RSS_MB = 150;
 const ARGS = ["--ipv4=10.0.0.2/24", "--logs=*:debug"];
-
-const median = (values: number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-
-async function seconds(work: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await work();
-  return (performance.now() - start) / 1000;
-}
 
 /** Everything in the FAT partition, read back with mtools, in a stable order. */
 async function partitionFiles(disk: string, dir: string): Promise<Buffer[]> {
@@ -176,13 +168,7 @@ async function main(): Promise<void> {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
-  const header = ["measure", "value", "baseline (same run)", "ratio / difference", "goal"];
-  const table = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
-  const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-  for (const row of rows) console.log(line(row));
+  printTable(["measure", "value", "baseline (same run)", "ratio / difference", "goal"], rows);
 }
 
 main().catch((error) => {

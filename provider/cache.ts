@@ -14,6 +14,7 @@ import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat } from "nod
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { tempPathFor, writeFileAtomic } from "./atomic";
+import { blockMap, mapDigest } from "./block-map";
 import { sha256File } from "./hash";
 import { processAlive, withLock } from "./lock";
 
@@ -36,8 +37,8 @@ interface IndexRecord {
   file: string;
   sha256: string;
   size: number;
-  /** The file's stat when it was stored (see `verified`). */
-  stamp: string;
+  /** An image's block map digest (see `verified`); kernels have none. */
+  blockMap?: string;
   meta: Meta;
 }
 
@@ -90,33 +91,17 @@ export async function logsDir(dir: string): Promise<string> {
 }
 
 /**
- * Stat fields that change whenever a file's content could have: inode, size, modification and
- * change times. ctime cannot be set back by a user, so a matching stamp means nobody rewrote it.
+ * Whether a stored file is intact. Kernels (a few MB) are hashed. Disk images are raw disks of
+ * 1 GiB or more, mostly zeros: they are checked by their block map (block-map.ts), which reads
+ * only their data, so a hit costs milliseconds and still proves every byte.
  */
-async function stampOf(path: string): Promise<string> {
-  const s = await stat(path, { bigint: true });
-  return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-}
-
-/**
- * Whether a stored file is intact. Kernels (a few MB) are hashed on every hit, well within the
- * 100 ms budget of a cache hit. Disk images are raw disks of 1 GiB or more, which take seconds to
- * hash: they are trusted when their stat stamp is the one recorded at store time, and hashed
- * only when it differs (then the stamp is renewed if the content is still right).
- */
-async function verified(dir: string, kind: Kind, key: string, record: IndexRecord) {
+async function verified(dir: string, kind: Kind, record: IndexRecord): Promise<boolean> {
   const path = join(dir, record.file);
   const info = await stat(path).catch(() => undefined);
   if (!info?.isFile() || info.size !== record.size) return false;
-  if (kind === "image" && (await stampOf(path)) === record.stamp) return true;
-  if ((await sha256File(path)) !== record.sha256) return false;
-  if (kind === "image") {
-    await writeFileAtomic(
-      indexPath(dir, kind, key),
-      JSON.stringify({ ...record, stamp: await stampOf(path) }),
-    );
-  }
-  return true;
+  // An image entry from before block maps has none: it is rebuilt once.
+  if (kind === "image") return mapDigest(await blockMap(path)) === record.blockMap;
+  return (await sha256File(path)) === record.sha256;
 }
 
 /** The entry stored under `key`, verified; a bad entry is discarded and undefined returned. */
@@ -130,7 +115,7 @@ export async function lookup(dir: string, kind: Kind, key: string): Promise<Entr
     await rm(index, { force: true });
     return undefined;
   }
-  if (!(await verified(dir, kind, key, record))) {
+  if (!(await verified(dir, kind, record))) {
     await discard(dir, kind, key, record);
     return undefined;
   }
@@ -198,7 +183,7 @@ export async function store(
     file: relative,
     sha256: sha,
     size,
-    stamp: await stampOf(path),
+    ...(kind === "image" ? { blockMap: mapDigest(await blockMap(path)) } : {}),
     meta: options.meta,
   };
   await writeFileAtomic(index, JSON.stringify(record));

@@ -13,6 +13,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Data written to the tool's standard input. */
   input?: string | Buffer;
+  /** A file descriptor of ours to give the tool as its standard input (instead of `input`). */
+  stdin?: number;
   /** Kill the tool and everything it started after this many milliseconds. */
   timeoutMs?: number;
   /** Append everything the tool prints (stdout and stderr, interleaved) to this file. */
@@ -110,7 +112,8 @@ export async function run(
     env: options.env,
     extendEnv: true,
     input: options.input,
-    stdin: options.input === undefined ? "ignore" : undefined,
+    // execa's types list only fds 0 and 3-9; any descriptor of ours works (child_process.spawn).
+    stdin: options.input !== undefined ? undefined : ((options.stdin ?? "ignore") as "ignore"),
     all: true,
     reject: false,
     detached: true, // its own process group, so a timeout can kill everything it started

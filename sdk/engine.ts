@@ -16,7 +16,9 @@ export type EngineModule =
   | "local-vm"
   | "local-process"
   | "local-tap"
-  | "gce-serial-wait";
+  | "gce-serial-wait"
+  | "ebs-snapshot"
+  | "ec2-console-wait";
 
 export function engineProvider(name: EngineModule): pulumi.dynamic.ResourceProvider {
   const load = (): Required<pulumi.dynamic.ResourceProvider> =>

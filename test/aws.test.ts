@@ -2,8 +2,10 @@
 // (@pulumi/aws resources need the AWS provider plugin and an account; docs/platforms.md, Pulumi
 // dynamic providers.)
 import assert from "node:assert/strict";
+import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { sha256File } from "../provider/hash";
 import * as aws from "../sdk/aws";
 import { Unikernel } from "../sdk/unikernel";
 
@@ -18,19 +20,32 @@ interface Created {
 const created: Created[] = [];
 
 const IMAGE_OBJECT = "hello-0123456789ab.raw";
+let snapshots = 0;
 const IMAGE_PATH = "/cache/images/0123456789ab/disk.raw";
 
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      const id = `${args.name}-id`;
+      // Every snapshot written is a new one, with a new id, as in EBS.
+      const id = args.type.endsWith(":EbsSnapshot") ? `snap-${++snapshots}` : `${args.name}-id`;
       const extra: Record<string, unknown> = {};
+      if (args.type.endsWith(":EbsSnapshot")) extra.snapshotId = id;
       if (args.type.endsWith(":DiskImage"))
-        Object.assign(extra, { path: IMAGE_PATH, objectName: IMAGE_OBJECT });
+        Object.assign(extra, {
+          path: IMAGE_PATH,
+          objectName: IMAGE_OBJECT,
+          sha256: "cd".repeat(32),
+        });
       if (args.type.endsWith(":Unikernel"))
-        Object.assign(extra, { kernelPath: "/cache/kernels/hello.xen", sha256: "ab".repeat(32) });
+        Object.assign(extra, {
+          kernelPath: `/cache/kernels/hello.${args.inputs.target}`,
+          sha256: "ab".repeat(32),
+          name: "hello",
+          manifest: [{ name: "service", type: "net" }],
+        });
       if (args.type === "aws:s3/bucket:Bucket") extra.bucket = `${args.name}-4f2a`;
       if (args.type === "aws:iam/role:Role") extra.name = `${args.name}-81c3`;
+      if (args.type === "aws:iam/instanceProfile:InstanceProfile") extra.name = `${args.name}-p1`;
       if (args.type === "aws:ec2/instance:Instance")
         Object.assign(extra, { publicIp: `203.0.113.${created.length}`, region: "eu-west-1" });
       created.push({ type: args.type, name: args.name, inputs: args.inputs, id });
@@ -45,6 +60,14 @@ pulumi.runtime.setMocks(
           reverseDnsPrefix: "com.amazonaws",
         };
       }
+      if (args.token === "aws:ec2/getAmi:getAmi") {
+        assert.deepEqual(args.inputs.owners, ["136693071363"], "Debian's own AMIs");
+        assert.deepEqual(args.inputs.filters[0].values, ["debian-12-amd64-*"]);
+        return { id: "ami-debian12", ...args.inputs };
+      }
+      if (args.token === "aws:index/getRegion:getRegion") {
+        return { id: "eu-west-1", region: "eu-west-1", name: "eu-west-1" };
+      }
       throw new Error(`unexpected call ${args.token}`);
     },
   },
@@ -52,6 +75,8 @@ pulumi.runtime.setMocks(
   "stack",
   false,
 );
+
+const TENDER = join(resolve(__dirname, "..", ".."), "test", "standins", "solo5-spt");
 
 /** An output's value; a provider serialization error would leave it pending forever. */
 function value<T>(output: pulumi.Output<T>): Promise<T> {
@@ -63,6 +88,30 @@ function value<T>(output: pulumi.Output<T>): Promise<T> {
       return v;
     });
   });
+}
+
+/**
+ * The errors a program fails with while `make` registers its resources: what `pulumi preview`
+ * shows. They surface as rejected registrations, so they are collected here instead of failing
+ * the test run (node:test's own handlers are put back afterwards).
+ */
+async function programErrors(make: () => void): Promise<string[]> {
+  const errors: string[] = [];
+  const theirs = process.listeners("unhandledRejection");
+  process.removeAllListeners("unhandledRejection");
+  const mine = (reason: unknown) => errors.push(String((reason as Error)?.message ?? reason));
+  process.on("unhandledRejection", mine);
+  try {
+    make();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // The failed registrations never settle: forget them, or the runtime fails the process at
+    // exit for "leaked" promises.
+    require("@pulumi/pulumi/runtime/debuggable").leakedPromises();
+  } finally {
+    process.off("unhandledRejection", mine);
+    for (const listener of theirs) process.on("unhandledRejection", listener);
+  }
+  return errors;
 }
 
 /** Creates a service, waits until all its resources are registered, and returns them. */
@@ -91,6 +140,7 @@ async function deploy(name: string, args: Partial<aws.UnikernelServiceArgs>) {
       publicIps: service.publicIps,
       consoleOutputCommands: service.consoleOutputCommands,
       bucketName: service.bucketName,
+      snapshotId: service.snapshotId,
     }),
   );
   // Let the last registrations (those no output depends on) land.
@@ -106,8 +156,72 @@ async function deploy(name: string, args: Partial<aws.UnikernelServiceArgs>) {
 }
 
 describe("aws.UnikernelService", () => {
-  test("imports a raw disk from its bucket as an HVM legacy-BIOS AMI and runs it on t2.micro", async () => {
-    const { outputs, one, mine, parents } = await deploy("web", {
+  test("writes the disk into an EBS snapshot, with no bucket or role, as an HVM legacy-BIOS AMI on t2.micro", async () => {
+    const { outputs, one, count, mine, parents } = await deploy("fast", {
+      bootArgs: ["--ipv4=10.0.0.2/24"],
+      ports: [80],
+      tags: { team: "mirage" },
+      kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+    });
+    const image = one("pulumi-nodejs:dynamic/pulumi-mirage:DiskImage");
+    assert.equal(image.inputs.format, "aws");
+    const snapshot = one("pulumi-nodejs:dynamic/pulumi-mirage:EbsSnapshot");
+    assert.equal(snapshot.inputs.imagePath, IMAGE_PATH);
+    assert.equal(snapshot.inputs.imageSha256, "cd".repeat(32));
+    assert.equal(snapshot.inputs.kmsKeyArn, "arn:aws:kms:eu-west-1:123456789012:key/abcd");
+    assert.deepEqual(snapshot.inputs.tags, { team: "mirage" });
+    assert.equal(snapshot.inputs.region, "eu-west-1", "the aws provider's region");
+    for (const type of [
+      "aws:s3/bucket:Bucket",
+      "aws:s3/bucketObject:BucketObject",
+      "aws:iam/role:Role",
+      "aws:iam/rolePolicy:RolePolicy",
+      "aws:ebs/snapshotImport:SnapshotImport",
+    ]) {
+      assert.equal(count(type), 0, `no ${type}`);
+    }
+    const ami = one("aws:ec2/ami:Ami");
+    assert.equal(ami.inputs.virtualizationType, "hvm");
+    assert.equal(ami.inputs.bootMode, "legacy-bios");
+    assert.equal(ami.inputs.enaSupport, false);
+    assert.deepEqual(
+      ami.inputs.ebsBlockDevices.map((d: Record<string, unknown>) => [d.deviceName, d.snapshotId]),
+      [["/dev/xvda", snapshot.id]],
+    );
+    assert.equal(ami.inputs.name, aws.amiName("fast", IMAGE_OBJECT, snapshot.id, "/dev/xvda"));
+    const instance = one("aws:ec2/instance:Instance");
+    assert.equal(instance.inputs.instanceType, "t2.micro");
+    assert.equal(instance.inputs.ami, ami.id);
+    assert.equal(outputs.snapshotId, snapshot.id);
+    assert.equal(outputs.bucketName, undefined);
+    for (const r of mine.filter((r) => !r.type.endsWith(":Unikernel"))) {
+      assert.equal(parents.get(r.name), "fast", `${r.type} is a child of the component`);
+    }
+  });
+
+  test("names each AMI by its snapshot: replacements in a row never reuse a name", async () => {
+    const names: string[] = [];
+    for (const round of [1, 2, 3]) {
+      created.length = 0;
+      // The same service and image each time; only the snapshot is new (say, a new KMS key).
+      const { one } = await deploy("rolling", {
+        kmsKeyArn: `arn:aws:kms:eu-west-1:123456789012:key/k${round}`,
+      });
+      names.push(one("aws:ec2/ami:Ami").inputs.name);
+    }
+    assert.equal(new Set(names).size, 3, names.join(", "));
+    for (const name of names) assert.match(name, /^rolling-hello-0123456789ab-[0-9a-f]{12}$/);
+    assert.notEqual(
+      aws.amiName("s", IMAGE_OBJECT, "snap-1", "/dev/xvda"),
+      aws.amiName("s", IMAGE_OBJECT, "snap-1", "/dev/sda1"),
+      "a new root device is a new AMI, and a new name",
+    );
+    assert.equal(aws.amiName("x".repeat(200), IMAGE_OBJECT, "snap-1", "/dev/xvda").length, 128);
+  });
+
+  test("with snapshotVia s3: imports the raw disk from its bucket through a vmimport role", async () => {
+    const { outputs, one, count, mine, parents } = await deploy("web", {
+      snapshotVia: "s3",
       bootArgs: ["--ipv4=10.0.0.2/24"],
       ports: [80, { port: 443 }],
     });
@@ -168,6 +282,8 @@ describe("aws.UnikernelService", () => {
       ami.inputs.ebsBlockDevices.map((d: Record<string, unknown>) => [d.deviceName, d.snapshotId]),
       [["/dev/xvda", snapshot.id]],
     );
+    assert.equal(count("pulumi-nodejs:dynamic/pulumi-mirage:EbsSnapshot"), 0);
+    assert.equal(outputs.bucketName, bucketName);
 
     const group = one("aws:ec2/securityGroup:SecurityGroup");
     assert.deepEqual(
@@ -196,6 +312,7 @@ describe("aws.UnikernelService", () => {
 
   test("uses a given bucket and import role, and creates neither", async () => {
     const { one, count } = await deploy("given", {
+      snapshotVia: "s3",
       bucket: "my-images",
       vmimportRoleName: "vmimport",
       instanceType: "m4.large",
@@ -272,10 +389,156 @@ describe("aws.UnikernelService", () => {
     );
   });
 
+  test("refuses S3 settings without snapshotVia s3, and a KMS key with it", () => {
+    assert.throws(
+      () => new aws.UnikernelService("nos3", { unikernel: {} as never, bucket: "b" }),
+      /bucket is used only with snapshotVia: "s3"/,
+    );
+    assert.throws(
+      () => new aws.UnikernelService("norole", { unikernel: {} as never, vmimportRoleName: "r" }),
+      /vmimportRoleName is used only with snapshotVia: "s3"/,
+    );
+    assert.throws(
+      () =>
+        new aws.UnikernelService("nokms", {
+          unikernel: {} as never,
+          snapshotVia: "s3",
+          kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+        }),
+      /kmsKeyArn is used only with snapshotVia: "ebs"/,
+    );
+  });
+
   test("refuses a service with both or neither of unikernel and image", () => {
     assert.throws(
       () => new aws.UnikernelService("neither", {}),
       /give exactly one of unikernel .* and image/,
+    );
+  });
+
+  test("spt: kernel and tender in a private bucket by content, a role reading exactly those, a Debian host with the script as user data", async () => {
+    const unikernel = new Unikernel("host-kernel", { kernel: "dist/hello.spt", target: "spt" });
+    const { one, count, mine, outputs } = await deploy("host", {
+      unikernel,
+      tender: TENDER,
+      bootArgs: ["--hello=aws"],
+      ports: [8080],
+      waitFor: { console: "serving on port 8080" },
+    });
+    const wait = one("pulumi-nodejs:dynamic/pulumi-mirage:Ec2ConsoleWait");
+    assert.deepEqual(wait.inputs.instances, [one("aws:ec2/instance:Instance").id]);
+    assert.equal(wait.inputs.pattern, "serving on port 8080");
+    assert.equal(wait.inputs.timeoutSeconds, 600);
+    for (const type of [
+      "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage",
+      "pulumi-nodejs:dynamic/pulumi-mirage:EbsSnapshot",
+      "aws:ec2/ami:Ami",
+      "aws:ebs/snapshotImport:SnapshotImport",
+    ]) {
+      assert.equal(count(type), 0, `no ${type}`);
+    }
+    const bucket = one("aws:s3/bucket:Bucket");
+    const bucketName = `${bucket.name}-4f2a`;
+    const block = one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs;
+    assert.deepEqual(
+      [
+        block.blockPublicAcls,
+        block.blockPublicPolicy,
+        block.ignorePublicAcls,
+        block.restrictPublicBuckets,
+      ],
+      [true, true, true, true],
+      "the bucket is private",
+    );
+    const tenderSha = await sha256File(TENDER);
+    const keys = mine
+      .filter((r) => r.type === "aws:s3/bucketObject:BucketObject")
+      .map((r) => r.inputs.key)
+      .sort();
+    assert.deepEqual(keys, [
+      `kernels/${"ab".repeat(32)}/hello.spt`,
+      `tenders/${tenderSha}/solo5-spt`,
+    ]);
+    const role = one("aws:iam/role:Role");
+    assert.deepEqual(JSON.parse(role.inputs.assumeRolePolicy).Statement[0].Principal, {
+      Service: "ec2.amazonaws.com",
+    });
+    const policy = JSON.parse(one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    assert.deepEqual(policy.Statement, [
+      {
+        Effect: "Allow",
+        Action: ["s3:GetObject"],
+        Resource: keys
+          .map((key) => `arn:aws:s3:::${bucketName}/${key}`)
+          .reverse()
+          .sort(),
+      },
+    ]);
+    const profile = one("aws:iam/instanceProfile:InstanceProfile");
+    assert.deepEqual(
+      one("aws:ec2/securityGroup:SecurityGroup").inputs.ingress.map(
+        (r: Record<string, unknown>) => [r.protocol, r.fromPort, r.toPort],
+      ),
+      [["tcp", 8080, 8080]],
+      "only the declared port",
+    );
+    const instance = one("aws:ec2/instance:Instance");
+    assert.equal(instance.inputs.ami, "ami-debian12");
+    assert.equal(instance.inputs.instanceType, "t3.micro");
+    assert.equal(instance.inputs.iamInstanceProfile, `${profile.name}-p1`);
+    assert.equal(instance.inputs.userDataReplaceOnChange, true);
+    assert.equal(instance.inputs.metadataOptions.httpTokens, "required");
+    assert.equal(instance.inputs.cpuOptions?.nestedVirtualization, undefined);
+    const script: string = instance.inputs.userData;
+    assert.match(
+      script,
+      new RegExp(
+        `https://${bucketName}\\.s3\\.eu-west-1\\.amazonaws\\.com/kernels/${"ab".repeat(32)}/hello\\.spt`,
+      ),
+    );
+    assert.match(
+      script,
+      / --net:service=mtap0 -- \/var\/lib\/pulumi-mirage\/host\/hello\.spt --ipv4=10\.81\.0\.2\/24 --ipv4-gateway=10\.81\.0\.1 --hello=aws\n/,
+    );
+    assert.match(script, /tcp dport \{ 8080 \} dnat to 10\.81\.0\.2/);
+    assert.equal(outputs.amiId, "ami-debian12");
+    assert.equal(outputs.bucketName, bucketName);
+  });
+
+  test("hvt: runs on a type with nested virtualization, and is refused at preview on others, naming those with it", async () => {
+    const unikernel = new Unikernel("nested-kernel", { kernel: "dist/hello.hvt", target: "hvt" });
+    const { one } = await deploy("nested", { unikernel, tender: TENDER });
+    const instance = one("aws:ec2/instance:Instance");
+    assert.equal(instance.inputs.instanceType, "c8i.large");
+    assert.equal(instance.inputs.cpuOptions.nestedVirtualization, "enabled");
+
+    const errors = await programErrors(() => {
+      const refused = new Unikernel("flat-kernel", { kernel: "dist/hello.hvt", target: "hvt" });
+      new aws.UnikernelService("flat", {
+        unikernel: refused,
+        tender: TENDER,
+        instanceType: "t3.micro",
+      });
+    });
+    assert.ok(errors.length > 0, "the program fails");
+    assert.match(
+      errors[0],
+      /instanceType: t3\.micro offers no nested virtualization, and solo5-hvt needs KVM; use one of the families c8i, c8i-flex, m8i, m8i-flex, r8i, r8i-flex/,
+    );
+  });
+
+  test("a xen unikernel still takes the AMI path; a xen kernel with a tender is refused", async () => {
+    const { count } = await deploy("stillxen", {});
+    assert.equal(count("aws:ec2/ami:Ami"), 1);
+    assert.equal(count("aws:iam/instanceProfile:InstanceProfile"), 0);
+    const errors = await programErrors(() => {
+      const xen = new Unikernel("wrongxen-kernel", { kernel: "dist/hello.xen", target: "xen" });
+      new aws.UnikernelService("wrongxen", { unikernel: xen, tender: TENDER });
+    });
+    assert.ok(errors.length > 0, "the program fails");
+    assert.match(
+      errors[0],
+      /tender is for spt and hvt unikernels, and this one is xen: remove tender/,
     );
   });
 });

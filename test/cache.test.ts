@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { chmod, readdir, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  open,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  truncate,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -18,6 +28,13 @@ async function file(content: string | Buffer): Promise<string> {
   const path = join(scratch.path, `file-${counter++}`);
   await writeFile(path, content);
   return path;
+}
+
+/** Writes `text` at byte `position` of the file at `path`, leaving the rest as it is. */
+async function writeAt(path: string, position: number, text: string): Promise<void> {
+  const handle = await open(path, "r+");
+  await handle.write(text, position);
+  await handle.close();
 }
 
 /** Rewrites a stored (read-only) file as a user or a broken disk might. */
@@ -115,17 +132,31 @@ describe("kernels", () => {
 });
 
 describe("images", () => {
-  it("detect a rewritten image of the same size by its stat stamp, without hashing a good one", async () => {
+  it("detect a changed block of a sparse image, even with its times set back", async () => {
     const dir = await freshCache();
-    const image = Buffer.alloc(4096, 1);
-    const stored = await store(dir, "image", "hello-0123456789ab.raw", await file(image), {
+    const path = join(scratch.path, `sparse-${counter++}.raw`);
+    await writeFile(path, "");
+    await truncate(path, 64 * 1024 * 1024);
+    await writeAt(path, 40 * 1024 * 1024 + 7, "data deep inside");
+    const stored = await store(dir, "image", "hello-0123456789ab.raw", path, {
       fileName: "hello-0123456789ab.raw",
       meta: {},
     });
-    assert.equal((await lookup(dir, "image", "hello-0123456789ab.raw"))?.sha256, sha256(image));
-    image[100] = 2;
-    await tamper(stored.path, image);
+    assert.equal((await lookup(dir, "image", "hello-0123456789ab.raw"))?.path, stored.path);
+    const before = await stat(stored.path);
+    await chmod(stored.path, 0o644);
+    await writeAt(stored.path, 40 * 1024 * 1024 + 7, "DATA");
+    await utimes(stored.path, before.atime, before.mtime);
     assert.equal(await lookup(dir, "image", "hello-0123456789ab.raw"), undefined);
+  });
+
+  it("do not serve an image entry recorded without a block map (an older cache)", async () => {
+    const dir = await freshCache();
+    await store(dir, "image", "old.raw", await file("image"), { fileName: "old.raw", meta: {} });
+    const index = join(dir, "index", "images", "old.raw.json");
+    const { blockMap: _, ...older } = JSON.parse(await readFile(index, "utf8"));
+    await writeFile(index, JSON.stringify(older));
+    assert.equal(await lookup(dir, "image", "old.raw"), undefined);
   });
 
   it("keep serving an image whose stat changed but whose content did not", async () => {

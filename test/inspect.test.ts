@@ -48,6 +48,7 @@ const EXPECTED: Record<
   spt: { target: "spt", abiVersion: 2, devices: [] },
   "hvt-devices": { target: "hvt", abiVersion: 2, devices: DEVICES },
   "spt-devices": { target: "spt", abiVersion: 2, devices: DEVICES },
+  "spt-net": { target: "spt", abiVersion: 2, devices: [{ name: "service", type: "net" }] },
   muen: { target: "muen", abiVersion: 3, devices: [] },
   genode: { target: "genode", abiVersion: 1, devices: [] },
 };

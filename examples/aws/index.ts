@@ -1,6 +1,6 @@
 // examples/hello on AWS EC2 (experimental: see the README's "AWS EC2" section for why). Builds the
-// unikernel for Solo5 xen, makes its raw BIOS disk, uploads it to S3, imports it as an EBS
-// snapshot, registers an HVM legacy-BIOS AMI and runs it on a t2.micro.
+// unikernel for Solo5 xen, makes its raw BIOS disk, writes it into an EBS snapshot (EBS direct
+// APIs: only its non-zero blocks), registers an HVM legacy-BIOS AMI and runs it on a t2.micro.
 //
 //   pulumi config set aws:region eu-west-1
 //   pulumi config set kernel dist/hello.xen    # optional: a prebuilt xen kernel, no OCaml needed

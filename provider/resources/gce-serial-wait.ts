@@ -13,6 +13,7 @@ import {
   waitForSerial,
 } from "../gcp/serial";
 import { sha256 } from "../hash";
+import { checkWaitInputs } from "./inputs";
 
 /** What Pulumi sends for a value it does not know yet (preview). */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -55,29 +56,7 @@ const known = (v: unknown) => v !== UNKNOWN;
 
 function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResult {
   const failures: pulumi.dynamic.CheckFailure[] = [];
-  if (known(news.pattern)) {
-    if (typeof news.pattern !== "string" || news.pattern === "") {
-      failures.push({ property: "pattern", reason: "must be a non-empty regular expression" });
-    } else {
-      try {
-        new RegExp(news.pattern, "m");
-      } catch (error) {
-        failures.push({
-          property: "pattern",
-          reason: `is not a valid regular expression: ${(error as Error).message}`,
-        });
-      }
-    }
-  }
-  if (
-    known(news.timeoutSeconds) &&
-    !(Number.isInteger(news.timeoutSeconds) && news.timeoutSeconds > 0)
-  ) {
-    failures.push({
-      property: "timeoutSeconds",
-      reason: `must be a whole number of seconds above 0, got ${JSON.stringify(news.timeoutSeconds)}`,
-    });
-  }
+  checkWaitInputs(news, failures);
   if (news.instances === undefined && news.group === undefined) {
     failures.push({ property: "instances", reason: "give the instances to watch, or a group" });
   }

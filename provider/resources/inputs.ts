@@ -124,3 +124,31 @@ function storedFileRead(spec: StoredFile<unknown>) {
     return { id, props: { ...props, ...state } };
   };
 }
+
+/** The checks a wait-for-console resource's `pattern` and `timeoutSeconds` share. */
+export function checkWaitInputs(
+  news: { pattern?: unknown; timeoutSeconds?: unknown },
+  failures: pulumi.dynamic.CheckFailure[],
+): void {
+  if (isKnown(news.pattern)) {
+    if (typeof news.pattern !== "string" || news.pattern === "") {
+      failures.push({ property: "pattern", reason: "must be a non-empty regular expression" });
+    } else {
+      try {
+        new RegExp(news.pattern, "m");
+      } catch (error) {
+        failures.push({
+          property: "pattern",
+          reason: `is not a valid regular expression: ${message(error)}`,
+        });
+      }
+    }
+  }
+  const timeout = news.timeoutSeconds;
+  if (isKnown(timeout) && !(Number.isInteger(timeout) && (timeout as number) > 0)) {
+    failures.push({
+      property: "timeoutSeconds",
+      reason: `must be a whole number of seconds above 0, got ${JSON.stringify(timeout)}`,
+    });
+  }
+}

@@ -54,3 +54,31 @@ export function instanceTypeProblem(instanceType: string): string | undefined {
   }
   return undefined;
 }
+
+/** The families whose instances can run KVM guests (`cpuOptions.nestedVirtualization`). */
+export const NESTED_VIRTUALIZATION_FAMILIES = [
+  "c8i",
+  "c8i-flex",
+  "m8i",
+  "m8i-flex",
+  "r8i",
+  "r8i-flex",
+] as const;
+
+/** The default host of an spt unikernel: any Linux instance runs it. */
+export const DEFAULT_SPT_INSTANCE_TYPE = "t3.micro";
+/** The default host of an hvt unikernel: the smallest type with nested virtualization. */
+export const DEFAULT_HVT_INSTANCE_TYPE = "c8i.large";
+
+/** Why `instanceType` cannot host an hvt unikernel (solo5-hvt needs KVM), or undefined. */
+export function hvtInstanceTypeProblem(instanceType: string): string | undefined {
+  const family = /^([a-z][a-z0-9-]*)\.[a-z0-9]+$/.exec(instanceType)?.[1];
+  if (family && (NESTED_VIRTUALIZATION_FAMILIES as readonly string[]).includes(family)) {
+    return undefined;
+  }
+  return (
+    `instanceType: ${instanceType} offers no nested virtualization, and solo5-hvt needs KVM; ` +
+    `use one of the families ${NESTED_VIRTUALIZATION_FAMILIES.join(", ")} (e.g. ${DEFAULT_HVT_INSTANCE_TYPE}), ` +
+    "or build the unikernel for spt, which runs on every type"
+  );
+}

@@ -1,8 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DiskImage } from "../disk-image";
+import type { DiskImage } from "../disk-image";
 import { awsSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
+import { Ec2ConsoleWait } from "./console-wait";
+import { hostLaunch } from "./host-service";
 import { DEFAULT_INSTANCE_TYPE, instanceTypeProblem } from "./instance-types";
+import { xenLaunch } from "./xen-ami";
 
 /** A port the unikernel serves, opened in its security group. */
 export interface ServicePort {
@@ -15,26 +18,54 @@ export interface ServicePort {
 
 export interface UnikernelServiceArgs {
   /**
-   * The unikernel, built for `target: "xen"`; a raw disk image (DiskImage format `aws`) is made
-   * from it with `bootArgs`. Give exactly one of `unikernel` and `image`.
+   * The unikernel. Built for `target: "xen"`: a raw disk image (DiskImage format `aws`) is made
+   * from it with `bootArgs` and becomes an AMI for Xen-based types. Built for `spt` or `hvt`
+   * (give `tender`): it runs under its Solo5 tender on a Linux host instance of a current type.
+   * Give exactly one of `unikernel` and `image`.
    */
   unikernel?: Unikernel;
+  /**
+   * For an spt or hvt unikernel: the path of its tender, `solo5-spt` or `solo5-hvt` (your opam
+   * switch's, e.g. `$(opam var bin)/solo5-spt`), uploaded with the kernel. Giving it selects the
+   * host path. Default: none (the xen AMI path).
+   */
+  tender?: pulumi.Input<string>;
+  /**
+   * With `tender`: wait, during `pulumi up`, until each instance's console output (EC2
+   * GetConsoleOutput) matches `console`, a regular expression such as the unikernel's
+   * `serving on port 8080` line; fails after `timeoutSeconds` (default 600) with the console's
+   * last lines. Default: no wait.
+   */
+  waitFor?: { console: string; timeoutSeconds?: number };
+  /** With `tender`: the host instance's AMI. Default: the latest official Debian 12 AMI. */
+  hostAmi?: pulumi.Input<string>;
   /** Arguments the unikernel receives at boot (with `unikernel`). Default: none. */
   bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
   /** A DiskImage of format `aws` to use instead of making one from `unikernel`. */
   image?: DiskImage;
-  /** An existing S3 bucket to upload the disk into. Default: a bucket is created. */
+  /**
+   * How the disk becomes an EBS snapshot. `ebs`: written directly with the EBS direct APIs, only
+   * its non-zero blocks, in seconds, with no bucket and no role (an `EbsSnapshot`). `s3`: uploaded
+   * whole to S3 and imported by VM Import (ImportSnapshot; slow, needs a `vmimport` role).
+   * Default: `ebs`.
+   */
+  snapshotVia?: "ebs" | "s3";
+  /** Encrypt the `ebs` snapshot with this KMS key (its ARN). Default: the account's EBS default. */
+  kmsKeyArn?: pulumi.Input<string>;
+  /** With `snapshotVia: "s3"`: an existing S3 bucket to upload the disk into. Default: one is created. */
   bucket?: pulumi.Input<string>;
   /**
-   * The name of an existing VM Import service role. Default: a role is created, trusted only by
-   * `vmie.amazonaws.com` (with `sts:ExternalId` `vmimport`) and allowed only to read the bucket
-   * and register the imported snapshot.
+   * With `snapshotVia: "s3"`: the name of an existing VM Import service role. Default: a role is
+   * created, trusted only by `vmie.amazonaws.com` (with `sts:ExternalId` `vmimport`) and allowed
+   * only to read the bucket and register the imported snapshot.
    */
   vmimportRoleName?: pulumi.Input<string>;
   /**
-   * The EC2 instance type: a Xen-based type (t2, m3, m4, c3, c4, r3, r4, x1, x1e, i2, i3, d2, h1,
-   * g2, g3, g3s, p2, p3, f1), since Solo5 cannot drive Nitro's ENA and NVMe devices. Other types
-   * are refused at preview. Default: `t2.micro`.
+   * The EC2 instance type. A xen unikernel needs a Xen-based type (t2, m3, m4, c3, c4, r3, r4, x1,
+   * x1e, i2, i3, d2, h1, g2, g3, g3s, p2, p3, f1), since Solo5 cannot drive Nitro's ENA and NVMe
+   * devices; an spt host runs on any type; an hvt host needs nested virtualization (c8i, m8i,
+   * r8i and their flex variants). Other types are refused at preview. Default: `t2.micro` (xen),
+   * `t3.micro` (spt), `c8i.large` (hvt).
    */
   instanceType?: string;
   /** How many instances to run from the image. Default: 1. */
@@ -58,20 +89,23 @@ export interface UnikernelServiceArgs {
 
 /**
  * A MirageOS xen unikernel on EC2 (experimental): its raw disk (GRUB multiboot of the `.xen`
- * kernel) is uploaded to S3, imported as an EBS snapshot, registered as an HVM legacy-BIOS AMI and
- * launched on Xen-based instance types. EC2 boots HVM guests through the disk's own bootloader;
- * that a Solo5 xen kernel (PVH-only) boots this way inside a Xen HVM guest is unverified, so
- * prefer `xen.Domain` on your own Xen host.
+ * kernel) becomes an EBS snapshot (written directly, or imported from S3), registered as an HVM
+ * legacy-BIOS AMI and launched on Xen-based instance types, whose HVM guests boot the disk's own
+ * bootloader.
  */
 export class UnikernelService extends pulumi.ComponentResource {
-  /** The disk image uploaded and imported. */
-  declare readonly image: DiskImage;
-  /** The S3 bucket holding the disk. */
-  declare readonly bucketName: pulumi.Output<string>;
-  /** The registered AMI's id. */
+  /** The xen path's disk image. */
+  declare readonly image: DiskImage | undefined;
+  /** The xen path's EBS snapshot, which the AMI is made of. */
+  declare readonly snapshotId: pulumi.Output<string | undefined>;
+  /** The S3 bucket: the host path's (kernel and tender), or the xen path's with `snapshotVia: "s3"`. */
+  declare readonly bucketName: pulumi.Output<string | undefined>;
+  /** The AMI the instances run: the registered xen AMI, or the host's Linux AMI. */
   declare readonly amiId: pulumi.Output<string>;
   declare readonly instanceIds: pulumi.Output<string[]>;
   declare readonly publicIps: pulumi.Output<string[]>;
+  /** The boot check, when `waitFor` is set: depend on it to act once the unikernels run. */
+  declare readonly bootCheck: Ec2ConsoleWait | undefined;
   /** The AWS CLI commands that print each instance's console output. */
   declare readonly consoleOutputCommands: pulumi.Output<string[]>;
 
@@ -84,8 +118,20 @@ export class UnikernelService extends pulumi.ComponentResource {
         `aws.UnikernelService ${name}: give exactly one of unikernel (a Unikernel built for target "xen") and image (a DiskImage of format "aws")`,
       );
     }
-    const instanceType = args.instanceType ?? DEFAULT_INSTANCE_TYPE;
-    const typeProblem = instanceTypeProblem(instanceType);
+    const host = args.tender !== undefined;
+    if (host && args.unikernel === undefined) {
+      throw new Error(
+        `aws.UnikernelService ${name}: tender runs a unikernel (spt or hvt) on a host instance; give unikernel, not image`,
+      );
+    }
+    if (args.waitFor && !host) {
+      throw new Error(
+        `aws.UnikernelService ${name}: waitFor needs a host service (tender): Solo5 xen prints nothing on EC2's console`,
+      );
+    }
+    const typeProblem = host
+      ? undefined
+      : instanceTypeProblem(args.instanceType ?? DEFAULT_INSTANCE_TYPE);
     if (typeProblem) throw new Error(`aws.UnikernelService ${name}: ${typeProblem}`);
     const instanceCount = args.instanceCount ?? 1;
     if (!Number.isInteger(instanceCount) || instanceCount < 1) {
@@ -101,83 +147,43 @@ export class UnikernelService extends pulumi.ComponentResource {
         );
       }
     }
+    const via = args.snapshotVia ?? "ebs";
+    if (via !== "ebs" && via !== "s3") {
+      throw new Error(
+        `aws.UnikernelService ${name}: snapshotVia must be "ebs" or "s3", not ${JSON.stringify(via)}`,
+      );
+    }
+    for (const s3Only of ["bucket", "vmimportRoleName"] as const) {
+      if (via === "ebs" && args[s3Only] !== undefined) {
+        throw new Error(
+          `aws.UnikernelService ${name}: ${s3Only} is used only with snapshotVia: "s3" (the default, "ebs", writes the snapshot directly, with no bucket or role); set snapshotVia: "s3" or remove ${s3Only}`,
+        );
+      }
+    }
+    if (via === "s3" && args.kmsKeyArn !== undefined) {
+      throw new Error(
+        `aws.UnikernelService ${name}: kmsKeyArn is used only with snapshotVia: "ebs"; remove it or use the default`,
+      );
+    }
     const rootDeviceName = args.rootDeviceName ?? "/dev/xvda";
     const tags = args.tags ?? {};
     const child = { parent: this };
 
-    const image =
-      args.image ??
-      new DiskImage(
-        `${name}-image`,
-        { kernel: args.unikernel as Unikernel, format: "aws", bootArgs: args.bootArgs },
-        child,
-      );
-    // The object key is the image's content-addressed name: a new image is a new object, and an
-    // unchanged one uploads nothing.
-    const key = pulumi.all([image.format, image.objectName]).apply(([format, objectName]) => {
-      if (format !== "aws") {
-        throw new Error(
-          `aws.UnikernelService ${name}: image must be a DiskImage of format "aws", not "${format}"`,
-        );
-      }
-      return objectName;
-    });
-
-    const bucketName =
-      args.bucket !== undefined
-        ? pulumi.output(args.bucket)
-        : new aws.s3.Bucket(`${name}-images`, { tags }, child).bucket;
-    const object = new aws.s3.BucketObject(
-      `${name}-disk`,
-      {
-        bucket: bucketName,
-        key,
-        source: image.path.apply((path) => new pulumi.asset.FileAsset(path)),
-        contentType: "application/octet-stream",
-        tags,
-      },
-      child,
-    );
-
-    const roleName = args.vmimportRoleName ?? this.vmimportRole(name, bucketName, tags);
-    const snapshot = new aws.ebs.SnapshotImport(
-      `${name}-snapshot`,
-      {
-        diskContainer: {
-          format: "RAW",
-          userBucket: { s3Bucket: object.bucket, s3Key: object.key },
-        },
-        roleName,
-        description: pulumi.interpolate`pulumi-mirage ${key}`,
-        tags,
-      },
-      child,
-    );
-
-    const ami = new aws.ec2.Ami(
-      `${name}-ami`,
-      {
-        name: pulumi.interpolate`${name}-${key}`,
-        description: pulumi.interpolate`pulumi-mirage: MirageOS xen unikernel ${key}`,
-        // The default, paravirtual, would ignore the disk's bootloader.
-        virtualizationType: "hvm",
-        bootMode: "legacy-bios",
-        architecture: "x86_64",
-        rootDeviceName,
-        ebsBlockDevices: [
+    const launch = host
+      ? hostLaunch(
+          name,
           {
-            deviceName: rootDeviceName,
-            snapshotId: snapshot.id,
-            volumeType: "gp3",
-            deleteOnTermination: true,
+            unikernel: args.unikernel as Unikernel,
+            tender: args.tender as pulumi.Input<string>,
+            bootArgs: args.bootArgs ?? [],
+            ports,
+            instanceType: args.instanceType,
+            hostAmi: args.hostAmi,
+            tags,
           },
-        ],
-        // Solo5 has no ENA driver.
-        enaSupport: false,
-        tags,
-      },
-      child,
-    );
+          this,
+        )
+      : xenLaunch(name, { ...args, via, rootDeviceName, tags }, this);
 
     const securityGroup = new aws.ec2.SecurityGroup(
       `${name}-ports`,
@@ -202,8 +208,21 @@ export class UnikernelService extends pulumi.ComponentResource {
         new aws.ec2.Instance(
           instanceCount === 1 ? `${name}-instance` : `${name}-instance-${i}`,
           {
-            ami: ami.id,
-            instanceType,
+            ami: launch.ami,
+            instanceType:
+              "instanceType" in launch
+                ? launch.instanceType
+                : (args.instanceType ?? DEFAULT_INSTANCE_TYPE),
+            ...("userData" in launch
+              ? {
+                  userData: launch.userData,
+                  // New user data (a new kernel or tender) is a new instance, made before the old goes.
+                  userDataReplaceOnChange: true,
+                  iamInstanceProfile: launch.iamInstanceProfile,
+                  cpuOptions: { nestedVirtualization: launch.nestedVirtualization },
+                  metadataOptions: { httpTokens: "required", httpEndpoint: "enabled" },
+                }
+              : {}),
             subnetId: args.subnetId,
             vpcSecurityGroupIds: [securityGroup.id],
             associatePublicIpAddress: args.associatePublicIpAddress ?? true,
@@ -213,9 +232,10 @@ export class UnikernelService extends pulumi.ComponentResource {
         ),
     );
 
-    this.image = image;
-    this.bucketName = bucketName;
-    this.amiId = ami.id;
+    this.image = "image" in launch ? launch.image : undefined;
+    this.snapshotId = "snapshotId" in launch ? launch.snapshotId : pulumi.output(undefined);
+    this.bucketName = launch.bucketName;
+    this.amiId = launch.ami;
     this.instanceIds = pulumi.all(instances.map((i) => i.id));
     this.publicIps = pulumi.all(instances.map((i) => i.publicIp));
     this.consoleOutputCommands = pulumi.all(
@@ -224,76 +244,25 @@ export class UnikernelService extends pulumi.ComponentResource {
           pulumi.interpolate`aws ec2 get-console-output --region ${i.region} --instance-id ${i.id} --latest --output text`,
       ),
     );
+    this.bootCheck = args.waitFor
+      ? new Ec2ConsoleWait(
+          `${name}-boot`,
+          {
+            instances: this.instanceIds,
+            pattern: args.waitFor.console,
+            timeoutSeconds: args.waitFor.timeoutSeconds ?? 600,
+            region: instances[0].region,
+          },
+          child,
+        )
+      : undefined;
     this.registerOutputs({
+      snapshotId: this.snapshotId,
       bucketName: this.bucketName,
       amiId: this.amiId,
       instanceIds: this.instanceIds,
       publicIps: this.publicIps,
       consoleOutputCommands: this.consoleOutputCommands,
     });
-  }
-
-  /** The VM Import service role, allowed only to read `bucket` and register what it imports. */
-  private vmimportRole(
-    name: string,
-    bucket: pulumi.Output<string>,
-    tags: Record<string, pulumi.Input<string>>,
-  ): pulumi.Output<string> {
-    const aws = awsSdk("aws.UnikernelService");
-    const child = { parent: this };
-    const role = new aws.iam.Role(
-      `${name}-vmimport`,
-      {
-        description: "pulumi-mirage: lets VM Import/Export read the unikernel disk from S3",
-        assumeRolePolicy: pulumi.jsonStringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Principal: { Service: "vmie.amazonaws.com" },
-              Action: "sts:AssumeRole",
-              Condition: { StringEquals: { "sts:ExternalId": "vmimport" } },
-            },
-          ],
-        }),
-        tags,
-      },
-      child,
-    );
-    const partition = aws.getPartitionOutput({}, child).partition;
-    const policy = new aws.iam.RolePolicy(
-      `${name}-vmimport`,
-      {
-        role: role.id,
-        policy: pulumi.jsonStringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Action: ["s3:GetBucketLocation", "s3:ListBucket"],
-              Resource: pulumi.interpolate`arn:${partition}:s3:::${bucket}`,
-            },
-            {
-              Effect: "Allow",
-              Action: ["s3:GetObject"],
-              Resource: pulumi.interpolate`arn:${partition}:s3:::${bucket}/*`,
-            },
-            {
-              Effect: "Allow",
-              Action: [
-                "ec2:ModifySnapshotAttribute",
-                "ec2:CopySnapshot",
-                "ec2:RegisterImage",
-                "ec2:Describe*",
-              ],
-              Resource: "*",
-            },
-          ],
-        }),
-      },
-      child,
-    );
-    // The import may start only once the role may read the bucket.
-    return pulumi.all([role.name, policy.id]).apply(([roleName]) => roleName);
   }
 }

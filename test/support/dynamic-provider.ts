@@ -158,6 +158,8 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   "local-process": "LocalProcess",
   "local-tap": "LocalTap",
   "gce-serial-wait": "GceSerialWait",
+  "ebs-snapshot": "EbsSnapshot",
+  "ec2-console-wait": "Ec2ConsoleWait",
 };
 
 /** Every engine module name sdk/engine.ts knows. */

@@ -19,6 +19,7 @@ export type TestKernelName =
   | "hvt-devices"
   | "spt"
   | "spt-devices"
+  | "spt-net"
   | "muen"
   | "genode";
 
@@ -55,6 +56,7 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   "hvt-devices": { target: "hvt", net: true, block: true },
   spt: { target: "spt" },
   "spt-devices": { target: "spt", net: true, block: true },
+  "spt-net": { target: "spt", net: true },
   muen: { target: "muen" },
   genode: { target: "genode" },
 };
@@ -90,7 +92,9 @@ async function exists(path: string): Promise<boolean> {
  */
 async function build(fileName: string, steps: Step[]): Promise<string> {
   sourcesHash ??= Promise.all(
-    ["kernel.S", "kernel.ld", "unix.c", "tap-echo.c"].map((file) => readFile(join(SOURCES, file))),
+    ["kernel.S", "kernel.ld", "unix.c", "tap-echo.c", "tapwire.c"].map((file) =>
+      readFile(join(SOURCES, file)),
+    ),
   ).then((parts) => sha256(Buffer.concat(parts)));
   const key = sha256(`${await sourcesHash}\n${JSON.stringify(steps)}`).slice(0, 16);
   const path = join(OUT, key, fileName);
@@ -177,5 +181,12 @@ export async function testUnixProgram(): Promise<string> {
 export async function testTapEcho(): Promise<string> {
   return build("tap-echo", [
     { tool: "gcc", args: ["-O1", "-Wall", "-o", TEMP, join(SOURCES, "tap-echo.c")] },
+  ]);
+}
+
+/** test/kernels/tapwire.c: a cable between two taps in two network namespaces. */
+export async function testTapWire(): Promise<string> {
+  return build("tapwire", [
+    { tool: "gcc", args: ["-O1", "-Wall", "-o", TEMP, join(SOURCES, "tapwire.c")] },
   ]);
 }

@@ -1,0 +1,203 @@
+// The host graph of UnikernelService for spt and hvt unikernels: current (Nitro) EC2 types cannot
+// boot a Solo5 disk, but any Linux instance runs an spt unikernel under solo5-spt, and types with
+// nested virtualization run hvt under solo5-hvt. The kernel and the tender go to a private bucket
+// under keys named by their content; the instance's role may read exactly those two objects; the
+// instance's user data (host-script.ts) fetches and checks them, wires the network and runs the
+// tender as a service. A new kernel or tender is new user data, which replaces the instance.
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import * as pulumi from "@pulumi/pulumi";
+import { awsSdk } from "../peers";
+import type { Device, Target, Unikernel } from "../unikernel";
+import { renderHostScript } from "./host-script";
+import {
+  DEFAULT_HVT_INSTANCE_TYPE,
+  DEFAULT_SPT_INSTANCE_TYPE,
+  hvtInstanceTypeProblem,
+} from "./instance-types";
+
+/** Debian's account, which publishes the official Debian AMIs. */
+const DEBIAN_OWNER = "136693071363";
+
+export interface HostArgs {
+  unikernel: Unikernel;
+  /** The solo5-spt or solo5-hvt binary to upload with the kernel. */
+  tender: pulumi.Input<string>;
+  bootArgs: pulumi.Input<pulumi.Input<string>[]>;
+  ports: { port: number; protocol?: "tcp" | "udp" }[];
+  instanceType?: string;
+  hostAmi?: pulumi.Input<string>;
+  tags: Record<string, pulumi.Input<string>>;
+}
+
+/** What the instances of a host service are launched with. */
+export interface HostLaunch {
+  ami: pulumi.Output<string>;
+  instanceType: pulumi.Output<string>;
+  iamInstanceProfile: pulumi.Output<string>;
+  userData: pulumi.Output<string>;
+  nestedVirtualization: pulumi.Output<string | undefined>;
+  bucketName: pulumi.Output<string>;
+}
+
+/** The host target, or an error naming what to do instead; checked at preview (target is an input). */
+function hostTarget(service: string, target: Target, instanceType: string | undefined) {
+  if (target !== "spt" && target !== "hvt") {
+    throw new Error(
+      `aws.UnikernelService ${service}: tender is for spt and hvt unikernels, and this one is ${target}: ${target === "xen" ? "remove tender (a xen unikernel becomes an AMI)" : "build it for spt or hvt"}`,
+    );
+  }
+  const problem =
+    target === "hvt" && instanceType ? hvtInstanceTypeProblem(instanceType) : undefined;
+  if (problem) throw new Error(`aws.UnikernelService ${service}: ${problem}`);
+  return target;
+}
+
+function networks(service: string, manifest: Device[] | undefined): string[] {
+  const blocks = (manifest ?? []).filter((d) => d.type === "block").map((d) => d.name);
+  if (blocks.length > 0) {
+    throw new Error(
+      `aws.UnikernelService ${service}: the unikernel declares block device(s) ${blocks.join(", ")}, which a host service cannot attach yet; remove them from config.ml`,
+    );
+  }
+  return (manifest ?? []).filter((d) => d.type === "net").map((d) => d.name);
+}
+
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource): HostLaunch {
+  const aws = awsSdk("aws.UnikernelService");
+  const child = { parent };
+  const { unikernel, tags } = args;
+  const target = unikernel.target.apply((t) => hostTarget(name, t, args.instanceType));
+  const tenderPath = pulumi.output(args.tender);
+  const tenderSha = tenderPath.apply(async (path) => sha256(await readFile(path)));
+  const kernelName = pulumi.interpolate`${unikernel.name}.${target}`;
+  const kernelKey = pulumi.interpolate`kernels/${unikernel.sha256}/${kernelName}`;
+  const tenderKey = pulumi.interpolate`tenders/${tenderSha}/solo5-${target}`;
+
+  const bucket = new aws.s3.Bucket(`${name}-artifacts`, { forceDestroy: true, tags }, child);
+  new aws.s3.BucketPublicAccessBlock(
+    `${name}-artifacts`,
+    {
+      bucket: bucket.id,
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    },
+    child,
+  );
+  const upload = (what: string, key: pulumi.Output<string>, path: pulumi.Output<string>) =>
+    new aws.s3.BucketObject(
+      `${name}-${what}`,
+      {
+        bucket: bucket.bucket,
+        key,
+        source: path.apply((p) => new pulumi.asset.FileAsset(p)),
+        contentType: "application/octet-stream",
+        tags,
+      },
+      child,
+    );
+  const kernelObject = upload("kernel", kernelKey, unikernel.kernelPath);
+  const tenderObject = upload("tender", tenderKey, tenderPath);
+
+  const role = new aws.iam.Role(
+    `${name}-host`,
+    {
+      description: "pulumi-mirage: lets the unikernel's host instance read its kernel and tender",
+      assumeRolePolicy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Principal: { Service: "ec2.amazonaws.com" },
+            Action: "sts:AssumeRole",
+          },
+        ],
+      }),
+      tags,
+    },
+    child,
+  );
+  const partition = aws.getPartitionOutput({}, child).partition;
+  const policy = new aws.iam.RolePolicy(
+    `${name}-host`,
+    {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Action: ["s3:GetObject"],
+            Resource: [
+              pulumi.interpolate`arn:${partition}:s3:::${kernelObject.bucket}/${kernelObject.key}`,
+              pulumi.interpolate`arn:${partition}:s3:::${tenderObject.bucket}/${tenderObject.key}`,
+            ],
+          },
+        ],
+      }),
+    },
+    child,
+  );
+  const profile = new aws.iam.InstanceProfile(`${name}-host`, { role: role.name, tags }, child);
+
+  const region = aws.getRegionOutput({}, child).region;
+  const url = (bucketName: string, regionName: string, key: string) =>
+    `https://${bucketName}.s3.${regionName}.amazonaws.com/${key}`;
+  const userData = pulumi
+    .output({
+      bucketName: bucket.bucket,
+      regionName: region,
+      t: target,
+      kernelFile: kernelName,
+      kKey: kernelObject.key,
+      kSha: unikernel.sha256,
+      tKey: tenderObject.key,
+      tSha: tenderSha,
+      manifest: unikernel.manifest,
+      bootArgs: args.bootArgs,
+    })
+    .apply((v) =>
+      renderHostScript({
+        name,
+        target: v.t,
+        kernelName: v.kernelFile,
+        kernel: { url: url(v.bucketName, v.regionName, v.kKey), sha256: v.kSha },
+        tender: { url: url(v.bucketName, v.regionName, v.tKey), sha256: v.tSha },
+        region: v.regionName,
+        networks: networks(name, v.manifest),
+        ports: args.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "tcp" })),
+        bootArgs: v.bootArgs,
+      }),
+    );
+
+  const ami =
+    args.hostAmi !== undefined
+      ? pulumi.output(args.hostAmi)
+      : aws.ec2.getAmiOutput(
+          {
+            mostRecent: true,
+            owners: [DEBIAN_OWNER],
+            filters: [
+              { name: "name", values: ["debian-12-amd64-*"] },
+              { name: "architecture", values: ["x86_64"] },
+            ],
+          },
+          child,
+        ).id;
+  return {
+    ami,
+    instanceType: target.apply(
+      (t) =>
+        args.instanceType ?? (t === "hvt" ? DEFAULT_HVT_INSTANCE_TYPE : DEFAULT_SPT_INSTANCE_TYPE),
+    ),
+    // The instance starts only once its role may read the objects.
+    iamInstanceProfile: pulumi.all([profile.name, policy.id]).apply(([profileName]) => profileName),
+    userData,
+    nestedVirtualization: target.apply((t) => (t === "hvt" ? "enabled" : undefined)),
+    bucketName: bucket.bucket,
+  };
+}

@@ -1,0 +1,129 @@
+// The AMI graph of UnikernelService for xen unikernels: the raw disk becomes an EBS snapshot
+// (written directly through the EBS direct APIs by default, or uploaded to S3 and imported), then
+// an HVM legacy-BIOS AMI that Xen-based instance types boot through the disk's own GRUB.
+import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { DiskImage } from "../disk-image";
+import { awsSdk } from "../peers";
+import type { Unikernel } from "../unikernel";
+import { EbsSnapshot } from "./ebs-snapshot";
+import { importViaS3 } from "./s3-import";
+
+export interface XenArgs {
+  unikernel?: Unikernel;
+  image?: DiskImage;
+  bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
+  via: "ebs" | "s3";
+  kmsKeyArn?: pulumi.Input<string>;
+  bucket?: pulumi.Input<string>;
+  vmimportRoleName?: pulumi.Input<string>;
+  rootDeviceName: string;
+  tags: Record<string, pulumi.Input<string>>;
+}
+
+export interface XenLaunch {
+  image: DiskImage;
+  snapshotId: pulumi.Output<string>;
+  bucketName: pulumi.Output<string | undefined>;
+  ami: pulumi.Output<string>;
+}
+
+/**
+ * The AMI's name: unique per snapshot and AMI settings, since AMI names are unique per region and
+ * a replacement creates the new AMI before it deletes the old one. Readable: the service and the
+ * image's content-addressed name come first.
+ */
+export function amiName(
+  service: string,
+  objectName: string,
+  snapshotId: string,
+  rootDeviceName: string,
+): string {
+  const hash = createHash("sha256")
+    .update(JSON.stringify([snapshotId, rootDeviceName]))
+    .digest("hex")
+    .slice(0, 12);
+  const readable = `${service}-${objectName.replace(/\.raw$/, "")}`.replace(
+    /[^A-Za-z0-9()[\]./'@_-]/g,
+    "-",
+  );
+  return `${readable.slice(0, 128 - 13)}-${hash}`;
+}
+
+export function xenLaunch(name: string, args: XenArgs, parent: pulumi.Resource): XenLaunch {
+  const aws = awsSdk("aws.UnikernelService");
+  const child = { parent };
+  const { via, rootDeviceName, tags } = args;
+  const image =
+    args.image ??
+    new DiskImage(
+      `${name}-image`,
+      { kernel: args.unikernel as Unikernel, format: "aws", bootArgs: args.bootArgs },
+      child,
+    );
+  const key = pulumi.all([image.format, image.objectName]).apply(([format, objectName]) => {
+    if (format !== "aws") {
+      throw new Error(
+        `aws.UnikernelService ${name}: image must be a DiskImage of format "aws", not "${format}"`,
+      );
+    }
+    return objectName;
+  });
+  const { snapshotId, bucketName } =
+    via === "s3"
+      ? importViaS3(
+          name,
+          {
+            key,
+            path: image.path,
+            bucket: args.bucket,
+            vmimportRoleName: args.vmimportRoleName,
+            tags,
+          },
+          parent,
+        )
+      : {
+          snapshotId: new EbsSnapshot(
+            `${name}-snapshot`,
+            {
+              image,
+              description: pulumi.interpolate`pulumi-mirage ${key}`,
+              tags,
+              kmsKeyArn: args.kmsKeyArn,
+              // The region the AMI is registered in (the aws provider's), not only the SDK's.
+              region: aws.getRegionOutput({}, child).region,
+            },
+            child,
+          ).snapshotId,
+          bucketName: pulumi.output(undefined),
+        };
+
+  const ami = new aws.ec2.Ami(
+    `${name}-ami`,
+    {
+      name: pulumi
+        .all([key, snapshotId])
+        .apply(([objectName, id]) => amiName(name, objectName, id, rootDeviceName)),
+      description: pulumi.interpolate`pulumi-mirage: MirageOS xen unikernel ${key}`,
+      // The default, paravirtual, would ignore the disk's bootloader.
+      virtualizationType: "hvm",
+      bootMode: "legacy-bios",
+      architecture: "x86_64",
+      rootDeviceName,
+      ebsBlockDevices: [
+        {
+          deviceName: rootDeviceName,
+          snapshotId,
+          volumeType: "gp3",
+          deleteOnTermination: true,
+        },
+      ],
+      // Solo5 has no ENA driver.
+      enaSupport: false,
+      tags,
+    },
+    child,
+  );
+
+  return { image, snapshotId, bucketName, ami: ami.id };
+}
