@@ -1,5 +1,5 @@
 // Test unikernels: tiny kernels of our own (test/kernels/kernel.S) that look, to our code, like
-// Solo5 binaries of each target, and a unix-target stand-in program (test/kernels/unix.c). They
+// Solo5 binaries of each target, one (test/kernels/xen.S) that really runs under Xen, and a unix-target stand-in program (test/kernels/unix.c). They
 // are built at test time with binutils and gcc, once, under build/test-kernels/<source hash>/;
 // each file appears by rename, so concurrent test processes can build them side by side safely.
 import { mkdir, readFile, stat } from "node:fs/promises";
@@ -15,6 +15,7 @@ export type TestKernelName =
   | "virtio-nomb"
   | "xen"
   | "xen-net"
+  | "xenpv"
   | "hvt"
   | "spt"
   | "muen"
@@ -24,6 +25,8 @@ type Target = "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";
 
 interface Variant {
   target: Target;
+  /** The source in test/kernels/: kernel.S (default), or xen.S, which speaks to a real Xen. */
+  source?: "xen.S";
   multiboot?: boolean;
   net?: boolean;
   block?: boolean;
@@ -49,6 +52,7 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   "virtio-nomb": { target: "virtio" },
   xen: { target: "xen", multiboot: true },
   "xen-net": { target: "xen", multiboot: true, net: true },
+  xenpv: { target: "xen", multiboot: true, source: "xen.S" },
   hvt: { target: "hvt" },
   spt: { target: "spt" },
   muen: { target: "muen" },
@@ -86,7 +90,9 @@ async function exists(path: string): Promise<boolean> {
  */
 async function build(fileName: string, steps: Step[]): Promise<string> {
   sourcesHash ??= Promise.all(
-    ["kernel.S", "kernel.ld", "unix.c"].map((file) => readFile(join(SOURCES, file))),
+    ["kernel.S", "notes.S", "xen.S", "kernel.ld", "unix.c"].map((file) =>
+      readFile(join(SOURCES, file)),
+    ),
   ).then((parts) => sha256(Buffer.concat(parts)));
   const key = sha256(`${await sourcesHash}\n${JSON.stringify(steps)}`).slice(0, 16);
   const path = join(OUT, key, fileName);
@@ -134,7 +140,7 @@ export async function testKernel(name: TestKernelName): Promise<string> {
       args: [
         "--64",
         ...Object.entries(defines).flatMap(([key, value]) => ["--defsym", `${key}=${value}`]),
-        ...["-o", object, join(SOURCES, "kernel.S")],
+        ...["-I", SOURCES, "-o", object, join(SOURCES, variant.source ?? "kernel.S")],
       ],
     },
     {

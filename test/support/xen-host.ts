@@ -59,6 +59,7 @@ const DATA = [
   "/bin/busybox",
   "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1", // xl aborts without it (pthread_cancel)
   "/etc/xen/scripts",
+  "/etc/xen/xl.conf",
   "/usr/lib/xen-4.17/boot/hvmloader",
   "/usr/share/seabios",
 ];
@@ -203,7 +204,9 @@ async function layOut(root: string, kernel: string, keys: string): Promise<void>
   await symlink(`${XEN_BIN}/xl`, join(root, "usr/sbin/xl"));
   const modules = await moduleFiles(kernel);
   for (const file of modules) await place(root, `/lib/modules/${kernel}/${file}`);
-  for (const dir of ["proc", "sys", "dev", "tmp", "run/sshd", "run/xen", "run/lock", "root/.ssh"])
+  for (const dir of ["proc", "sys", "dev", "tmp", "sbin", "usr/bin", "usr/sbin"])
+    await mkdir(join(root, dir), { recursive: true });
+  for (const dir of ["run/sshd", "run/xen", "run/lock", "root/.ssh"])
     await mkdir(join(root, dir), { recursive: true });
   for (const dir of ["var/lib/xen", "var/log/xen/console", "var/empty"])
     await mkdir(join(root, dir), { recursive: true });
