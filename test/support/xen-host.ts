@@ -62,6 +62,7 @@ const DATA = [
   "/etc/xen/xl.conf",
   "/usr/lib/xen-4.17/boot/hvmloader",
   "/usr/share/seabios",
+  "/usr/share/qemu/keymaps", // the device model loads one even without a display
 ];
 /** Kernel modules dom0 loads, with their dependencies first. */
 const MODULES = [
