@@ -23,7 +23,6 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { after, before } from "node:test";
 import { produceAtomically, withScratchDir } from "../../provider/atomic";
 import { type RunResult, run } from "../../provider/exec";
 import { sha256 } from "../../provider/hash";
@@ -40,6 +39,7 @@ const PACKAGES: Record<string, string> = {
   "openssh-server": "/usr/sbin/sshd",
   "qemu-system-xen": "/usr/libexec/xen-qemu-system-i386",
   "qemu-system-x86": "/usr/bin/qemu-system-x86_64",
+  "grub-xen-bin": "/usr/lib/grub/i386-xen_pvh/kernel.img",
   cpio: "/usr/bin/cpio",
 };
 
@@ -89,14 +89,28 @@ const FATAL = /Kernel panic|Dom0 crashed|Panic on CPU/;
 /** Generous: a loaded 2-core machine boots Xen and dom0 in TCG in 20-60 s. */
 const BOOT_TIMEOUT_MS = 10 * 60 * 1000;
 
-/** Why the Xen host cannot run here, or undefined when it can (installing what is missing). */
-export async function xenHostUnavailable(): Promise<string | undefined> {
-  const missing = Object.entries(PACKAGES).filter(([, path]) => !existsSync(path));
-  if (missing.length === 0 && (await kernelVersion())) return undefined;
-  const names = missing.map(([name]) => name);
-  if (process.getuid?.() !== 0)
-    return `the Debian packages ${names.join(", ")} are missing and only root can install them`;
+/** The packages of PACKAGES that are not installed. */
+function missingPackages(): string[] {
+  return Object.entries(PACKAGES)
+    .filter(([, path]) => !existsSync(path))
+    .map(([name]) => name);
+}
+
+/**
+ * Why the Xen host cannot run here, or undefined when it can: its packages are installed, or
+ * missing but this process is root and startXenHost installs them.
+ */
+export function xenHostSkipReason(): string | undefined {
+  const missing = missingPackages();
+  if (missing.length === 0 || process.getuid?.() === 0) return undefined;
+  return `the Debian packages ${missing.join(", ")} are missing and only root can install them`;
+}
+
+/** Installs the missing packages with apt-get (one process at a time). */
+async function installPackages(): Promise<void> {
   await withLock(join(tmpdir(), "pulumi-mirage-xen-host-apt.lock"), async () => {
+    const names = missingPackages();
+    if (names.length === 0) return;
     const env = { DEBIAN_FRONTEND: "noninteractive" };
     await run("apt-get", ["update", "-qq"], { env, timeoutMs: BUILD_TIMEOUT_MS });
     await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...names], {
@@ -104,7 +118,6 @@ export async function xenHostUnavailable(): Promise<string | undefined> {
       timeoutMs: BUILD_TIMEOUT_MS,
     });
   });
-  return undefined;
 }
 
 /** The newest installed Linux kernel with its modules, e.g. `6.1.0-56-amd64`. */
@@ -248,6 +261,7 @@ interface HostFiles {
 
 /** Builds (once per package versions, shared by concurrent test processes) the boot files. */
 async function hostFiles(): Promise<HostFiles> {
+  await installPackages();
   const kernel = await kernelVersion();
   if (!kernel) throw new Error("no Linux kernel with modules is installed (linux-image-amd64)");
   const parent = join(repoRoot, ".pulumi-mirage-test", "xen-host");
@@ -417,28 +431,4 @@ export async function startXenHost(): Promise<XenHost> {
     await stop();
     throw error;
   }
-}
-
-/**
- * One Xen host for this test file: booted before its tests, stopped (QEMU killed, its files
- * removed) after them. `skip` says why the tests cannot run here, when they cannot.
- */
-export function xenHostForThisFile(): { readonly host: XenHost; readonly skip?: string } {
-  const state: { host?: XenHost; skip?: string } = {};
-  before(async () => {
-    state.skip = await xenHostUnavailable();
-    if (!state.skip) state.host = await startXenHost();
-  });
-  after(async () => {
-    await state.host?.stop();
-  });
-  return {
-    get host() {
-      if (!state.host) throw new Error("the Xen host is used before it is started");
-      return state.host;
-    },
-    get skip() {
-      return state.skip;
-    },
-  };
 }
