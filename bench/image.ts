@@ -63,12 +63,12 @@ async function carried(disk: string, target: string, scratch: string): Promise<B
   return Buffer.concat([gap, ...(await partitionFiles(disk, scratch))]);
 }
 
-async function peakRssMb(kernel: string, outDir: string): Promise<number> {
+async function peakRssMb(kernel: string, outDir: string, format: string): Promise<number> {
   const { stderr } = await exec("/usr/bin/time", [
     "-f",
     "%M",
     process.execPath,
-    ...imageArgv(kernel, outDir, "--format", "gce", "--", ...ARGS),
+    ...imageArgv(kernel, outDir, "--format", format, "--", ...ARGS),
   ]);
   const kib = Number(stderr.trim().split("\n").pop());
   return kib / 1024;
@@ -129,7 +129,13 @@ async function main(): Promise<void> {
       const scratch = join(root, `${name}-files`);
       await mkdir(scratch);
       const gzipped = gzipSync(await carried(disk, name, scratch), { level: 9 }).length;
-      const rss = await peakRssMb(kernel, join(root, `${name}-rss`));
+      // The command makes the platform check: a GCE image needs a network device, xen goes to aws.
+      const rssFormat = name === "virtio" ? "gce" : "aws";
+      const rss = await peakRssMb(
+        await testKernel(`${name}-net`),
+        join(root, `${name}-rss`),
+        rssFormat,
+      );
       const diskSize = (await stat(disk)).size / 1024 ** 3;
       const p = median(pipeline);
       const f = median(floor);
@@ -159,7 +165,7 @@ async function main(): Promise<void> {
           `≤ +${GOAL_EXTRA_KIB} KiB: ${extraKib <= GOAL_EXTRA_KIB ? "met" : "missed"}`,
         ],
         [
-          `${name}: peak RSS of \`pulumi-mirage image\``,
+          `${name}: peak RSS of \`pulumi-mirage image --format ${rssFormat}\``,
           `${rss.toFixed(1)} MB`,
           "",
           "",

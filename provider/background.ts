@@ -106,12 +106,15 @@ export async function stopBackground(id: ProcessIdentity, graceMs = 3000): Promi
 
 /**
  * Kills the process group `pid` if this process ends first: on normal exit and on SIGINT, SIGTERM
- * and SIGHUP (after which the signal is raised again, so we still die of it). Returns the function
- * that removes these handlers.
+ * and SIGHUP (after which the signal is raised again, so we still die of it), then runs
+ * `alsoOnExit` (synchronous: cleaning up files). Returns the function that removes these handlers.
  */
-export function killOnExit(pid: number): () => void {
+export function killOnExit(pid: number, alsoOnExit?: () => void): () => void {
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const onExit = () => killTree(pid, "SIGKILL");
+  const onExit = () => {
+    killTree(pid, "SIGKILL");
+    alsoOnExit?.();
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     onExit();
     dispose();
@@ -137,13 +140,17 @@ export interface WatchOptions {
   alive: () => boolean;
   /** Called with each piece of new text, as it appears. */
   onOutput?: (text: string) => void;
+  /** Why the writer cannot go on although it runs (a stopped guest), or undefined; ends the watch. */
+  failed?: () => string | undefined;
 }
 
 export interface WatchResult {
-  /** What ended the watch: a match, the writer's end, or the timeout. */
-  outcome: "matched" | "ended" | "timeout";
+  /** What ended the watch: a match, the writer's end, a known failure, or the timeout. */
+  outcome: "matched" | "ended" | "failed" | "timeout";
   /** The last lines of the file read so far. */
   tail: string[];
+  /** With outcome `failed`: what `failed` said. */
+  failure?: string;
 }
 
 const POLL_MS = 50;
@@ -152,7 +159,7 @@ const MATCH_WINDOW = 1 << 20;
 
 /**
  * Follows a log file as another process writes it, until `expect` matches the text, the writer
- * ends, or the timeout passes. The file may not exist yet when the watch starts.
+ * ends, `failed` says why it cannot go on, or the timeout passes. The file may not exist yet when the watch starts.
  */
 export async function watchLog(path: string, options: WatchOptions): Promise<WatchResult> {
   // A global or sticky regex would carry state from one test to the next.
@@ -192,6 +199,8 @@ export async function watchLog(path: string, options: WatchOptions): Promise<Wat
       const alive = options.alive();
       if (await readNew()) return { outcome: "matched", tail: lines() };
       if (!alive) return { outcome: "ended", tail: lines() };
+      const failure = options.failed?.();
+      if (failure !== undefined) return { outcome: "failed", tail: lines(), failure };
       if (Date.now() >= deadline) return { outcome: "timeout", tail: lines() };
       await sleep(POLL_MS);
     }

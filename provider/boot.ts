@@ -2,10 +2,11 @@
 // regex appears (the `boot` command, tests), or in the background as a VM that outlives us
 // (local.Vm). Either way QEMU runs with `-snapshot`, so the image is never modified.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type AccelChoice, type AccelMode, chooseAccel } from "./accel";
 import {
   isRunning,
   killOnExit,
@@ -14,8 +15,9 @@ import {
   stopBackground,
   watchLog,
 } from "./background";
+import { diskImageFormat } from "./disk-check";
 import { findExecutable, killTree, run, TAIL_LINES } from "./exec";
-import { type DiskBus, kvmUsable, type PortForward, QEMU, qemuArgs } from "./qemu";
+import { type DiskBus, guestStopped, type PortForward, QEMU, qemuArgs } from "./qemu";
 
 /** What to boot and how: the parts of the QEMU command line a caller chooses. */
 export interface MachineOptions {
@@ -31,46 +33,56 @@ export interface MachineOptions {
   memoryMiB?: number;
   /** The QEMU binary. Default: qemu-system-x86_64 on PATH. */
   qemu?: string;
+  /** Default: $PULUMI_MIRAGE_ACCEL, else auto (see accel.ts). */
+  accel?: AccelMode;
+  /** The cache directory where `auto` remembers its probe (see cache.ts). */
+  cacheDir?: string;
 }
 
-async function isGzip(path: string): Promise<boolean> {
-  const handle = await open(path, "r");
+/** A file's text, or "" when it is not there (yet). */
+const textOf = (path: string) => {
   try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(2), 0, 2, 0);
-    return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b;
-  } finally {
-    await handle.close();
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
   }
-}
+};
 
 /**
  * The raw disk to boot: `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
- * is extracted into `dir` keeping it sparse.
+ * is extracted into `dir` keeping it sparse. Anything else is refused, saying what it is.
  */
 async function diskOf(image: string, dir: string): Promise<string> {
-  if (!existsSync(image)) throw new Error(`image ${image} does not exist`);
-  if (!(await isGzip(image))) return image;
+  if ((await diskImageFormat(image)) === "raw") return image;
   await run("tar", ["-xSzf", image, "-C", dir, "disk.raw"], { timeoutMs: 10 * 60 * 1000 });
   return join(dir, "disk.raw");
 }
 
-function commandLine(options: MachineOptions, disk: string, consoleFile: string) {
-  const args = qemuArgs({
-    disk,
-    consoleFile,
-    kvm: kvmUsable(),
-    bus: options.bus,
-    memoryMiB: options.memoryMiB,
-    net: options.net,
-    forwards: options.forwards,
-  });
+/** QEMU's command line, and the accelerator it uses. SeaBIOS's debug console goes to `debugLog`. */
+async function commandLine(
+  options: MachineOptions,
+  disk: string,
+  consoleFile: string,
+  debugLog: string,
+) {
   const qemu = options.qemu ?? QEMU;
   const file = findExecutable(qemu);
   if (!file)
     throw new Error(
       `${qemu} is not installed (not ${qemu.includes("/") ? "an executable file" : "on PATH"}): install QEMU (Debian: apt-get install qemu-system-x86)`,
     );
-  return { file, args };
+  const accel = await chooseAccel({ mode: options.accel, qemu: file, cacheDir: options.cacheDir });
+  const args = qemuArgs({
+    disk,
+    consoleFile,
+    debugLog,
+    kvm: accel.accel === "kvm",
+    bus: options.bus,
+    memoryMiB: options.memoryMiB,
+    net: options.net,
+    forwards: options.forwards,
+  });
+  return { file, args, accel };
 }
 
 export interface BootOptions extends MachineOptions {
@@ -96,6 +108,10 @@ export interface BootResult {
   logFile: string;
   /** QEMU's exit status when it exited by itself (the guest powered off); null when we stopped it. */
   exitCode: number | null;
+  /** Why the guest could not go on, in QEMU's or SeaBIOS's words: KVM stopped it, or nothing to boot. */
+  failure?: string;
+  /** The accelerator QEMU ran with, and why. */
+  accel: AccelChoice;
 }
 
 /** On Linux, ties QEMU's life to ours even if we are SIGKILLed (the parent-death signal survives exec). */
@@ -117,13 +133,16 @@ export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
     const disk = await diskOf(options.image, scratch);
     // A previous run's console must not be read as this one's.
     await rm(options.logFile, { force: true });
-    const { file, args } = commandLine(options, disk, options.logFile);
+    const debugLog = join(scratch, "seabios.log");
+    const { file, args, accel } = await commandLine(options, disk, options.logFile, debugLog);
     const [command, commandArgs] = withParentDeathSignal(file, args);
     const child = spawn(command, commandArgs, {
       detached: true, // its own process group, so killing the group gets everything
       stdio: ["ignore", "ignore", "pipe"],
     });
-    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid);
+    // Killed by a signal, we never reach the finally below: the scratch goes with QEMU.
+    const removeScratch = () => rmSync(scratch, { recursive: true, force: true });
+    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid, removeScratch);
     const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {
@@ -140,12 +159,17 @@ export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
         expect,
         timeoutMs: options.timeoutSeconds * 1000,
         alive: () => child.exitCode === null && child.signalCode === null,
+        failed: () => guestStopped(stderr, textOf(debugLog)),
         onOutput: options.onOutput,
       });
       const exitCode = watched.outcome === "ended" ? child.exitCode : null;
       killTree(child.pid, "SIGKILL");
       await exited;
+      // QEMU may have said why on its way out.
+      const failure = watched.failure ?? guestStopped(stderr, textOf(debugLog));
       return {
+        failure,
+        accel,
         matched: watched.outcome === "matched",
         timedOut: watched.outcome === "timeout",
         tail: watched.tail,
@@ -171,6 +195,10 @@ export interface VmProcess extends ProcessIdentity {
   consoleLog: string;
   /** What QEMU itself printed. */
   qemuLog: string;
+  /** SeaBIOS's debug console. */
+  debugLog: string;
+  /** The accelerator QEMU runs with, and why. */
+  accel: AccelChoice;
 }
 
 /**
@@ -183,11 +211,16 @@ export async function startVm(options: MachineOptions & { stateDir: string }): P
   const disk = await diskOf(options.image, options.stateDir);
   const consoleLog = join(options.stateDir, "console.log");
   const qemuLog = join(options.stateDir, "qemu.log");
-  await rm(consoleLog, { force: true });
-  await rm(qemuLog, { force: true });
-  const { file, args } = commandLine(options, disk, consoleLog);
+  const debugLog = join(options.stateDir, "seabios.log");
+  for (const file of [consoleLog, qemuLog, debugLog]) await rm(file, { force: true });
+  const { file, args, accel } = await commandLine(options, disk, consoleLog, debugLog);
   const id = await startBackground(file, args, { logFile: qemuLog });
-  return { ...id, consoleLog, qemuLog };
+  return { ...id, consoleLog, qemuLog, debugLog, accel };
+}
+
+/** Why a background VM's guest cannot go on, in QEMU's or SeaBIOS's words (see guestStopped). */
+export function vmStopped(vm: VmProcess): string | undefined {
+  return guestStopped(textOf(vm.qemuLog), textOf(vm.debugLog));
 }
 
 export { isRunning };

@@ -6,8 +6,9 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { type AccelMode, requestedMode } from "./accel";
 import { bootAndWatch } from "./boot";
-import { defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
+import { configuredKernel, defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
 import { parseImageArgs, runImageCommand } from "./image/cli";
 import { inspectKernel } from "./inspect";
 
@@ -29,21 +30,35 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   boot: {
-    args: "IMAGE [--timeout S] [--expect REGEX] [--net] [--bus ide|virtio-scsi] [--log FILE]",
+    args: "IMAGE [--timeout S] [--expect REGEX] [--net] [--bus ide|virtio-scsi] [--accel auto|kvm|tcg] [--log FILE]",
     summary:
-      "Boot a disk.raw or image.tar.gz in QEMU (KVM if usable, else TCG), streaming the serial " +
-      "console; exit 0 as soon as REGEX appears (without --expect: when the guest powers off), " +
-      "1 on timeout (default 60 s) or when QEMU exits first",
+      "Boot a disk.raw or image.tar.gz in QEMU, streaming the serial console; exit 0 as soon as " +
+      "REGEX appears (without --expect: when the guest powers off), 1 on timeout (default 60 s), " +
+      "when QEMU exits first or as soon as the guest cannot go on (KVM stopped it, nothing to " +
+      "boot). --accel (default $PULUMI_MIRAGE_ACCEL, else auto): auto uses KVM where QEMU has " +
+      "been seen to run a guest with it here, else TCG",
     run: bootCommand,
   },
   doctor: {
-    args: "",
+    args: "[--kernel PATH]",
     summary:
       "List each prerequisite with its version, or what is missing and how to install it; " +
-      "exit 0 only when the default program (examples/local) can run",
+      "exit 0 only when the default program (examples/local) can run. With a prebuilt kernel " +
+      "(--kernel, or `kernel` in a Pulumi.*.yaml stack config of the current directory) mirage " +
+      "and opam are not required",
     async run(args) {
-      if (args.length > 0) throw new UsageError("doctor takes no arguments");
-      const findings = await diagnose();
+      let kernel: string | undefined;
+      try {
+        const { values } = parseArgs({
+          args,
+          strict: true,
+          options: { kernel: { type: "string" } },
+        });
+        kernel = values.kernel ?? (await configuredKernel(process.cwd()));
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      const findings = await diagnose({ kernel });
       process.stdout.write(`${formatFindings(findings)}\n`);
       return defaultProgramCanRun(findings) ? 0 : 1;
     },
@@ -61,10 +76,11 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   image: {
-    args: "KERNEL --out DIR [--format raw|gce] [-- BOOTARG...]",
+    args: "KERNEL --out DIR [--format raw|gce|aws] [-- BOOTARG...]",
     summary:
-      "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio or xen " +
-      "kernel, passing BOOTARGs to it; prints each file's path, sha256 and size as JSON",
+      "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio kernel " +
+      "(raw, gce) or a xen kernel (raw, aws), passing BOOTARGs to it, after the checks DiskImage " +
+      "makes; prints each file's path, sha256 and size as JSON",
     run: (args) => runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
   },
 };
@@ -90,10 +106,17 @@ async function bootCommand(args: string[]): Promise<number> {
   const bus = values.bus ?? "ide";
   if (bus !== "ide" && bus !== "virtio-scsi")
     throw new UsageError(`--bus ${bus}: give ide or virtio-scsi`);
+  let accel: AccelMode;
+  try {
+    accel = requestedMode(values.accel);
+  } catch (error) {
+    throw new UsageError(`--${(error as Error).message}`);
+  }
   const logFile =
     values.log ?? join(await mkdtemp(join(tmpdir(), "pulumi-mirage-console-")), "console.log");
   const result = await bootAndWatch({
     image: positionals[0],
+    accel,
     timeoutSeconds,
     expect,
     net: values.net,
@@ -101,21 +124,30 @@ async function bootCommand(args: string[]): Promise<number> {
     logFile,
     onOutput: (text) => process.stdout.write(text),
   });
-  const ok = expect ? result.matched : result.exitCode !== null;
+  const ok = expect ? result.matched : result.exitCode !== null && result.failure === undefined;
   const outcome = result.matched
     ? `the console matched /${expect?.source}/`
-    : result.timedOut
-      ? `timed out after ${timeoutSeconds} s${expect ? ` without the console matching /${expect.source}/` : ""}`
-      : `QEMU exited with status ${result.exitCode}${expect ? ` before the console matched /${expect.source}/` : " (the guest powered off)"}`;
+    : (result.failure ??
+      (result.timedOut
+        ? `timed out after ${timeoutSeconds} s${expect ? ` without the console matching /${expect.source}/` : ""}`
+        : `QEMU exited with status ${result.exitCode}${expect ? ` before the console matched /${expect.source}/` : ""}${exitMeaning(result.exitCode)}`));
   const report = [`pulumi-mirage boot: ${outcome}`];
   if (!ok) {
     if (result.tail.length > 0)
       report.push(`last ${result.tail.length} console lines:`, ...result.tail);
     if (result.qemuMessages.length > 0) report.push("QEMU said:", ...result.qemuMessages);
   }
+  report.push(`accelerator: ${result.accel.accel} (${result.accel.reason})`);
   report.push(`console log: ${result.logFile}`);
   process.stderr.write(`${report.join("\n")}\n`);
   return ok ? 0 : 1;
+}
+
+/** What QEMU's exit status says about the guest: isa-debug-exit statuses are odd, a reset gives 0. */
+function exitMeaning(status: number | null): string {
+  if (status === 0)
+    return " (the guest reset or shut down: QEMU runs with -no-reboot, so a triple fault or a reboot ends it)";
+  return " (the guest powered off)";
 }
 
 function parseBootArgs(args: string[]) {
@@ -128,6 +160,7 @@ function parseBootArgs(args: string[]) {
       expect: { type: "string" },
       net: { type: "boolean", default: false },
       bus: { type: "string" },
+      accel: { type: "string" },
       log: { type: "string" },
     },
   });

@@ -1,9 +1,14 @@
 // `pulumi-mirage doctor`: what this machine has of the tools pulumi-mirage drives, their versions,
 // and how to install what is missing. "Required" means the default program (examples/local:
-// build examples/hello, image it, boot it in QEMU) cannot run without it.
+// build examples/hello, image it, boot it in QEMU) cannot run without it; with a prebuilt kernel
+// (`pulumi config set kernel PATH`) it builds nothing, so mirage and opam are not required.
 import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { chooseAccel } from "./accel";
 import { findExecutable, run } from "./exec";
-import { kvmUsable } from "./qemu";
+import { inspectKernel } from "./inspect";
+import { kvmUsable, QEMU } from "./qemu";
 
 export interface Finding {
   name: string;
@@ -21,6 +26,8 @@ interface Check {
   name: string;
   purpose: string;
   required: boolean;
+  /** Needed only to build from source: not required when a prebuilt kernel is configured. */
+  buildsOnly?: boolean;
   fix: string;
   probe: () => Promise<{ found: boolean; detail: string }>;
 }
@@ -84,6 +91,7 @@ const CHECKS: Check[] = [
     purpose: "builds unikernels from source",
     required: true,
     fix: "`opam install mirage` (or give a prebuilt kernel: `pulumi config set kernel PATH`)",
+    buildsOnly: true,
     probe: tool("mirage", ["--version"]),
   },
   {
@@ -91,6 +99,7 @@ const CHECKS: Check[] = [
     purpose: "installs a unikernel's dependencies (`make depend`)",
     required: true,
     fix: "`apt-get install opam`, then `opam init` (or give a prebuilt kernel: `pulumi config set kernel PATH`)",
+    buildsOnly: true,
     probe: tool("opam", ["--version"]),
   },
   {
@@ -101,14 +110,27 @@ const CHECKS: Check[] = [
     probe: tool("qemu-system-x86_64", ["--version"]),
   },
   {
-    name: "KVM",
-    purpose: "runs local VMs at native speed",
+    name: "KVM for QEMU",
+    purpose: "runs local VMs at native speed (local.Vm, `pulumi-mirage boot`)",
     required: false,
-    fix: "QEMU emulates the CPU instead (TCG, slower); for KVM, enable virtualization and make /dev/kvm readable and writable by you (the kvm group)",
+    fix: "QEMU emulates the CPU instead (TCG, slower); for KVM, QEMU needs hardware virtualization it can use (a paravirtual KVM such as kvm-pvm is not enough) and /dev/kvm readable and writable by you (the kvm group)",
+    probe: async () => {
+      const qemu = findExecutable(QEMU);
+      if (!qemu) return { found: false, detail: `${QEMU} is not on PATH` };
+      // What `auto` decides (the probe boot, remembered per host boot).
+      const choice = await chooseAccel({ mode: "auto", qemu });
+      return { found: choice.accel === "kvm", detail: choice.reason };
+    },
+  },
+  {
+    name: "KVM for Solo5 hvt",
+    purpose: "runs hvt kernels (local.Process with solo5-hvt)",
+    required: false,
+    fix: "use spt kernels instead (solo5-spt needs no KVM); for hvt, enable virtualization and make /dev/kvm readable and writable by you (the kvm group)",
     probe: async () =>
       kvmUsable()
-        ? { found: true, detail: "/dev/kvm is usable" }
-        : { found: false, detail: "/dev/kvm is missing or not writable by you" },
+        ? { found: true, detail: "/dev/kvm opens read-write" }
+        : { found: false, detail: "/dev/kvm is missing or does not open read-write" },
   },
   {
     name: "syslinux",
@@ -184,20 +206,62 @@ const CHECKS: Check[] = [
   },
 ];
 
-export async function diagnose(): Promise<Finding[]> {
+/** The prebuilt kernel the default program is given, when there is one. */
+export interface DoctorOptions {
+  kernel?: string;
+}
+
+/** A prebuilt kernel must be a virtio kernel the default program can image and boot. */
+function prebuiltKernel(path: string): Check {
+  return {
+    name: "prebuilt kernel",
+    purpose: "the default program's unikernel (`pulumi config set kernel PATH`)",
+    required: true,
+    fix: "give the dist/NAME.virtio a `mirage configure -t virtio` build made",
+    probe: async () => {
+      try {
+        const { solo5 } = await inspectKernel(path);
+        if (solo5.target === "virtio") return { found: true, detail: `${path} (virtio)` };
+        return { found: false, detail: `${path} is a ${solo5.target} kernel, not virtio` };
+      } catch (error) {
+        // inspectKernel's errors name the file and what is wrong with it.
+        return { found: false, detail: (error as Error).message.split("\n")[0] };
+      }
+    },
+  };
+}
+
+export async function diagnose(options: DoctorOptions = {}): Promise<Finding[]> {
+  const checks = options.kernel ? [...CHECKS, prebuiltKernel(options.kernel)] : CHECKS;
   return Promise.all(
-    CHECKS.map(async (check) => {
+    checks.map(async (check) => {
       const { found, detail } = await check.probe();
       return {
         name: check.name,
         purpose: check.purpose,
-        required: check.required,
+        required: check.required && !(check.buildsOnly && options.kernel),
         found,
         detail,
         fix: check.fix,
       };
     }),
   );
+}
+
+/**
+ * The `kernel` set in a stack config file (Pulumi.STACK.yaml) of `dir`, as `pulumi config set
+ * kernel PATH` writes it (`  PROJECT:kernel: PATH`); undefined when none sets one.
+ */
+export async function configuredKernel(dir: string): Promise<string | undefined> {
+  const files = (await readdir(dir).catch(() => [] as string[]))
+    .filter((name) => /^Pulumi\.[^.]+\.ya?ml$/.test(name))
+    .sort();
+  for (const name of files) {
+    const text = await readFile(join(dir, name), "utf8");
+    const match = /^\s+[^\s:]+:kernel:\s*(.+?)\s*$/m.exec(text);
+    if (match) return resolve(dir, match[1].replace(/^(["'])(.*)\1$/, "$2"));
+  }
+  return undefined;
 }
 
 /** True when everything the default program needs is there. */

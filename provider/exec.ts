@@ -95,7 +95,8 @@ export async function run(
   args: readonly string[],
   options: RunOptions = {},
 ): Promise<RunResult> {
-  // execa is ESM-only: load it on use, which also keeps this module serializable (FACTS.md).
+  // execa is ESM-only: load it on use, which also keeps this module serializable
+  // (docs/platforms.md, Pulumi dynamic providers).
   const { execa } = await import("execa");
   const command = formatCommand(file, args);
   const tail = new LineTail(TAIL_LINES, options.onLine);

@@ -1,7 +1,7 @@
 // What a unikernel binary is: its Solo5 target and ABI version (ABI1 note), the devices it
 // declares (MFT1 manifest note), and how a bootloader can start it (Multiboot1 header, Xen PVH
 // note). Everything downstream (which image to build, which platform can run it) decides from
-// this, never from a file name. FACTS.md ("Solo5 binaries") has the layouts.
+// this, never from a file name. docs/platforms.md ("Solo5 binaries") has the layouts.
 import { type Elf, ElfFormatError, type ElfNote, readElf, readPrefix } from "./elf";
 
 export type Solo5Target = "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";

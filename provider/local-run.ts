@@ -96,8 +96,9 @@ export async function consoleHead(logFile: string): Promise<string[]> {
 
 /**
  * Waits for a process just started: until its console matches `waitFor`, or, without `waitFor`,
- * until it has stayed up a moment. When it does not get there, it is stopped and the error shows
- * the console's tail, `details()` (what the launcher itself printed) and where the logs are.
+ * until it has stayed up a moment. When it does not get there (or `failed` says why it cannot),
+ * it is stopped and the error shows the console's tail, `details()` (what the launcher itself
+ * printed) and where the logs are.
  */
 export async function awaitStarted(
   what: string,
@@ -105,21 +106,25 @@ export async function awaitStarted(
   logFile: string,
   waitFor: WaitFor | undefined,
   details: () => Promise<string[]>,
+  failed?: () => string | undefined,
 ): Promise<void> {
   const watched: WatchResult = await watchLog(logFile, {
     expect: waitFor ? new RegExp(waitFor.console) : undefined,
     timeoutMs: waitFor ? waitFor.timeoutSeconds * 1000 : SETTLE_MS,
     alive: () => isRunning(id),
+    failed,
   });
   if (watched.outcome === "matched") return;
   if (!waitFor && watched.outcome === "timeout") return; // still running: started
   await stopBackground(id);
   const reason =
-    watched.outcome === "timeout"
-      ? `its console did not match /${waitFor?.console}/ within ${waitFor?.timeoutSeconds} s (waitFor)`
-      : waitFor
-        ? `it exited before its console matched /${waitFor.console}/ (waitFor)`
-        : "it exited at once";
+    watched.outcome === "failed"
+      ? `${watched.failure}; it was stopped`
+      : watched.outcome === "timeout"
+        ? `its console did not match /${waitFor?.console}/ within ${waitFor?.timeoutSeconds} s (waitFor)`
+        : waitFor
+          ? `it exited before its console matched /${waitFor.console}/ (waitFor)`
+          : "it exited at once";
   const stopped = watched.outcome === "timeout" ? "; it was stopped" : "";
   const parts = [`${what} failed to start: ${reason}${stopped}.`];
   if (watched.tail.length > 0)

@@ -7,7 +7,7 @@ export const QEMU = "qemu-system-x86_64";
 
 /**
  * The boot disk's bus. Never virtio-blk: a Solo5 virtio unikernel aborts at boot when the VM has a
- * virtio block device it did not declare (FACTS.md). SeaBIOS boots from both of these.
+ * virtio block device it did not declare (docs/platforms.md, Solo5 binaries). SeaBIOS boots from both of these.
  */
 export type DiskBus = "ide" | "virtio-scsi";
 
@@ -23,8 +23,10 @@ export interface QemuOptions {
   disk: string;
   /** Where the serial console goes (QEMU writes it, truncating the file first). */
   consoleFile: string;
-  /** Use KVM; otherwise QEMU emulates the CPU (TCG). See `kvmUsable`. */
+  /** Use KVM; otherwise QEMU emulates the CPU (TCG). accel.ts decides. */
   kvm: boolean;
+  /** Where SeaBIOS's debug console goes (its "No bootable device" and "Boot failed" lines). */
+  debugLog?: string;
   /** Default: ide. */
   bus?: DiskBus;
   /** Default: 128. */
@@ -35,7 +37,11 @@ export interface QemuOptions {
   forwards?: readonly PortForward[];
 }
 
-/** True when /dev/kvm can be opened read-write, which is what QEMU needs for `accel=kvm`. */
+/**
+ * True when /dev/kvm opens read-write: what Solo5's hvt tender needs. It is no proof that QEMU
+ * can run a guest with KVM (a paravirtual kvm-pvm opens, then QEMU stops the guest): for QEMU,
+ * accel.ts's probe decides.
+ */
 export function kvmUsable(device = "/dev/kvm"): boolean {
   try {
     closeSync(openSync(device, constants.O_RDWR));
@@ -43,6 +49,29 @@ export function kvmUsable(device = "/dev/kvm"): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The first line QEMU prints on stderr when KVM stopped the guest (accel/kvm/kvm-all.c,
+ * target/i386/kvm/kvm.c in QEMU 7.2). QEMU then keeps running with the guest stopped.
+ */
+export const KVM_FAILURE =
+  /^(KVM internal error\b.*|KVM: entry failed\b.*|KVM: unknown exit\b.*|error: kvm run failed\b.*)$/m;
+
+/** SeaBIOS's lines on its debug console when it found nothing to boot (it retries only after 60 s). */
+const SEABIOS_FAILURE = /^(Boot failed: .*|No bootable device\..*)$/gm;
+
+/**
+ * Why the guest cannot go on, in QEMU's or SeaBIOS's words, from what QEMU printed and from
+ * SeaBIOS's debug console; undefined while nothing says so.
+ */
+export function guestStopped(qemuOutput: string, seabiosOutput: string): string | undefined {
+  const kvm = KVM_FAILURE.exec(qemuOutput);
+  if (kvm)
+    return `QEMU stopped the guest: ${kvm[1]} (KVM cannot run this guest here: use the tcg accelerator, e.g. PULUMI_MIRAGE_ACCEL=tcg)`;
+  if (!/^No bootable device/m.test(seabiosOutput)) return undefined;
+  const lines = [...seabiosOutput.matchAll(SEABIOS_FAILURE)].map((match) => match[1].trim());
+  return `SeaBIOS found nothing to boot: ${lines.join(" / ")} (the disk has no boot loader: make a bootable image with a DiskImage or \`pulumi-mirage image\`)`;
 }
 
 /** QEMU's option syntax splits on commas; a comma inside a value is written twice. */
@@ -77,6 +106,14 @@ export function qemuArgs(options: QemuOptions): string[] {
     "-device",
     "isa-debug-exit,iobase=0x501",
   ];
+  if (options.debugLog) {
+    args.push(
+      "-chardev",
+      `file,id=seabios,path=${optionValue(options.debugLog)}`,
+      "-device",
+      "isa-debugcon,iobase=0x402,chardev=seabios",
+    );
+  }
   const disk = `file=${optionValue(options.disk)},format=raw`;
   if ((options.bus ?? "ide") === "ide") {
     args.push("-drive", `${disk},if=ide`);
@@ -100,7 +137,8 @@ export function qemuArgs(options: QemuOptions): string[] {
         `hostfwd=tcp:${forward.hostAddress ?? "127.0.0.1"}:${forward.host}-:${forward.guest}`,
       );
     }
-    args.push("-netdev", netdev.join(","), "-device", "virtio-net-pci,netdev=n0");
+    // No iPXE option ROM: a disk that does not boot must not fall through to a network boot.
+    args.push("-netdev", netdev.join(","), "-device", "virtio-net-pci,netdev=n0,romfile=");
   } else {
     // QEMU otherwise adds a default NIC; a unikernel must see only the devices it declared.
     args.push("-nic", "none");

@@ -1,10 +1,11 @@
 // The bridge between a dynamic resource and its engine-side code in provider/resources/.
 //
-// Pulumi serializes a dynamic resource's provider object, with everything it captures, and runs
-// it in a separate process (FACTS.md). Serializing our engine code by value breaks in subtle ways
-// (ESM imports, module state), so the object we hand to Pulumi captures only a module name: each
-// call loads `pulumi-mirage/provider/resources/NAME` by package name inside the dynamic-provider
-// process, which resolves it from the Pulumi program's node_modules.
+// Pulumi serializes a dynamic resource's provider object, with everything it captures, and runs it
+// in a separate process (docs/platforms.md, Pulumi dynamic providers). Serializing our engine code
+// by value breaks in subtle ways (ESM imports, module state), so the object we hand to Pulumi
+// captures only a module name: each call loads `pulumi-mirage/provider/resources/NAME` by package
+// name inside the dynamic-provider process, which resolves it from the Pulumi program's
+// node_modules.
 import type * as pulumi from "@pulumi/pulumi";
 
 /** The engine modules, one per dynamic resource type, each exporting `provider`. */

@@ -1,5 +1,6 @@
 // aws.UnikernelService under Pulumi mocks: the resource graph and the inputs AWS would receive.
-// (@pulumi/aws resources need the AWS provider plugin and an account; FACTS.md.)
+// (@pulumi/aws resources need the AWS provider plugin and an account; docs/platforms.md, Pulumi
+// dynamic providers.)
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";

@@ -1,5 +1,6 @@
-// Booting disk images in QEMU for real (TCG here): the console watcher's three endings (match,
-// QEMU exits, timeout), that QEMU never outlives a boot, and the QEMU command line.
+// Booting disk images in QEMU for real, with the accelerator the probe chose (see accel.test.ts):
+// the console watcher's endings (match, QEMU exits, a guest that cannot go on, timeout), refusals
+// of what is not a disk image, that QEMU never outlives a boot, and the QEMU command line.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -8,13 +9,50 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { bootAndWatch, isRunning, startVm, stopVm } from "../provider/boot";
-import { run } from "../provider/exec";
+import { type AccelChoice, chooseAccel } from "../provider/accel";
+import {
+  bootAndWatch,
+  isRunning,
+  qemuMessages,
+  startVm,
+  stopVm,
+  vmStopped,
+} from "../provider/boot";
+import { findExecutable, run } from "../provider/exec";
 import { buildImage } from "../provider/image";
-import { qemuArgs } from "../provider/qemu";
+import { awaitStarted } from "../provider/local-run";
+import { QEMU, qemuArgs } from "../provider/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
 import { testKernel } from "./support/kernels";
 import { freePort } from "./support/net";
+
+// The probe's answer goes to this file's cache, never the user's; CLI runs inherit it.
+let cache: string;
+/** What `auto` chose on this host: every boot below must have used it. */
+let expected: AccelChoice;
+before(async () => {
+  cache = await mkdtemp(join(tmpdir(), "boot-test-cache-"));
+  process.env.PULUMI_MIRAGE_CACHE = cache;
+  expected = await chooseAccel({ qemu: findExecutable(QEMU) ?? QEMU });
+});
+after(async () => {
+  delete process.env.PULUMI_MIRAGE_CACHE;
+  await rm(cache, { recursive: true, force: true });
+});
+
+/** After-hook cleanup: kills what is left of our processes, removes `dir`, then fails if any were left. */
+async function cleanUp(dir: string) {
+  const left = processesMentioning(dir);
+  for (const entry of left) {
+    try {
+      process.kill(Number(entry.split(":")[0]), "SIGKILL");
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  assert.deepEqual(left, []);
+}
 
 /** Processes whose command line mentions `text` (QEMU is given our scratch paths). */
 function processesMentioning(text: string): string[] {
@@ -40,10 +78,16 @@ describe("bootAndWatch", () => {
     poweroff = await bootSectorDisk(dir, "poweroff", "guest says hi\nand goes\n", "poweroff");
     forever = await bootSectorDisk(dir, "forever", "banner of a guest that runs on\n", "run");
   });
-  after(async () => {
-    assert.deepEqual(processesMentioning(dir), []);
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => cleanUp(dir));
+
+  /** Boots `image` until QEMU ends or the guest cannot go on; the timeout is only a safety net. */
+  const bootToTheEnd = (image: string) =>
+    bootAndWatch({
+      image,
+      timeoutSeconds: 600,
+      expect: /never printed/,
+      logFile: join(dir, "end.log"),
+    });
 
   test("resolves as soon as the console matches, stops the guest, and streams the console", async () => {
     const logFile = join(dir, "match.log");
@@ -59,6 +103,7 @@ describe("bootAndWatch", () => {
     });
     assert.equal(result.matched, true);
     assert.equal(result.timedOut, false);
+    assert.equal(result.accel.accel, expected.accel);
     // The guest never powers off: only our kill ended QEMU.
     assert.equal(result.exitCode, null);
     assert.match(streamed, /banner of a guest that runs on/);
@@ -69,7 +114,7 @@ describe("bootAndWatch", () => {
   test("times out on a regex that never appears, with the console's tail", async () => {
     const result = await bootAndWatch({
       image: forever,
-      timeoutSeconds: 3,
+      timeoutSeconds: 60,
       expect: "never printed",
       logFile: join(dir, "timeout.log"),
     });
@@ -79,18 +124,20 @@ describe("bootAndWatch", () => {
     assert.deepEqual(processesMentioning(forever), []);
   });
 
-  test("reports QEMU's exit when the guest powers off without a match", async () => {
-    const result = await bootAndWatch({
-      image: poweroff,
-      timeoutSeconds: 120,
-      expect: /never printed/,
-      logFile: join(dir, "exit.log"),
-    });
-    assert.equal(result.matched, false);
-    assert.equal(result.timedOut, false);
-    assert.equal(result.exitCode, 1); // isa-debug-exit with value 0
-    assert.deepEqual(result.tail, ["guest says hi", "and goes"]);
-    assert.deepEqual(processesMentioning(poweroff), []);
+  test("reports QEMU's exit when the guest powers off or resets, at once, not at the timeout", async () => {
+    const reset = await bootSectorDisk(dir, "reset", "about to fault\n", "triple-fault");
+    // isa-debug-exit with value 0 gives status 1; a reset (a triple fault) under -no-reboot, 0.
+    for (const [image, status, tail] of [
+      [poweroff, 1, ["guest says hi", "and goes"]],
+      [reset, 0, ["about to fault"]],
+    ] as const) {
+      const result = await bootToTheEnd(image);
+      assert.equal(result.matched, false);
+      assert.equal(result.timedOut, false);
+      assert.equal(result.exitCode, status);
+      assert.deepEqual(result.tail, tail);
+      assert.deepEqual(processesMentioning(image), []);
+    }
   });
 
   test("boots from virtio-scsi and with a virtio-net NIC forwarding a port", async () => {
@@ -128,6 +175,21 @@ describe("bootAndWatch", () => {
     );
   });
 
+  test("a disk SeaBIOS cannot boot fails at once with SeaBIOS's words", async () => {
+    // A GCE archive is taken as it is; the zeroed disk inside has no boot sector.
+    const zeroDir = join(dir, "zeroed");
+    await run("mkdir", ["-p", zeroDir]);
+    await run("truncate", ["-s", "1M", join(zeroDir, "disk.raw")]);
+    const image = join(dir, "zeroed.tar.gz");
+    await run("tar", ["--format=oldgnu", "-Sczf", image, "-C", zeroDir, "disk.raw"]);
+    const result = await bootToTheEnd(image);
+    assert.equal(result.timedOut, false);
+    assert.match(
+      result.failure ?? "",
+      /^SeaBIOS found nothing to boot: Boot failed: not a bootable disk.* No bootable device\..*make a bootable image/,
+    );
+  });
+
   test("says how to install QEMU when it is missing", async () => {
     await assert.rejects(
       bootAndWatch({
@@ -157,10 +219,7 @@ describe("booting test kernels' disk images", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "boot-image-test-"));
   });
-  after(async () => {
-    assert.deepEqual(processesMentioning(dir), []);
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => cleanUp(dir));
 
   const BANNER = "Solo5-like test unikernel (pulumi-mirage) target=virtio";
 
@@ -209,7 +268,7 @@ describe("booting test kernels' disk images", () => {
         "--timeout",
         "120",
       ],
-      { encoding: "utf8" },
+      { encoding: "utf8", env: { ...process.env, TMPDIR: dir } },
     );
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /target=virtio\r?\nHello, World/);
@@ -226,10 +285,7 @@ describe("pulumi-mirage boot", () => {
     poweroff = await bootSectorDisk(dir, "poweroff", "guest says hi\n", "poweroff");
     forever = await bootSectorDisk(dir, "forever", "up and running\n", "run");
   });
-  after(async () => {
-    assert.deepEqual(processesMentioning(dir), []);
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => cleanUp(dir));
 
   /** Runs the CLI to its end; resolves with its status, signal and output. */
   function cli(args: string[], onStart?: (child: ChildProcess) => void) {
@@ -239,7 +295,11 @@ describe("pulumi-mirage boot", () => {
       stdout: string;
       stderr: string;
     }>((resolvePromise) => {
-      const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      // Its console directory and scratch (left when it is killed) go into ours.
+      const child = spawn(process.execPath, [CLI, ...args], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, TMPDIR: dir },
+      });
       let stdout = "";
       let stderr = "";
       child.stdout?.on("data", (chunk) => {
@@ -271,12 +331,13 @@ describe("pulumi-mirage boot", () => {
   });
 
   test("exits 1 on timeout, with the console's tail on stderr", async () => {
-    const result = await cli(["boot", forever, "--expect", "never printed", "--timeout", "3"]);
+    const result = await cli(["boot", forever, "--expect", "never printed", "--timeout", "60"]);
     assert.equal(result.status, 1);
     assert.match(
       result.stderr,
-      /timed out after 3 s[\s\S]*last 1 console lines:\nup and running\n/,
+      /timed out after 60 s[\s\S]*last 1 console lines:\nup and running\n/,
     );
+    assert.match(result.stderr, new RegExp(`accelerator: ${expected.accel} `));
   });
 
   test("exits 1 when QEMU exits before the console matches", async () => {
@@ -292,6 +353,39 @@ describe("pulumi-mirage boot", () => {
     const result = await cli(["boot", forever, "--timeout", "soon"]);
     assert.equal(result.status, 2);
     assert.match(result.stderr, /--timeout soon is not a positive number/);
+    const accel = await cli(["boot", forever, "--accel", "fast"]);
+    assert.equal(accel.status, 2);
+    assert.match(accel.stderr, /--accel is "fast": give auto, kvm or tcg/);
+  });
+
+  test("says what it got when that is not a disk image, and what to do", async () => {
+    const text = join(dir, "notes.txt");
+    await run("sh", ["-c", `echo 'not a disk' > ${text}`]);
+    const cases: [string, RegExp][] = [
+      [text, /notes\.txt is a text file, not a disk image .*0x55AA.*pulumi-mirage image KERNEL/],
+      [dir, /is a directory, not a disk image: give the disk\.raw or image\.tar\.gz in it/],
+      [
+        await testKernel("virtio"),
+        /is a Solo5 virtio kernel, not a disk image: make a disk image .*then boot DIR\/disk\.raw/,
+      ],
+      [await testKernel("xen"), /is a Solo5 xen kernel, not a disk image: .*needs a Xen host/],
+      [
+        await testKernel("hvt"),
+        /is a Solo5 hvt kernel, not a disk image: .*solo5-hvt.*local\.Process/,
+      ],
+    ];
+    for (const [image, message] of cases) {
+      const result = await cli(["boot", image, "--timeout", "600"]);
+      assert.equal(result.status, 1, image);
+      assert.match(result.stderr, message);
+    }
+  });
+
+  test("exits 1 at once when the guest resets, saying so", async () => {
+    const reset = await bootSectorDisk(dir, "reset", "resetting\n", "triple-fault");
+    const result = await cli(["boot", reset, "--expect", "never printed", "--timeout", "600"]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /QEMU exited with status 0 .*the guest reset or shut down/);
   });
 
   for (const signal of ["SIGINT", "SIGTERM", "SIGKILL"] as const) {
@@ -310,6 +404,10 @@ describe("pulumi-mirage boot", () => {
       // SIGKILL leaves QEMU to its parent-death signal, which arrives asynchronously.
       for (let i = 0; i < 100 && processesMentioning(log).length > 0; i++) await sleep(50);
       assert.deepEqual(processesMentioning(log), []);
+      // A signal it can catch also takes its scratch directory (SIGKILL's is left to the hook).
+      const scratches = readdirSync(dir).filter((name) => name.startsWith("pulumi-mirage-boot-"));
+      if (signal !== "SIGKILL") assert.deepEqual(scratches, []);
+      for (const name of scratches) await rm(join(dir, name), { recursive: true, force: true });
     });
   }
 });
@@ -320,14 +418,46 @@ describe("background VM", () => {
     try {
       const disk = await bootSectorDisk(dir, "forever", "still here\n", "run");
       const vm = await startVm({ image: disk, stateDir: join(dir, "state") });
-      assert.equal(isRunning(vm), true);
-      // The same pid with another start time is another process.
-      assert.equal(isRunning({ pid: vm.pid, startTime: vm.startTime + 1 }), false);
-      await stopVm(vm);
-      assert.equal(isRunning(vm), false);
-      assert.deepEqual(processesMentioning(dir), []);
+      try {
+        assert.equal(isRunning(vm), true);
+        assert.equal(vm.accel.accel, expected.accel);
+        // The same pid with another start time is another process.
+        assert.equal(isRunning({ pid: vm.pid, startTime: vm.startTime + 1 }), false);
+        await stopVm(vm);
+        assert.equal(isRunning(vm), false);
+      } finally {
+        await stopVm(vm);
+      }
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await cleanUp(dir);
+    }
+  });
+
+  test("a guest KVM stopped (QEMU still running) fails the start at once with QEMU's words", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "boot-vm-test-"));
+    try {
+      const disk = await bootSectorDisk(dir, "stopped", "never seen\n", "run");
+      // The stand-in plays QEMU on a kvm-pvm host: the guest stopped, QEMU waiting.
+      const qemu = resolve(__dirname, "..", "..", "test", "standins", "qemu-kvm-pvm");
+      const vm = await startVm({ image: disk, stateDir: join(dir, "state"), qemu, accel: "kvm" });
+      try {
+        await assert.rejects(
+          awaitStarted(
+            "the VM",
+            vm,
+            vm.consoleLog,
+            { console: "never seen", timeoutSeconds: 600 },
+            async () => qemuMessages(vm),
+            () => vmStopped(vm),
+          ),
+          /failed to start: QEMU stopped the guest: KVM internal error\. Suberror: 1 .*; it was stopped\./,
+        );
+        assert.equal(isRunning(vm), false);
+      } finally {
+        await stopVm(vm);
+      }
+    } finally {
+      await cleanUp(dir);
     }
   });
 });

@@ -6,7 +6,17 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { defaultProgramCanRun, diagnose, type Finding, formatFindings } from "../provider/doctor";
+import { chooseAccel } from "../provider/accel";
+import {
+  configuredKernel,
+  defaultProgramCanRun,
+  diagnose,
+  type Finding,
+  formatFindings,
+} from "../provider/doctor";
+import { findExecutable } from "../provider/exec";
+import { kvmUsable } from "../provider/qemu";
+import { testKernel } from "./support/kernels";
 
 const NAMES = [
   "Node.js",
@@ -14,7 +24,8 @@ const NAMES = [
   "mirage",
   "opam",
   "QEMU",
-  "KVM",
+  "KVM for QEMU",
+  "KVM for Solo5 hvt",
   "syslinux",
   "mtools",
   "dosfstools",
@@ -30,22 +41,23 @@ function shellFinds(tool: string, path = process.env.PATH): boolean {
   return spawnSync("/bin/sh", ["-c", `command -v ${tool}`], { env: { PATH: path } }).status === 0;
 }
 
-async function diagnoseWithPath(path: string): Promise<Finding[]> {
+async function diagnoseWithPath(path: string, kernel?: string): Promise<Finding[]> {
   const saved = process.env.PATH;
   process.env.PATH = path;
   try {
-    return await diagnose();
+    return await diagnose({ kernel });
   } finally {
     process.env.PATH = saved;
   }
 }
 
-/** Runs `pulumi-mirage doctor` with only `path` on PATH. */
-function doctorCli(path: string) {
-  return spawnSync(process.execPath, [join(__dirname, "..", "provider", "cli.js"), "doctor"], {
-    env: { ...process.env, PATH: path },
-    encoding: "utf8",
-  });
+/** Runs `pulumi-mirage doctor ARGS` with only `path` on PATH, in `cwd`. */
+function doctorCli(path: string, args: string[] = [], cwd?: string) {
+  return spawnSync(
+    process.execPath,
+    [join(__dirname, "..", "provider", "cli.js"), "doctor", ...args],
+    { env: { ...process.env, PATH: path }, encoding: "utf8", cwd },
+  );
 }
 
 const byName = (findings: Finding[], name: string) => {
@@ -58,9 +70,26 @@ describe("doctor", () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "doctor-test-"));
+    // The KVM probe's answer goes here, never to the user's cache.
+    process.env.PULUMI_MIRAGE_CACHE = join(dir, "cache");
   });
   after(async () => {
+    delete process.env.PULUMI_MIRAGE_CACHE;
     await rm(dir, { recursive: true, force: true });
+  });
+
+  test("reports KVM for QEMU as the probe found it, and KVM for hvt as /dev/kvm opens", async () => {
+    const findings = await diagnose();
+    const qemu = findExecutable("qemu-system-x86_64");
+    const forQemu = byName(findings, "KVM for QEMU");
+    if (qemu) {
+      const choice = await chooseAccel({ mode: "auto", qemu });
+      assert.deepEqual([forQemu.found, forQemu.detail], [choice.accel === "kvm", choice.reason]);
+    } else {
+      assert.equal(forQemu.found, false);
+    }
+    assert.equal(byName(findings, "KVM for Solo5 hvt").found, kvmUsable());
+    assert.equal(forQemu.required, false);
   });
 
   test("on this machine: lists every prerequisite, as the shell finds them, with versions", async () => {
@@ -144,6 +173,40 @@ describe("doctor", () => {
     const cli = doctorCli(bin);
     assert.equal(cli.status, 0, cli.stdout);
     assert.match(cli.stdout, /^ok +QEMU +QEMU emulator version/m);
+  });
+
+  test("with a prebuilt virtio kernel, mirage and opam are not required", async () => {
+    const kernel = await testKernel("virtio");
+    const empty = join(dir, "empty-kernel");
+    await mkdir(empty);
+    const findings = await diagnoseWithPath(empty, kernel);
+    for (const name of ["mirage", "opam"]) assert.equal(byName(findings, name).required, false);
+    assert.equal(byName(findings, "QEMU").required, true);
+    assert.deepEqual(byName(findings, "prebuilt kernel").found, true);
+    const hvt = await diagnoseWithPath(empty, await testKernel("hvt"));
+    assert.match(byName(hvt, "prebuilt kernel").detail, /is a hvt kernel, not virtio/);
+    assert.equal(byName(hvt, "prebuilt kernel").found, false);
+  });
+
+  test("finds the kernel `pulumi config set kernel` wrote in the stack config", async () => {
+    const project = join(dir, "project");
+    await mkdir(project);
+    assert.equal(await configuredKernel(project), undefined);
+    await writeFile(join(project, "Pulumi.yaml"), "name: pulumi-mirage-local\nruntime: nodejs\n");
+    await writeFile(
+      join(project, "Pulumi.dev.yaml"),
+      "config:\n  pulumi-mirage-local:kernel: kernels/hello.virtio\n",
+    );
+    assert.equal(await configuredKernel(project), join(project, "kernels", "hello.virtio"));
+    // The CLI reads it too: the missing file is reported, and mirage is no longer required.
+    const cli = doctorCli(join(dir, "empty-cli-kernel"), [], project);
+    assert.match(cli.stdout, /MISSING +prebuilt kernel +.*kernels\/hello\.virtio/);
+    assert.match(cli.stdout, /^missing +mirage /m);
+    const given = doctorCli(join(dir, "empty-cli-kernel"), [
+      "--kernel",
+      await testKernel("virtio"),
+    ]);
+    assert.match(given.stdout, /^ok +prebuilt kernel +.*\(virtio\)$/m);
   });
 
   test("the CLI exits 1 with what is missing when the default program cannot run", async () => {

@@ -59,7 +59,7 @@ describe("the dynamic provider process", () => {
     p = await startDynamicProvider();
   });
   after(async () => {
-    await p.stop();
+    await p?.stop();
   });
 
   it("runs a __provider it is sent and returns its outputs", async () => {

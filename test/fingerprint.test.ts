@@ -41,7 +41,7 @@ before(async () => {
   scratch = standin.scratch;
 });
 after(async () => {
-  await standin.tearDown();
+  await standin?.tearDown();
 });
 
 describe("hashSourceTree", () => {

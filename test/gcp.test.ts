@@ -1,7 +1,8 @@
-// gcp.UnikernelService under Pulumi's mocks: the resources it declares, their inputs and
-// options, preview with unknown values, and what it refuses. The gcp provider plugin cannot run
-// here (FACTS.md), so this is the level at which the component's contract is checked; the
-// boot wait's engine code is tested against a fake API in gce-serial.test.ts.
+// gcp.UnikernelService under Pulumi's mocks: the resources it declares, their inputs and options,
+// preview with unknown values, and what it refuses. The gcp provider plugin cannot run here
+// (docs/platforms.md, Pulumi dynamic providers), so this is the level at which the component's
+// contract is checked; the boot wait's engine code is tested against a fake API in
+// gce-serial.test.ts.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -163,7 +164,10 @@ async function mockStack(
   return seen;
 }
 
-/** An output's value; fails instead of hanging when it never resolves (FACTS.md). */
+/**
+ * An output's value; fails instead of hanging when it never resolves (docs/platforms.md, Pulumi
+ * dynamic providers).
+ */
 function value<T>(output: pulumi.Output<T> | pulumi.Input<T>, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what} never resolved`)), 5000);

@@ -8,25 +8,29 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { type TestKernelName, testKernel, testUnixProgram } from "./support/kernels";
+import { Started } from "./support/process";
 import { Scratch } from "./support/scratch";
 
 const exec = promisify(execFile);
 
 const scratch = Scratch.forThisFile("kernels-test-");
+const started = Started.forThisFile();
 
 /** Boots `kernel` with QEMU -kernel; resolves with QEMU's exit status, serial log and stderr. */
 async function boot(kernel: string, append: string) {
   const log = join(scratch.path, `${Math.random().toString(36).slice(2)}.log`);
   const { status, stderr } = await new Promise<{ status: number | null; stderr: string }>(
     (resolve, reject) => {
-      const qemu = spawn(
-        "qemu-system-x86_64",
-        [
-          ...["-display", "none", "-m", "128", "-no-reboot", "-kernel", kernel],
-          ...["-append", append, "-serial", `file:${log}`],
-          ...["-device", "isa-debug-exit,iobase=0x501"],
-        ],
-        { stdio: ["ignore", "ignore", "pipe"] },
+      const qemu = started.add(
+        spawn(
+          "qemu-system-x86_64",
+          [
+            ...["-display", "none", "-m", "128", "-no-reboot", "-kernel", kernel],
+            ...["-append", append, "-serial", `file:${log}`],
+            ...["-device", "isa-debug-exit,iobase=0x501"],
+          ],
+          { stdio: ["ignore", "ignore", "pipe"] },
+        ),
       );
       let stderr = "";
       qemu.stderr.on("data", (chunk) => {
@@ -77,7 +81,9 @@ test("the unix stand-in prints its arguments and exits, or serves until killed",
       "Command line is: '--hello=world a b'\n",
   );
 
-  const child = spawn(program, ["--serve", "x"], { stdio: ["ignore", "pipe", "ignore"] });
+  const child = started.add(
+    spawn(program, ["--serve", "x"], { stdio: ["ignore", "pipe", "ignore"] }),
+  );
   let output = "";
   await new Promise<void>((resolve) =>
     child.stdout.on("data", (chunk) => {

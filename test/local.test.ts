@@ -1,17 +1,20 @@
 // local.Vm and local.Process engine modules: check's errors, and the lifecycle of real background
-// processes (QEMU on TCG, a unix program): create waits for the console, read sees a death,
-// delete leaves nothing behind.
+// processes (QEMU with the accelerator the probe chose, a unix program): create waits for the
+// console, read sees a death, delete leaves nothing behind.
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as pulumi from "@pulumi/pulumi";
+import { type AccelChoice, chooseAccel, type KvmProbe, probeKvm } from "../provider/accel";
 import { isRunning, type ProcessIdentity } from "../provider/background";
+import { findExecutable } from "../provider/exec";
 import { buildImage } from "../provider/image";
+import { QEMU } from "../provider/qemu";
 import {
   type ProcessInputs,
   provider as processProvider,
@@ -52,14 +55,31 @@ function accepts(port: number): Promise<boolean> {
 
 let dir: string;
 let forever: string;
+/** What `auto` chose on this host, and what the probe found: every VM below must follow them. */
+let expected: AccelChoice;
+let probe: KvmProbe;
+/** Every process a test created, killed by the after-hook if a failing test left it running. */
+const started: ProcessIdentity[] = [];
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "local-test-"));
   forever = await bootSectorDisk(dir, "forever", "Hello from a VM that keeps running\n", "run");
+  const qemu = findExecutable(QEMU) ?? QEMU;
+  expected = await chooseAccel({ qemu, cacheDir: join(dir, "cache-probe") });
+  probe = await probeKvm(qemu);
 });
 after(async () => {
-  assert.deepEqual(processesMentioning(dir), []);
+  for (const id of started) if (isRunning(id)) process.kill(id.pid, "SIGKILL");
+  const left = processesMentioning(dir);
   await rm(dir, { recursive: true, force: true });
+  assert.deepEqual(left, []);
 });
+
+/** create, with what it started recorded for the after-hook. */
+async function createVm(inputs: VmInputs) {
+  const created = await vmProvider.create(inputs);
+  if (created.outs) started.push(created.outs);
+  return created;
+}
 
 interface Checked<T> {
   inputs: T;
@@ -101,6 +121,54 @@ describe("local.Vm", () => {
       ports: [{ host: 8080, guest: 80 }],
     });
     assert.match(noNet.failures[0].reason, /declares none/);
+    const accel = await checkVm({ image: forever, accel: "fast" });
+    assert.deepEqual(accel.failures, [
+      {
+        property: "accel",
+        reason: 'accel is "fast": give auto (KVM where QEMU can use it), kvm or tcg',
+      },
+    ]);
+  });
+
+  test("check refuses a file that is not a disk image, saying what it is", async () => {
+    const kernel = await checkVm({ image: await testKernel("virtio") });
+    assert.equal(kernel.failures[0].property, "image");
+    assert.match(kernel.failures[0].reason, /is a Solo5 virtio kernel, not a disk image/);
+    const text = join(dir, "notes.txt");
+    await writeFile(text, "hello\n");
+    const notes = await checkVm({ image: text });
+    assert.equal(notes.failures[0].property, "image");
+    assert.match(notes.failures[0].reason, /notes\.txt is a text file, not a disk image/);
+  });
+
+  test("diff replaces the VM when the accel input changes, not for the accelerator it used", async () => {
+    const { inputs } = await checkVm({ image: forever });
+    // The state holds the accelerator used under `accel` and the mode asked for under accelMode.
+    const state = { ...inputs, accel: "tcg", accelMode: undefined } as unknown as VmInputs;
+    assert.equal((await vmProvider.diff("id", state, inputs)).changes, false);
+    const forced = await vmProvider.diff("id", state, { ...inputs, accel: "tcg" });
+    assert.deepEqual([forced.changes, forced.replaces], [true, ["accel"]]);
+  });
+
+  test("a forced kvm where QEMU cannot use it fails create at once with QEMU's words", async (t) => {
+    if (probe.usable) {
+      t.skip("QEMU runs guests with KVM on this host");
+      return;
+    }
+    const cacheDir = join(dir, "cache-forced");
+    const { inputs, failures } = await checkVm({
+      image: forever,
+      accel: "kvm",
+      waitFor: { console: "keeps running", timeoutSeconds: 600 },
+      cacheDir,
+    });
+    assert.deepEqual(failures, []);
+    await assert.rejects(createVm(inputs), (error: Error) => {
+      assert.doesNotMatch(error.message, /within 600 s/);
+      assert.ok(error.message.includes(probe.said[0]), `${error.message}\nlacks ${probe.said[0]}`);
+      return true;
+    });
+    assert.deepEqual(processesMentioning(cacheDir), []);
   });
 
   test("check fills in defaults and the image's hash; diff replaces on image or port changes", async () => {
@@ -134,7 +202,7 @@ describe("local.Vm", () => {
       waitFor: { console: "^Command line is: ", timeoutSeconds: 120 },
       cacheDir: join(dir, "cache-kernel"),
     });
-    const { id, outs } = await vmProvider.create(inputs);
+    const { id, outs } = await createVm(inputs);
     assert.ok(outs);
     assert.deepEqual(outs.console.slice(-3), [
       "Solo5-like test unikernel (pulumi-mirage) target=virtio",
@@ -152,10 +220,11 @@ describe("local.Vm", () => {
       waitFor: { console: "keeps running", timeoutSeconds: 120 },
       cacheDir,
     });
-    const { id, outs } = await vmProvider.create(inputs);
+    const { id, outs } = await createVm(inputs);
     assert.ok(outs);
     assert.deepEqual(outs.console, ["Hello from a VM that keeps running"]);
-    assert.equal(outs.accel, "tcg");
+    assert.equal(outs.accel, expected.accel);
+    assert.equal(outs.accelReason, expected.reason);
     assert.equal(isRunning(outs), true);
     assert.equal((await vmProvider.read(id, outs)).id, id);
 
@@ -181,7 +250,7 @@ describe("local.Vm", () => {
           waitFor: { console: "Hello", timeoutSeconds: 120 },
           cacheDir,
         });
-        return vmProvider.create(inputs);
+        return createVm(inputs);
       }),
     );
     try {
@@ -219,11 +288,11 @@ describe("local.Vm", () => {
     const cacheDir = join(dir, "cache-timeout");
     const { inputs } = await checkVm({
       image: forever,
-      waitFor: { console: "never printed", timeoutSeconds: 3 },
+      waitFor: { console: "never printed", timeoutSeconds: 60 },
       cacheDir,
     });
-    await assert.rejects(vmProvider.create(inputs), (error: Error) => {
-      assert.match(error.message, /did not match \/never printed\/ within 3 s/);
+    await assert.rejects(createVm(inputs), (error: Error) => {
+      assert.match(error.message, /did not match \/never printed\/ within 60 s/);
       assert.match(error.message, /Hello from a VM that keeps running/);
       return true;
     });
@@ -431,21 +500,25 @@ describe("through the real dynamic-provider process", () => {
       await first.stop();
     }
     const vm = created.outs as unknown as ProcessIdentity & { stateDir: string; console: string[] };
+    started.push(vm);
     assert.deepEqual(vm.console, ["Hello from a VM that keeps running"]);
     assert.equal(isRunning(vm), true);
 
     const second = await startDynamicProvider();
     try {
       assert.equal((await second.read("local-vm", created.id, created.outs)).id, created.id);
+      // The engine's news are inputs: the state without what create added (`accel` is the
+      // accelerator used there, the input `accel` was not given).
+      const { accel: _used, ...inputs } = created.outs;
       // A new waitFor changes nothing that runs: an update that keeps the VM.
-      const news = { ...created.outs, waitFor: { console: "Hello", timeoutSeconds: 5 } };
+      const news = { ...inputs, waitFor: { console: "Hello", timeoutSeconds: 5 } };
       const diff = await second.diff("local-vm", created.id, created.outs, news);
       assert.deepEqual([diff.changes, diff.replaces], [true, []]);
       const updated = await second.update("local-vm", created.id, created.outs, news);
       assert.equal(updated.outs.pid, vm.pid);
       // A new image does not.
       const moved = await second.diff("local-vm", created.id, created.outs, {
-        ...created.outs,
+        ...inputs,
         imageSha256: "0".repeat(64),
       });
       assert.deepEqual(
@@ -526,6 +599,7 @@ describe("through the real dynamic-provider process", () => {
         waitFor: { console: "^Command line is: ", timeoutSeconds: 120 },
         cacheDir,
       });
+      started.push(vm as unknown as ProcessIdentity);
       // After the bootloader's own lines, the kernel's.
       const lines = vm.console as string[];
       const banner = lines.indexOf("Solo5-like test unikernel (pulumi-mirage) target=virtio");

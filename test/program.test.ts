@@ -1,6 +1,7 @@
 // A Pulumi program using the sdk, run under pulumi.runtime.setMocks: what it registers with the
-// engine (type tokens, inputs, secrets). Under mocks the provider is serialized but never run,
-// and a serialization error leaves outputs unresolved forever (FACTS.md), so every wait is bounded.
+// engine (type tokens, inputs, secrets). Under mocks the provider is serialized but never run, and
+// a serialization error leaves outputs unresolved forever (docs/platforms.md, Pulumi dynamic
+// providers), so every wait is bounded.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";

@@ -21,12 +21,13 @@ import { sha256File } from "../provider/hash";
 import { UNKNOWN } from "../provider/resources/inputs";
 import { provider } from "../provider/resources/unikernel";
 import { testKernel } from "./support/kernels";
-import { alive, waitFor } from "./support/process";
+import { alive, Started, waitFor } from "./support/process";
 import { STANDIN, Standin } from "./support/standin";
 
 type Props = Record<string, unknown>;
 
 const standin = Standin.forThisFile();
+const started = Started.forThisFile();
 
 /** Inputs as the SDK sends them for a build from source with the stand-in toolchain. */
 const sourceInputs = (source: string, extra: Props = {}) => standin.unikernelInputs(source, extra);
@@ -164,10 +165,9 @@ describe("check", () => {
     const source = await standin.source();
     const before = await checked(sourceInputs(source));
     await new Promise<void>((done, fail) =>
-      spawn(STANDIN, ["configure", "-t", "virtio"], { cwd: source, stdio: "ignore" }).on(
-        "exit",
-        (code) => (code === 0 ? done() : fail(new Error(`configure exited ${code}`))),
-      ),
+      started
+        .add(spawn(STANDIN, ["configure", "-t", "virtio"], { cwd: source, stdio: "ignore" }))
+        .on("exit", (code) => (code === 0 ? done() : fail(new Error(`configure exited ${code}`)))),
     );
     assert.ok((await readdir(source)).includes("Makefile"));
     assert.equal((await checked(sourceInputs(source))).fingerprint, before.fingerprint);
@@ -372,10 +372,12 @@ describe("create", () => {
     const module = resolve(__dirname, "..", "provider", "resources", "unikernel.js");
     const before = (await standin.invocations()).length;
     // The provider process dies mid-build (Ctrl-C, a crash): nothing cleans up after it.
-    const child = spawn(
-      process.execPath,
-      ["-e", `require(${JSON.stringify(module)}).provider.create(${JSON.stringify(inputs)})`],
-      { env: { ...process.env, MIRAGE_STANDIN_SLEEP: "build:120" }, stdio: "ignore" },
+    const child = started.add(
+      spawn(
+        process.execPath,
+        ["-e", `require(${JSON.stringify(module)}).provider.create(${JSON.stringify(inputs)})`],
+        { env: { ...process.env, MIRAGE_STANDIN_SLEEP: "build:120" }, stdio: "ignore" },
+      ),
     );
     let sleeper: { pid: number; child?: number } | undefined;
     await waitFor(

@@ -24,8 +24,10 @@ import {
   startDynamicProvider,
 } from "./support/dynamic-provider";
 import { testKernel } from "./support/kernels";
+import { Started } from "./support/process";
 
 const STANDIN_XL = resolve(__dirname, "../../test/standins/xl");
+const started = Started.forThisFile();
 
 /** A throwaway sshd on 127.0.0.1 whose sessions find the xl stand-in on their PATH. */
 interface Sshd {
@@ -66,8 +68,26 @@ async function waitForPort(port: number, child: ChildProcess, log: () => Promise
   throw new Error(`sshd did not listen on ${port}:\n${await log()}`);
 }
 
+/** ` NAME=value` for each of test/run.ts's variables this process has. */
+function runEnvironment(): string {
+  return ["PULUMI_MIRAGE_TEST_RUN", "TMPDIR"]
+    .filter((name) => process.env[name])
+    .map((name) => ` ${name}=${process.env[name]}`)
+    .join("");
+}
+
+/** An sshd on a free loopback port; nothing is left behind if it cannot start. */
 async function startSshd(): Promise<Sshd> {
   const dir = await mkdtemp(join(tmpdir(), "xen-domain-sshd-"));
+  try {
+    return await setUpSshd(dir);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function setUpSshd(dir: string): Promise<Sshd> {
   await chmod(dir, 0o700);
   const bin = join(dir, "bin");
   const xlState = join(dir, "xl-state");
@@ -97,16 +117,17 @@ async function startSshd(): Promise<Sshd> {
       `PidFile ${join(dir, "sshd.pid")}`,
       // The product runs `xl` from the PATH of the host's sessions: put the stand-in there. An
       // empty HOME spares every command the test machine's own shell startup files.
-      `SetEnv PATH=${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin XL_STANDIN_DIR=${xlState} HOME=${join(dir, "home")}`,
+      // The test run's marker and TMPDIR (test/run.ts) reach the sessions' processes too.
+      `SetEnv PATH=${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin XL_STANDIN_DIR=${xlState} HOME=${join(dir, "home")}${runEnvironment()}`,
       "",
     ].join("\n"),
   );
   await run("/usr/sbin/sshd", ["-t", "-f", config]);
   const logFile = join(dir, "sshd.log");
   const logFd = openSync(logFile, "a");
-  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", config], {
-    stdio: ["ignore", logFd, logFd],
-  });
+  const child = started.add(
+    spawn("/usr/sbin/sshd", ["-D", "-e", "-f", config], { stdio: ["ignore", logFd, logFd] }),
+  );
   closeSync(logFd);
   const log = () => readFile(logFile, "utf8").catch(() => "");
   await waitForPort(port, child, log);
@@ -122,9 +143,11 @@ async function startSshd(): Promise<Sshd> {
     xlState,
     dir,
     async stop() {
-      const exited = new Promise((ok) => child.once("exit", ok));
-      child.kill("SIGTERM");
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((ok) => child.once("exit", ok));
+        child.kill("SIGTERM");
+        await exited;
+      }
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -211,7 +234,7 @@ describe("xen.Domain engine, against a real sshd", () => {
   });
   after(async () => {
     await sshd?.stop();
-    await rm(work, { recursive: true, force: true });
+    if (work) await rm(work, { recursive: true, force: true });
   });
 
   /** Inputs as the SDK sends them, through check, with a fresh domain name. */
@@ -567,16 +590,22 @@ describe("xen.Domain through the real dynamic-provider process", () => {
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "xen-domain-process-"));
-    [sshd, p] = await Promise.all([
-      startSshd(),
-      startDynamicProvider({ env: { PULUMI_MIRAGE_CACHE: join(work, "cache") } }),
+    // Both start at once; each is kept for the after hook even when the other fails.
+    const starts = await Promise.allSettled([
+      startSshd().then((s) => {
+        sshd = s;
+      }),
+      startDynamicProvider({ env: { PULUMI_MIRAGE_CACHE: join(work, "cache") } }).then((q) => {
+        p = q;
+      }),
     ]);
+    for (const start of starts) if (start.status === "rejected") throw start.reason;
     kernel = await testKernel("xen");
   });
   after(async () => {
     await p?.stop();
     await sshd?.stop();
-    await rm(work, { recursive: true, force: true });
+    if (work) await rm(work, { recursive: true, force: true });
   });
 
   /** What the SDK sends for a new domain (the private key a secret), after check. */

@@ -8,7 +8,8 @@
 //   $(pulumi stack output consoleOutputCommands | jq -r '.[0]')
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { aws, Unikernel } from "pulumi-mirage";
+import { Unikernel } from "pulumi-mirage";
+import * as aws from "pulumi-mirage/aws";
 
 const config = new pulumi.Config();
 const prebuilt = config.get("kernel");

@@ -8,7 +8,8 @@
 //   curl "$(pulumi stack output url)"
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { gcp, Unikernel } from "pulumi-mirage";
+import { Unikernel } from "pulumi-mirage";
+import * as gcp from "pulumi-mirage/gcp";
 
 const config = new pulumi.Config();
 const project = config.require("project");

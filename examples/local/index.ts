@@ -28,5 +28,5 @@ const vm = new local.Vm("hello", {
 export const consoleLines = vm.console;
 /** The whole console, as it goes on. */
 export const consoleLog = vm.consoleLog;
-/** `kvm`, or `tcg` where /dev/kvm is not usable. */
+/** `kvm`, or `tcg` where QEMU cannot use KVM (see local.Vm's `accel`). */
 export const accel = vm.accel;

@@ -1,7 +1,17 @@
-// `pulumi-mirage image KERNEL --out DIR [--format raw|gce] [-- BOOTARG...]`: builds the image and
-// prints one JSON line with each file's path, sha256 and size, and the seconds taken.
+// `pulumi-mirage image KERNEL --out DIR [--format raw|gce|aws] [-- BOOTARG...]`: checks the kernel
+// against the format as DiskImage does, builds the image and prints one JSON line with each
+// file's path, sha256 and size, and the seconds taken.
 import { constants } from "node:os";
-import { ARCHIVE_NAME, buildImage, IMAGE_FORMATS, type ImageFormat } from "./index";
+import { ImageError } from "./errors";
+import {
+  ARCHIVE_NAME,
+  buildImage,
+  checkPlatform,
+  IMAGE_FORMATS,
+  type ImageFormat,
+  inspectImageKernel,
+} from "./index";
+import type { PlatformFields } from "./platform";
 
 export interface ImageCommandArgs {
   kernel: string;
@@ -35,7 +45,7 @@ export function parseImageArgs(
       const given = value();
       if (!IMAGE_FORMATS.includes(given as ImageFormat))
         throw usageError(
-          `--format ${given}: expected ${IMAGE_FORMATS.join(" or ")} (gce also writes ${ARCHIVE_NAME})`,
+          `--format ${given}: expected ${IMAGE_FORMATS.join(", ")} (gce also writes ${ARCHIVE_NAME})`,
         );
       format = given as ImageFormat;
     } else if (arg.startsWith("-"))
@@ -46,6 +56,28 @@ export function parseImageArgs(
   if (kernel === undefined) throw usageError("KERNEL is missing");
   if (outDir === undefined) throw usageError("--out DIR is missing");
   return { kernel, outDir, format, bootArgs };
+}
+
+/** How the command's users name the fields the platform check talks about. */
+const OPTIONS: PlatformFields = { kernel: "KERNEL", format: "--format", value: (format) => format };
+
+/**
+ * The platform check DiskImage makes at preview, before anything is written: refusals throw,
+ * naming KERNEL or `--format VALUE`; warnings go to stderr.
+ */
+async function checkKernelFor(args: ImageCommandArgs): Promise<void> {
+  const info = await inspectImageKernel(args.kernel);
+  const { problems, warnings } = checkPlatform(
+    { target: info.solo5.target, manifest: info.manifest.devices },
+    args.format,
+    OPTIONS,
+  );
+  for (const line of warnings) process.stderr.write(`pulumi-mirage image: ${line}\n`);
+  if (problems.length > 0) {
+    const named = (field: string) =>
+      field === OPTIONS.format ? `--format ${args.format}` : args.kernel;
+    throw new ImageError(problems.map((p) => `${named(p.field)}: ${p.reason}`).join("\n"));
+  }
 }
 
 /** Runs the command; an interrupt (Ctrl-C, SIGTERM) stops the tools and leaves DIR clean. */
@@ -59,6 +91,7 @@ export async function runImageCommand(args: ImageCommandArgs): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
+    await checkKernelFor(args);
     const result = await buildImage({ ...args, signal: controller.signal });
     const { disk, archive, seconds } = result;
     process.stdout.write(`${JSON.stringify({ disk, ...(archive ? { archive } : {}), seconds })}\n`);

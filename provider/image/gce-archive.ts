@@ -1,9 +1,9 @@
 // The GCE image archive: a gzip'd tar holding one member, `disk.raw`, as a GNU (oldgnu) sparse
 // entry, so a 1 GiB disk of a few MiB of data stays small and extracts (GNU tar -xS) as the same
-// sparse file. Written here because npm tar cannot write sparse entries (FACTS.md). Streamed: the
-// header and sparse map, then only the data regions, read from the disk in chunks. Every header
-// field is fixed (mtime 0, uid/gid 0, no user names, mode 0644) and the gzip header has no name,
-// mtime 0 and the Unix OS byte, so the same disk gives the same bytes.
+// sparse file. Written here because npm tar cannot write sparse entries (docs/platforms.md, Google
+// Compute Engine). Streamed: the header and sparse map, then only the data regions, read from the
+// disk in chunks. Every header field is fixed (mtime 0, uid/gid 0, no user names, mode 0644) and
+// the gzip header has no name, mtime 0 and the Unix OS byte, so the same disk gives the same bytes.
 import { createWriteStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { Readable } from "node:stream";

@@ -1,6 +1,7 @@
-// The xen layout (FACTS.md): GRUB 2's boot.img as MBR code, a core.img made by grub-mkimage in the
-// gap before the partition (grub-install refuses image files), and /boot/grub/grub.cfg loading the
-// kernel with `multiboot`, console on COM1 at 115200, for the Xen HVM path.
+// The xen layout (docs/platforms.md, Disk images): GRUB 2's boot.img as MBR code, a core.img made
+// by grub-mkimage in the gap before the partition (grub-install refuses image files), and
+// /boot/grub/grub.cfg loading the kernel with `multiboot`, console on COM1 at 115200, for the Xen
+// HVM path.
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../exec";

@@ -1,7 +1,8 @@
 // Kernel → bootable, deterministic BIOS disk image (and GCE archive): the one entry point the CLI
-// and the DiskImage resource call. virtio kernels get the syslinux layout, xen kernels the GRUB
-// one (FACTS.md); everything is built in a scratch directory inside the output directory and
-// renamed into place at the end, so the final names only ever hold complete files.
+// and the DiskImage resource call (each checks the kernel against the format first: platform.ts).
+// virtio kernels get the syslinux layout, xen kernels the GRUB one (docs/platforms.md, Disk
+// images); everything is built in a scratch directory inside the output directory and renamed into
+// place at the end, so the final names only ever hold complete files.
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { withScratchDir } from "../atomic";
@@ -14,14 +15,14 @@ import { ImageError } from "./errors";
 import { writeGceArchive } from "./gce-archive";
 import { grubLayout } from "./grub";
 import type { Layout, ToolOptions } from "./layout";
+import { DISK_IMAGE_TARGETS, IMAGE_FORMATS, type ImageFormat, notBootable } from "./platform";
 import { scanDisk } from "./scan";
 import { syslinuxLayout } from "./syslinux";
 
 export { checkBootArgs, MAX_BOOT_ARGS_BYTES } from "./bootargs";
 export { ImageError } from "./errors";
+export { checkPlatform, IMAGE_FORMATS, type ImageFormat } from "./platform";
 
-export type ImageFormat = "raw" | "gce";
-export const IMAGE_FORMATS: readonly ImageFormat[] = ["raw", "gce"];
 const DISK_NAME = "disk.raw";
 export const ARCHIVE_NAME = "image.tar.gz";
 
@@ -40,6 +41,7 @@ export interface ImageFile {
 export interface BuildImageOptions {
   kernel: string;
   outDir: string;
+  /** gce adds the archive; raw and aws are the disk alone. */
   format: ImageFormat;
   bootArgs: string[];
   /** Tool output is appended here; failures show its path. */
@@ -56,24 +58,11 @@ export interface BuildImageResult {
   target: "virtio" | "xen";
 }
 
-const ALTERNATIVE =
-  "build the unikernel with `mirage configure -t virtio` for a disk image (GCE, QEMU) or `-t xen` for Xen";
-
-/** Why a kernel of `target` cannot boot from a BIOS disk. */
-const NOT_BOOTABLE: Record<string, string> = {
-  hvt: "an hvt kernel runs under the solo5-hvt tender (KVM, bhyve, OpenBSD vmm), not from a BIOS disk",
-  spt: "an spt kernel runs as a sandboxed Linux process under solo5-spt, not from a BIOS disk",
-  muen: "a muen kernel runs as a Muen separation kernel subject, not from a BIOS disk",
-  genode: "a genode kernel runs as a Genode component, not from a BIOS disk",
-};
-
 /** The target we can boot from a BIOS disk, or an ImageError saying why not and what to do. */
 function bootableTarget(info: KernelInfo, kernel: string): "virtio" | "xen" {
   const target = info.solo5.target;
-  if (target !== "virtio" && target !== "xen") {
-    const why = NOT_BOOTABLE[target] ?? `a ${target} kernel cannot boot from a BIOS disk`;
-    throw new ImageError(`${kernel} is a Solo5 ${target} kernel: ${why}; ${ALTERNATIVE}.`);
-  }
+  if (target !== "virtio" && target !== "xen")
+    throw new ImageError(`${kernel} is a Solo5 ${target} kernel: ${notBootable(target)}.`);
   if (!info.multiboot)
     throw new ImageError(
       `${kernel} is a Solo5 ${target} kernel without a Multiboot1 header in its first 8 KiB, so no BIOS bootloader can start it; rebuild it with \`mirage configure -t ${target}\` (Solo5's own ${target} bindings carry the header) and check that nothing strips or relinks it afterwards.`,
@@ -81,13 +70,15 @@ function bootableTarget(info: KernelInfo, kernel: string): "virtio" | "xen" {
   return target;
 }
 
+const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
 /** inspectKernel, with the advice for a file that is no Solo5 kernel at all narrowed to images. */
-async function inspectImageKernel(kernel: string): Promise<KernelInfo> {
+export async function inspectImageKernel(kernel: string): Promise<KernelInfo> {
   try {
     return await inspectKernel(kernel);
   } catch (error) {
     if (!(error instanceof KernelFormatError)) throw error;
-    throw new ImageError(`${error.message}. For a disk image, ${ALTERNATIVE}.`);
+    throw new ImageError(`${error.message}. ${capitalized(DISK_IMAGE_TARGETS)}.`);
   }
 }
 

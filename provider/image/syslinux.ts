@@ -1,6 +1,7 @@
-// The virtio layout (FACTS.md): syslinux's MBR code, ldlinux installed in the FAT32 partition,
-// and mboot.c32 loading the kernel as Multiboot with `-aout` (Solo5's multiboot entry differs from
-// its ELF entry, and without -aout the kernel does not boot), console on COM1 at 115200.
+// The virtio layout (docs/platforms.md, Disk images): syslinux's MBR code, ldlinux installed in the
+// FAT32 partition, and mboot.c32 loading the kernel as Multiboot with `-aout` (Solo5's multiboot
+// entry differs from its ELF entry, and without -aout the kernel does not boot), console on COM1 at
+// 115200.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../exec";

@@ -1,7 +1,8 @@
-// Building a unikernel with the MirageOS 4 toolchain (FACTS.md): `mirage configure`, `make
-// depend`, `make build`, in a scratch copy of the source (mirage writes into the directory it
-// runs in; the user's tree stays untouched, and two builds of one source cannot collide). The
-// kernel goes into the content-addressed cache; a cache hit runs no tool at all.
+// Building a unikernel with the MirageOS 4 toolchain (docs/platforms.md, MirageOS build contract):
+// `mirage configure`, `make depend`, `make build`, in a scratch copy of the source (mirage writes
+// into the directory it runs in; the user's tree stays untouched, and two builds of one source
+// cannot collide). The kernel goes into the content-addressed cache; a cache hit runs no tool at
+// all.
 import { basename, dirname, join } from "node:path";
 import { withScratchDir } from "../atomic";
 import { type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";

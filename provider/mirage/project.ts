@@ -1,5 +1,5 @@
 // What a unikernel's source tree says about its build: its name and the file a target produces
-// (the mirage 4 contract in FACTS.md).
+// (docs/platforms.md, MirageOS build contract).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 

@@ -9,19 +9,18 @@ import type * as pulumi from "@pulumi/pulumi";
 import { withScratchDir } from "../atomic";
 import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
 import { sha256, sha256File } from "../hash";
-import { buildImage, checkBootArgs, IMAGE_LAYOUT_VERSION } from "../image/index";
+import {
+  buildImage,
+  checkBootArgs,
+  checkPlatform,
+  IMAGE_FORMATS,
+  IMAGE_LAYOUT_VERSION,
+  type ImageFormat,
+} from "../image/index";
+import type { PlatformFields } from "../image/platform";
 import { inspectKernel } from "../inspect";
 import { plainName } from "../mirage/project";
 import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
-
-export type ImageFormat = "raw" | "gce" | "aws";
-const FORMATS: readonly ImageFormat[] = ["raw", "gce", "aws"];
-
-/** Which formats each bootable target goes into (FACTS.md: GCE boots virtio, AWS xen). */
-const FORMATS_FOR: Record<string, readonly ImageFormat[]> = {
-  virtio: ["gce", "raw"],
-  xen: ["aws", "raw"],
-};
 
 export interface DiskImageProps {
   kernelPath: string;
@@ -122,47 +121,12 @@ async function inspectPath(kernelPath: string, failures: Failure[]) {
   }
 }
 
-/** Whether the target can go into the format, and GCE's demands on devices. */
-function checkPlatform(
-  props: Partial<DiskImageProps>,
-  failures: Failure[],
-  warn: (line: string) => void,
-): void {
-  const { target, format, manifest } = props;
-  if (!isKnown(target) || !target || !isKnown(format) || !format) return;
-  const formats = FORMATS_FOR[target];
-  if (!formats) {
-    failures.push({
-      property: "kernel",
-      reason: `a ${target} kernel cannot boot from a disk image (only virtio and xen kernels carry the Multiboot header a bootloader needs): build the unikernel for virtio (gce, raw) or xen (aws, raw)`,
-    });
-    return;
-  }
-  if (!formats.includes(format)) {
-    failures.push({
-      property: "format",
-      reason:
-        target === "virtio"
-          ? `a virtio kernel cannot go into an ${format} image (EC2 boots xen kernels): use format "gce" or "raw", or build the unikernel for xen`
-          : `a xen kernel cannot go into a ${format} image (Compute Engine boots virtio kernels): use format "aws" or "raw", or build the unikernel for virtio`,
-    });
-    return;
-  }
-  if (format !== "gce" || !isKnown(manifest) || !Array.isArray(manifest)) return;
-  const nets = manifest.filter((d) => d.type === "net").map((d) => d.name);
-  if (nets.length !== 1) {
-    failures.push({
-      property: "kernel",
-      reason: `Compute Engine always attaches one network interface and Solo5 aborts on a device the unikernel did not declare, so a GCE unikernel must declare exactly one network device; this one declares ${nets.length === 0 ? "none" : `${nets.length} (${nets.join(", ")})`}: use one network stack (netif/stackv4v6) in config.ml`,
-    });
-  }
-  const blocks = manifest.filter((d) => d.type === "block").map((d) => d.name);
-  if (blocks.length > 0) {
-    warn(
-      `warning: the unikernel declares block device${blocks.length > 1 ? "s" : ""} ${blocks.join(", ")}, which cannot work on Compute Engine: its disks are virtio-scsi, which Solo5 has no driver for`,
-    );
-  }
-}
+/** How DiskImage's users name the fields the platform check talks about. */
+const PROPERTIES: PlatformFields = {
+  kernel: "kernel",
+  format: "format",
+  value: (format) => JSON.stringify(format),
+};
 
 async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
   const failures: Failure[] = [];
@@ -171,10 +135,10 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
   const label = `[disk-image ${String(news.resourceName ?? "")}]`;
   const format = news.format ?? "raw";
   props.format = format;
-  if (isKnown(format) && !FORMATS.includes(format as ImageFormat)) {
+  if (isKnown(format) && !IMAGE_FORMATS.includes(format as ImageFormat)) {
     failures.push({
       property: "format",
-      reason: `${JSON.stringify(format)} is not an image format: use one of ${FORMATS.join(", ")}`,
+      reason: `${JSON.stringify(format)} is not an image format: use one of ${IMAGE_FORMATS.join(", ")}`,
     });
   }
   const bootArgs = news.bootArgs ?? [];
@@ -190,10 +154,16 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
   } else if (!fromResource && isKnown(news.kernelPath)) {
     Object.assign(props, await inspectPath(news.kernelPath as string, failures));
   }
-  if (failures.length === 0) {
-    checkPlatform(props as Partial<DiskImageProps>, failures, (line) =>
-      console.log(`${label} ${line}`),
+  const { target, manifest } = props as Partial<DiskImageProps>;
+  if (failures.length === 0 && isKnown(target) && target && isKnown(format)) {
+    const known = isKnown(manifest) && Array.isArray(manifest) ? manifest : undefined;
+    const { problems, warnings } = checkPlatform(
+      { target, manifest: known },
+      format as ImageFormat,
+      PROPERTIES,
     );
+    for (const { field, reason } of problems) failures.push({ property: field, reason });
+    for (const line of warnings) console.log(`${label} ${line}`);
   }
 
   const name = props.unikernelName ?? (fromResource ? undefined : UNKNOWN);
@@ -222,7 +192,7 @@ async function build(dir: string, props: DiskImageProps, label: string): Promise
     const result = await buildImage({
       kernel: props.kernelPath,
       outDir: scratch,
-      format: props.format === "gce" ? "gce" : "raw",
+      format: props.format,
       bootArgs: props.bootArgs,
       logFile,
       onProgress: (line) => console.log(`${label} ${redact(line, props.bootArgs)}`),

@@ -5,7 +5,10 @@ import { basename, dirname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { sha256File } from "../hash";
 
-/** How an input that is not known yet (at preview) reaches a dynamic provider (FACTS.md). */
+/**
+ * How an input that is not known yet (at preview) reaches a dynamic provider (docs/platforms.md,
+ * Pulumi dynamic providers).
+ */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 /** A device the unikernel declares in its Solo5 manifest. */

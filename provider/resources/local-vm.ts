@@ -1,8 +1,11 @@
 // local.Vm: a disk image booted in QEMU as a background process that outlives the dynamic provider.
 // A VM cannot be changed while it runs, so every input except `waitFor` replaces it.
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import type * as pulumi from "@pulumi/pulumi";
-import { qemuMessages, startVm } from "../boot";
+import { ACCEL_MODES, type AccelMode, requestedMode } from "../accel";
+import { qemuMessages, startVm, vmStopped } from "../boot";
+import { diskImageFormat, NotADiskImage } from "../disk-check";
 import {
   awaitStarted,
   checkRunFile,
@@ -14,7 +17,7 @@ import {
   runLifecycle,
   type WaitFor,
 } from "../local-run";
-import { kvmUsable, type PortForward } from "../qemu";
+import type { PortForward } from "../qemu";
 import { type Device, isKnown } from "./inputs";
 
 export interface VmInputs {
@@ -33,12 +36,18 @@ export interface VmInputs {
   net?: boolean;
   waitFor?: WaitFor;
   cacheDir?: string;
+  /** `auto`, `kvm` or `tcg`; default: $PULUMI_MIRAGE_ACCEL, else auto (see accel.ts). */
+  accel?: AccelMode;
 }
 
 export interface VmOutputs extends VmInputs, RunOutputs {
   consoleLog: string;
-  /** `kvm` or `tcg`. */
-  accel: string;
+  /** The accelerator QEMU runs with: `kvm` or `tcg`. */
+  accel: "kvm" | "tcg";
+  /** The `accel` input (the mode asked for), kept apart since the output `accel` is what was used. */
+  accelMode?: AccelMode;
+  /** Why that accelerator (the probe's finding in `auto`). */
+  accelReason: string;
   /** The first lines of the console, once the VM started (and matched `waitFor`). */
   console: string[];
 }
@@ -53,6 +62,7 @@ const REPLACING: (keyof VmInputs)[] = [
   "memoryMiB",
   "net",
   "cacheDir",
+  "accel",
 ];
 
 function checkPorts(value: unknown, failures: pulumi.dynamic.CheckFailure[]): PortForward[] {
@@ -95,6 +105,24 @@ function declaresNet(manifest: VmInputs["manifest"]): boolean | undefined {
 async function check(_olds: unknown, news: Record<string, unknown>) {
   const failures: pulumi.dynamic.CheckFailure[] = [];
   const image = news.image;
+  if (typeof image === "string" && isKnown(image) && !news.imageSha256) {
+    // A bare path must be a disk image; a DiskImage's is one.
+    await diskImageFormat(image).catch((error) => {
+      if (!(error instanceof NotADiskImage)) throw error;
+      if (existsSync(image)) failures.push({ property: "image", reason: error.message });
+    });
+  }
+  const accel = news.accel;
+  if (
+    accel !== undefined &&
+    isKnown(accel) &&
+    !(ACCEL_MODES as readonly unknown[]).includes(accel)
+  ) {
+    failures.push({
+      property: "accel",
+      reason: `accel is ${JSON.stringify(accel)}: give auto (KVM where QEMU can use it), kvm or tcg`,
+    });
+  }
   const imageSha256 = await checkRunFile(
     "image",
     image,
@@ -141,6 +169,8 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
     vm = await startVm({
       image: inputs.image,
       stateDir: dir,
+      accel: requestedMode(inputs.accel),
+      cacheDir: inputs.cacheDir,
       memoryMiB: inputs.memoryMiB,
       net,
       forwards: inputs.ports,
@@ -158,6 +188,7 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
       const messages = await qemuMessages(vm);
       return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
     },
+    () => vmStopped(vm),
   );
   return {
     id,
@@ -167,10 +198,21 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
       startTime: vm.startTime,
       stateDir: dir,
       consoleLog: vm.consoleLog,
-      accel: kvmUsable() ? "kvm" : "tcg",
+      accel: vm.accel.accel,
+      accelMode: inputs.accel,
+      accelReason: vm.accel.reason,
       console: await consoleHead(vm.consoleLog),
     }),
   };
 }
 
-export const provider = { check, create, ...runLifecycle<VmInputs, VmOutputs>(REPLACING) };
+const lifecycle = runLifecycle<VmInputs, VmOutputs>(REPLACING);
+
+export const provider = {
+  check,
+  create,
+  ...lifecycle,
+  // The state's `accel` is the accelerator used; the mode asked for is `accelMode`.
+  diff: (id: string, olds: VmInputs & Pick<VmOutputs, "accelMode">, news: VmInputs) =>
+    lifecycle.diff(id, { ...olds, accel: olds.accelMode } as VmInputs, news),
+};

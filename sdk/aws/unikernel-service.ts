@@ -1,6 +1,6 @@
-import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { DiskImage } from "../disk-image";
+import { awsSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
 import { DEFAULT_INSTANCE_TYPE, instanceTypeProblem } from "./instance-types";
 
@@ -76,6 +76,7 @@ export class UnikernelService extends pulumi.ComponentResource {
   declare readonly consoleOutputCommands: pulumi.Output<string[]>;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    const aws = awsSdk("aws.UnikernelService");
     super("pulumi-mirage:aws:UnikernelService", name, {}, opts);
     // Argument mistakes are found before anything is created, so preview shows them.
     if ((args.unikernel === undefined) === (args.image === undefined)) {
@@ -238,6 +239,7 @@ export class UnikernelService extends pulumi.ComponentResource {
     bucket: pulumi.Output<string>,
     tags: Record<string, pulumi.Input<string>>,
   ): pulumi.Output<string> {
+    const aws = awsSdk("aws.UnikernelService");
     const child = { parent: this };
     const role = new aws.iam.Role(
       `${name}-vmimport`,

@@ -1,8 +1,9 @@
-import * as gcp from "@pulumi/gcp";
+import type * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import { parseInstance, serialCommand } from "../../provider/gcp/serial";
 import { sha256 } from "../../provider/hash";
 import { DiskImage } from "../disk-image";
+import { gcpSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
 import { GceSerialWait } from "./serial-wait";
 import {
@@ -118,6 +119,7 @@ export class UnikernelService extends pulumi.ComponentResource {
   readonly bootCheck: GceSerialWait | undefined;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    const gcp = gcpSdk("gcp.UnikernelService");
     // Everything that can be checked without outputs fails here, before anything is registered,
     // so preview reports it.
     checkName(name);
@@ -191,7 +193,7 @@ export class UnikernelService extends pulumi.ComponentResource {
       `${name}-image`,
       {
         project: args.project,
-        // The API accepts only this URL form, not gs:// (FACTS.md).
+        // The API accepts only this URL form, not gs:// (docs/platforms.md, Google Compute Engine).
         rawDisk: {
           source: pulumi.interpolate`https://storage.googleapis.com/${upload.bucket}/${upload.name}`,
         },
@@ -309,6 +311,7 @@ function singleVm(
   zone: pulumi.Input<string> | undefined,
   opts: pulumi.CustomResourceOptions,
 ): Vms {
+  const gcp = gcpSdk("gcp.UnikernelService");
   const instance = new gcp.compute.Instance(
     `${name}-vm`,
     {
@@ -348,6 +351,7 @@ function groupOfVms(
   region: pulumi.Input<string> | undefined,
   opts: pulumi.CustomResourceOptions,
 ): Vms {
+  const gcp = gcpSdk("gcp.UnikernelService");
   const template = new gcp.compute.InstanceTemplate(
     `${name}-template`,
     {

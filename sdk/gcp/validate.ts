@@ -8,7 +8,10 @@ import type { Device, Target } from "../unikernel";
 /** A port to open: a number is a TCP port. */
 export type Port = number | { port: number; protocol?: "tcp" | "udp" };
 
-/** Machine families with a virtio-net NIC, the only NIC Solo5 drives (FACTS.md). */
+/**
+ * Machine families with a virtio-net NIC, the only NIC Solo5 drives (docs/platforms.md, Google
+ * Compute Engine).
+ */
 const VIRTIO_FAMILIES = ["e2", "n1", "n2", "n2d", "c2", "c2d", "t2d", "m1", "m2", "f1", "g1"];
 
 /** Third-generation and later families (and Arm T2A) offer only gVNIC. */
@@ -173,7 +176,10 @@ export function checkWaitFor(waitFor: { serial: string; timeoutSeconds?: number 
   }
 }
 
-/** GCE boots a BIOS disk and offers virtio devices: only a virtio kernel runs (FACTS.md). */
+/**
+ * GCE boots a BIOS disk and offers virtio devices: only a virtio kernel runs (docs/platforms.md,
+ * Google Compute Engine).
+ */
 export function checkTarget(target: Target): void {
   if (target !== "virtio") {
     fail(
@@ -185,7 +191,7 @@ export function checkTarget(target: Target): void {
 
 /**
  * GCE always attaches exactly one NIC, and a Solo5 unikernel aborts on a device it did not
- * declare (FACTS.md): the kernel must declare exactly one network device.
+ * declare (docs/platforms.md, Solo5 binaries): the kernel must declare exactly one network device.
  */
 export function checkNetDevices(manifest: readonly Device[]): void {
   const nets = manifest.filter((d) => d.type === "net");

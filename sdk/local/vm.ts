@@ -38,10 +38,16 @@ export interface VmArgs {
   waitFor?: pulumi.Input<WaitFor>;
   /** Where the VM's files (console log) are kept. Default: the same cache as `Unikernel`, under `run/`. */
   cacheDir?: pulumi.Input<string>;
+  /**
+   * The accelerator: `auto` uses KVM where QEMU has been seen to run a guest with it on this host
+   * (a probe boot, remembered until the host reboots), else TCG; `kvm` and `tcg` force one.
+   * Default: the PULUMI_MIRAGE_ACCEL environment variable, else `auto`.
+   */
+  accel?: pulumi.Input<"auto" | "kvm" | "tcg">;
 }
 
 /**
- * A unikernel disk image booted locally in QEMU (KVM when /dev/kvm is usable, otherwise TCG),
+ * A unikernel disk image booted locally in QEMU (KVM where QEMU can use it, otherwise TCG: see `accel`),
  * as a background process that keeps running after `pulumi up` returns. Its serial console goes
  * to a log file. A VM that died is reported gone by `pulumi refresh`; `pulumi destroy` stops it
  * and removes its files. Changing anything but `waitFor` replaces the VM.
@@ -58,8 +64,10 @@ export class Vm extends pulumi.dynamic.Resource {
    * when the DiskImage's boot arguments are, since a unikernel may print its command line.
    */
   declare readonly console: pulumi.Output<string[]>;
-  /** `kvm` or `tcg`. */
+  /** The accelerator QEMU runs with: `kvm` or `tcg`. */
   declare readonly accel: pulumi.Output<string>;
+  /** Why that accelerator (in `auto`, what the probe found). */
+  declare readonly accelReason: pulumi.Output<string>;
   declare readonly ports: pulumi.Output<PortForward[]>;
   /** The directory holding the VM's files. */
   declare readonly stateDir: pulumi.Output<string>;
@@ -80,13 +88,15 @@ export class Vm extends pulumi.dynamic.Resource {
         net: args.net,
         waitFor: args.waitFor,
         cacheDir: args.cacheDir,
+        accel: args.accel,
+        accelReason: undefined,
         pid: undefined,
         startTime: undefined,
         consoleLog: undefined,
-        accel: undefined,
         stateDir: undefined,
         // The console shows the kernel's command line, so it is as secret as the boot arguments:
-        // the engine keeps an output secret when an input of the same name was (FACTS.md).
+        // the engine keeps an output secret when an input of the same name was (docs/platforms.md,
+        // Pulumi dynamic providers).
         console: fromResource ? image.bootArgs.apply((): string[] => []) : undefined,
       },
       opts,

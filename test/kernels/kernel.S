@@ -1,7 +1,7 @@
 /*
  * A tiny stand-in for a Solo5 unikernel, written for pulumi-mirage's tests.
  *
- * It carries what our code looks at in a real MirageOS/Solo5 binary (FACTS.md, "Solo5
+ * It carries what our code looks at in a real MirageOS/Solo5 binary (docs/platforms.md, "Solo5
  * binaries"): the Solo5 ABI1 and MFT1 notes, a Multiboot1 header using the a.out kludge (virtio
  * and xen) whose entry differs from the ELF entry, and the Xen PVH note (xen). Booted by a
  * multiboot loader it behaves like a Solo5 hello: it prints a banner, "Hello, World" and its

@@ -6,15 +6,21 @@ import { join } from "node:path";
 import { run } from "../../provider/exec";
 
 /**
- * A 1 MiB disk whose boot sector prints `message` on COM1 and then either powers QEMU off through
- * isa-debug-exit (exit status 1) or keeps running forever: the two kinds of guest a watcher meets.
+ * A 1 MiB disk whose boot sector prints `message` on COM1 and then powers QEMU off through
+ * isa-debug-exit (exit status 1), keeps running forever, or triple-faults (an interrupt through an
+ * empty IDT: the CPU resets, which ends QEMU under -no-reboot): the kinds of guest a watcher meets.
  */
 export async function bootSectorDisk(
   dir: string,
   name: string,
   message: string,
-  end: "poweroff" | "run",
+  end: "poweroff" | "run" | "triple-fault",
 ) {
+  const ending = {
+    poweroff: "  mov $0x501, %dx\n  xor %al, %al\n  out %al, %dx\n",
+    run: "",
+    "triple-fault": "  lidt noidt\n  int $3\n",
+  }[end];
   const source = join(dir, `${name}.S`);
   const escaped = message
     .replaceAll("\\", "\\\\")
@@ -35,8 +41,10 @@ _start: cli
   out %al, %dx
   jmp 1b
 2:
-${end === "poweroff" ? "  mov $0x501, %dx\n  xor %al, %al\n  out %al, %dx\n" : ""}3: hlt
+${ending}3: hlt
   jmp 3b
+noidt: .word 0
+  .long 0
 msg: .asciz "${escaped}"
 .org 510
 .byte 0x55, 0xaa

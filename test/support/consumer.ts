@@ -1,80 +1,179 @@
 // A Pulumi program's view of this package: the `npm pack` tarball installed into a consumer
 // project. The dynamic provider loads our engine code by package name (sdk/engine.ts), so tests
 // must go through the packed files, `exports` map and `files` list, not through a link to the
-// repository (FACTS.md).
+// repository (docs/platforms.md, "Pulumi dynamic providers").
+//
+// A consumer project lives outside the repository (a per-user cache directory), so Node cannot
+// resolve anything from the repository's node_modules by walking up the tree: the package finds
+// only what a user would have installed. That is the packed package itself (a real copy), its
+// own dependencies as its package.json lists them, and the peers of the kind of user the project
+// plays, each with its dependency closure, linked from the repository's node_modules (a real
+// `npm install` of the peers takes 40 s and more, and needs the registry).
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { produceAtomically } from "../../provider/atomic";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { produceAtomically, writeFileAtomic } from "../../provider/atomic";
 import { run } from "../../provider/exec";
-import { sha256File } from "../../provider/hash";
+import { sha256, sha256File } from "../../provider/hash";
 import { withLock } from "../../provider/lock";
 
 /** The repository root (this file runs from build/test/support/). */
 export const repoRoot = resolve(__dirname, "../../..");
 
-/** Consumer projects, one per tarball content, shared by concurrent test processes. */
-const consumersDir = join(repoRoot, ".pulumi-mirage-test", "consumers");
+const repoModules = join(repoRoot, "node_modules");
 
-async function pack(): Promise<string> {
-  const destination = await mkdtemp(join(tmpdir(), "pulumi-mirage-pack-"));
+/**
+ * Which user a consumer project plays: `pulumi-only` installed @pulumi/pulumi alone (local, xen);
+ * `all-peers` installed @pulumi/pulumi, @pulumi/gcp and @pulumi/aws, and writes TypeScript
+ * (@types/node, for type-checking programs).
+ */
+export type ConsumerKind = "pulumi-only" | "all-peers";
+
+const userPackages: Record<ConsumerKind, string[]> = {
+  "pulumi-only": ["@pulumi/pulumi"],
+  "all-peers": ["@pulumi/pulumi", "@pulumi/gcp", "@pulumi/aws", "@types/node"],
+};
+
+/** Consumer projects, one per tarball content, checkout and kind, shared by test processes. */
+const consumersDir = join(
+  process.env.XDG_CACHE_HOME || join(homedir(), ".cache"),
+  "pulumi-mirage-test",
+  "consumers",
+);
+
+/** Consumer projects unused for this long are removed when a test run makes a new one. */
+const STALE_MS = 24 * 60 * 60 * 1000;
+
+async function pack(destination: string): Promise<string> {
+  // build/ is current (tests run after `tsc`): the prepare script need not run again.
+  const { stdout } = await run(
+    "npm",
+    ["pack", "--silent", "--ignore-scripts", "--pack-destination", destination],
+    { cwd: repoRoot },
+  );
   // npm prints the tarball's file name as the last line.
-  const { stdout } = await run("npm", ["pack", "--silent", "--pack-destination", destination], {
-    cwd: repoRoot,
-  });
-  const name = stdout.trim().split("\n").pop() ?? "";
-  return join(destination, name);
+  return join(destination, stdout.trim().split("\n").pop() ?? "");
 }
 
-/** Lays out `dir`: the unpacked tarball as a real copy, every other dependency linked. */
-async function install(tarball: string, dir: string): Promise<void> {
-  await mkdir(dir);
-  await copyFile(tarball, join(dir, "pulumi-mirage.tgz"));
+type Manifest = {
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+};
+
+async function readManifest(dir: string): Promise<Manifest> {
+  return JSON.parse(await readFile(join(dir, "package.json"), "utf8"));
+}
+
+/** What npm installs for a package: its dependencies, optional ones, and non-optional peers. */
+function installedWith(manifest: Manifest): string[] {
+  const peers = Object.keys(manifest.peerDependencies ?? {}).filter(
+    (name) => !manifest.peerDependenciesMeta?.[name]?.optional,
+  );
+  return [
+    ...Object.keys(manifest.dependencies ?? {}),
+    ...Object.keys(manifest.optionalDependencies ?? {}),
+    ...peers,
+  ];
+}
+
+/** Where Node finds `name` from `from` inside the repository's node_modules, if anywhere. */
+function locate(name: string, from: string): string | undefined {
+  for (let dir = from; dir.startsWith(repoModules); dir = dirname(dir)) {
+    const candidate = join(dir, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return candidate;
+  }
+  const top = join(repoModules, name);
+  return existsSync(join(top, "package.json")) ? top : undefined;
+}
+
+/**
+ * The top-level entries of the repository's node_modules that `names` need: the packages and
+ * everything they depend on, found as Node would. Nested copies come along with their parent.
+ */
+async function dependencyClosure(names: string[]): Promise<Set<string>> {
+  const top = new Set<string>();
+  const seen = new Set<string>();
+  const visit = async (name: string, from: string): Promise<void> => {
+    const dir = locate(name, from);
+    if (dir === undefined || seen.has(dir)) return; // an optional dependency not installed
+    seen.add(dir);
+    if (dir === join(repoModules, name)) top.add(name);
+    for (const dependency of installedWith(await readManifest(dir))) await visit(dependency, dir);
+  };
+  for (const name of names) {
+    if (locate(name, repoModules) === undefined)
+      throw new Error(`consumer project: ${name} is not installed in ${repoModules}: run npm ci`);
+    await visit(name, repoModules);
+  }
+  return top;
+}
+
+/** Lays out `dir`: the unpacked tarball as a real copy, what `kind` of user has linked. */
+async function install(tarball: string, kind: ConsumerKind, dir: string): Promise<void> {
   const modules = join(dir, "node_modules");
   const self = join(modules, "pulumi-mirage");
   await mkdir(self, { recursive: true });
   await run("tar", ["-xzf", tarball, "-C", self, "--strip-components=1"]);
-  const repoModules = join(repoRoot, "node_modules");
-  for (const entry of await readdir(repoModules)) {
-    if (entry.startsWith(".") || entry === "pulumi-mirage") continue;
-    await symlink(join(repoModules, entry), join(modules, entry));
+  const own = Object.keys((await readManifest(self)).dependencies ?? {});
+  for (const name of await dependencyClosure([...own, ...userPackages[kind]])) {
+    await mkdir(dirname(join(modules, name)), { recursive: true });
+    await symlink(join(repoModules, name), join(modules, name));
   }
-  await writeFile(
+  const dependencies = Object.fromEntries(
+    [...userPackages[kind], "pulumi-mirage"].map((name) => [name, "*"]),
+  );
+  await writeFileAtomic(
     join(dir, "package.json"),
-    `${JSON.stringify(
-      {
-        name: "pulumi-mirage-test-consumer",
-        private: true,
-        dependencies: { "pulumi-mirage": "file:pulumi-mirage.tgz" },
-      },
-      null,
-      2,
-    )}\n`,
+    `${JSON.stringify({ name: `pulumi-mirage-consumer-${kind}`, private: true, dependencies }, null, 2)}\n`,
   );
 }
 
-let prepared: Promise<string> | undefined;
+/** Removes consumer projects nobody has used for a day (other checkouts, older builds). */
+async function pruneStale(keep: string): Promise<void> {
+  for (const entry of await readdir(consumersDir)) {
+    const path = join(consumersDir, entry);
+    if (path === keep || entry.endsWith(".lock")) continue;
+    const { mtimeMs } = await stat(path).catch(() => ({ mtimeMs: Date.now() }));
+    if (Date.now() - mtimeMs > STALE_MS)
+      await withLock(`${path}.lock`, () => rm(path, { recursive: true, force: true }));
+  }
+}
+
+const prepared = new Map<ConsumerKind, Promise<string>>();
 
 /**
  * Packs the repository (build/ must be current: tests run after `tsc`) and returns a consumer
- * project directory with the tarball installed. Packs once per test process; the consumer is
- * keyed by the tarball's sha256, so concurrent test processes share one.
+ * project directory, outside the repository, with the tarball installed as a `kind` user has it.
+ * Packs once per test process and kind; the project is keyed by the tarball's sha256 and this
+ * checkout (its links point into this checkout's node_modules), so concurrent test processes
+ * share one.
  */
-export function consumerProject(): Promise<string> {
-  prepared ??= (async () => {
-    const tarball = await pack();
-    try {
-      const sha = await sha256File(tarball);
-      const dir = join(consumersDir, sha.slice(0, 16));
-      await mkdir(consumersDir, { recursive: true });
-      await withLock(`${dir}.lock`, async () => {
-        if (!existsSync(dir)) await produceAtomically(dir, (temp) => install(tarball, temp));
-      });
-      return dir;
-    } finally {
-      await rm(resolve(tarball, ".."), { recursive: true, force: true });
-    }
-  })();
-  return prepared;
+export function consumerProject(kind: ConsumerKind = "all-peers"): Promise<string> {
+  let project = prepared.get(kind);
+  if (project === undefined) {
+    project = (async () => {
+      const destination = await mkdtemp(join(tmpdir(), "pulumi-mirage-pack-"));
+      try {
+        const tarball = await pack(destination);
+        const key = sha256(`${await sha256File(tarball)}\n${repoRoot}`).slice(0, 16);
+        const dir = join(consumersDir, `${key}-${kind}`);
+        await mkdir(consumersDir, { recursive: true });
+        await withLock(`${dir}.lock`, async () => {
+          if (!existsSync(dir))
+            await produceAtomically(dir, (temp) => install(tarball, kind, temp));
+          const now = new Date();
+          await utimes(dir, now, now); // in use: not stale
+        });
+        await pruneStale(dir);
+        return dir;
+      } finally {
+        await rm(destination, { recursive: true, force: true });
+      }
+    })();
+    prepared.set(kind, project);
+  }
+  return project;
 }

@@ -47,7 +47,8 @@ async function fromResources(): Promise<Record<string, string>> {
   const sdk = consumerRequire("pulumi-mirage") as typeof sdkType;
   const unikernel = new sdk.Unikernel("hello", { source: "/src/hello", target: "virtio" });
   const image = new sdk.DiskImage("hello", { kernel: unikernel, format: "raw" });
-  // A serialization error would leave the urn unresolved forever (FACTS.md): bound the wait.
+  // A serialization error would leave the urn unresolved forever (docs/platforms.md, Pulumi dynamic
+  // providers): bound the wait.
   const registered = Promise.all(
     [unikernel, image].map((r) => new Promise((done) => r.urn.apply(done))),
   );

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before } from "node:test";
 import { type TestKernelName, testKernel, testUnixProgram } from "./kernels";
+import { killCarrying } from "./process";
 
 /** build/test/support/standin.js → test/standins/mirage in the repository. */
 export const STANDIN = resolve(__dirname, "..", "..", "..", "test", "standins", "mirage");
@@ -59,7 +60,11 @@ export class Standin {
     process.env.MIRAGE_STANDIN_LOG = join(this.dir, "invocations.jsonl");
   }
 
+  /** Kills whatever the stand-in started that is still running, and removes the scratch dir. */
   async tearDown(): Promise<void> {
+    const log = join(this.scratch, "invocations.jsonl");
+    const pids = (await this.invocations()).flatMap((i) => (i.child ? [i.pid, i.child] : [i.pid]));
+    await killCarrying(pids, `MIRAGE_STANDIN_LOG=${log}`);
     await rm(this.scratch, { recursive: true, force: true });
   }
 
