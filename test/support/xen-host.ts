@@ -78,6 +78,9 @@ const MODULES = [
   "e1000",
 ];
 
+/** The built boot files, one directory per cache key, shared by concurrent test processes. */
+const CACHE = join(repoRoot, ".pulumi-mirage-test", "xen-host");
+
 /** Output of the dom0 /init once everything runs; the fixture waits for it on the console. */
 const READY = "xen-host: dom0 ready";
 /** The bridge dom0 offers guests' network interfaces (xen.Domain's default). */
@@ -108,12 +111,15 @@ export function xenHostSkipReason(): string | undefined {
 
 /** Installs the missing packages with apt-get (one process at a time). */
 async function installPackages(): Promise<void> {
-  await withLock(join(tmpdir(), "pulumi-mirage-xen-host-apt.lock"), async () => {
+  await mkdir(CACHE, { recursive: true });
+  await withLock(join(CACHE, "apt.lock"), async () => {
     const names = missingPackages();
     if (names.length === 0) return;
     const env = { DEBIAN_FRONTEND: "noninteractive" };
-    await run("apt-get", ["update", "-qq"], { env, timeoutMs: BUILD_TIMEOUT_MS });
-    await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...names], {
+    // Others' apt-get may hold dpkg's lock: wait for it rather than fail.
+    const wait = ["-o", "DPkg::Lock::Timeout=600"];
+    await run("apt-get", [...wait, "update", "-qq"], { env, timeoutMs: BUILD_TIMEOUT_MS });
+    await run("apt-get", [...wait, "install", "-y", "-qq", "--no-install-recommends", ...names], {
       env,
       timeoutMs: BUILD_TIMEOUT_MS,
     });
@@ -264,7 +270,7 @@ async function hostFiles(): Promise<HostFiles> {
   await installPackages();
   const kernel = await kernelVersion();
   if (!kernel) throw new Error("no Linux kernel with modules is installed (linux-image-amd64)");
-  const parent = join(repoRoot, ".pulumi-mirage-test", "xen-host");
+  const parent = CACHE;
   const dir = join(parent, await cacheKey(kernel));
   await mkdir(parent, { recursive: true });
   await withLock(`${dir}.lock`, async () => {
