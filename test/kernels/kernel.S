@@ -16,23 +16,12 @@
  */
 
         .set COM1, 0x3f8
-        .set MB_BOOT_MAGIC, 0x2BADB002       /* in %eax when a multiboot loader jumps to us */
-        .set PVH_START_MAGIC, 0x336ec578     /* hvm_start_info.magic */
 
 /* The multiboot header and the notes (ABI1, MFT1, Xen PVH): what our code reads in a kernel. */
         .include "notes.S"
 
 /* ---------------------------------------------------------------- code */
         .text
-        .code64
-        /* The ELF entry. Nothing here boots through it (hvt/spt tenders would, and there is no
-         * tender here); it only has to exist and differ from the multiboot entry. */
-        .globl _start
-_start:
-        cli
-1:      hlt
-        jmp 1b
-
         .code32
         /* Multiboot: 32-bit protected mode, %eax = MB_BOOT_MAGIC, %ebx = multiboot info. */
 multiboot_entry:

@@ -2,9 +2,11 @@
  * What makes a test kernel look like a Solo5 binary to our code (FACTS.md, "Solo5 binaries"),
  * shared by kernel.S and xen.S: the Multiboot1 header (a.out kludge, entry `multiboot_entry`,
  * which differs from the ELF entry), the OpenBSD, Solo5 ABI1 and MFT1 notes, and the Xen PVH
- * note (entry `pvh_entry`). Symbols set with `as --defsym`: TARGET, ABI_VERSION, MULTIBOOT, PVH,
- * NET, BLOCK (see kernel.S).
+ * note (entry `pvh_entry`), and the ELF entry `_start`. Symbols set with `as --defsym`: TARGET,
+ * ABI_VERSION, MULTIBOOT, PVH, NET, BLOCK (see kernel.S).
  */
+        .set MB_BOOT_MAGIC, 0x2BADB002       /* in %eax when a multiboot loader jumps to us */
+        .set PVH_START_MAGIC, 0x336ec578     /* hvm_start_info.magic */
         .set MB_MAGIC, 0x1BADB002
         /* page-align modules, want memory info, a.out kludge (bit 16): the flags Solo5 uses */
         .set MB_FLAGS, 0x00010003
@@ -82,3 +84,14 @@ mb_header:
         .long pvh_entry
 .endif
 
+
+/* ---------------------------------------------------------------- ELF entry */
+        .text
+        .code64
+        /* Nothing here boots through it (hvt/spt tenders would, and there is no tender here); it
+         * only has to exist and differ from the multiboot entry. */
+        .globl _start
+_start:
+        cli
+1:      hlt
+        jmp 1b

@@ -19,9 +19,6 @@
  * hvm/params.h, hvm/hvm_op.h, hvm/start_info.h, io/console.h).
  */
 
-        .set MB_BOOT_MAGIC, 0x2BADB002       /* in %eax when a multiboot loader jumps to us */
-        .set PVH_START_MAGIC, 0x336ec578     /* hvm_start_info.magic */
-
         .set HYPERVISOR_sched_op, 29
         .set HYPERVISOR_event_channel_op, 32
         .set HYPERVISOR_hvm_op, 34
@@ -50,14 +47,6 @@
 
 /* ---------------------------------------------------------------- code */
         .text
-        .code64
-        /* The ELF entry, unused (no tender boots a xen kernel through it). */
-        .globl _start
-_start:
-        cli
-1:      hlt
-        jmp 1b
-
         .code32
         /* Multiboot: %eax = MB_BOOT_MAGIC, %ebx = multiboot info; cmdline at +16 if flags bit 2. */
 multiboot_entry:
