@@ -87,6 +87,8 @@ const READY = "xen-host: dom0 ready";
 export const BRIDGE = "xenbr0";
 
 const BUILD_TIMEOUT_MS = 10 * 60 * 1000;
+/** A command in dom0, uploads included: a safety net, far above what they take. */
+const COMMAND_TIMEOUT_MS = 3 * 60 * 1000;
 /** Serial console lines that mean dom0 will never be ready. */
 const FATAL = /Kernel panic|Dom0 crashed|Panic on CPU/;
 /** Generous: a loaded 2-core machine boots Xen and dom0 in TCG in 20-60 s. */
@@ -207,7 +209,8 @@ ip link set ${BRIDGE} up
 ${XEN_BIN}/xenstored --pid-file=/run/xenstored.pid
 ${XEN_BIN}/xen-init-dom0
 ${XEN_BIN}/xenconsoled --log=guest --pid-file=/run/xenconsoled.pid
-/usr/sbin/sshd -E /var/log/sshd.log
+# -r: no re-exec per connection, which costs seconds in a TCG guest on a loaded machine
+/usr/sbin/sshd -r -E /var/log/sshd.log
 echo "${READY}"
 while true; do sleep 3600; done
 `;
@@ -394,9 +397,10 @@ export async function startXenHost(): Promise<XenHost> {
       ...["-F", "none", "-i", keyFile, "-p", String(port)],
       ...["-o", "BatchMode=yes", "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`],
       ...["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR"],
+      ...["-o", "ServerAliveInterval=15"],
     ];
     const sh = (command: string, input?: string | Buffer) =>
-      run("ssh", [...sshArgs, "root@127.0.0.1", command], { input, timeoutMs: BOOT_TIMEOUT_MS });
+      run("ssh", [...sshArgs, "root@127.0.0.1", command], { input, timeoutMs: COMMAND_TIMEOUT_MS });
     const deadline = started + BOOT_TIMEOUT_MS;
     const gone = () => child?.exitCode !== null || child?.signalCode !== null;
     for (let text = await console(); !text.includes(READY); text = await console()) {
