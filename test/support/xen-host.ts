@@ -3,9 +3,10 @@
 //
 // The dom0 initramfs is made at test time from the installed Debian packages (busybox, the
 // toolstack and its libraries, the kernel's Xen modules, sshd, bash for the hotplug scripts,
-// qemu-system-xen as the HVM device model) and cached under .pulumi-mirage-test/xen-host/ by the
-// packages' versions. Boot flags are the ones FACTS.md ("A real Xen host") found necessary under
-// TCG: PVH dom0 behind an AMD IOMMU on q35, no RDTSCP or PKU in the CPU, noxsave in dom0.
+// qemu-system-xen as the HVM device model) and cached by the packages' versions in the per-user
+// test cache (pulumi-mirage-test/xen-host/). Boot flags are the ones FACTS.md ("A real Xen host")
+// found necessary under TCG: PVH dom0 behind an AMD IOMMU on q35, no RDTSCP or PKU in the CPU,
+// noxsave in dom0.
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import {
@@ -21,13 +22,12 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { produceAtomically, withScratchDir } from "../../provider/atomic";
 import { type RunResult, run } from "../../provider/exec";
 import { sha256 } from "../../provider/hash";
 import { withLock } from "../../provider/lock";
-import { repoRoot } from "./consumer";
 import { freePort } from "./net";
 
 /** The Debian packages the host is made of, and a file each one installs. */
@@ -78,8 +78,15 @@ const MODULES = [
   "e1000",
 ];
 
-/** The built boot files, one directory per cache key, shared by concurrent test processes. */
-const CACHE = join(repoRoot, ".pulumi-mirage-test", "xen-host");
+/**
+ * The built boot files, one directory per cache key, shared by concurrent test processes: in the
+ * per-user test cache, beside the consumer projects (test/support/consumer.ts).
+ */
+const CACHE = join(
+  process.env.XDG_CACHE_HOME || join(homedir(), ".cache"),
+  "pulumi-mirage-test",
+  "xen-host",
+);
 
 /** Output of the dom0 /init once everything runs; the fixture waits for it on the console. */
 const READY = "xen-host: dom0 ready";
