@@ -44,6 +44,7 @@ const EXPECTED: Record<
   "virtio-nomb": { target: "virtio", abiVersion: 1, devices: [] },
   xen: { target: "xen", abiVersion: 1, devices: [] },
   "xen-net": { target: "xen", abiVersion: 1, devices: [{ name: "service", type: "net" }] },
+  xenpv: { target: "xen", abiVersion: 1, devices: [] },
   hvt: { target: "hvt", abiVersion: 2, devices: [] },
   spt: { target: "spt", abiVersion: 2, devices: [] },
   "hvt-devices": { target: "hvt", abiVersion: 2, devices: DEVICES },
@@ -59,6 +60,7 @@ const WITH_MULTIBOOT = new Set<TestKernelName>([
   "virtio-block",
   "xen",
   "xen-net",
+  "xenpv",
 ]);
 
 describe("inspectKernel on the test kernels", () => {

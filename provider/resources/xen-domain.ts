@@ -2,8 +2,9 @@
 //
 // create copies the kernel (named by its sha256) and an xl config into a per-domain directory on
 // the host and runs `xl create`; read asks `xl list`; delete runs `xl destroy` and removes the
-// directory. Anything that changes the domain replaces it; only how we connect (port, user, key,
-// pinned host key) is updated in place, after checking the new connection works.
+// directory. The console comes from xenconsoled's per-guest log, when the host keeps one.
+// Anything that changes the domain replaces it; only how we connect (port, user, key, pinned host
+// key) is updated in place, after checking the new connection works.
 import { readFile } from "node:fs/promises";
 import { join, posix, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
@@ -55,6 +56,30 @@ export interface DomainOutputs extends DomainInputs {
   domainDir: string;
   configPath: string;
   kernelRemotePath: string;
+  /** The domain's console lines so far, from xenconsoled's guest log (empty without one). */
+  console: string[];
+}
+
+/**
+ * Where xenconsoled writes a guest's console when started with `--log=guest` (Debian:
+ * XENCONSOLED_ARGS="--log=guest" in /etc/default/xen), the default --log-dir; by domain name.
+ */
+export function consoleLogPath(name: string): string {
+  return `/var/log/xen/console/guest-${name}.log`;
+}
+
+/** The console lines of domain `name` so far; none when the host keeps no log. */
+async function consoleLines(ssh: SshSession, props: DomainInputs): Promise<string[]> {
+  const { stdout } = await remote(ssh, props, [
+    "sh",
+    "-c",
+    'cat -- "$1" 2>/dev/null || true',
+    "sh",
+    consoleLogPath(props.name),
+  ]);
+  const lines = stdout.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  return lines;
 }
 
 /** Changing any of these changes the domain itself, so the domain is replaced. */
@@ -266,7 +291,7 @@ async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult
   const config = renderXlConfig({ ...inputs, kernel: paths.kernelRemotePath });
 
   const log = await logFileFor("create", inputs);
-  const domainId = await withSsh(
+  const started = await withSsh(
     targetOf(inputs),
     hostKeys,
     async (ssh) => {
@@ -285,6 +310,8 @@ async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult
         throw remoteFailure(`copying the kernel and config to ${paths.domainDir}`, inputs, error);
       }
       try {
+        // The console log of an earlier domain of that name is not this one's.
+        await remote(ssh, inputs, ["rm", "-f", "--", consoleLogPath(inputs.name)]);
         await remote(ssh, inputs, ["xl", "create", paths.configPath]);
       } catch (error) {
         // Pulumi will not record a failed create: leave nothing behind on the host.
@@ -292,13 +319,21 @@ async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult
         throw error;
       }
       // A unikernel that has already finished (a hello world) is no longer listed.
-      return (await listDomainsOn(ssh, inputs)).get(inputs.name)?.id ?? -1;
+      const id = (await listDomainsOn(ssh, inputs)).get(inputs.name)?.id ?? -1;
+      return { id, console: await consoleLines(ssh, inputs) };
     },
     log,
   );
   return {
     id: `${inputs.host}/${inputs.name}`,
-    outs: { ...inputs, kernelSha256, hostKey: hostKeys.join("\n"), domainId, ...paths },
+    outs: {
+      ...inputs,
+      kernelSha256,
+      hostKey: hostKeys.join("\n"),
+      domainId: started.id,
+      console: started.console,
+      ...paths,
+    },
   };
 }
 
@@ -314,14 +349,14 @@ async function read(
   id: string,
   props: DomainOutputs,
 ): Promise<pulumi.dynamic.ReadResult<DomainOutputs>> {
-  const domains = await withSsh(targetOf(props), parseHostKeys(props.hostKey), (ssh) =>
-    listDomainsOn(ssh, props),
-  );
-  const domain = domains.get(props.name);
+  const found = await withSsh(targetOf(props), parseHostKeys(props.hostKey), async (ssh) => {
+    const domain = (await listDomainsOn(ssh, props)).get(props.name);
+    return domain && { domainId: domain.id, console: await consoleLines(ssh, props) };
+  });
   // An empty id tells Pulumi the domain is gone.
-  if (!domain) return { id: "" };
+  if (!found) return { id: "" };
   // The id changes when the domain was restarted (xl reboot, on_reboot).
-  return { id, props: { ...props, domainId: domain.id } };
+  return { id, props: { ...props, ...found } };
 }
 
 async function update(
@@ -344,7 +379,7 @@ async function del(_id: string, props: DomainOutputs): Promise<void> {
       if ((await listDomainsOn(ssh, props)).has(props.name)) {
         await remote(ssh, props, ["xl", "destroy", props.name]);
       }
-      await remote(ssh, props, ["rm", "-rf", "--", props.domainDir]);
+      await remote(ssh, props, ["rm", "-rf", "--", props.domainDir, consoleLogPath(props.name)]);
     },
     log,
   );

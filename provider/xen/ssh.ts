@@ -59,7 +59,9 @@ export function parseHostKeys(text: string): string[] {
  * believed, so this is only done once per resource; every later connection pins what it found.
  */
 export async function scanHostKeys(host: string, port: number): Promise<string[]> {
-  const { stdout } = await run("ssh-keyscan", ["-p", String(port), "-T", "15", "--", host], {
+  // -T bounds the whole scan: one key exchange per key type, which a busy dom0 (or a Xen host
+  // emulated in the tests) can take seconds each to answer.
+  const { stdout } = await run("ssh-keyscan", ["-p", String(port), "-T", "60", "--", host], {
     timeoutMs: DEFAULT_TIMEOUT_MS,
   });
   if (stdout.trim() === "") {

@@ -75,6 +75,13 @@ export class Domain extends pulumi.dynamic.Resource {
   declare readonly configPath: pulumi.Output<string>;
   /** The kernel on the host. */
   declare readonly kernelRemotePath: pulumi.Output<string>;
+  /**
+   * The domain's console lines, read at creation and at each refresh from xenconsoled's guest log
+   * (`/var/log/xen/console/guest-NAME.log`, kept when xenconsoled runs with `--log=guest`; on
+   * Debian `XENCONSOLED_ARGS="--log=guest"` in /etc/default/xen); empty without that log. Secret
+   * when the boot arguments are (the unikernel may print them).
+   */
+  declare readonly console: pulumi.Output<string[]>;
   /** The boot arguments (secret when any input was). */
   declare readonly bootArgs: pulumi.Output<string[]>;
 
@@ -104,6 +111,8 @@ export class Domain extends pulumi.dynamic.Resource {
         domainDir: undefined,
         configPath: undefined,
         kernelRemotePath: undefined,
+        // The console may show the command line: as secret as the boot arguments.
+        console: args.bootArgs ? pulumi.output(args.bootArgs).apply((): string[] => []) : undefined,
       },
       {
         ...opts,

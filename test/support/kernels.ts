@@ -1,5 +1,5 @@
 // Test unikernels: tiny kernels of our own (test/kernels/kernel.S) that look, to our code, like
-// Solo5 binaries of each target, and a unix-target stand-in program (test/kernels/unix.c). They
+// Solo5 binaries of each target, one (test/kernels/xen.S) that really runs under Xen, and a unix-target stand-in program (test/kernels/unix.c). They
 // are built at test time with binutils and gcc, once, under build/test-kernels/<source hash>/;
 // each file appears by rename, so concurrent test processes can build them side by side safely.
 import { mkdir, readFile, stat } from "node:fs/promises";
@@ -15,6 +15,7 @@ export type TestKernelName =
   | "virtio-nomb"
   | "xen"
   | "xen-net"
+  | "xenpv"
   | "hvt"
   | "hvt-devices"
   | "spt"
@@ -27,6 +28,8 @@ type Target = "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";
 
 interface Variant {
   target: Target;
+  /** The source in test/kernels/: kernel.S (default), or xen.S, which speaks to a real Xen. */
+  source?: "xen.S";
   multiboot?: boolean;
   net?: boolean;
   block?: boolean;
@@ -52,6 +55,7 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   "virtio-nomb": { target: "virtio" },
   xen: { target: "xen", multiboot: true },
   "xen-net": { target: "xen", multiboot: true, net: true },
+  xenpv: { target: "xen", multiboot: true, source: "xen.S" },
   hvt: { target: "hvt" },
   "hvt-devices": { target: "hvt", net: true, block: true },
   spt: { target: "spt" },
@@ -92,7 +96,7 @@ async function exists(path: string): Promise<boolean> {
  */
 async function build(fileName: string, steps: Step[]): Promise<string> {
   sourcesHash ??= Promise.all(
-    ["kernel.S", "kernel.ld", "unix.c", "tap-echo.c", "tapwire.c"].map((file) =>
+    ["kernel.S", "notes.S", "xen.S", "kernel.ld", "unix.c", "tap-echo.c", "tapwire.c"].map((file) =>
       readFile(join(SOURCES, file)),
     ),
   ).then((parts) => sha256(Buffer.concat(parts)));
@@ -143,7 +147,7 @@ export async function testKernel(name: TestKernelName): Promise<string> {
       args: [
         "--64",
         ...Object.entries(defines).flatMap(([key, value]) => ["--defsym", `${key}=${value}`]),
-        ...["-o", object, join(SOURCES, "kernel.S")],
+        ...["-I", SOURCES, "-o", object, join(SOURCES, variant.source ?? "kernel.S")],
       ],
     },
     {
