@@ -1,0 +1,119 @@
+// The fault matrix (issue 13): what a user sees when the file system says no (full, read-only,
+// not a directory...), when a secret is refused, and that nothing is left behind afterwards.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { promisify } from "node:util";
+import { provider as vmProvider } from "../provider/resources/local-vm";
+import { CLI, imageArgv } from "./support/cli";
+import { testKernel } from "./support/kernels";
+import { Scratch } from "./support/scratch";
+
+const exec = promisify(execFile);
+const scratch = Scratch.forThisFile("faults-test-");
+
+let dirs = 0;
+async function freshDir(): Promise<string> {
+  const dir = join(scratch.path, `d${dirs++}`);
+  await mkdir(dir);
+  return dir;
+}
+
+interface Failed {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command expected to fail; its status and output. */
+async function failing(file: string, args: string[]): Promise<Failed> {
+  return exec(file, args).then(
+    (result) => assert.fail(`${file} ${args.join(" ")} succeeded: ${result.stdout}`),
+    (error: Failed) => error,
+  );
+}
+
+/** `sh -c SCRIPT` in a private mount namespace: mounts it makes vanish with it. */
+const inMountNamespace = (script: string) => failing("unshare", ["-m", "sh", "-ec", script]);
+
+const q = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
+
+describe("file-system errors are sentences naming the path (case 5, 6)", () => {
+  test("--out naming an existing file", async () => {
+    const dir = await freshDir();
+    const file = join(dir, "taken");
+    await writeFile(file, "a file");
+    const { code, stderr } = await failing("node", imageArgv(await testKernel("virtio"), file));
+    assert.equal(code, 1, stderr);
+    assert.ok(
+      stderr.includes(
+        `writing the image into ${file}: ${file} already exists and is not a directory`,
+      ),
+      stderr,
+    );
+    assert.doesNotMatch(stderr, /EEXIST/);
+  });
+
+  test("--out under a file (ENOTDIR)", async () => {
+    const dir = await freshDir();
+    const file = join(dir, "plain");
+    await writeFile(file, "a file");
+    const out = join(file, "out");
+    const { stderr } = await failing("node", imageArgv(await testKernel("virtio"), out));
+    assert.ok(stderr.includes(`${file} is not a directory`), stderr);
+    assert.doesNotMatch(stderr, /ENOTDIR|ENOENT/);
+  });
+
+  test("--out under a read-only parent: EROFS, not Node's ENOENT", async () => {
+    const dir = await freshDir();
+    const readOnly = join(dir, "ro");
+    await mkdir(readOnly);
+    const out = join(readOnly, "a", "b");
+    const kernel = await testKernel("virtio");
+    const { stderr } = await inMountNamespace(
+      `mount --bind ${q(readOnly)} ${q(readOnly)}; mount -o remount,ro,bind ${q(readOnly)}; ` +
+        `exec node ${imageArgv(kernel, out).map(q).join(" ")}`,
+    );
+    assert.ok(
+      stderr.includes(`${readOnly} is on a read-only file system: choose a writable directory`),
+      stderr,
+    );
+    assert.doesNotMatch(stderr, /ENOENT|EROFS/);
+  });
+
+  test("a full disk: no space left on the device, and nothing partial in --out", async () => {
+    const dir = await freshDir();
+    const out = join(dir, "out");
+    const kernel = await testKernel("virtio");
+    // 1 MiB holds the kernel but not a 1 GiB FAT32's two FATs: mkfs.fat fails writing them.
+    const { stdout, stderr } = await inMountNamespace(
+      `mount -t tmpfs -o size=1m tmpfs ${q(dir)}; ` +
+        `node ${imageArgv(kernel, out).map(q).join(" ")} || status=$?; ` +
+        `echo "left: [$(ls -A ${q(out)})]"; exit \${status:-0}`,
+    );
+    assert.ok(
+      stderr.includes(`writing the image into ${out}: no space left on the device holding ${out}`),
+      stderr,
+    );
+    assert.ok(stdout.includes("left: []"), stdout);
+  });
+
+  test("boot of a directory says it is one (EISDIR)", async () => {
+    const dir = await freshDir();
+    const { code, stderr } = await failing("node", [CLI, "boot", dir]);
+    assert.equal(code, 1, stderr);
+    assert.ok(stderr.includes(`${dir} is a directory, not a disk image`), stderr);
+    assert.doesNotMatch(stderr, /EISDIR/);
+  });
+
+  test("local.Vm with a directory as image: a check failure on image, not a thrown error", async () => {
+    const dir = await freshDir();
+    const { failures } = await vmProvider.check({}, { image: dir });
+    assert.ok(
+      failures.some((f) => f.property === "image" && f.reason.includes(`${dir} is a directory`)),
+      JSON.stringify(failures),
+    );
+  });
+});
