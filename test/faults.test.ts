@@ -6,6 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
+import { provider as imageProvider } from "../provider/resources/disk-image";
 import { provider as vmProvider } from "../provider/resources/local-vm";
 import { CLI, imageArgv } from "./support/cli";
 import { testKernel } from "./support/kernels";
@@ -115,5 +116,45 @@ describe("file-system errors are sentences naming the path (case 5, 6)", () => {
       failures.some((f) => f.property === "image" && f.reason.includes(`${dir} is a directory`)),
       JSON.stringify(failures),
     );
+  });
+});
+
+describe("secret boot arguments (case 7, 9)", () => {
+  // Characters the refusal's own words never use, so any of them in a message came from the value.
+  const secret = "€¥£ß";
+
+  test("a refused secret is named by position and rule, never by a character of it", async () => {
+    const dir = await freshDir();
+    const kernel = await testKernel("virtio");
+    const { stderr } = await failing(
+      "node",
+      imageArgv(kernel, join(dir, "out"), "--", "-l", secret),
+    );
+    const { failures } = await imageProvider.check(
+      {},
+      { kernelPath: kernel, bootArgs: ["-l", secret] },
+    );
+    const reasons = (failures ?? []).map((f) => f.reason).join("\n");
+    for (const message of [stderr, reasons]) {
+      assert.match(message, /boot argument 1 is refused at character 1 of 4: only printable ASCII/);
+      for (const char of secret) assert.ok(!message.includes(char), `${char} in: ${message}`);
+    }
+  });
+
+  test("with a secret boot argument, objectName is salted: no offline guess, stable across updates", async () => {
+    const kernel = await testKernel("virtio");
+    const news = { kernelPath: kernel, bootArgs: ["--pin=4711"], format: "raw" };
+    const name = async (olds: Record<string, unknown>, extra: Record<string, unknown>) =>
+      (await imageProvider.check(olds, { ...news, ...extra })).inputs as Record<string, unknown>;
+    const plain = await name({}, {});
+    const first = await name({}, { bootArgsSecret: true, nameSalt: "" });
+    const second = await name({}, { bootArgsSecret: true, nameSalt: "" });
+    // Anyone can compute the plain name from a guess; the salted one they cannot.
+    assert.notEqual(first.objectName, plain.objectName);
+    assert.notEqual(first.objectName, second.objectName, "the salt is random per resource");
+    assert.match(String(first.nameSalt), /^[0-9a-f]{32}$/);
+    const updated = await name(first, { bootArgsSecret: true, nameSalt: "" });
+    assert.equal(updated.objectName, first.objectName, "the salt in the state keeps the name");
+    assert.equal(plain.nameSalt, undefined, "no salt without a secret");
   });
 });
