@@ -499,6 +499,9 @@ describe("pulumi-mirage image", () => {
 
     const bad = await exec("node", imageArgv(kernel, outDir, "--", "a b")).catch((e) => e);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /boot argument 0 is refused at character 2 of 3: the bootloaders split/);
+    assert.match(
+      bad.stderr,
+      /boot argument 0 is refused at character 2 of 3: the bootloaders split/,
+    );
   });
 });
