@@ -13,6 +13,7 @@ import {
 } from "./background";
 import { cacheDir } from "./cache";
 import { sha256File } from "./hash";
+import { BOUNDS, outOfBounds } from "./resources/bounds";
 import { changedKeys, isKnown } from "./resources/inputs";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
@@ -60,12 +61,12 @@ export function checkWaitFor(
     }
   }
   const timeoutSeconds = given.timeoutSeconds ?? DEFAULT_WAIT_SECONDS;
-  if (isKnown(timeoutSeconds) && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0)) {
+  const reason = isKnown(timeoutSeconds) && outOfBounds(timeoutSeconds, BOUNDS.timeoutSeconds);
+  if (reason)
     failures.push({
       property: "waitFor.timeoutSeconds",
-      reason: `waitFor.timeoutSeconds must be a positive number of seconds, got ${JSON.stringify(timeoutSeconds)}`,
+      reason: `waitFor.timeoutSeconds ${reason}`,
     });
-  }
   return { console: given.console, timeoutSeconds };
 }
 

@@ -27,7 +27,8 @@ export interface UnikernelArgs {
   mirage?: pulumi.Input<string>;
   /**
    * How many minutes a build (configure, depend, build together) may take before it is killed
-   * with every process it started. Default: 30.
+   * with every process it started: above 0, at most 35791 (the longest a Node timer waits).
+   * Default: 30.
    */
   buildTimeoutMinutes?: pulumi.Input<number>;
   /**

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { provider as imageProvider } from "../provider/resources/disk-image";
 import { provider as vmProvider } from "../provider/resources/local-vm";
+import { provider as unikernelProvider } from "../provider/resources/unikernel";
 import { CLI, imageArgv } from "./support/cli";
 import { testKernel } from "./support/kernels";
 import { Scratch } from "./support/scratch";
@@ -156,5 +157,42 @@ describe("secret boot arguments (case 7, 9)", () => {
     const updated = await name(first, { bootArgsSecret: true, nameSalt: "" });
     assert.equal(updated.objectName, first.objectName, "the salt in the state keeps the name");
     assert.equal(plain.nameSalt, undefined, "no salt without a secret");
+  });
+});
+
+describe("numeric inputs have bounds checked at check time (case 3)", () => {
+  const reasonFor = async (
+    check: (
+      olds: object,
+      news: Record<string, unknown>,
+    ) => Promise<{ failures?: { property: string; reason: string }[] }>,
+    news: Record<string, unknown>,
+    property: string,
+  ) => (await check({}, news)).failures?.find((f) => f.property === property)?.reason;
+
+  test("buildTimeoutMinutes beyond Node's timer (2^31 ms) is refused, saying the bound", async () => {
+    const kernel = await testKernel("virtio");
+    const news = (minutes: number) => ({ kernel, target: "virtio", buildTimeoutMinutes: minutes });
+    assert.match(
+      String(await reasonFor(unikernelProvider.check, news(40000), "buildTimeoutMinutes")),
+      /at most 35791, not 40000/,
+    );
+    assert.equal(
+      await reasonFor(unikernelProvider.check, news(35791), "buildTimeoutMinutes"),
+      undefined,
+    );
+  });
+
+  test("local.Vm memoryMiB and waitFor.timeoutSeconds have upper bounds too", async () => {
+    const image = join(await freshDir(), "nowhere.raw");
+    assert.match(
+      String(await reasonFor(vmProvider.check, { image, memoryMiB: 2 ** 40 }, "memoryMiB")),
+      /from 16 to 1048576/,
+    );
+    const waitFor = { console: "x", timeoutSeconds: 3e6 };
+    assert.match(
+      String(await reasonFor(vmProvider.check, { image, waitFor }, "waitFor.timeoutSeconds")),
+      /at most 2147483/,
+    );
   });
 });

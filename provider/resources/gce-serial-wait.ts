@@ -4,6 +4,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_ENDPOINT, parseInstance, waitForSerial } from "../gcp/serial";
 import { sha256 } from "../hash";
+import { BOUNDS, outOfBounds } from "./bounds";
 
 /** What Pulumi sends for a value it does not know yet (preview). */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -41,15 +42,9 @@ function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResu
       }
     }
   }
-  if (
-    known(news.timeoutSeconds) &&
-    !(Number.isInteger(news.timeoutSeconds) && news.timeoutSeconds > 0)
-  ) {
-    failures.push({
-      property: "timeoutSeconds",
-      reason: `must be a whole number of seconds above 0, got ${JSON.stringify(news.timeoutSeconds)}`,
-    });
-  }
+  const timeoutProblem =
+    known(news.timeoutSeconds) && outOfBounds(news.timeoutSeconds, BOUNDS.timeoutSeconds);
+  if (timeoutProblem) failures.push({ property: "timeoutSeconds", reason: timeoutProblem });
   if (known(news.instances) && !Array.isArray(news.instances)) {
     failures.push({ property: "instances", reason: "must be a list of instance selfLinks" });
   } else if (known(news.instances)) {

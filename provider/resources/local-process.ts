@@ -16,6 +16,7 @@ import {
   runLifecycle,
   type WaitFor,
 } from "../local-run";
+import { BOUNDS, outOfBounds } from "./bounds";
 import { isKnown } from "./inputs";
 
 export type ProcessTarget = "hvt" | "spt" | "unix";
@@ -121,11 +122,10 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
         property: "memoryMiB",
         reason: "memoryMiB is for hvt and spt kernels: drop it for unix",
       });
-    else if (!(Number.isInteger(memoryMiB) && (memoryMiB as number) >= 2))
-      failures.push({
-        property: "memoryMiB",
-        reason: `memoryMiB must be a whole number of MiB, at least 2; got ${JSON.stringify(memoryMiB)}`,
-      });
+    else {
+      const problem = outOfBounds(memoryMiB, BOUNDS.tenderMemoryMiB);
+      if (problem) failures.push({ property: "memoryMiB", reason: `memoryMiB ${problem}` });
+    }
   }
   const waitFor = checkWaitFor(news.waitFor, failures);
   return { inputs: definedOnly({ ...news, kernelSha256, args, tender, waitFor }), failures };
