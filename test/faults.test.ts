@@ -6,6 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
+import { inspectKernel } from "../provider/inspect";
 import { provider as imageProvider } from "../provider/resources/disk-image";
 import { provider as vmProvider } from "../provider/resources/local-vm";
 import { provider as unikernelProvider } from "../provider/resources/unikernel";
@@ -194,5 +195,33 @@ describe("numeric inputs have bounds checked at check time (case 3)", () => {
       String(await reasonFor(vmProvider.check, { image, waitFor }, "waitFor.timeoutSeconds")),
       /at most 2147483/,
     );
+  });
+});
+
+describe("kernels (case 10)", () => {
+  test("a 32-bit ELF carrying Solo5 notes is refused, saying its class and machine", async () => {
+    const dir = await freshDir();
+    const source = join(dir, "abi.s");
+    // Solo5's ABI1 note (target 3, virtio; ABI version 1), in a 32-bit x86 object.
+    await writeFile(
+      source,
+      [
+        '.section .note.solo5.abi, "a", @note',
+        ".balign 4",
+        ".long 6, 16, 0x31494241",
+        '.asciz "Solo5"',
+        ".balign 4",
+        ".long 3, 1, 0, 0",
+        "",
+      ].join("\n"),
+    );
+    const object = join(dir, "abi32.o");
+    await exec("as", ["--32", "-o", object, source]);
+    await assert.rejects(
+      inspectKernel(object),
+      /carries Solo5 notes but is an ELF32 x86 binary: Solo5 kernels are ELF64 for x86_64 or aarch64/,
+    );
+    const { stderr } = await failing("node", imageArgv(object, join(dir, "out")));
+    assert.match(stderr, /ELF32 x86 binary/);
   });
 });
