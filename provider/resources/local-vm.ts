@@ -176,17 +176,23 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-  await awaitStarted(
-    `the VM booting ${inputs.image}`,
-    vm,
-    vm.consoleLog,
-    inputs.waitFor,
-    async () => {
-      const messages = await qemuMessages(vm);
-      return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
-    },
-    () => vmStopped(vm),
-  );
+  try {
+    await awaitStarted(
+      `the VM booting ${inputs.image}`,
+      vm,
+      vm.consoleLog,
+      inputs.waitFor,
+      async () => {
+        const messages = await qemuMessages(vm);
+        return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
+      },
+      () => vmStopped(vm),
+    );
+  } catch (error) {
+    // awaitStarted stopped QEMU and quoted its logs: no engine state will ever name this dir.
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     id,
     outs: definedOnly({
