@@ -216,7 +216,17 @@ export async function withEntryLock<T>(
   work: () => Promise<T>,
   timeoutMs?: number,
 ): Promise<T> {
+  return withCacheLock(dir, `${kind}-${checkName("key", key)}`, work, timeoutMs);
+}
+
+/** Runs `work` holding the cache's lock `name` (locks/NAME.lock), shared by every process. */
+export async function withCacheLock<T>(
+  dir: string,
+  name: string,
+  work: () => Promise<T>,
+  timeoutMs?: number,
+): Promise<T> {
   const locks = join(dir, "locks");
   await mkdir(locks, { recursive: true });
-  return withLock(join(locks, `${kind}-${checkName("key", key)}.lock`), work, timeoutMs);
+  return withLock(join(locks, `${checkName("lock", name)}.lock`), work, timeoutMs);
 }

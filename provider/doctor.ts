@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { chooseAccel } from "./accel";
 import { findExecutable, run } from "./exec";
 import { inspectKernel } from "./inspect";
+import { switchPrefix, switchVersions } from "./mirage/toolchain";
 import { kvmUsable, QEMU } from "./qemu";
 
 export interface Finding {
@@ -61,6 +62,61 @@ function tool(
     if (!path) return { found: false, detail: `${executable} is not on PATH` };
     return { found: true, detail: await versionLine(path, versionArgs, pattern) };
   };
+}
+
+/**
+ * A tool mirage's build runs from its opam switch (configure builds config.exe with dune; the
+ * Solo5 link needs solo5-elftool): on PATH, or else whether the switch of the mirage on PATH has
+ * it, which means the switch's environment is not loaded.
+ */
+function switchTool(
+  executable: string,
+  versionArgs: string[] | undefined,
+): () => Promise<{ found: boolean; detail: string }> {
+  return async () => {
+    const path = findExecutable(executable);
+    // solo5-elftool has no version option: its path says which switch it comes from.
+    if (path && !versionArgs) return { found: true, detail: path };
+    const probed = await tool(executable, versionArgs ?? [])();
+    if (probed.found) return probed;
+    const mirage = findExecutable("mirage");
+    const prefix = mirage && (await switchPrefix(mirage));
+    if (prefix && existsSync(join(prefix, "bin", executable)))
+      return {
+        found: false,
+        detail: `${executable} is in mirage's opam switch (${prefix}) but not on PATH: run \`eval $(opam env --switch=${prefix} --set-switch)\``,
+      };
+    return probed;
+  };
+}
+
+/** The opam environment (`eval $(opam env)`) of the switch the mirage on PATH belongs to. */
+async function opamEnvProbe(): Promise<{ found: boolean; detail: string }> {
+  const mirage = findExecutable("mirage");
+  if (!mirage) return { found: false, detail: "mirage is not on PATH" };
+  const prefix = await switchPrefix(mirage, {});
+  const loaded = process.env.OPAM_SWITCH_PREFIX;
+  if (!prefix) return { found: false, detail: `${mirage} is not in an opam switch` };
+  if (loaded === prefix) return { found: true, detail: `switch ${prefix}` };
+  return {
+    found: false,
+    detail: loaded
+      ? `mirage is in the switch ${prefix}, but the environment is that of ${loaded}: run \`eval $(opam env --switch=${prefix} --set-switch)\``
+      : `mirage is in the switch ${prefix}, but its environment is not loaded (OPAM_SWITCH_PREFIX is unset): run \`eval $(opam env)\``,
+  };
+}
+
+/** Whether mirage's opam switch has ocaml-solo5, the OCaml cross-compiler for Solo5 targets. */
+async function ocamlSolo5Probe(): Promise<{ found: boolean; detail: string }> {
+  const mirage = findExecutable("mirage");
+  const prefix = mirage && (await switchPrefix(mirage));
+  if (!prefix) return { found: false, detail: "no opam switch holds the mirage on PATH" };
+  const version = (await switchVersions(prefix).catch(() => ({}) as Record<string, string>))[
+    "ocaml-solo5"
+  ];
+  return version
+    ? { found: true, detail: `ocaml-solo5 ${version} in ${prefix}` }
+    : { found: false, detail: `ocaml-solo5 is not installed in ${prefix}` };
 }
 
 function nodeVersionOk(version: string): boolean {
@@ -203,6 +259,41 @@ const CHECKS: Check[] = [
     required: false,
     fix: "`opam install solo5` (needed for spt kernels only)",
     probe: tool("solo5-spt", ["--version"]),
+  },
+  {
+    name: "opam env",
+    purpose: "gives mirage's build its switch (PATH, OCAMLPATH, OPAM_SWITCH_PREFIX)",
+    required: true,
+    buildsOnly: true,
+    fix: "run `eval $(opam env)` in the shell that runs pulumi (or give a prebuilt kernel)",
+    probe: opamEnvProbe,
+  },
+  ...(
+    [
+      ["dune", "dune", "builds config.exe and the unikernel", ["--version"]],
+      [
+        "ocamlfind",
+        "ocamlfind",
+        "finds the OCaml libraries and the Solo5 toolchain",
+        ["query", "-format", "%v", "findlib"],
+      ],
+      ["solo5-elftool", "solo5", "writes Solo5 kernels' device manifests", undefined],
+    ] as const
+  ).map(([executable, pkg, purpose, versionArgs]) => ({
+    name: executable,
+    purpose,
+    required: true,
+    buildsOnly: true,
+    fix: `\`opam install ${pkg}\` in mirage's switch, then \`eval $(opam env)\` (or give a prebuilt kernel)`,
+    probe: switchTool(executable, versionArgs ? [...versionArgs] : undefined),
+  })),
+  {
+    name: "ocaml-solo5",
+    purpose: "cross-compiles OCaml for Solo5 targets (all but unix)",
+    required: true,
+    buildsOnly: true,
+    fix: "`opam install ocaml-solo5` in mirage's switch (or give a prebuilt kernel)",
+    probe: ocamlSolo5Probe,
   },
 ];
 

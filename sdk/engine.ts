@@ -15,6 +15,7 @@ export type EngineModule =
   | "xen-domain"
   | "local-vm"
   | "local-process"
+  | "local-tap"
   | "gce-serial-wait";
 
 export function engineProvider(name: EngineModule): pulumi.dynamic.ResourceProvider {

@@ -21,10 +21,23 @@ export interface UnikernelArgs {
   kernel?: pulumi.Input<string>;
   /** The MirageOS target to build for; a prebuilt kernel must be built for it. */
   target: pulumi.Input<Target>;
-  /** Extra `mirage configure` arguments, e.g. `["--net=direct"]`. Default: none. */
+  /**
+   * Extra `mirage configure` arguments, e.g. `["--net=socket"]` for a unix build of a unikernel
+   * whose config.ml declares a stack (`--net` and `--no-dhcp` exist only then: mirage refuses
+   * them otherwise). Not `-t` (use `target`) nor `-f` (the source's config.ml is built); `-o NAME`
+   * names the kernel. Default: none.
+   */
   configureArgs?: pulumi.Input<pulumi.Input<string>[]>;
   /** The MirageOS toolchain command. Default: `mirage` on PATH. */
   mirage?: pulumi.Input<string>;
+  /**
+   * Whether `make depend` lets opam install the system packages the unikernel's libraries need
+   * (opam's depexts, which run the system package manager, often through sudo). Set false where
+   * those packages are preinstalled, such as CI: configure then gets `--no-depext`. A build never
+   * waits for a password; a missing package fails it with the command to run by hand. Changing
+   * it does not rebuild. Default: true (mirage's own default).
+   */
+  depexts?: pulumi.Input<boolean>;
   /**
    * How many minutes a build (configure, depend, build together) may take before it is killed
    * with every process it started: above 0, at most 35791 (the longest a Node timer waits).
@@ -62,12 +75,18 @@ export class Unikernel extends pulumi.dynamic.Resource {
   declare readonly manifest: pulumi.Output<Device[]>;
   /**
    * What the build depends on: the source files (without mirage's generated files and build
-   * directories), target, configure arguments and toolchain version; for a prebuilt kernel, its
+   * directories), target, configure arguments, mirage's version and its switch's Solo5 and
+   * ocaml-solo5 versions; for a prebuilt kernel, its
    * content and target. Known at preview; a change replaces the resource.
    */
   declare readonly fingerprint: pulumi.Output<string>;
   /** The toolchain's version (`mirage --version`), or `prebuilt`. */
   declare readonly mirageVersion: pulumi.Output<string>;
+  /**
+   * The Solo5 and ocaml-solo5 versions of the opam switch mirage belongs to (e.g.
+   * `{ solo5: "0.12.1", "ocaml-solo5": "1.1.0" }`), part of the fingerprint; empty outside opam.
+   */
+  declare readonly switchVersions: pulumi.Output<Record<string, string> | undefined>;
 
   constructor(name: string, args: UnikernelArgs, opts?: pulumi.CustomResourceOptions) {
     super(
@@ -84,6 +103,7 @@ export class Unikernel extends pulumi.dynamic.Resource {
         manifest: undefined,
         fingerprint: undefined,
         mirageVersion: undefined,
+        switchVersions: undefined,
       },
       opts,
       "pulumi-mirage",

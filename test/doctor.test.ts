@@ -34,6 +34,11 @@ const NAMES = [
   "GNU tar",
   "solo5-hvt",
   "solo5-spt",
+  "opam env",
+  "dune",
+  "ocamlfind",
+  "solo5-elftool",
+  "ocaml-solo5",
 ];
 
 /** Whether the shell finds `tool` on PATH: a probe independent of the doctor's own lookup. */
@@ -41,22 +46,58 @@ function shellFinds(tool: string, path = process.env.PATH): boolean {
   return spawnSync("/bin/sh", ["-c", `command -v ${tool}`], { env: { PATH: path } }).status === 0;
 }
 
-async function diagnoseWithPath(path: string, kernel?: string): Promise<Finding[]> {
-  const saved = process.env.PATH;
+async function diagnoseWithPath(
+  path: string,
+  options: { kernel?: string; switchPrefix?: string } = {},
+): Promise<Finding[]> {
+  const saved = { PATH: process.env.PATH, OPAM_SWITCH_PREFIX: process.env.OPAM_SWITCH_PREFIX };
   process.env.PATH = path;
+  if (options.switchPrefix) process.env.OPAM_SWITCH_PREFIX = options.switchPrefix;
+  else delete process.env.OPAM_SWITCH_PREFIX;
   try {
-    return await diagnose({ kernel });
+    return await diagnose({ kernel: options.kernel });
   } finally {
-    process.env.PATH = saved;
+    for (const [key, value] of Object.entries(saved))
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
   }
 }
 
+const SWITCH_TOOLS = ["mirage", "dune", "ocamlfind", "solo5-elftool"];
+
+/**
+ * An opam switch as opam lays it out at `prefix`: bin/ with mirage and the build's tools (each
+ * printing a version line, all the doctor reads) and .opam-switch/switch-state.
+ */
+async function fakeSwitch(prefix: string): Promise<string> {
+  await mkdir(join(prefix, "bin"), { recursive: true });
+  await mkdir(join(prefix, ".opam-switch"));
+  for (const [tool, version] of [
+    ["mirage", "v4.11.1"],
+    ["dune", "3.17.0"],
+    ["ocamlfind", "1.9.6"],
+    ["solo5-elftool", "usage"],
+  ]) {
+    await writeFile(join(prefix, "bin", tool), `#!/bin/sh\necho ${version}\n`);
+    await chmod(join(prefix, "bin", tool), 0o755);
+  }
+  await writeFile(
+    join(prefix, ".opam-switch", "switch-state"),
+    'opam-version: "2.0"\ninstalled: [\n  "mirage.4.11.1"\n  "ocaml-solo5.1.1.0"\n  "solo5.0.12.1"\n]\n',
+  );
+  return prefix;
+}
+
 /** Runs `pulumi-mirage doctor ARGS` with only `path` on PATH, in `cwd`. */
-function doctorCli(path: string, args: string[] = [], cwd?: string) {
+function doctorCli(path: string, args: string[] = [], cwd?: string, switchPrefix?: string) {
   return spawnSync(
     process.execPath,
     [join(__dirname, "..", "provider", "cli.js"), "doctor", ...args],
-    { env: { ...process.env, PATH: path }, encoding: "utf8", cwd },
+    {
+      env: { ...process.env, PATH: path, OPAM_SWITCH_PREFIX: switchPrefix },
+      encoding: "utf8",
+      cwd,
+    },
   );
 }
 
@@ -159,31 +200,73 @@ describe("doctor", () => {
     // version line stand in for them, as presence and version are all the doctor looks at.
     for (const [tool, version] of [
       ["pulumi", "v3.200.0"],
-      ["mirage", "4.11.0"],
       ["opam", "2.3.0"],
     ]) {
       await writeFile(join(bin, tool), `#!/bin/sh\necho ${version}\n`);
       await chmod(join(bin, tool), 0o755);
     }
-    const findings = await diagnoseWithPath(bin);
-    assert.equal(byName(findings, "mirage").detail, "4.11.0");
+    // mirage and the tools of its opam switch, with the switch's environment loaded.
+    const prefix = await fakeSwitch(join(dir, "switch-ok"));
+    for (const tool of SWITCH_TOOLS) await symlink(join(prefix, "bin", tool), join(bin, tool));
+    const findings = await diagnoseWithPath(bin, { switchPrefix: prefix });
+    assert.equal(byName(findings, "mirage").detail, "v4.11.1");
+    assert.equal(byName(findings, "ocaml-solo5").detail, `ocaml-solo5 1.1.0 in ${prefix}`);
     assert.equal(byName(findings, "solo5-hvt").found, false);
     assert.equal(defaultProgramCanRun(findings), true, formatFindings(findings));
     assert.match(formatFindings(findings), /can run\.$/);
-    const cli = doctorCli(bin);
+    const cli = doctorCli(bin, [], undefined, prefix);
     assert.equal(cli.status, 0, cli.stdout);
     assert.match(cli.stdout, /^ok +QEMU +QEMU emulator version/m);
+  });
+
+  test("mirage found without its switch's environment: says `eval $(opam env)`", async () => {
+    const prefix = await fakeSwitch(join(dir, "switch-no-env"));
+    // Only mirage itself on PATH (a link to the switch's), OPAM_SWITCH_PREFIX unset.
+    const bin = join(dir, "bin-mirage-only");
+    await mkdir(bin);
+    await symlink(join(prefix, "bin", "mirage"), join(bin, "mirage"));
+    const findings = await diagnoseWithPath(bin);
+    const env = byName(findings, "opam env");
+    assert.equal(env.found, false);
+    assert.match(env.detail, /OPAM_SWITCH_PREFIX is unset\): run `eval \$\(opam env\)`/);
+    for (const tool of ["dune", "ocamlfind", "solo5-elftool"]) {
+      const finding = byName(findings, tool);
+      assert.equal(finding.found, false, tool);
+      assert.match(finding.detail, /in mirage's opam switch .* run `eval \$\(opam env/);
+    }
+    assert.equal(byName(findings, "ocaml-solo5").found, true, "installed in the switch");
+    assert.match(formatFindings(findings), /MISSING +opam env/);
+
+    // The switch's environment loaded: its bin/ on PATH, OPAM_SWITCH_PREFIX set.
+    const loaded = await diagnoseWithPath(join(prefix, "bin"), { switchPrefix: prefix });
+    for (const name of ["opam env", "dune", "ocamlfind", "solo5-elftool", "ocaml-solo5"])
+      assert.equal(byName(loaded, name).found, true, name);
+    assert.equal(byName(loaded, "dune").detail, "3.17.0");
+  });
+
+  test("a switch without ocaml-solo5 is reported", async () => {
+    const prefix = await fakeSwitch(join(dir, "switch-no-solo5"));
+    await writeFile(
+      join(prefix, ".opam-switch", "switch-state"),
+      'opam-version: "2.0"\ninstalled: [\n  "mirage.4.11.1"\n]\n',
+    );
+    const finding = byName(
+      await diagnoseWithPath(join(prefix, "bin"), { switchPrefix: prefix }),
+      "ocaml-solo5",
+    );
+    assert.equal(finding.found, false);
+    assert.match(finding.fix, /opam install ocaml-solo5/);
   });
 
   test("with a prebuilt virtio kernel, mirage and opam are not required", async () => {
     const kernel = await testKernel("virtio");
     const empty = join(dir, "empty-kernel");
     await mkdir(empty);
-    const findings = await diagnoseWithPath(empty, kernel);
+    const findings = await diagnoseWithPath(empty, { kernel });
     for (const name of ["mirage", "opam"]) assert.equal(byName(findings, name).required, false);
     assert.equal(byName(findings, "QEMU").required, true);
     assert.deepEqual(byName(findings, "prebuilt kernel").found, true);
-    const hvt = await diagnoseWithPath(empty, await testKernel("hvt"));
+    const hvt = await diagnoseWithPath(empty, { kernel: await testKernel("hvt") });
     assert.match(byName(hvt, "prebuilt kernel").detail, /is a hvt kernel, not virtio/);
     assert.equal(byName(hvt, "prebuilt kernel").found, false);
   });

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as vm from "node:vm";
+import * as gcp_ from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import ts from "typescript";
 import * as gcp from "../sdk/gcp";
@@ -83,7 +84,7 @@ function state(type: string, name: string, inputs: Record<string, Loose>, kernel
         selfLink: link(`zones/${ZONE}/instances`, physical),
         networkInterfaces: inputs.networkInterfaces.map((nic: Loose) => ({
           ...nic,
-          accessConfigs: nic.accessConfigs.map(() => ({ natIp: "203.0.113.7" })),
+          accessConfigs: nic.accessConfigs.map((a: Loose) => ({ natIp: a.natIp ?? "203.0.113.7" })),
         })),
       };
     case "gcp:compute/instanceTemplate:InstanceTemplate":
@@ -96,6 +97,27 @@ function state(type: string, name: string, inputs: Record<string, Loose>, kernel
       return {
         ...inputs,
         instanceGroup: link("regions/europe-west1/instanceGroups", inputs.baseInstanceName),
+        selfLink: link("regions/europe-west1/instanceGroupManagers", physical),
+      };
+    case "gcp:compute/healthCheck:HealthCheck":
+      return { ...inputs, selfLink: link("global/healthChecks", physical) };
+    case "gcp:compute/address:Address":
+      return { ...inputs, address: "203.0.113.50" };
+    case "gcp:compute/globalAddress:GlobalAddress":
+      return { ...inputs, address: "198.51.100.99" };
+    case "gcp:compute/backendService:BackendService":
+      return { ...inputs, selfLink: link("global/backendServices", physical) };
+    case "gcp:compute/targetTCPProxy:TargetTCPProxy":
+      return { ...inputs, selfLink: link("global/targetTcpProxies", physical) };
+    case "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait":
+      // The engine reports the VMs it waited for: for a group, the new ones it found.
+      return {
+        ...inputs,
+        waited:
+          inputs.instances ??
+          ["web-n1", "web-n2", "web-n3"].map((n, i) =>
+            link(`zones/europe-west1-${"bcd"[i]}/instances`, n),
+          ),
       };
     default:
       return inputs;
@@ -161,7 +183,28 @@ async function mockStack(
     });
     return register(req, callback);
   };
+  const registerOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req: Loose, callback: Loose) => {
+    outputsRegistered.add(req.getUrn());
+    return registerOutputs(req, callback);
+  };
   return seen;
+}
+
+/** Components whose registerOutputs reached the (mock) engine. */
+const outputsRegistered = new Set<string>();
+
+/**
+ * Waits until the component registered its outputs, which happens once all of them resolve: a
+ * test that ended earlier would let that call reach the next test's mocks.
+ */
+async function outputsDone(componentUrn: pulumi.Input<string>): Promise<void> {
+  const urn = await value(componentUrn, "component urn");
+  const deadline = Date.now() + 5000;
+  while (!outputsRegistered.has(urn)) {
+    if (Date.now() > deadline) throw new Error(`${urn} never registered its outputs`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /**
@@ -198,8 +241,15 @@ async function deploy(args: Omit<gcp.UnikernelServiceArgs, "unikernel">, name = 
     serialCommands: await value(service.serialCommands, "serialCommands"),
   };
   if (service.bootCheck) await value(service.bootCheck.urn, "bootCheck");
+  await outputsDone(service.urn);
   return { service, outputs };
 }
+
+/** How the mocks present a secret input. */
+const secretValue = (value: unknown) => ({
+  "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+  value,
+});
 
 /** How the mocks present a value preview does not know. */
 const unknown = (v: unknown) =>
@@ -238,9 +288,10 @@ describe("gcp.UnikernelService", () => {
         ["gcp:compute/image:Image", "web-image", "child"],
         ["gcp:compute/firewall:Firewall", "web-fw", "child"],
         ["gcp:compute/instance:Instance", "web-vm", "child"],
+        ["gcp:compute/network:Network", "web-net", "child"],
         ["pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait", "web-boot", "child"],
       ].sort((a, b) => a[1].localeCompare(b[1])),
-      "nothing else: no bucket (one was given), no network",
+      "nothing else: no bucket (one was given)",
     );
 
     const disk = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage");
@@ -275,8 +326,16 @@ describe("gcp.UnikernelService", () => {
     assert.deepEqual(vm.inputs.bootDisk, {
       initializeParams: { image: link("global/images", "web-image-1a2b3c4") },
     });
+    // No network given: one with MTU 1500, Solo5's frame size.
+    const net = one(seen, "gcp:compute/network:Network");
+    assert.equal(net.inputs.mtu, 1500);
+    assert.equal(net.inputs.autoCreateSubnetworks, true);
     assert.deepEqual(vm.inputs.networkInterfaces, [
-      { network: "default", nicType: "VIRTIO_NET", accessConfigs: [{}] },
+      {
+        network: link("global/networks", "web-net-1a2b3c4"),
+        nicType: "VIRTIO_NET",
+        accessConfigs: [{}],
+      },
     ]);
     assert.equal(vm.inputs.serviceAccount, undefined);
     assert.deepEqual(vm.inputs.labels, image.inputs.labels);
@@ -290,7 +349,7 @@ describe("gcp.UnikernelService", () => {
       { protocol: "udp", ports: ["53"] },
     ]);
     assert.deepEqual(fw.inputs.sourceRanges, ["0.0.0.0/0"]);
-    assert.equal(fw.inputs.network, "default");
+    assert.equal(fw.inputs.network, link("global/networks", "web-net-1a2b3c4"));
     assert.equal(fw.inputs.direction, "INGRESS");
     const tags = vm.inputs.tags as string[];
     assert.equal(tags.length, 1);
@@ -314,14 +373,13 @@ describe("gcp.UnikernelService", () => {
     });
   });
 
-  it("creates a bucket and an MTU 1500 network when asked, and can go without a public IP", async () => {
+  it("creates a bucket when none is given, and can go without a public IP", async () => {
     const seen = await mockStack(GOOD_KERNEL);
     const { outputs } = await deploy(
       {
         project: PROJECT,
         zone: ZONE,
         region: "europe-west1",
-        createNetwork: true,
         publicIp: false,
         ports: [443],
         sourceRanges: ["198.51.100.0/24"],
@@ -360,13 +418,56 @@ describe("gcp.UnikernelService", () => {
     assert.equal(byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").length, 0);
   });
 
+  it("uses an existing network as it is, warning at preview when it is the MTU 1460 default", async () => {
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (message: string) => warnings.push(message);
+    try {
+      // The warning comes from the constructor, so preview and update show it alike.
+      const seen = await mockStack(GOOD_KERNEL);
+      await deploy({ bucket: "b", network: "default" }, "dflt");
+      await deploy(
+        {
+          bucket: "b",
+          network: "projects/p/global/networks/jumbo",
+          subnetwork: "projects/p/regions/europe-west1/subnetworks/jumbo-ew1",
+        },
+        "mine",
+      );
+      await deploy({ bucket: "b", network: `${link("global", "networks")}/default` }, "link");
+      const nics = byType(seen, "gcp:compute/instance:Instance").map(
+        (r) => (r.inputs.networkInterfaces as Loose)[0],
+      );
+      assert.deepEqual(
+        nics.map((n) => [n.network, n.subnetwork]),
+        [
+          ["default", undefined],
+          [
+            "projects/p/global/networks/jumbo",
+            "projects/p/regions/europe-west1/subnetworks/jumbo-ew1",
+          ],
+          [`${link("global", "networks")}/default`, undefined],
+        ],
+      );
+      assert.equal(byType(seen, "gcp:compute/network:Network").length, 0, "no network created");
+    } finally {
+      console.warn = warn;
+    }
+    assert.equal(warnings.length, 2, warnings.join("\n"));
+    assert.match(
+      warnings[0],
+      /network "default" has MTU 1460 while Solo5 sends 1500-byte frames: full-size packets are dropped[\s\S]*Leave network unset \(the component creates an MTU 1500 network\), or give a network created with mtu: 1500/,
+    );
+    assert.match(warnings[1], /networks\/default" has MTU 1460/);
+  });
+
   it("opens no firewall when no ports are declared", async () => {
     const seen = await mockStack(GOOD_KERNEL);
     await deploy({ project: PROJECT, zone: ZONE, bucket: "b" }, "quiet");
     assert.equal(byType(seen, "gcp:compute/firewall:Firewall").length, 0);
   });
 
-  it("grows past one VM with an instance template and a regional group that rolls new VMs first", async () => {
+  it("grows past one VM into a regional group whose rollout waits for healthy new VMs", async () => {
     const seen = await mockStack(GOOD_KERNEL);
     const { service, outputs } = await deploy(
       {
@@ -374,7 +475,7 @@ describe("gcp.UnikernelService", () => {
         region: "europe-west1",
         bucket: "b",
         replicas: 3,
-        ports: [8080],
+        ports: [{ port: 53, protocol: "udp" }, 8080, 8443],
         waitFor: { serial: "listening" },
       },
       "fleet",
@@ -386,12 +487,28 @@ describe("gcp.UnikernelService", () => {
     ]);
     assert.equal(template.inputs.machineType, "e2-micro");
     assert.deepEqual(template.inputs.networkInterfaces, [
-      { network: "default", nicType: "VIRTIO_NET", accessConfigs: [{}] },
+      {
+        network: link("global/networks", "fleet-net-1a2b3c4"),
+        nicType: "VIRTIO_NET",
+        accessConfigs: [{}],
+      },
     ]);
     assert.equal(template.inputs.name, undefined);
     assert.equal(template.deleteBeforeReplace, false);
-    const fw = one(seen, "gcp:compute/firewall:Firewall");
-    assert.deepEqual(template.inputs.tags, fw.inputs.targetTags);
+    const firewalls = byType(seen, "gcp:compute/firewall:Firewall");
+    const open = firewalls.find((f) => f.name === "fleet-fw");
+    const probes = firewalls.find((f) => f.name === "fleet-probes");
+    assert.ok(open && probes);
+    assert.deepEqual(template.inputs.tags, open.inputs.targetTags);
+
+    // The health check: TCP on the first TCP port, probed from Google's ranges only.
+    const health = one(seen, "gcp:compute/healthCheck:HealthCheck");
+    assert.equal(health.name, "fleet-health");
+    assert.deepEqual(health.inputs.tcpHealthCheck, { port: 8080 });
+    assert.equal(health.inputs.httpHealthCheck, undefined);
+    assert.deepEqual(probes.inputs.allows, [{ protocol: "tcp", ports: ["8080"] }]);
+    assert.deepEqual(probes.inputs.sourceRanges, ["35.191.0.0/16", "130.211.0.0/22"]);
+    assert.deepEqual(probes.inputs.targetTags, template.inputs.tags);
 
     const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
     assert.equal(group.inputs.region, "europe-west1");
@@ -402,23 +519,227 @@ describe("gcp.UnikernelService", () => {
         instanceTemplate: `${link("global/instanceTemplates", "fleet-template-1a2b3c4")}?uniqueId=42`,
       },
     ]);
+    assert.deepEqual(group.inputs.autoHealingPolicies, {
+      healthCheck: link("global/healthChecks", "fleet-health-1a2b3c4"),
+      initialDelaySec: 120,
+    });
+    // New VMs first, no old VM removed before a new one is healthy for minReadySec.
     assert.deepEqual(group.inputs.updatePolicy, {
       type: "PROACTIVE",
       minimalAction: "REPLACE",
+      replacementMethod: "SUBSTITUTE",
       maxSurgeFixed: 3,
       maxUnavailableFixed: 0,
+      minReadySec: 30,
     });
-    assert.equal(group.inputs.waitForInstances, true);
+    assert.ok(group.dependencies.some((urn) => urn.endsWith("::fleet-probes")));
+    // The boot wait, not the group, waits for the new VMs: it fails with the bad VM's console.
+    assert.equal(group.inputs.waitForInstances, false);
 
     assert.equal(
       await value(service.instanceGroup, "instanceGroup"),
       link("regions/europe-west1/instanceGroups", "fleet"),
     );
+    const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.deepEqual(wait.inputs.group, {
+      manager: link("regions/europe-west1/instanceGroupManagers", "fleet-group-1a2b3c4"),
+      template: `${link("global/instanceTemplates", "fleet-template-1a2b3c4")}?uniqueId=42`,
+      size: 3,
+    });
+    assert.equal(wait.inputs.instances, undefined);
+    assert.equal(wait.inputs.timeoutSeconds, 300);
+    assert.ok(wait.dependencies.some((urn) => urn.endsWith("::fleet-group")));
+    // The names are the VMs the wait found booted.
+    assert.deepEqual(outputs.instanceNames, ["web-n1", "web-n2", "web-n3"]);
+  });
+
+  it("staticIp: one VM holds a reserved address in its region, and is replaced delete-first", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { service } = await deploy(
+      { project: PROJECT, zone: ZONE, bucket: "b", ports: [8080], staticIp: true },
+      "pin",
+    );
+    const address = one(seen, "gcp:compute/address:Address");
+    assert.equal(address.name, "pin-ip");
+    assert.deepEqual(
+      {
+        region: address.inputs.region,
+        type: address.inputs.addressType,
+        project: address.inputs.project,
+      },
+      { region: "europe-west1", type: "EXTERNAL", project: PROJECT },
+    );
+    const vm = one(seen, "gcp:compute/instance:Instance");
+    assert.deepEqual((vm.inputs.networkInterfaces as Loose)[0].accessConfigs, [
+      { natIp: "203.0.113.50" },
+    ]);
+    // The address belongs to one VM at a time: the old VM lets it go before the new one takes it.
+    assert.equal(vm.deleteBeforeReplace, true);
+    assert.equal(await value(service.address, "address"), "203.0.113.50");
+    assert.equal(byType(seen, "gcp:compute/globalAddress:GlobalAddress").length, 0);
+  });
+
+  it("staticIp: a group gets one address on a proxy load balancer sharing its health check", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { service } = await deploy(
+      {
+        project: PROJECT,
+        region: "europe-west1",
+        bucket: "b",
+        replicas: 3,
+        ports: [8080, 8443],
+        publicIp: false,
+        staticIp: true,
+        healthCheck: { httpPath: "/healthz" },
+      },
+      "lb",
+    );
+    // Known once every port forwards.
+    assert.equal(await value(service.address, "address"), "198.51.100.99");
+    const health = one(seen, "gcp:compute/healthCheck:HealthCheck");
+    const healthLink = link("global/healthChecks", "lb-health-1a2b3c4");
+    const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
+    assert.equal((group.inputs.autoHealingPolicies as Loose).healthCheck, healthLink);
+    assert.deepEqual(health.inputs.httpHealthCheck, { port: 8080, requestPath: "/healthz" });
+    assert.deepEqual(group.inputs.namedPorts, [
+      { name: "tcp8080", port: 8080 },
+      { name: "tcp8443", port: 8443 },
+    ]);
+    const address = one(seen, "gcp:compute/globalAddress:GlobalAddress");
+    assert.equal(address.name, "lb-ip");
+    assert.equal(address.inputs.addressType, "EXTERNAL");
+    const backends = byType(seen, "gcp:compute/backendService:BackendService").sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
+    assert.deepEqual(
+      backends.map((b) => [
+        b.name,
+        b.inputs.portName,
+        b.inputs.protocol,
+        b.inputs.loadBalancingScheme,
+      ]),
+      [
+        ["lb-lb-8080", "tcp8080", "TCP", "EXTERNAL_MANAGED"],
+        ["lb-lb-8443", "tcp8443", "TCP", "EXTERNAL_MANAGED"],
+      ],
+    );
+    for (const b of backends) {
+      assert.equal(
+        b.inputs.healthChecks,
+        healthLink,
+        "the autohealing check decides where traffic goes",
+      );
+      assert.deepEqual(b.inputs.backends, [
+        {
+          group: link("regions/europe-west1/instanceGroups", "lb"),
+          balancingMode: "UTILIZATION",
+          capacityScaler: 1,
+        },
+      ]);
+    }
+    const proxies = byType(seen, "gcp:compute/targetTCPProxy:TargetTCPProxy");
+    assert.deepEqual(proxies.map((p) => p.inputs.backendService).sort(), [
+      link("global/backendServices", "lb-lb-8080-1a2b3c4"),
+      link("global/backendServices", "lb-lb-8443-1a2b3c4"),
+    ]);
+    const rules = byType(seen, "gcp:compute/globalForwardingRule:GlobalForwardingRule").sort(
+      (a, b) => a.name.localeCompare(b.name),
+    );
+    assert.deepEqual(
+      rules.map((r) => [
+        r.name,
+        r.inputs.ipAddress,
+        r.inputs.portRange,
+        r.inputs.target,
+        r.inputs.loadBalancingScheme,
+      ]),
+      [
+        [
+          "lb-fwd-8080",
+          "198.51.100.99",
+          "8080",
+          link("global/targetTcpProxies", "lb-proxy-8080-1a2b3c4"),
+          "EXTERNAL_MANAGED",
+        ],
+        [
+          "lb-fwd-8443",
+          "198.51.100.99",
+          "8443",
+          link("global/targetTcpProxies", "lb-proxy-8443-1a2b3c4"),
+          "EXTERNAL_MANAGED",
+        ],
+      ],
+    );
+    // The proxies connect from Google's ranges: the probe rule lets them reach every port.
+    const probes = byType(seen, "gcp:compute/firewall:Firewall").find(
+      (f) => f.name === "lb-probes",
+    );
+    assert.deepEqual(probes?.inputs.allows, [{ protocol: "tcp", ports: ["8080", "8443"] }]);
+    const template = one(seen, "gcp:compute/instanceTemplate:InstanceTemplate");
+    assert.deepEqual((template.inputs.networkInterfaces as Loose)[0].accessConfigs, []);
+    assert.equal(byType(seen, "gcp:compute/address:Address").length, 0);
+  });
+
+  it("without waitFor the group itself waits for its update; an HTTP path can be the check", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const { outputs } = await deploy(
+      {
+        project: PROJECT,
+        region: "europe-west1",
+        bucket: "b",
+        replicas: 5,
+        ports: [80],
+        healthCheck: { httpPath: "/healthz", initialDelaySec: 60, minReadySec: 10 },
+      },
+      "pool",
+    );
+    const health = one(seen, "gcp:compute/healthCheck:HealthCheck");
+    assert.deepEqual(health.inputs.httpHealthCheck, { port: 80, requestPath: "/healthz" });
+    assert.equal(health.inputs.tcpHealthCheck, undefined);
+    const group = one(seen, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager");
+    assert.equal(group.inputs.waitForInstances, true);
+    assert.equal(group.inputs.waitForInstancesStatus, "UPDATED");
+    assert.equal((group.inputs.updatePolicy as Loose).maxSurgeFixed, 5);
+    assert.equal((group.inputs.updatePolicy as Loose).maxUnavailableFixed, 0);
+    assert.equal((group.inputs.updatePolicy as Loose).minReadySec, 10);
+    assert.equal((group.inputs.autoHealingPolicies as Loose).initialDelaySec, 60);
+    assert.equal(byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").length, 0);
+    // Listed by the gcp provider once the group is stable.
     assert.deepEqual(outputs.instanceNames, ["web-x2k9", "web-a7b1", "web-q3zz"]);
     assert.deepEqual(outputs.externalIps, ["198.51.100.11", "198.51.100.12"]);
+  });
+
+  it("hands the gcp provider's own credentials to the boot wait, as secrets", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const explicit = new gcp_.Provider("explicit", { accessToken: "ya29.provider-token" });
+    const service = new gcp.UnikernelService(
+      "cred",
+      { unikernel: kernel(), zone: ZONE, bucket: "b", waitFor: { serial: "x" } },
+      { providers: [explicit] },
+    );
+    await value(service.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
     const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
-    assert.equal((wait.inputs.instances as string[]).length, 3);
-    assert.equal(wait.inputs.timeoutSeconds, 300);
+    assert.deepEqual(wait.inputs.accessToken, secretValue("ya29.provider-token"));
+    // The provider has no credentials: an empty secret, which the wait treats as none.
+    assert.equal((wait.inputs.credentials as Loose)?.value ?? undefined, undefined);
+
+    // Without an explicit provider: the default provider's stack config.
+    const seen2 = await mockStack(GOOD_KERNEL);
+    pulumi.runtime.setConfig("gcp:credentials", '{"type":"service_account"}');
+    try {
+      const other = new gcp.UnikernelService("cred2", {
+        unikernel: kernel(),
+        zone: ZONE,
+        bucket: "b",
+        waitFor: { serial: "x" },
+      });
+      await value(other.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
+    } finally {
+      pulumi.runtime.setAllConfig({});
+    }
+    const wait2 = one(seen2, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.deepEqual(wait2.inputs.credentials, secretValue('{"type":"service_account"}'));
+    assert.equal((wait2.inputs.accessToken as Loose)?.value ?? undefined, undefined);
   });
 
   it("previews with unknown values: the whole graph, unknowns left unknown", async () => {
@@ -448,6 +769,7 @@ describe("gcp.UnikernelService", () => {
       "pre-disk",
       "pre-fw",
       "pre-image",
+      "pre-net",
       "pre-upload",
       "pre-vm",
       "web-kernel",
@@ -535,8 +857,8 @@ describe("gcp.UnikernelService refuses", () => {
       /waitFor\.timeoutSeconds must be a whole number/,
     );
     await refuse(
-      { network: "default", createNetwork: true },
-      /network and createNetwork exclude each other/,
+      { subnetwork: "projects/p/regions/r/subnetworks/s" },
+      /subnetwork is given without network: give the network the subnetwork belongs to/,
     );
     await refuse(
       {},
@@ -585,6 +907,37 @@ describe("gcp.UnikernelService refuses", () => {
       true,
     ));
 
+  it("a group with no TCP port to health-check, or a bad health check", async () => {
+    await refuse(
+      { replicas: 3, ports: [{ port: 53, protocol: "udp" }] },
+      /healthCheck is needed for a group of 3 VMs, and no TCP port is declared to check: declare the service's TCP port in ports/,
+    );
+    await refuse(
+      { replicas: 2, ports: [80], healthCheck: { httpPath: "healthz" } },
+      /healthCheck.httpPath "healthz" must be a URL path starting with "\/"/,
+    );
+    await refuse(
+      { replicas: 2, ports: [80], healthCheck: { minReadySec: -1 } },
+      /healthCheck.minReadySec must be a whole number of seconds from 0 to 3600, got -1/,
+    );
+    // One VM needs no port: its boot wait gates it.
+    await mockStack(GOOD_KERNEL, true);
+    assert.doesNotThrow(
+      () => new gcp.UnikernelService("solo", { unikernel: kernel(), bucket: "b" }),
+    );
+  });
+
+  it("a static address it cannot honour", async () => {
+    await refuse(
+      { staticIp: true, publicIp: false },
+      /staticIp is the VM's public address, and publicIp is false: drop one of them/,
+    );
+    await refuse(
+      { staticIp: true, replicas: 3, ports: [8080, { port: 53, protocol: "udp" }] },
+      /staticIp for a group is a proxy load balancer, which forwards TCP ports only \(UDP port 53 would not be reachable there\)/,
+    );
+  });
+
   it("a kernel without exactly one network device", async () => {
     await refusedAtDeploy(
       { ...GOOD_KERNEL, manifest: [{ name: "storage", type: "block" }] },
@@ -626,16 +979,22 @@ describe("examples/gce", () => {
     return module.exports;
   }
 
-  it("deploys examples/web: one e2-micro VM on an MTU 1500 network, 8080 open, boot awaited", async () => {
+  /** Runs the example with the stack config `pulumi config set` would give it. */
+  async function runExampleWith(config: { replicas: number; staticIp: boolean }) {
     const seen = await mockStack(GOOD_KERNEL, false, "pulumi-mirage-gce");
     pulumi.runtime.setAllConfig({
       "pulumi-mirage-gce:project": PROJECT,
       "pulumi-mirage-gce:region": "europe-west1",
       "pulumi-mirage-gce:zone": ZONE,
-      "pulumi-mirage-gce:replicas": "1",
+      "pulumi-mirage-gce:replicas": String(config.replicas),
+      "pulumi-mirage-gce:staticIp": String(config.staticIp),
       "pulumi-mirage-gce:kernel": "/prebuilt/web.virtio",
     });
-    const outputs = runExample();
+    return { seen, outputs: runExample() };
+  }
+
+  it("deploys examples/web: one e2-micro VM on an MTU 1500 network, 8080 open, boot awaited", async () => {
+    const { seen, outputs } = await runExampleWith({ replicas: 1, staticIp: false });
     assert.equal(await value(outputs.url, "url"), "http://203.0.113.7:8080/");
     await value(outputs.booted, "booted");
     assert.deepEqual(await value(outputs.serialConsole, "serialConsole"), [
@@ -654,6 +1013,28 @@ describe("examples/gce", () => {
       { protocol: "tcp", ports: ["8080"] },
     ]);
     assert.equal(one(seen, "gcp:storage/bucket:Bucket").inputs.location, "europe-west1");
+    assert.equal(
+      one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").inputs.pattern,
+      "serving HTTP on port 8080",
+    );
+  });
+
+  it("deploys examples/web as a health-checked group behind one static address", async () => {
+    const { seen, outputs } = await runExampleWith({ replicas: 3, staticIp: true });
+    assert.equal(await value(outputs.url, "url"), "http://198.51.100.99:8080/");
+    assert.deepEqual(await value(outputs.instances, "instances"), ["web-n1", "web-n2", "web-n3"]);
+    const component = one(seen, "pulumi-mirage:gcp:UnikernelService");
+    await outputsDone(
+      `urn:pulumi:dev::pulumi-mirage-gce::pulumi-mirage:gcp:UnikernelService::${component.name}`,
+    );
+    assert.deepEqual(one(seen, "gcp:compute/healthCheck:HealthCheck").inputs.tcpHealthCheck, {
+      port: 8080,
+    });
+    assert.equal(
+      one(seen, "gcp:compute/globalForwardingRule:GlobalForwardingRule").inputs.portRange,
+      "8080",
+    );
+    assert.equal(one(seen, "gcp:compute/network:Network").inputs.mtu, 1500);
     assert.equal(
       one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait").inputs.pattern,
       "serving HTTP on port 8080",

@@ -22,6 +22,11 @@ async function symbol(path: string, name: string): Promise<string> {
   return `0x${BigInt(`0x${line.split(" ")[0]}`).toString(16)}`;
 }
 
+const DEVICES: KernelInfo["manifest"]["devices"] = [
+  { name: "service", type: "net" },
+  { name: "storage", type: "block" },
+];
+
 /** What each test kernel declares (test/support/kernels.ts builds them so). */
 const EXPECTED: Record<
   TestKernelName,
@@ -41,6 +46,8 @@ const EXPECTED: Record<
   "xen-net": { target: "xen", abiVersion: 1, devices: [{ name: "service", type: "net" }] },
   hvt: { target: "hvt", abiVersion: 2, devices: [] },
   spt: { target: "spt", abiVersion: 2, devices: [] },
+  "hvt-devices": { target: "hvt", abiVersion: 2, devices: DEVICES },
+  "spt-devices": { target: "spt", abiVersion: 2, devices: DEVICES },
   muen: { target: "muen", abiVersion: 3, devices: [] },
   genode: { target: "genode", abiVersion: 1, devices: [] },
 };

@@ -315,12 +315,12 @@ describe("local.Process", () => {
     assert.match(virtio.failures[0].reason, /local\.Vm/);
   });
 
-  test("runs an hvt kernel under its tender (the stand-in), with memory and arguments", async () => {
-    const tender = resolve(__dirname, "..", "..", "test", "standins", "solo5-hvt");
-    const kernel = await testKernel("hvt");
+  test("runs an spt kernel under its tender (the stand-in), with memory and arguments", async () => {
+    const tender = resolve(__dirname, "..", "..", "test", "standins", "solo5-spt");
+    const kernel = await testKernel("spt");
     const { inputs, failures } = await checkProcess({
       kernel,
-      target: "hvt",
+      target: "spt",
       tender,
       memoryMiB: 64,
       args: ["--hello=Hi"],
@@ -334,7 +334,7 @@ describe("local.Process", () => {
     const argv = readFileSync(`/proc/${outs.pid}/cmdline`, "utf8").split("\0").slice(1, -1);
     assert.deepEqual(argv, [tender, "--mem=64", "--", kernel, "--hello=Hi"]);
     assert.deepEqual(outs.console, [
-      `solo5-hvt stand-in: would run ${kernel} with --mem=64 and arguments '--hello=Hi' (no KVM here)`,
+      `solo5-spt stand-in: would run ${kernel} with --mem=64 and arguments '--hello=Hi'`,
     ]);
     await processProvider.delete(id, outs);
     assert.equal(isRunning(outs), false);

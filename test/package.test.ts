@@ -2,6 +2,7 @@
 // only the peers that user has. A local/xen user installs @pulumi/pulumi alone; gcp and aws users
 // add their provider SDK; every example type-checks against the tarball on TypeScript 5.9 and 6.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -139,16 +140,15 @@ console.log(JSON.stringify({
       // A private copy inside the consumer project, so `pulumi-mirage` resolves to the tarball.
       const work = await mkdtemp(join(dir, `.examples-${process.pid}-`));
       try {
-        const examples = await readdir(join(repoRoot, "examples"));
-        let checked = 0;
+        // Every Pulumi program among the examples (the others are MirageOS sources).
+        const examples = (await readdir(join(repoRoot, "examples"))).filter((example) =>
+          existsSync(join(repoRoot, "examples", example, "Pulumi.yaml")),
+        );
+        assert.ok(examples.includes("local"), examples.join(", "));
         for (const example of examples) {
-          const source = join(repoRoot, "examples", example);
-          if (!(await readdir(source)).includes("tsconfig.json")) continue;
-          await cp(source, join(work, example), { recursive: true });
+          await cp(join(repoRoot, "examples", example), join(work, example), { recursive: true });
           await run(process.execPath, [tsc, "--noEmit", "-p", join(work, example)]);
-          checked++;
         }
-        assert.equal(checked, 4, "examples aws, gce, local, xen-host");
       } finally {
         await rm(work, { recursive: true, force: true });
       }

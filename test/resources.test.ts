@@ -70,7 +70,7 @@ describe("Unikernel through the dynamic provider", () => {
     const inputs = await checked(p, "unikernel", news);
     assert.match(String(inputs.fingerprint), /^[0-9a-f]{64}$/);
     assert.equal(inputs.name, "hello");
-    assert.equal(inputs.mirageVersion, "v4.11.0");
+    assert.equal(inputs.mirageVersion, "v4.11.1");
     assert.deepEqual(await buildSteps(news.cacheDir), [], "check builds nothing");
 
     const { id, outs } = await p.create("unikernel", inputs);
@@ -236,15 +236,17 @@ describe("Unikernel builds that fail", () => {
   });
 
   it("kills a build that outlives buildTimeoutMinutes, with everything it started", async () => {
-    const slow = await startDynamicProvider({ env: { MIRAGE_STANDIN_SLEEP: "depend:600" } });
+    // The sleep is in the first step and the limit is 15 s, so even a loaded machine starts the
+    // sleeping child before the limit strikes.
+    const slow = await startDynamicProvider({ env: { MIRAGE_STANDIN_SLEEP: "configure:600" } });
     try {
-      const news = unikernelArgs(await example("hello"), { buildTimeoutMinutes: 0.05 });
+      const news = unikernelArgs(await example("hello"), { buildTimeoutMinutes: 0.25 });
       const inputs = await checked(slow, "unikernel", news);
       await assert.rejects(
         slow.create("unikernel", inputs),
         (error: unknown) =>
           error instanceof ProviderCallError &&
-          /longer than 0\.05 minutes \(buildTimeoutMinutes\) and was killed/.test(error.message),
+          /longer than 0\.25 minutes \(buildTimeoutMinutes\) and was killed/.test(error.message),
       );
       const sleeper = (await standin.invocations()).find(
         (i) => i.child !== undefined && i.cwd.startsWith(String(news.cacheDir)),

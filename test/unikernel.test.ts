@@ -89,10 +89,30 @@ describe("check", () => {
     assert.match(reason, /is built for virtio, but target is xen: set target to "virtio"/);
   });
 
-  it("refuses -t in configureArgs, a bad timeout, and a prebuilt kernel that is not a unikernel", async () => {
+  it("refuses configure arguments that break the build's contract, naming the argument", async () => {
     const source = await standin.source();
-    const args = await failures(sourceInputs(source, { configureArgs: ["-t", "hvt"] }));
-    assert.match(args.configureArgs, /target property/);
+    const refused: [string[], RegExp][] = [
+      [["-t", "hvt"], /^"-t" sets the target: use the target property/],
+      [["-thvt"], /^"-thvt" sets the target/],
+      [["--target=hvt"], /^"--target=hvt" sets the target/],
+      [["--tar", "hvt"], /^"--tar" sets the target/],
+      [["-f", "other.ml"], /^"-f" names another configuration file: .*config\.ml in the source/],
+      [["--file=other.ml"], /^"--file=other\.ml" names another configuration file/],
+      [["--config-file", "x.ml"], /^"--config-file" names another configuration file/],
+      [["--no-depext"], /^"--no-depext" is set by the depexts property/],
+    ];
+    for (const [configureArgs, reason] of refused)
+      assert.match(
+        (await failures(sourceInputs(source, { configureArgs }))).configureArgs ?? "",
+        reason,
+        configureArgs.join(" "),
+      );
+    const depexts = await failures(sourceInputs(source, { depexts: "no" }));
+    assert.match(depexts.depexts, /must be true or false, not "no"/);
+  });
+
+  it("refuses a bad timeout, and a prebuilt kernel that is not a unikernel", async () => {
+    const source = await standin.source();
     const timeout = await failures(sourceInputs(source, { buildTimeoutMinutes: -1 }));
     assert.match(timeout.buildTimeoutMinutes, /positive number of minutes/);
     const notKernel = join(source, "unikernel.ml");
@@ -124,7 +144,7 @@ describe("check", () => {
     process.env.PATH = `${bin}:${path}`;
     try {
       const inputs = await checked({ ...sourceInputs(await standin.source()), mirage: undefined });
-      assert.equal(inputs.mirageVersion, "v4.11.0");
+      assert.equal(inputs.mirageVersion, "v4.11.1");
     } finally {
       process.env.PATH = path;
     }
@@ -135,12 +155,12 @@ describe("check", () => {
     const inputs = await checked(sourceInputs(await standin.source("web")));
     assert.match(String(inputs.fingerprint), /^[0-9a-f]{64}$/);
     assert.equal(inputs.name, "web");
-    assert.equal(inputs.mirageVersion, "v4.11.0");
+    assert.equal(inputs.mirageVersion, "v4.11.1");
     assert.deepEqual(await standin.buildSteps(before), []);
-    const named = await checked(
-      sourceInputs(await standin.source("web"), { configureArgs: ["-o", "api"] }),
-    );
-    assert.equal(named.name, "api");
+    for (const configureArgs of [["-o", "api"], ["-oapi"], ["--output=api"], ["--output", "api"]]) {
+      const named = await checked(sourceInputs(await standin.source("web"), { configureArgs }));
+      assert.equal(named.name, "api", configureArgs.join(" "));
+    }
   });
 
   it("keeps unknown inputs unknown at preview instead of failing", async () => {
@@ -252,7 +272,7 @@ describe("create", () => {
     assert.equal(outs.size, (await stat(kernelPath)).size);
     assert.equal(outs.name, "hello");
     assert.equal(outs.target, "virtio");
-    assert.equal(outs.mirageVersion, "v4.11.0");
+    assert.equal(outs.mirageVersion, "v4.11.1");
     assert.deepEqual(outs.manifest, [{ name: "service", type: "net" }]);
     const steps = await standin.buildSteps(before);
     assert.deepEqual(
@@ -412,6 +432,109 @@ describe("create", () => {
   });
 });
 
+describe("the build environment", () => {
+  /** Runs `work` with the stand-in knobs `env` set in this process's environment. */
+  async function withEnv<T>(env: Record<string, string>, work: () => Promise<T>): Promise<T> {
+    Object.assign(process.env, env);
+    try {
+      return await work();
+    } finally {
+      for (const key of Object.keys(env)) delete process.env[key];
+    }
+  }
+
+  it("honours -o: the kernel is built and stored under that name", async () => {
+    const outs = await created(
+      sourceInputs(await standin.source("web"), { configureArgs: ["--output=api"] }),
+    );
+    assert.equal(outs.name, "api");
+    assert.ok(String(outs.kernelPath).endsWith("/api.virtio"), String(outs.kernelPath));
+  });
+
+  it("runs one make depend at a time per switch, and make build side by side", async () => {
+    const spans = standin.path("spans");
+    const cacheDir = standin.path("cache");
+    const inputs = await Promise.all(
+      ["one", "two"].map(async (name) =>
+        checked(sourceInputs(await standin.source(name), { cacheDir })),
+      ),
+    );
+    // Each make build waits for the other: the creates can only finish if both run at once.
+    const barrier = `build:${standin.path("barrier")}:2`;
+    await withEnv(
+      {
+        MIRAGE_STANDIN_SPANS: spans,
+        MIRAGE_STANDIN_SLEEP: "depend:1",
+        MIRAGE_STANDIN_BARRIER: barrier,
+      },
+      () => Promise.all(inputs.map((i) => provider.create(i))),
+    );
+    const all = (await readFile(spans, "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { step: string; start: number; end: number });
+    const [a, b] = all.filter((s) => s.step === "depend");
+    assert.ok(a && b && (a.end <= b.start || b.end <= a.start), "the two make depend overlapped");
+    const [c, d] = all.filter((s) => s.step === "build");
+    assert.ok(c && d && c.start < d.end && d.start < c.end, "the two make build took turns");
+  });
+
+  it("reports missing system packages with the command to install them, without waiting", async () => {
+    const inputs = await checked(sourceInputs(await standin.source()));
+    // The stand-in asks for a sudo password on stdin, as opam would: a build must not wait.
+    await withEnv({ MIRAGE_STANDIN_DEPEXTS: "libgmp-dev pkg-config" }, async () => {
+      await assert.rejects(provider.create(inputs), (error: Error) => {
+        assert.match(
+          error.message,
+          /^mirage build failed at step "make depend" \(make depend\): opam could not install the system packages the unikernel's libraries need \(depexts\): libgmp-dev pkg-config\. Install them by hand as root: `apt-get install -qq -yy libgmp-dev pkg-config`, then run the update again; .*set depexts: false/,
+        );
+        assert.match(error.message, /full log: /);
+        return true;
+      });
+    });
+  });
+
+  it("passes --no-depext with depexts: false, without changing the fingerprint", async () => {
+    const source = await standin.source();
+    const on = await checked(sourceInputs(source));
+    const off = await checked(sourceInputs(source, { depexts: false }));
+    assert.equal(off.fingerprint, on.fingerprint);
+    const before = (await standin.invocations()).length;
+    await withEnv({ MIRAGE_STANDIN_DEPEXTS: "libgmp-dev" }, () => provider.create(off));
+    const [configure] = await standin.buildSteps(before);
+    assert.deepEqual(configure?.argv, ["configure", "-t", "virtio", "--no-depext"]);
+  });
+
+  it("fingerprints the Solo5 and ocaml-solo5 versions of mirage's opam switch", async () => {
+    // An opam switch as opam lays it out: bin/mirage and .opam-switch/switch-state.
+    const prefix = standin.path("switch");
+    await mkdir(join(prefix, "bin"), { recursive: true });
+    await mkdir(join(prefix, ".opam-switch"));
+    const mirage = join(prefix, "bin", "mirage");
+    await writeFile(mirage, `#!/bin/sh\nexec ${STANDIN} "$@"\n`);
+    await chmod(mirage, 0o755);
+    const state = join(prefix, ".opam-switch", "switch-state");
+    const writeState = (solo5: string, ocamlSolo5: string) =>
+      writeFile(
+        state,
+        `opam-version: "2.0"\ncompiler: ["ocaml-base-compiler.4.14.2"]\nroots: ["mirage.4.11.1"]\ninstalled: [\n  "dune.3.17.0"\n  "mirage.4.11.1"\n  "ocaml-solo5.${ocamlSolo5}"\n  "solo5.${solo5}"\n]\n`,
+      );
+    await writeState("0.12.1", "1.1.0");
+    const source = await standin.source();
+    const first = await checked(sourceInputs(source, { mirage }));
+    assert.deepEqual(first.switchVersions, { "ocaml-solo5": "1.1.0", solo5: "0.12.1" });
+    assert.equal((await checked(sourceInputs(source, { mirage }))).fingerprint, first.fingerprint);
+    const plain = await checked(sourceInputs(source));
+    assert.notEqual(plain.fingerprint, first.fingerprint, "a mirage outside opam");
+    // opam rewrites switch-state on every install: a new mtime, read again.
+    await new Promise((r) => setTimeout(r, 20));
+    await writeState("0.12.0", "1.1.0");
+    const older = await checked(sourceInputs(source, { mirage }));
+    assert.equal((older.switchVersions as Props).solo5, "0.12.0");
+    assert.notEqual(older.fingerprint, first.fingerprint);
+  });
+});
+
 describe("read", () => {
   it("reports a cached kernel that was removed or changed, and the next update gets it back", async () => {
     const source = await standin.source();
@@ -468,32 +591,66 @@ describe("update and delete", () => {
 });
 
 describe("the stand-in mirage", () => {
-  it("follows the mirage 4 contract: version, generated files, refusals", async () => {
-    assert.equal((await run(STANDIN, ["--version"])).stdout, "v4.11.0\n");
+  it("follows the mirage 4.11 contract: version, generated files, refusals", async () => {
+    assert.equal((await run(STANDIN, ["--version"])).stdout, "v4.11.1\n");
     const source = await standin.source();
     await assert.rejects(run(STANDIN, ["configure", "-t", "vmware"], { cwd: source }), {
-      message: /exited with status 124[\s\S]*invalid value 'vmware'/,
+      message: /exited with status 1[\s\S]*invalid value 'vmware'/,
     });
+    // No stack in config.ml: no --net, no --no-dhcp.
+    for (const arg of ["--net=direct", "--no-dhcp"])
+      await assert.rejects(run(STANDIN, ["configure", "-t", "hvt", arg], { cwd: source }), {
+        message: /exited with status 1[\s\S]*unknown option/,
+      });
     await assert.rejects(run(STANDIN, ["build"], { cwd: source }), /exited with status 124/);
     await run(STANDIN, ["configure", "-t", "xen", "-o", "other"], { cwd: source });
     await assert.rejects(run("make", ["build"], { cwd: source }), /run `make depend` first/);
-    const generated = [
+    const marked = async (file: string) => {
+      const lines = (await readFile(join(source, file), "utf8")).trim().split("\n");
+      return [lines[0], lines[lines.length - 1]].find((l) => /Generated by mirage/.test(l ?? ""));
+    };
+    for (const file of [
       "Makefile",
       "dune",
       "dune-project",
       "dune-workspace",
       "dune.build",
       "dune.config",
-      "mirage/other-xen.opam",
-      "mirage/main.ml",
-      "mirage/manifest.json",
-    ];
-    for (const file of generated) {
-      const head = (await readFile(join(source, file), "utf8")).split("\n")[0];
-      assert.match(head as string, /Generated by mirage/, file);
-    }
+      "dist/dune",
+      "mirage/other.opam",
+      "mirage/other.ml",
+      "mirage/dune-workspace.config",
+    ])
+      assert.match((await marked(file)) ?? "", /Generated by mirage\.v4\.11\.1/, file);
+    for (const file of ["mirage/context", "mirage/hello.xl", "mirage/hello.xl.in"])
+      assert.equal(await marked(file), undefined, file);
+    // Plain JSON; xen declares no devices there.
+    const manifest = JSON.parse(await readFile(join(source, "mirage/manifest.json"), "utf8"));
+    assert.deepEqual(manifest, { type: "solo5.manifest", version: 1, devices: [] });
+    await stat(join(source, "mirage/hello_libvirt.xml"));
     await run("make", ["depend"], { cwd: source });
+    await stat(join(source, "mirage/other.opam.locked"));
     await run("make", ["build"], { cwd: source });
-    assert.deepEqual((await readdir(join(source, "dist"))).sort(), ["other.xen", "other.xl"]);
+    // The kernel takes the -o name; the xl files keep the register name.
+    assert.deepEqual((await readdir(join(source, "dist"))).sort(), [
+      "dune",
+      "hello.xl",
+      "hello.xl.in",
+      "other.xen",
+    ]);
+  });
+
+  it("names qubes and unix outputs as mirage does, and writes no .xl for qubes", async () => {
+    for (const [target, file] of [
+      ["qubes", "hello.xen"],
+      ["unix", "hello"],
+    ]) {
+      const source = await standin.source();
+      await run(STANDIN, ["configure", "-t", target as string], { cwd: source });
+      await run("make", ["depend"], { cwd: source });
+      await run("make", ["build"], { cwd: source });
+      assert.deepEqual((await readdir(join(source, "dist"))).sort(), ["dune", file]);
+      assert.ok(!(await readdir(join(source, "mirage"))).some((f) => f.endsWith(".xl")));
+    }
   });
 });

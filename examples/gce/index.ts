@@ -4,6 +4,7 @@
 //
 //   pulumi config set project MY-PROJECT   # region and zone default to europe-west1(-b)
 //   pulumi config set kernel PATH          # optional: a prebuilt web.virtio, no OCaml needed
+//   pulumi config set staticIp true        # optional: an address that survives new images
 //   pulumi up
 //   curl "$(pulumi stack output url)"
 import * as path from "node:path";
@@ -17,6 +18,7 @@ const region = config.require("region"); // defaults in Pulumi.yaml
 const zone = config.require("zone");
 const replicas = config.requireNumber("replicas");
 const prebuilt = config.get("kernel");
+const staticIp = config.requireBoolean("staticIp");
 
 const web = new Unikernel(
   "web",
@@ -31,8 +33,8 @@ const service = new gcp.UnikernelService("web", {
   region,
   zone,
   replicas,
-  // GCE networks default to MTU 1460; Solo5 assumes 1500.
-  createNetwork: true,
+  staticIp,
+  // No network given: the component creates one with MTU 1500, the frame size Solo5 uses.
   ports: [8080],
   labels: { example: "web" },
   waitFor: { serial: "serving HTTP on port 8080", timeoutSeconds: 300 },
@@ -41,7 +43,8 @@ const service = new gcp.UnikernelService("web", {
 export const image = service.imageSelfLink;
 export const instances = service.instanceNames;
 export const ips = service.externalIps;
-export const url = service.externalIps.apply((addresses) => `http://${addresses[0]}:8080/`);
+/** The address to use: the reserved one with staticIp, else the VM's ephemeral IP. */
+export const url = service.address.apply((address) => `http://${address}:8080/`);
 /** What each VM printed that proved it serves. */
 export const booted = service.bootCheck?.matched;
 /** Run one to read a VM's serial console. */

@@ -1,4 +1,4 @@
-(* mirage >= 4.9.0 & < 4.12.0 *)
+(* mirage >= 4.10.5 & < 4.12.0 *)
 open Mirage
 
 (* One network device: GCE always attaches a NIC, and a Solo5 unikernel that does not declare it

@@ -5,7 +5,8 @@
 // The API returns `{ contents, start, next }`: the bytes from `start` (raised when older output
 // was dropped from the 1 MB buffer) up to `next`, which the following request passes as `start`.
 import { TAIL_LINES } from "../exec";
-import { accessToken } from "./token";
+import { apiMessage, apiRequest } from "./api";
+import { type Authorize, authorizer } from "./auth";
 
 /** The Compute Engine API root; a private endpoint can replace it. */
 export const DEFAULT_ENDPOINT = "https://compute.googleapis.com/compute/v1";
@@ -20,13 +21,16 @@ export interface InstanceRef {
 export interface WaitOptions {
   /** A regular expression (its source text) the serial output must match. */
   pattern: string;
+  /** How long the instance may take, as the error reports it. */
   timeoutMs: number;
+  /** When to give up (ms since the epoch), if the wait began earlier. Default: now + timeoutMs. */
+  deadline?: number;
   /** Which serial port; Solo5 writes to COM1. Default: 1. */
   port?: number;
   /** Default: {@link DEFAULT_ENDPOINT}. */
   endpoint?: string;
-  /** Default: {@link accessToken}. */
-  token?: () => Promise<string>;
+  /** Authorizes each request. Default: {@link authorizer} with no credentials given. */
+  authorize?: Authorize;
   /** First pause between polls; it doubles while nothing new arrives. Default: 1000. */
   initialDelayMs?: number;
   /** Longest pause between polls. Default: 10000. */
@@ -80,20 +84,6 @@ function transient(status: number): boolean {
   return status === 429 || status >= 500;
 }
 
-async function fetchChunk(
-  url: string,
-  token: string,
-  signal: AbortSignal | undefined,
-): Promise<{ status: number; body: string }> {
-  const response = await fetch(url, {
-    headers: { authorization: `Bearer ${token}`, accept: "application/json" },
-    signal: signal
-      ? AbortSignal.any([signal, AbortSignal.timeout(30_000)])
-      : AbortSignal.timeout(30_000),
-  });
-  return { status: response.status, body: await response.text() };
-}
-
 function parseChunk(body: string, requested: number): Chunk {
   const json = JSON.parse(body) as {
     contents?: string;
@@ -108,17 +98,6 @@ function parseChunk(body: string, requested: number): Chunk {
     throw new Error(`unexpected answer: ${body.slice(0, 200)}`);
   }
   return { contents, start, next };
-}
-
-/** The API's own explanation of a refused request, if the body carries one. */
-function apiMessage(body: string): string {
-  try {
-    const message = (JSON.parse(body) as { error?: { message?: string } }).error?.message;
-    if (message) return message;
-  } catch {
-    // Not JSON: show the text.
-  }
-  return body.slice(0, 300);
 }
 
 function tail(text: string): string {
@@ -152,14 +131,13 @@ export async function waitForSerial(
   const pattern = new RegExp(options.pattern, "m");
   const port = options.port ?? 1;
   const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, "");
-  const getToken = options.token ?? accessToken;
+  const authorize = options.authorize ?? (await authorizer({}, instance.project));
   const initialDelay = options.initialDelayMs ?? 1000;
   const maxDelay = options.maxDelayMs ?? 10_000;
-  const deadline = Date.now() + options.timeoutMs;
+  const deadline = options.deadline ?? Date.now() + options.timeoutMs;
   const base = `${endpoint}/projects/${encodeURIComponent(instance.project)}/zones/${encodeURIComponent(instance.zone)}/instances/${encodeURIComponent(instance.name)}/serialPort`;
   const where = `serial port ${port} of instance ${instance.name} (zone ${instance.zone}, project ${instance.project})`;
 
-  let token = await getToken();
   let refreshed = false;
   let output = "";
   let next = 0;
@@ -170,7 +148,7 @@ export async function waitForSerial(
     // Why the last request brought nothing, for the timeout message.
     let problem: string | undefined;
     try {
-      answer = await fetchChunk(url, token, options.signal);
+      answer = await apiRequest(url, authorize, { signal: options.signal });
       if (answer.status !== 200) problem = `HTTP ${answer.status}`;
     } catch (error) {
       if (options.signal?.aborted) throw error;
@@ -179,9 +157,8 @@ export async function waitForSerial(
       problem = `network error: ${(error as Error).message}${cause ? ` (${cause})` : ""}`;
     }
     if (answer && answer.status === 401 && !refreshed) {
-      // The token expired during a long wait: fetch a fresh one once.
+      // The token expired during a long wait: the next request asks for a fresh one. Once.
       refreshed = true;
-      token = await getToken();
       continue;
     }
     let grew = false;

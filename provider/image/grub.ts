@@ -2,6 +2,11 @@
 // by grub-mkimage in the gap before the partition (grub-install refuses image files), and
 // /boot/grub/grub.cfg loading the kernel with `multiboot`, console on COM1 at 115200, for the Xen
 // HVM path.
+//
+// In a Xen HVM guest the BIOS leaves the legacy 8259 PICs delivering the timer on vector 8, the
+// double-fault vector, and Solo5 xen enables interrupts without masking them: the kernel dies with
+// `trap: type=#DF` after its banner. So grub.cfg masks both PICs (GRUB's `outb`, from the iorw
+// module) before loading the kernel; on bare QEMU and in a PVH domain this changes nothing.
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../exec";
@@ -21,18 +26,23 @@ const MODULES = [
   "serial",
   "terminal",
   "boot",
+  "iorw",
 ];
 
 function grubConfig(bootArgs: readonly string[]): string {
-  // GRUB drops the file name from the multiboot command line, so a placeholder first word stands
-  // in for it (Solo5 drops the first word). Each argument is single-quoted, which makes `$ ; # { }
-  // * ?` and the like literal; checkBootArgs has refused what quoting cannot carry.
-  const words = [KERNEL_NAME, ...bootArgs].map((word) => `'${word}'`).join(" ");
+  // GRUB passes the words after the file name as the command line (grub-core/loader/multiboot.c,
+  // argv + 1) and Solo5 xen keeps that command line as it is, so the words are exactly the boot
+  // arguments: a placeholder word would reach the unikernel as a positional argument (cmdliner
+  // exits 64). Each one is single-quoted, which makes `$ ; # { } * ?` and the like literal;
+  // checkBootArgs has refused what quoting cannot carry.
+  const words = bootArgs.map((word) => ` '${word}'`).join("");
   return [
     "serial --unit=0 --speed=115200",
     "terminal_input serial",
     "terminal_output serial",
-    `multiboot /boot/${KERNEL_NAME} ${words}`,
+    "outb 0x21 0xff",
+    "outb 0xa1 0xff",
+    `multiboot /boot/${KERNEL_NAME}${words}`,
     "boot",
     "",
   ].join("\n");

@@ -33,7 +33,7 @@ export const ARCHIVE_NAME = "image.tar.gz";
  * Bump whenever this module changes the bytes it makes for the same kernel and arguments: image
  * names (DiskImage's objectName) include it, so a new layout is uploaded under a new name.
  */
-export const IMAGE_LAYOUT_VERSION = 1;
+export const IMAGE_LAYOUT_VERSION = 2;
 
 export interface ImageFile {
   path: string;

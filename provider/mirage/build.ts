@@ -5,11 +5,21 @@
 // all.
 import { basename, dirname, join } from "node:path";
 import { withScratchDir } from "../atomic";
-import { type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
+import {
+  type Entry,
+  logsDir,
+  lookup,
+  store,
+  withCacheLock,
+  withEntryLock,
+  workDir,
+} from "../cache";
 import { run, ToolError } from "../exec";
-import { sha256File } from "../hash";
+import { sha256, sha256File } from "../hash";
+import { DepextScan } from "./depexts";
 import { combineFingerprint, copySourceTree } from "./fingerprint";
 import { distFile, plainName, type Target, unikernelName } from "./project";
+import { switchPrefix } from "./toolchain";
 
 export interface BuildRequest {
   /** Who is building, for progress lines: `unikernel NAME`. */
@@ -20,6 +30,10 @@ export interface BuildRequest {
   /** The mirage command's absolute path (toolchain.findMirage). */
   mirage: string;
   mirageVersion: string;
+  /** Solo5 and ocaml-solo5 versions of the switch, as check found them. */
+  switchVersions: Readonly<Record<string, string>>;
+  /** false: configure with `--no-depext`, so opam installs no system packages. */
+  depexts: boolean;
   /** The fingerprint computed by check; the copy that is built must still have it. */
   fingerprint: string;
   timeoutMs: number;
@@ -103,6 +117,7 @@ async function build(request: BuildRequest): Promise<Entry> {
       target,
       configureArgs: request.configureArgs,
       mirageVersion: request.mirageVersion,
+      switchVersions: request.switchVersions,
     });
     if (copied !== request.fingerprint) {
       throw new Error(
@@ -111,7 +126,12 @@ async function build(request: BuildRequest): Promise<Entry> {
     }
     console.log(`[${label}] copy source: ${seconds(Date.now() - started)}`);
 
-    const step = async (stepName: string, file: string, args: string[]) => {
+    const step = async (
+      stepName: string,
+      file: string,
+      args: string[],
+      explain?: { feed: (line: string) => void; failure: () => string | undefined },
+    ) => {
       const stepStarted = Date.now();
       let lastLine = "";
       const heartbeat = setInterval(() => {
@@ -125,6 +145,7 @@ async function build(request: BuildRequest): Promise<Entry> {
           timeoutMs: Math.max(1, deadline - Date.now()),
           onLine: (line) => {
             if (line.trim() !== "") lastLine = line;
+            explain?.feed(line);
           },
         });
       } catch (error) {
@@ -137,7 +158,7 @@ async function build(request: BuildRequest): Promise<Entry> {
               error,
               `the build took longer than ${minutes} minutes (buildTimeoutMinutes) and was killed`,
             )
-          : new BuildError(stepName, error);
+          : new BuildError(stepName, error, explain?.failure());
       } finally {
         clearInterval(heartbeat);
       }
@@ -147,9 +168,19 @@ async function build(request: BuildRequest): Promise<Entry> {
       "configure",
       "-t",
       target,
+      ...(request.depexts ? [] : ["--no-depext"]),
       ...request.configureArgs,
     ]);
-    await step("make depend", "make", ["depend"]);
+    // make depend adds and removes opam overlay repositories and installs into the switch: two at
+    // once in one switch would pull the repositories from under each other. make build only
+    // reads the switch, so builds still run side by side.
+    const switchKey = (await switchPrefix(request.mirage)) ?? request.mirage;
+    await withCacheLock(
+      cacheDir,
+      `switch-${sha256(switchKey).slice(0, 16)}`,
+      () => step("make depend", "make", ["depend"], new DepextScan()),
+      Math.max(1, deadline - Date.now()),
+    );
     await step("make build", "make", ["build"]);
 
     const kernel = join(work, distFile(name, target));

@@ -11,15 +11,51 @@ export function isTarget(value: unknown): value is Target {
   return typeof value === "string" && (TARGETS as readonly string[]).includes(value);
 }
 
-/** The value of `-o NAME` / `--output NAME` / `--output=NAME` in configure arguments, if any. */
+/**
+ * The long option an argument spells, as cmdliner reads it: `--NAME` or `--NAME=VALUE`, where
+ * NAME may be any unambiguous prefix of the option's name (`--tar` is `--target`).
+ */
+function spellsLong(arg: string, name: string, minPrefix: number): boolean {
+  if (!arg.startsWith("--")) return false;
+  const given = arg.slice(2).split("=")[0] as string;
+  return given.length >= Math.min(minPrefix, name.length) && name.startsWith(given);
+}
+
+/** Whether `arg` is the short option `-X`, alone or with its value attached (`-Xvalue`). */
+const spellsShort = (arg: string, letter: string) => arg.startsWith(`-${letter}`);
+
+/** The value of `-o NAME` / `-oNAME` / `--output NAME` / `--output=NAME` in configure arguments. */
 function outputArg(configureArgs: readonly string[]): string | undefined {
   let name: string | undefined;
   configureArgs.forEach((arg, i) => {
-    if (arg === "-o" || arg === "--output") name = configureArgs[i + 1];
-    else if (arg.startsWith("--output=")) name = arg.slice("--output=".length);
-    else if (arg.startsWith("-o") && arg.length > 2) name = arg.slice(2);
+    const long = spellsLong(arg, "output", 2);
+    if (!long && !spellsShort(arg, "o")) return;
+    const attached = long ? arg.split("=").slice(1).join("=") : arg.slice(2);
+    name = long
+      ? arg.includes("=")
+        ? attached
+        : configureArgs[i + 1]
+      : attached || configureArgs[i + 1];
   });
   return name;
+}
+
+/**
+ * Why configure arguments would break the build's contract, naming the argument; undefined when
+ * they do not. The target has its own property (the kernel's extension and the checks depend on
+ * it), and the build runs config.ml of the source directory: another configuration file would
+ * make the fingerprint describe the wrong sources. (`-o NAME` is honoured: it names the kernel.)
+ */
+export function configureArgsProblem(configureArgs: readonly string[]): string | undefined {
+  for (const arg of configureArgs) {
+    if (spellsShort(arg, "t") || spellsLong(arg, "target", 2))
+      return `${JSON.stringify(arg)} sets the target: use the target property instead of -t/--target in configureArgs`;
+    if (spellsShort(arg, "f") || spellsLong(arg, "file", 2) || spellsLong(arg, "config-file", 4))
+      return `${JSON.stringify(arg)} names another configuration file: the build uses config.ml in the source directory; point source at the directory holding the configuration you want (as config.ml) instead of -f/--file`;
+    if (arg === "--no-depext" || arg === "--depext")
+      return `${JSON.stringify(arg)} is set by the depexts property: use depexts instead`;
+  }
+  return undefined;
 }
 
 /** The name in config.ml's `register "NAME" [...]`, if there is one. */

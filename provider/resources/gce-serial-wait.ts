@@ -1,27 +1,55 @@
 // The engine side of `GceSerialWait`: creating it waits until every listed instance's serial
 // console matches the pattern, so `pulumi up` only succeeds once the unikernels have booted.
-// A new instance (a new image, a rolled group) replaces the resource, which waits again.
+// For a managed instance group it first finds the group's new VMs (those of the current
+// template) through the API. A new instance or template replaces the resource, which waits again.
 import type * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_ENDPOINT, parseInstance, waitForSerial } from "../gcp/serial";
+import { authorizer } from "../gcp/auth";
+import { newInstances, parseGroup } from "../gcp/group";
+import {
+  DEFAULT_ENDPOINT,
+  type InstanceRef,
+  parseInstance,
+  SerialWaitError,
+  waitForSerial,
+} from "../gcp/serial";
 import { sha256 } from "../hash";
 import { BOUNDS, outOfBounds } from "./bounds";
 
 /** What Pulumi sends for a value it does not know yet (preview). */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
+/** A regional managed instance group whose new VMs to watch. */
+export interface GroupInput {
+  /** The group manager's selfLink (or `projects/P/regions/R/instanceGroupManagers/N`). */
+  manager: string;
+  /** The selfLink of the template its new VMs are made from. */
+  template: string;
+  /** How many new VMs it runs. */
+  size: number;
+}
+
 export interface SerialWaitInputs {
-  /** Instance selfLinks (or `projects/P/zones/Z/instances/N` paths). */
-  instances: string[];
+  /** Instance selfLinks (or `projects/P/zones/Z/instances/N` paths); or give `group`. */
+  instances?: string[];
+  /** A group whose VMs of `template` are watched, found through the API. */
+  group?: GroupInput;
   /** A regular expression, as source text. */
   pattern: string;
   timeoutSeconds: number;
   /** The Compute Engine API root. Default: the public endpoint. */
   endpoint?: string;
+  /** The gcp provider's access token, when the component was given one (secret). */
+  accessToken?: string;
+  /** The gcp provider's credentials JSON or file path, when given (secret). */
+  credentials?: string;
 }
 
-export interface SerialWaitOutputs extends SerialWaitInputs {
+/** Credentials are used, never kept: outputs leave them out. */
+export interface SerialWaitOutputs extends Omit<SerialWaitInputs, "accessToken" | "credentials"> {
   /** What matched, per instance name. */
   matched: Record<string, string>;
+  /** The selfLinks of the instances waited for. */
+  waited: string[];
 }
 
 const known = (v: unknown) => v !== UNKNOWN;
@@ -45,9 +73,12 @@ function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResu
   const timeoutProblem =
     known(news.timeoutSeconds) && outOfBounds(news.timeoutSeconds, BOUNDS.timeoutSeconds);
   if (timeoutProblem) failures.push({ property: "timeoutSeconds", reason: timeoutProblem });
-  if (known(news.instances) && !Array.isArray(news.instances)) {
+  if (news.instances === undefined && news.group === undefined) {
+    failures.push({ property: "instances", reason: "give the instances to watch, or a group" });
+  }
+  if (news.instances !== undefined && known(news.instances) && !Array.isArray(news.instances)) {
     failures.push({ property: "instances", reason: "must be a list of instance selfLinks" });
-  } else if (known(news.instances)) {
+  } else if (news.instances !== undefined && known(news.instances)) {
     for (const ref of news.instances) {
       if (!known(ref)) continue;
       try {
@@ -55,6 +86,22 @@ function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResu
       } catch (error) {
         failures.push({ property: "instances", reason: (error as Error).message });
       }
+    }
+  }
+  if (news.group !== undefined && known(news.group)) {
+    const { manager, size } = news.group;
+    if (known(manager)) {
+      try {
+        parseGroup(manager);
+      } catch (error) {
+        failures.push({ property: "group.manager", reason: (error as Error).message });
+      }
+    }
+    if (known(size) && !(Number.isInteger(size) && size > 0)) {
+      failures.push({
+        property: "group.size",
+        reason: `must be a whole number above 0, got ${JSON.stringify(size)}`,
+      });
     }
   }
   return { inputs: news, failures };
@@ -67,6 +114,7 @@ function diff(
 ): pulumi.dynamic.DiffResult {
   const replaces: string[] = [];
   if (JSON.stringify(olds.instances) !== JSON.stringify(news.instances)) replaces.push("instances");
+  if (JSON.stringify(olds.group) !== JSON.stringify(news.group)) replaces.push("group");
   if (olds.pattern !== news.pattern) replaces.push("pattern");
   const changes =
     replaces.length > 0 ||
@@ -75,23 +123,64 @@ function diff(
   return { changes, replaces, deleteBeforeReplace: false };
 }
 
+/** What the resource keeps: its inputs without the credentials. */
+function kept(inputs: SerialWaitInputs): SerialWaitOutputs {
+  const { accessToken: _token, credentials: _credentials, ...rest } = inputs;
+  return { ...rest, matched: {}, waited: [] };
+}
+
+/** The project the calls bill and authorize against. */
+function projectOf(inputs: SerialWaitInputs): string | undefined {
+  if (inputs.group) return parseGroup(inputs.group.manager).project;
+  return inputs.instances?.[0] && parseInstance(inputs.instances[0]).project;
+}
+
 async function create(inputs: SerialWaitInputs): Promise<pulumi.dynamic.CreateResult> {
-  const refs = inputs.instances.map(parseInstance);
-  const results = await Promise.all(
+  const deadline = Date.now() + inputs.timeoutSeconds * 1000;
+  const endpoint = (inputs.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, "");
+  const authorize = await authorizer(
+    { accessToken: inputs.accessToken, credentials: inputs.credentials },
+    projectOf(inputs),
+  );
+  const links = inputs.group
+    ? await newInstances(parseGroup(inputs.group.manager), {
+        endpoint,
+        authorize,
+        template: inputs.group.template,
+        size: inputs.group.size,
+        deadline,
+      })
+    : (inputs.instances ?? []);
+  const refs = links.map(parseInstance);
+  const results = await Promise.allSettled(
     refs.map((ref) =>
       waitForSerial(ref, {
         pattern: inputs.pattern,
         timeoutMs: inputs.timeoutSeconds * 1000,
-        endpoint: inputs.endpoint ?? DEFAULT_ENDPOINT,
+        deadline,
+        endpoint,
+        authorize,
       }),
     ),
   );
+  const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
+  if (failed.length > 0) throw bootFailure(refs, failed);
   const matched: Record<string, string> = {};
   refs.forEach((ref, i) => {
-    matched[ref.name] = results[i].match;
+    matched[ref.name] = (results[i] as PromiseFulfilledResult<{ match: string }>).value.match;
   });
-  const outs: SerialWaitOutputs = { ...inputs, matched };
-  return { id: sha256(JSON.stringify([inputs.instances, inputs.pattern])).slice(0, 16), outs };
+  const outs: SerialWaitOutputs = { ...kept(inputs), matched, waited: links };
+  const key = inputs.group ?? inputs.instances;
+  return { id: sha256(JSON.stringify([key, inputs.pattern])).slice(0, 16), outs };
+}
+
+/** One error for every instance that failed, each with its own console tail. */
+function bootFailure(refs: InstanceRef[], failed: Error[]): Error {
+  if (failed.length === 1 && refs.length === 1) return failed[0];
+  return new SerialWaitError(
+    `${failed.length} of ${refs.length} instances did not boot:\n\n${failed.map((e) => e.message).join("\n\n")}`,
+    { cause: failed[0] },
+  );
 }
 
 export const provider = {
@@ -107,7 +196,10 @@ export const provider = {
     _id: string,
     olds: SerialWaitOutputs,
     news: SerialWaitInputs,
-  ): Promise<pulumi.dynamic.UpdateResult> => ({ outs: { ...news, matched: olds.matched } }),
+  ): Promise<pulumi.dynamic.UpdateResult> => ({
+    // State written before `waited` existed holds only `instances`.
+    outs: { ...kept(news), matched: olds.matched, waited: olds.waited ?? olds.instances ?? [] },
+  }),
   // Waiting leaves nothing behind to remove.
   delete: async (): Promise<void> => {},
 };

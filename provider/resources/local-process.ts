@@ -1,10 +1,13 @@
 // local.Process: a unikernel run as a local background process: hvt and spt kernels under their
 // Solo5 tender (`solo5-hvt`, `solo5-spt`), unix builds as plain programs. It outlives the dynamic
-// provider; every input except `waitFor` replaces it.
+// provider; every input except `waitFor` replaces it. The devices an hvt/spt kernel declares are
+// attached as solo5-devices.ts says; hvt needs a usable /dev/kvm.
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import type * as pulumi from "@pulumi/pulumi";
 import { startBackground } from "../background";
 import { findExecutable } from "../exec";
+import { inspectKernel } from "../inspect";
 import {
   awaitStarted,
   checkRunFile,
@@ -16,8 +19,17 @@ import {
   runLifecycle,
   type WaitFor,
 } from "../local-run";
+import { netnsProblem } from "../netif";
+import { kvmUsable } from "../qemu";
+import {
+  type BlockAttachment,
+  checkAttachments,
+  createBlockFiles,
+  type NetAttachment,
+  tenderDeviceArgs,
+} from "../solo5-devices";
 import { BOUNDS, outOfBounds } from "./bounds";
-import { isKnown } from "./inputs";
+import { type Device, isKnown, message } from "./inputs";
 
 export type ProcessTarget = "hvt" | "spt" | "unix";
 const TARGETS: readonly string[] = ["hvt", "spt", "unix"];
@@ -34,6 +46,14 @@ export interface ProcessInputs {
   tender?: string;
   /** Guest memory for hvt/spt (the tender's --mem); default: the tender's own. */
   memoryMiB?: number;
+  /** The devices the kernel declares (given by a Unikernel, read from the file by check). */
+  manifest?: Device[];
+  /** A tap interface for each network device the kernel declares. */
+  net?: Record<string, NetAttachment>;
+  /** A file for each block device the kernel declares. */
+  block?: Record<string, BlockAttachment>;
+  /** The network namespace the tender runs in, where its taps are (`ip netns`); default: ours. */
+  netns?: string;
   waitFor?: WaitFor;
   cacheDir?: string;
 }
@@ -52,6 +72,10 @@ const REPLACING: (keyof ProcessInputs)[] = [
   "args",
   "tender",
   "memoryMiB",
+  "manifest",
+  "net",
+  "block",
+  "netns",
   "cacheDir",
 ];
 
@@ -127,17 +151,98 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
       if (problem) failures.push({ property: "memoryMiB", reason: `memoryMiB ${problem}` });
     }
   }
+  let devices: Pick<ProcessInputs, "manifest" | "net" | "block"> = {};
+  if (target === "hvt" || target === "spt") {
+    if (target === "hvt") checkKvm(failures);
+    const manifest = await kernelManifest(kernel, target, news.manifest, failures);
+    const netns = checkNetns(news.netns, failures);
+    devices = {
+      manifest,
+      ...(await checkAttachments(news.net, news.block, manifest, netns, failures)),
+    };
+  } else if (isKnown(target)) {
+    for (const property of ["net", "block", "netns"] as const)
+      if (news[property] !== undefined && news[property] !== null)
+        failures.push({
+          property,
+          reason: `${property} attaches Solo5 devices to hvt and spt kernels; a ${target} program uses the host's own: drop ${property}`,
+        });
+  }
   const waitFor = checkWaitFor(news.waitFor, failures);
-  return { inputs: definedOnly({ ...news, kernelSha256, args, tender, waitFor }), failures };
+  return {
+    inputs: definedOnly({ ...news, kernelSha256, args, tender, ...devices, waitFor }),
+    failures,
+  };
 }
 
-/** The program to run and its arguments: the tender's CLI is `TENDER [--mem=MB] -- KERNEL ARGS...`. */
+/** The `netns` input: undefined (ours), or a namespace that exists. */
+function checkNetns(value: unknown, failures: pulumi.dynamic.CheckFailure[]): string | undefined {
+  if (value === undefined || value === null || !isKnown(value)) return undefined;
+  const problem = typeof value === "string" ? netnsProblem(value) : "netns must be a string";
+  if (problem) failures.push({ property: "netns", reason: problem });
+  return problem ? undefined : (value as string);
+}
+
+/**
+ * hvt kernels run on KVM: refuse them at preview when /dev/kvm cannot be opened read-write,
+ * which the tender does first thing (spt needs only seccomp).
+ */
+function checkKvm(failures: pulumi.dynamic.CheckFailure[]): void {
+  if (kvmUsable()) return;
+  const why = existsSync("/dev/kvm")
+    ? "/dev/kvm cannot be opened read-write by this user (add it to the kvm group)"
+    : "this machine has no /dev/kvm (no KVM, or nested virtualization is off)";
+  failures.push({
+    property: "target",
+    reason:
+      `hvt kernels run on KVM, and ${why}: build the unikernel for spt ` +
+      "(`mirage configure -t spt`), which runs as a seccomp-sandboxed process and needs no KVM",
+  });
+}
+
+/**
+ * The devices the kernel declares: as its Unikernel gave them, else read from the file, which
+ * must be a Solo5 kernel for `target`. Undefined while unknown (preview).
+ */
+async function kernelManifest(
+  kernel: unknown,
+  target: "hvt" | "spt",
+  given: unknown,
+  failures: pulumi.dynamic.CheckFailure[],
+): Promise<Device[] | undefined> {
+  if (given !== undefined && given !== null)
+    return isKnown(given) ? (given as Device[]) : undefined;
+  if (typeof kernel !== "string" || !isKnown(kernel) || !existsSync(kernel)) return undefined;
+  try {
+    const info = await inspectKernel(kernel);
+    if (info.solo5.target !== target) {
+      failures.push({
+        property: "kernel",
+        reason: `kernel ${kernel} is a Solo5 ${info.solo5.target} kernel, not ${target}: give target ${JSON.stringify(info.solo5.target)} or a kernel built with \`mirage configure -t ${target}\``,
+      });
+    }
+    return info.manifest.devices;
+  } catch (error) {
+    failures.push({ property: "kernel", reason: message(error) });
+    return undefined;
+  }
+}
+
+/**
+ * The program to run and its arguments; the tender's CLI (docs/platforms.md, Solo5 tenders) is
+ * `TENDER [--mem=MB] [--net:NAME=IFACE [--net-mac:NAME=HWADDR]]... [--block:NAME=PATH
+ * [--block-sector-size:NAME=N]]... -- KERNEL ARGS...`.
+ */
 function commandFor(inputs: ProcessInputs): string[] {
   if (inputs.target === "unix") return [inputs.kernel, ...inputs.args];
   const memory = inputs.memoryMiB === undefined ? [] : [`--mem=${inputs.memoryMiB}`];
+  // `ip netns exec` enters the namespace and execs the tender: the pid stays the tender's.
+  const netns = inputs.netns === undefined ? [] : ["ip", "netns", "exec", inputs.netns];
   return [
+    ...netns,
     inputs.tender ?? `solo5-${inputs.target}`,
     ...memory,
+    ...tenderDeviceArgs(inputs),
     "--",
     inputs.kernel,
     ...inputs.args,
@@ -150,6 +255,7 @@ async function create(inputs: ProcessInputs): Promise<pulumi.dynamic.CreateResul
   const command = commandFor(inputs);
   let started: Awaited<ReturnType<typeof startBackground>>;
   try {
+    await createBlockFiles(inputs.block);
     started = await startBackground(command[0], command.slice(1), {
       logFile: consoleLog,
       cwd: dir,

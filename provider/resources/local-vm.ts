@@ -150,7 +150,7 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
     failures.push({
       property: "ports",
       reason:
-        "ports are forwarded to a network device, but the unikernel declares none: configure it with a network (e.g. --net=direct) or drop ports",
+        "ports are forwarded to a network device, but the unikernel declares none: declare a network stack in its config.ml (e.g. generic_stackv4v6 default_network) or drop ports",
     });
   }
   const waitFor = checkWaitFor(news.waitFor, failures);

@@ -11,8 +11,20 @@ import { sha256, sha256File } from "../hash";
 import { inspectKernel } from "../inspect";
 import { kernelFor } from "../mirage/build";
 import { combineFingerprint, hashSourceTree } from "../mirage/fingerprint";
-import { isTarget, plainName, TARGETS, type Target, unikernelName } from "../mirage/project";
-import { findMirage, mirageVersion } from "../mirage/toolchain";
+import {
+  configureArgsProblem,
+  isTarget,
+  plainName,
+  TARGETS,
+  type Target,
+  unikernelName,
+} from "../mirage/project";
+import {
+  findMirage,
+  mirageVersion,
+  switchVersions as readSwitchVersions,
+  switchPrefix,
+} from "../mirage/toolchain";
 import { BOUNDS, outOfBounds } from "./bounds";
 import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
 
@@ -23,6 +35,8 @@ export interface UnikernelProps {
   target: Target;
   configureArgs?: string[];
   mirage?: string;
+  /** false: `mirage configure --no-depext` (opam installs no system packages). */
+  depexts?: boolean;
   buildTimeoutMinutes?: number;
   cacheDir?: string;
   /** The Pulumi resource's name, for progress lines. */
@@ -31,6 +45,8 @@ export interface UnikernelProps {
   fingerprint: string;
   name: string;
   mirageVersion: string;
+  /** Solo5 and ocaml-solo5 versions of mirage's opam switch (none outside opam). */
+  switchVersions?: Record<string, string>;
   // Computed by create (and by check for a prebuilt kernel).
   kernelPath?: string;
   sha256?: string;
@@ -44,6 +60,7 @@ const USER_INPUTS = [
   "target",
   "configureArgs",
   "mirage",
+  "depexts",
   "buildTimeoutMinutes",
   "cacheDir",
   "resourceName",
@@ -81,19 +98,25 @@ function checkShape(news: Record<string, unknown>, failures: Failure[]): void {
     });
   }
   if (given(configureArgs) && isKnown(configureArgs)) {
-    if (!Array.isArray(configureArgs) || configureArgs.some((a) => typeof a !== "string")) {
+    const strings =
+      Array.isArray(configureArgs) && configureArgs.every((a) => typeof a === "string");
+    const problem = strings ? configureArgsProblem(configureArgs.filter(isKnown)) : undefined;
+    if (!strings) {
       failures.push({ property: "configureArgs", reason: "must be a list of strings" });
-    } else if (configureArgs.some((a) => /^(-t|--target)(=|$)/.test(a) || /^-t./.test(a))) {
-      failures.push({
-        property: "configureArgs",
-        reason: "set the target with the target property, not -t/--target in configureArgs",
-      });
+    } else if (problem) {
+      failures.push({ property: "configureArgs", reason: problem });
     } else if (hasKernel) {
       failures.push({
         property: "configureArgs",
         reason: "configureArgs apply to builds from source; a prebuilt kernel takes none",
       });
     }
+  }
+  if (given(news.depexts) && isKnown(news.depexts) && typeof news.depexts !== "boolean") {
+    failures.push({
+      property: "depexts",
+      reason: `must be true or false, not ${JSON.stringify(news.depexts)}`,
+    });
   }
   if (given(buildTimeoutMinutes) && isKnown(buildTimeoutMinutes)) {
     const reason = outOfBounds(buildTimeoutMinutes, BOUNDS.buildTimeoutMinutes);
@@ -150,10 +173,12 @@ async function checkSource(
   }
   if (!isKnown(news.mirage)) return {};
   let version: string;
+  let switchVersions: Record<string, string>;
   try {
-    version = await mirageVersion(
-      await findMirage((news.mirage as string | undefined) ?? "mirage"),
-    );
+    const mirage = await findMirage((news.mirage as string | undefined) ?? "mirage");
+    version = await mirageVersion(mirage);
+    const prefix = await switchPrefix(mirage);
+    switchVersions = prefix ? await readSwitchVersions(prefix) : {};
   } catch (error) {
     failures.push({ property: "mirage", reason: message(error) });
     return {};
@@ -182,8 +207,9 @@ async function checkSource(
     target: news.target,
     configureArgs,
     mirageVersion: version,
+    switchVersions,
   });
-  return { mirageVersion: version, name, fingerprint };
+  return { mirageVersion: version, switchVersions, name, fingerprint };
 }
 
 /** A prebuilt kernel's facts (everything but its cache path), or failures. */
@@ -288,8 +314,10 @@ async function produce(props: UnikernelProps, olds?: Record<string, unknown>) {
       source: props.source as string,
       target: props.target,
       configureArgs: props.configureArgs ?? [],
+      depexts: props.depexts ?? true,
       mirage: await findMirage(props.mirage ?? "mirage"),
       mirageVersion: props.mirageVersion,
+      switchVersions: props.switchVersions ?? {},
       fingerprint: props.fingerprint,
       timeoutMs: (props.buildTimeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES) * 60_000,
       cacheDir: dir,

@@ -5,7 +5,8 @@ import { sha256 } from "../../provider/hash";
 import { DiskImage } from "../disk-image";
 import { gcpSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
-import { GceSerialWait } from "./serial-wait";
+import { groupBalancer, regionOfZone, vmAddress } from "./address";
+import { GceSerialWait, type GceSerialWaitArgs } from "./serial-wait";
 import {
   checkLabels,
   checkMachineType,
@@ -13,12 +14,17 @@ import {
   checkNetDevices,
   checkReplicas,
   checkSourceRanges,
+  checkStaticIp,
   checkTarget,
   checkWaitFor,
   firewallAllows,
+  type HealthCheckArgs,
+  healthCheckSpec,
   kernelLabels,
   type Port,
+  tcpPorts,
 } from "./validate";
+import { groupOfVms, singleVm, type VmSpec } from "./vms";
 
 /**
  * Arguments of `gcp.UnikernelService`. The ones the component checks before anything is created
@@ -55,23 +61,39 @@ export interface UnikernelServiceArgs {
   machineType?: string;
   /**
    * How many VMs. One is a plain instance; more become a regional managed instance group, rolled
-   * to each new image with new VMs up before old ones go. Default: 1.
+   * to each new image with new VMs up, and healthy (see `healthCheck`), before old ones go.
+   * Default: 1.
    */
   replicas?: number;
   /**
-   * An existing VPC network (name or selfLink). Default: a network created with MTU 1500 when
-   * `createNetwork` is set, else `default`.
+   * How a group (`replicas` > 1) tells a serving VM: a TCP connect to `port`, or an HTTP GET of
+   * `httpPath` on it answering 200, from Google's probers (a firewall rule lets them in). The
+   * group recreates a VM failing it (`initialDelaySec` after it starts), and a rolling update
+   * removes no old VM until a new one has passed it for `minReadySec`. One VM has no health
+   * check: its boot wait gates its replacement. Default: TCP on the first TCP port in `ports`
+   * (a group with none is refused), `initialDelaySec` 120, `minReadySec` 30.
+   */
+  healthCheck?: HealthCheckArgs;
+  /**
+   * An existing VPC network (name or selfLink), used as it is. Solo5 sends 1500-byte frames,
+   * so a network with a smaller MTU (`default` and other networks made with GCE's default of
+   * 1460) drops full-size packets: preview warns about `default`. Default: a network the
+   * component creates, with MTU 1500 and auto-mode subnets.
    */
   network?: pulumi.Input<string>;
-  /** An existing subnetwork (required for custom-mode networks). Default: none. */
+  /** An existing subnetwork of `network` (required for custom-mode networks). Default: none. */
   subnetwork?: pulumi.Input<string>;
-  /**
-   * Create a network with MTU 1500 (auto-mode subnets): Solo5 assumes 1500 while GCE networks
-   * default to 1460. Default: false.
-   */
-  createNetwork?: boolean;
   /** Give each VM an ephemeral public IP. Default: true. */
   publicIp?: boolean;
+  /**
+   * Reserve an external address that survives replacements, output as `address`. One VM holds
+   * it itself; as a VM can hold it only once the previous one has let it go, a new image then
+   * replaces the VM delete-first (a short outage, and no old VM to fall back on). A group gets
+   * one global address in front of it: a proxy load balancer forwarding each TCP port in
+   * `ports` to VMs passing the health check, new VMs first, without an outage; its VMs may then
+   * go without public IPs (`publicIp: false`). Default: false.
+   */
+  staticIp?: boolean;
   /** Ports to open to the component's VMs; a number is a TCP port. Default: none. */
   ports?: Port[];
   /** Who may reach `ports`, as CIDR ranges. Default: `["0.0.0.0/0"]`. */
@@ -90,7 +112,9 @@ export interface UnikernelServiceArgs {
   /**
    * Make `pulumi up` wait until each VM's serial console (port 1) matches `serial`, a regular
    * expression source, within `timeoutSeconds` (default 300); on failure the error shows the
-   * console's last lines. Needs `GOOGLE_OAUTH_ACCESS_TOKEN` or a logged-in gcloud CLI.
+   * console's last lines. It calls the Compute Engine API with the gcp provider's credentials
+   * (an explicit provider's `accessToken`/`credentials`, or `gcp:accessToken`/`gcp:credentials`),
+   * else GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_CREDENTIALS, then Application Default Credentials.
    * Default: no wait.
    */
   waitFor?: { serial: string; timeoutSeconds?: number };
@@ -111,11 +135,20 @@ export class UnikernelService extends pulumi.ComponentResource {
   readonly instanceNames: pulumi.Output<string[]>;
   /** The VMs' public IPs (empty when `publicIp` is false). */
   readonly externalIps: pulumi.Output<string[]>;
+  /**
+   * The address clients use: with `staticIp`, the reserved one (the VM's, or the group's load
+   * balancer's, which forwards the TCP `ports`); else the first VM's public IP, which changes
+   * when the VM is replaced. Undefined when there is none.
+   */
+  readonly address: pulumi.Output<string | undefined>;
   /** For each VM, the command that prints its serial console. */
   readonly serialCommands: pulumi.Output<string[]>;
   /** The managed instance group's selfLink, when `replicas` > 1. */
   readonly instanceGroup: pulumi.Output<string> | undefined;
-  /** The boot verification, when `waitFor` is set: depend on it to act once the VMs serve. */
+  /**
+   * The boot verification, when `waitFor` is set: depend on it to act once the VMs serve. For a
+   * group it waits for each VM of the new template.
+   */
   readonly bootCheck: GceSerialWait | undefined;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -132,9 +165,13 @@ export class UnikernelService extends pulumi.ComponentResource {
     checkSourceRanges(sourceRanges);
     checkLabels(args.labels ?? {});
     if (args.waitFor) checkWaitFor(args.waitFor);
-    if (args.createNetwork && args.network !== undefined) {
+    if (args.staticIp) checkStaticIp(replicas, args.publicIp ?? true, args.ports ?? []);
+    // A group needs a health check; one VM is gated by its boot wait alone.
+    const health =
+      replicas > 1 ? healthCheckSpec(args.healthCheck, args.ports ?? [], replicas) : undefined;
+    if (args.subnetwork !== undefined && args.network === undefined) {
       throw new Error(
-        "gcp.UnikernelService: network and createNetwork exclude each other: give an existing network, or let the component create one",
+        "gcp.UnikernelService: subnetwork is given without network: give the network the subnetwork belongs to",
       );
     }
     super("pulumi-mirage:gcp:UnikernelService", name, {}, opts);
@@ -206,16 +243,24 @@ export class UnikernelService extends pulumi.ComponentResource {
     );
     this.imageSelfLink = image.selfLink;
 
-    let network = args.network;
-    if (args.createNetwork) {
-      network = new gcp.compute.Network(
+    const network =
+      args.network ??
+      // Solo5 assumes MTU 1500; GCE networks default to 1460 (docs/platforms.md, Google Compute Engine).
+      new gcp.compute.Network(
         `${name}-net`,
         { project: args.project, autoCreateSubnetworks: true, mtu: 1500 },
         parent,
       ).selfLink;
+    if (isDefaultNetwork(args.network)) {
+      pulumi.log.warn(
+        `network "${args.network}" has MTU 1460 while Solo5 sends 1500-byte frames: full-size ` +
+          "packets are dropped and large responses stall. Leave network unset (the component " +
+          "creates an MTU 1500 network), or give a network created with mtu: 1500.",
+        this,
+      );
     }
     const networkInterface = {
-      network: network ?? "default",
+      network,
       subnetwork: args.subnetwork,
       nicType: "VIRTIO_NET",
       accessConfigs: args.publicIp === false ? [] : [{}],
@@ -243,167 +288,146 @@ export class UnikernelService extends pulumi.ComponentResource {
       project: args.project,
       machineType,
       image: image.selfLink,
+      network: networkInterface.network,
       networkInterface,
       tag,
       labels,
       serviceAccount,
     };
     const vmOpts = { parent: this, dependsOn: firewall ? [firewall] : [] };
-    const vms =
-      replicas === 1
-        ? singleVm(name, vm, args.zone, vmOpts)
-        : groupOfVms(name, vm, replicas, args.region, vmOpts);
-    const instanceLinks = vms.links;
-    this.instanceGroup = vms.group;
-    this.externalIps = vms.externalIps;
+    const waitFor = args.waitFor;
+    const bootWait = (
+      target: Pick<GceSerialWaitArgs, "instances" | "group">,
+      vms: pulumi.Resource,
+    ): GceSerialWait | undefined =>
+      waitFor === undefined
+        ? undefined
+        : new GceSerialWait(
+            `${name}-boot`,
+            {
+              ...target,
+              pattern: waitFor.serial,
+              timeoutSeconds: waitFor.timeoutSeconds ?? 300,
+              ...providerCredentials(this),
+            },
+            { parent: this, dependsOn: [vms] },
+          );
+
+    let instanceLinks: pulumi.Output<string[]>;
+    if (health === undefined) {
+      const region =
+        args.region ?? (typeof args.zone === "string" ? regionOfZone(args.zone) : undefined);
+      const reserved = args.staticIp ? vmAddress(name, args.project, region, parent) : undefined;
+      const single = singleVm(name, vm, args.zone, reserved?.address, vmOpts);
+      this.bootCheck = bootWait(single.waitTarget, single.instance);
+      instanceLinks = single.instance.selfLink.apply((link) => [link]);
+      this.externalIps = single.instance.networkInterfaces.apply((nics) =>
+        (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
+      );
+      this.instanceGroup = undefined;
+      this.address = reserved
+        ? reserved.address
+        : this.externalIps.apply((ips): string | undefined => ips[0]);
+    } else {
+      const balancedPorts = args.staticIp ? tcpPorts(args.ports ?? []) : [];
+      const group = groupOfVms(
+        name,
+        vm,
+        {
+          replicas,
+          region: args.region,
+          health,
+          balancedPorts,
+          bootWait: args.waitFor !== undefined,
+        },
+        vmOpts,
+      );
+      this.bootCheck = bootWait(group.waitTarget, group.manager);
+      // The VMs that booted, when awaited; else the group's members once it is stable.
+      instanceLinks = this.bootCheck?.waited ?? groupMembers(group.manager, this);
+      this.externalIps = natIps(instanceLinks, this);
+      this.instanceGroup = group.manager.instanceGroup;
+      this.address = args.staticIp
+        ? groupBalancer(
+            name,
+            {
+              project: args.project,
+              instanceGroup: group.manager.instanceGroup,
+              healthCheck: group.healthCheck,
+              ports: balancedPorts,
+            },
+            parent,
+          )
+        : this.externalIps.apply((ips): string | undefined => ips[0]);
+    }
     this.instanceNames = instanceLinks.apply((links) => links.map((l) => parseInstance(l).name));
     this.serialCommands = instanceLinks.apply((links) =>
       links.map((l) => serialCommand(parseInstance(l))),
     );
 
-    this.bootCheck = args.waitFor
-      ? new GceSerialWait(
-          `${name}-boot`,
-          {
-            instances: instanceLinks,
-            pattern: args.waitFor.serial,
-            timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
-          },
-          { parent: this, dependsOn: [vms.resource] },
-        )
-      : undefined;
-
     this.registerOutputs({
       imageSelfLink: this.imageSelfLink,
       instanceNames: this.instanceNames,
       externalIps: this.externalIps,
+      address: this.address,
       serialCommands: this.serialCommands,
       instanceGroup: this.instanceGroup,
     });
   }
 }
 
-/** What the VMs are made of, whether one instance or a group. */
-interface VmSpec {
-  project: pulumi.Input<string> | undefined;
-  machineType: string;
-  image: pulumi.Output<string>;
-  networkInterface: gcp.types.input.compute.InstanceNetworkInterface &
-    gcp.types.input.compute.InstanceTemplateNetworkInterface;
-  tag: string;
-  labels: pulumi.Output<Record<string, string>>;
-  serviceAccount:
-    | { email: pulumi.Input<string>; scopes: pulumi.Input<pulumi.Input<string>[]> }
+/**
+ * The gcp provider's own credentials, for the boot wait's API calls: those of an explicit
+ * provider given to the component, else the stack's `gcp:accessToken` / `gcp:credentials`.
+ */
+function providerCredentials(component: pulumi.ComponentResource): {
+  accessToken?: pulumi.Input<string>;
+  credentials?: pulumi.Input<string>;
+} {
+  const provider = component.getProvider("gcp:compute/instance:Instance") as
+    | Partial<Pick<gcp.Provider, "accessToken" | "credentials">>
     | undefined;
-}
-
-interface Vms {
-  resource: pulumi.Resource;
-  /** The instances' selfLinks. */
-  links: pulumi.Output<string[]>;
-  externalIps: pulumi.Output<string[]>;
-  group: pulumi.Output<string> | undefined;
-}
-
-function singleVm(
-  name: string,
-  vm: VmSpec,
-  zone: pulumi.Input<string> | undefined,
-  opts: pulumi.CustomResourceOptions,
-): Vms {
-  const gcp = gcpSdk("gcp.UnikernelService");
-  const instance = new gcp.compute.Instance(
-    `${name}-vm`,
-    {
-      project: vm.project,
-      zone,
-      machineType: vm.machineType,
-      bootDisk: { initializeParams: { image: vm.image } },
-      networkInterfaces: [vm.networkInterface],
-      tags: [vm.tag],
-      labels: vm.labels,
-      serviceAccount: vm.serviceAccount,
-      // A unikernel keeps no state: a machine type change may stop and restart it.
-      allowStoppingForUpdate: true,
-    },
-    {
-      ...opts,
-      // A new image is a new VM (auto-named, so both exist for a moment): the new one is
-      // created, and verified when `waitFor` is set, before the old one is deleted.
-      replaceOnChanges: ["bootDisk.initializeParams.image"],
-      deleteBeforeReplace: false,
-    },
-  );
+  if (provider?.accessToken !== undefined || provider?.credentials !== undefined) {
+    return {
+      accessToken: provider.accessToken as pulumi.Output<string> | undefined,
+      credentials: provider.credentials as pulumi.Output<string> | undefined,
+    };
+  }
+  const config = new pulumi.Config("gcp");
   return {
-    resource: instance,
-    links: instance.selfLink.apply((link) => [link]),
-    externalIps: instance.networkInterfaces.apply((nics) =>
-      (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
-    ),
-    group: undefined,
+    accessToken: config.getSecret("accessToken"),
+    credentials: config.getSecret("credentials"),
   };
 }
 
-function groupOfVms(
-  name: string,
-  vm: VmSpec,
-  replicas: number,
-  region: pulumi.Input<string> | undefined,
-  opts: pulumi.CustomResourceOptions,
-): Vms {
+/** A group's VMs, as the gcp provider lists them. */
+function groupMembers(
+  manager: gcp.compute.RegionInstanceGroupManager,
+  parent: pulumi.Resource,
+): pulumi.Output<string[]> {
   const gcp = gcpSdk("gcp.UnikernelService");
-  const template = new gcp.compute.InstanceTemplate(
-    `${name}-template`,
-    {
-      project: vm.project,
-      machineType: vm.machineType,
-      disks: [{ sourceImage: vm.image, boot: true, autoDelete: true }],
-      networkInterfaces: [vm.networkInterface],
-      tags: [vm.tag],
-      labels: vm.labels,
-      serviceAccount: vm.serviceAccount,
-    },
-    // Templates are immutable: a new image is a new template, made before the old one goes.
-    { parent: opts.parent, deleteBeforeReplace: false },
-  );
-  const group = new gcp.compute.RegionInstanceGroupManager(
-    `${name}-group`,
-    {
-      project: vm.project,
-      region,
-      baseInstanceName: name,
-      versions: [{ name: "primary", instanceTemplate: template.selfLinkUnique }],
-      targetSize: replicas,
-      // Roll to a new template at once, new VMs first: no VM goes before its successor runs.
-      // A regional group surges by at least its number of zones (3).
-      updatePolicy: {
-        type: "PROACTIVE",
-        minimalAction: "REPLACE",
-        maxSurgeFixed: Math.max(3, replicas),
-        maxUnavailableFixed: 0,
-      },
-      waitForInstances: true,
-      waitForInstancesStatus: "UPDATED",
-    },
-    opts,
-  );
-  const invokeOpts = { parent: opts.parent };
-  const links = gcp.compute
-    .getRegionInstanceGroupOutput({ selfLink: group.instanceGroup }, invokeOpts)
+  return gcp.compute
+    .getRegionInstanceGroupOutput({ selfLink: manager.instanceGroup }, { parent })
     .instances.apply((members) => members.map((m) => m.instance).sort());
-  const externalIps = links.apply((selfLinks) =>
-    pulumi.all(
-      selfLinks.map((selfLink) =>
-        gcp.compute
-          .getInstanceOutput({ selfLink }, invokeOpts)
-          .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
+}
+
+/** The public IPs of instances given by selfLink; those without one are left out. */
+function natIps(links: pulumi.Output<string[]>, parent: pulumi.Resource): pulumi.Output<string[]> {
+  const gcp = gcpSdk("gcp.UnikernelService");
+  return links
+    .apply((selfLinks) =>
+      pulumi.all(
+        selfLinks.map((selfLink) =>
+          gcp.compute
+            .getInstanceOutput({ selfLink }, { parent })
+            .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
+        ),
       ),
-    ),
-  );
-  return {
-    resource: group,
-    links,
-    externalIps: externalIps.apply((ips) => ips.filter((ip) => ip !== "")),
-    group: group.instanceGroup,
-  };
+    )
+    .apply((ips) => ips.filter((ip) => ip !== ""));
+}
+
+/** The `default` network, by name or selfLink: GCE always gives it MTU 1460. */
+function isDefaultNetwork(network: pulumi.Input<string> | undefined): boolean {
+  return typeof network === "string" && /(^|\/networks\/)default$/.test(network);
 }

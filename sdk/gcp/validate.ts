@@ -204,3 +204,92 @@ export function checkNetDevices(manifest: readonly Device[]): void {
     );
   }
 }
+
+/** How a group's VMs are health-checked, with every default resolved. */
+export interface HealthCheckSpec {
+  port: number;
+  /** An HTTP path to GET; absent: a TCP connect. */
+  httpPath?: string;
+  initialDelaySec: number;
+  minReadySec: number;
+}
+
+export interface HealthCheckArgs {
+  port?: number;
+  httpPath?: string;
+  initialDelaySec?: number;
+  minReadySec?: number;
+}
+
+function checkSeconds(property: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 0 || value > 3600) {
+    fail(property, `must be a whole number of seconds from 0 to 3600, got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * A group rolls to new VMs only as they pass a health check, so one needs a port to check: the
+ * given one, else the first TCP port declared.
+ */
+export function healthCheckSpec(
+  args: HealthCheckArgs | undefined,
+  ports: readonly Port[],
+  replicas: number,
+): HealthCheckSpec {
+  const port = args?.port ?? tcpPorts(ports)[0];
+  if (port === undefined) {
+    fail(
+      "healthCheck",
+      `is needed for a group of ${replicas} VMs, and no TCP port is declared to check: declare the ` +
+        "service's TCP port in ports (e.g. ports: [8080]), or give healthCheck.port",
+    );
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    fail("healthCheck.port", `must be a port number from 1 to 65535, got ${port}`);
+  }
+  const httpPath = args?.httpPath;
+  if (httpPath !== undefined && !/^\/[\x21-\x7e]*$/.test(httpPath)) {
+    fail(
+      `healthCheck.httpPath ${JSON.stringify(httpPath)}`,
+      'must be a URL path starting with "/", without spaces (e.g. /healthz)',
+    );
+  }
+  return {
+    port,
+    ...(httpPath === undefined ? {} : { httpPath }),
+    initialDelaySec: checkSeconds("healthCheck.initialDelaySec", args?.initialDelaySec, 120),
+    minReadySec: checkSeconds("healthCheck.minReadySec", args?.minReadySec, 30),
+  };
+}
+
+/** The TCP ports among `ports`, in order. */
+export function tcpPorts(ports: readonly Port[]): number[] {
+  return ports
+    .map((p) => (typeof p === "number" ? { port: p, protocol: "tcp" } : p))
+    .filter((p) => (p.protocol ?? "tcp") === "tcp")
+    .map((p) => p.port);
+}
+
+/**
+ * One VM's static address is its public IP; a group's sits on a proxy load balancer, which
+ * forwards TCP only.
+ */
+export function checkStaticIp(replicas: number, publicIp: boolean, ports: readonly Port[]): void {
+  if (replicas === 1 && !publicIp) {
+    fail(
+      "staticIp",
+      "is the VM's public address, and publicIp is false: drop one of them (a group, replicas > 1, can have both: its address is a load balancer's)",
+    );
+  }
+  if (replicas === 1) return;
+  const udp = ports.filter((p) => typeof p !== "number" && p.protocol === "udp");
+  if (udp.length > 0 || tcpPorts(ports).length === 0) {
+    fail(
+      "staticIp",
+      `for a group is a proxy load balancer, which forwards TCP ports only${udp.length > 0 ? ` (UDP port ${udp.map((p) => (typeof p === "number" ? p : p.port)).join(", ")} would not be reachable there)` : ", and no TCP port is declared"}: ` +
+        "a passthrough balancer cannot be used, as it delivers packets addressed to its own IP, which a MirageOS network stack drops. Declare TCP ports only, or use replicas: 1",
+    );
+  }
+}

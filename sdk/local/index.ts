@@ -1,4 +1,11 @@
 // Running unikernels on this machine: disk images in QEMU, hvt/spt kernels under their Solo5
-// tender, unix builds as processes.
-export { Process, type ProcessArgs, type ProcessTarget } from "./process";
+// tender (on tap interfaces), unix builds as processes.
+export {
+  type BlockDevice,
+  type NetDevice,
+  Process,
+  type ProcessArgs,
+  type ProcessTarget,
+} from "./process";
+export { Tap, type TapArgs } from "./tap";
 export { type PortForward, Vm, type VmArgs, type WaitFor } from "./vm";

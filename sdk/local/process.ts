@@ -1,10 +1,52 @@
 import * as pulumi from "@pulumi/pulumi";
 import { engineProvider } from "../engine";
 import { Unikernel } from "../unikernel";
+import { Tap } from "./tap";
 import type { WaitFor } from "./vm";
 
 /** The targets that run as a local process. */
 export type ProcessTarget = "hvt" | "spt" | "unix";
+
+/** A network device's tap: a `Tap`, an existing tap's name, or either with the MAC address to use. */
+export type NetDevice =
+  | Tap
+  | pulumi.Input<string>
+  | {
+      iface: Tap | pulumi.Input<string>;
+      /** e.g. `02:00:00:00:00:01`. Default: the tender picks a random one. */
+      mac?: pulumi.Input<string>;
+    };
+
+/** A block device's file: its path, or the path with the size to create it at and its sector size. */
+export type BlockDevice =
+  | pulumi.Input<string>
+  | {
+      /** The file; an existing one is used as it is, never truncated, and kept by destroy. */
+      path: pulumi.Input<string>;
+      /** Create the file, sparse, at this size when it does not exist. Default: it must exist. */
+      sizeMiB?: pulumi.Input<number>;
+      /** A power of two from 512. Default: the tender's 512. */
+      sectorSize?: pulumi.Input<number>;
+    };
+
+const tapName = (tap: Tap | pulumi.Input<string>) => (tap instanceof Tap ? tap.interface : tap);
+
+/** `{ iface, mac }`, told apart from a Tap and from an Output (whose proxy has every property). */
+const isNetObject = (device: NetDevice): device is Extract<NetDevice, { iface: unknown }> =>
+  typeof device === "object" &&
+  !(device instanceof Tap) &&
+  !pulumi.Output.isInstance(device) &&
+  !(device instanceof Promise);
+
+function netInputs(net: Record<string, NetDevice> | undefined) {
+  if (net === undefined) return undefined;
+  return Object.fromEntries(
+    Object.entries(net).map(([name, device]) => [
+      name,
+      isNetObject(device) ? { iface: tapName(device.iface), mac: device.mac } : tapName(device),
+    ]),
+  );
+}
 
 export interface ProcessArgs {
   /** The unikernel: a `Unikernel` resource, or the path of a kernel binary. */
@@ -20,6 +62,22 @@ export interface ProcessArgs {
   tender?: pulumi.Input<string>;
   /** Guest memory for hvt/spt (the tender's `--mem`). Default: the tender's. */
   memoryMiB?: pulumi.Input<number>;
+  /**
+   * A tap for each network device the kernel declares, by device name, e.g.
+   * `{ service: tap }`: the tender refuses a kernel with a declared device left unattached, and
+   * so does `pulumi preview`. Default: none.
+   */
+  net?: Record<string, NetDevice>;
+  /**
+   * A file for each block device the kernel declares, by device name, e.g.
+   * `{ storage: { path: "/var/lib/app/storage.img", sizeMiB: 64 } }`. Default: none.
+   */
+  block?: Record<string, pulumi.Input<BlockDevice>>;
+  /**
+   * The network namespace the tender runs in (`ip netns add NAME`), where its taps are. Default:
+   * the namespace the program runs in.
+   */
+  netns?: pulumi.Input<string>;
   /** Create finishes only once the output matches. Default: once the process has stayed up a second. */
   waitFor?: pulumi.Input<WaitFor>;
   /** Where the process's files (its output log) are kept. Default: the same cache as `Unikernel`, under `run/`. */
@@ -27,8 +85,9 @@ export interface ProcessArgs {
 }
 
 /**
- * A unikernel run locally as a background process: hvt and spt kernels under their Solo5 tender,
- * unix builds directly. It keeps running after `pulumi up` returns; its output goes to a log file.
+ * A unikernel run locally as a background process: hvt and spt kernels under their Solo5 tender
+ * (`solo5-hvt`, which needs KVM, or `solo5-spt`), with the devices they declare attached; unix
+ * builds directly. It keeps running after `pulumi up` returns; its output goes to a log file.
  * A process that died is reported gone by `pulumi refresh`; `pulumi destroy` stops it and removes
  * its files. Changing anything but `waitFor` replaces it.
  */
@@ -56,6 +115,11 @@ export class Process extends pulumi.dynamic.Resource {
         args: args.args ?? [],
         tender: args.tender,
         memoryMiB: args.memoryMiB,
+        // The devices the kernel declares: from its Unikernel, else check reads the file.
+        manifest: fromResource ? kernel.manifest : undefined,
+        net: netInputs(args.net),
+        block: args.block,
+        netns: args.netns,
         waitFor: args.waitFor,
         cacheDir: args.cacheDir,
         pid: undefined,

@@ -5,7 +5,9 @@
  * binaries"): the Solo5 ABI1 and MFT1 notes, a Multiboot1 header using the a.out kludge (virtio
  * and xen) whose entry differs from the ELF entry, and the Xen PVH note (xen). Booted by a
  * multiboot loader it behaves like a Solo5 hello: it prints a banner, "Hello, World" and its
- * command line (first word dropped, as Solo5 virtio does) on COM1, then powers the VM off.
+ * command line on COM1, then powers the VM off. Like Solo5, the virtio variant drops the first
+ * word of the multiboot command line (bindings/virtio/platform.c) and the xen variant keeps it as
+ * given (bindings/xen/platform.c).
  *
  * Variants are chosen with `as --defsym`:
  *   TARGET      1 hvt, 2 spt, 3 virtio, 4 muen, 5 genode, 6 xen (the ABI1 target number)
@@ -58,6 +60,7 @@ multiboot_entry:
         testl $4, (%ebx)                     /* flags bit 2: cmdline present */
         jz main
         movl 16(%ebx), %esi
+.if TARGET != 6
         /* Solo5 virtio drops the first word (the kernel's name) of the multiboot command line. */
 2:      movb (%esi), %al
         testb %al, %al
@@ -65,6 +68,7 @@ multiboot_entry:
         incl %esi
         cmpb $' ', %al
         jne 2b
+.endif
         jmp main
 
 .if PVH

@@ -156,6 +156,7 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   "xen-domain": "Domain",
   "local-vm": "LocalVm",
   "local-process": "LocalProcess",
+  "local-tap": "LocalTap",
   "gce-serial-wait": "GceSerialWait",
 };
 
@@ -254,6 +255,7 @@ function spawnProvider(
   consumerDir: string,
   engineAddress: string,
   env: Record<string, string>,
+  wrapper: string[],
   logs: string[],
 ): Promise<{ child: ChildProcess; port: number }> {
   const script = join(
@@ -267,7 +269,8 @@ function spawnProvider(
   );
   // The engine passes its own address as the argument; the SDK's log functions reach it through
   // PULUMI_NODEJS_ENGINE, so pulumi.log calls in provider code land in our Engine service.
-  const child = spawn(process.execPath, [script, engineAddress], {
+  const command = [...wrapper, process.execPath, script, engineAddress];
+  const child = spawn(command[0], command.slice(1), {
     cwd: consumerDir,
     env: { ...process.env, ...env, PULUMI_NODEJS_ENGINE: engineAddress },
     stdio: ["ignore", "pipe", "pipe"],
@@ -319,6 +322,11 @@ function call<Req, Res>(client: grpcType.Client, method: string, request: Req): 
 export interface StartOptions {
   /** Extra environment variables for the provider process (and so for the tools it runs). */
   env?: Record<string, string>;
+  /**
+   * A command to run the provider under, which must exec it (keeping the pid), e.g.
+   * `["setpriv", "--bounding-set", "-net_admin", "--"]`. Default: none.
+   */
+  wrapper?: string[];
 }
 
 /**
@@ -333,7 +341,13 @@ export async function startDynamicProvider(options: StartOptions = {}): Promise<
   let child: ChildProcess;
   let port: number;
   try {
-    ({ child, port } = await spawnProvider(consumerDir, engine.address, options.env ?? {}, logs));
+    ({ child, port } = await spawnProvider(
+      consumerDir,
+      engine.address,
+      options.env ?? {},
+      options.wrapper ?? [],
+      logs,
+    ));
   } catch (error) {
     engine.close();
     throw error;

@@ -16,7 +16,9 @@ export type TestKernelName =
   | "xen"
   | "xen-net"
   | "hvt"
+  | "hvt-devices"
   | "spt"
+  | "spt-devices"
   | "muen"
   | "genode";
 
@@ -50,7 +52,9 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   xen: { target: "xen", multiboot: true },
   "xen-net": { target: "xen", multiboot: true, net: true },
   hvt: { target: "hvt" },
+  "hvt-devices": { target: "hvt", net: true, block: true },
   spt: { target: "spt" },
+  "spt-devices": { target: "spt", net: true, block: true },
   muen: { target: "muen" },
   genode: { target: "genode" },
 };
@@ -86,7 +90,7 @@ async function exists(path: string): Promise<boolean> {
  */
 async function build(fileName: string, steps: Step[]): Promise<string> {
   sourcesHash ??= Promise.all(
-    ["kernel.S", "kernel.ld", "unix.c"].map((file) => readFile(join(SOURCES, file))),
+    ["kernel.S", "kernel.ld", "unix.c", "tap-echo.c"].map((file) => readFile(join(SOURCES, file))),
   ).then((parts) => sha256(Buffer.concat(parts)));
   const key = sha256(`${await sourcesHash}\n${JSON.stringify(steps)}`).slice(0, 16);
   const path = join(OUT, key, fileName);
@@ -113,7 +117,8 @@ async function build(fileName: string, steps: Step[]): Promise<string> {
 
 /**
  * The test kernel `name`, built if needed; its file is named like mirage's output,
- * `NAME.TARGET` (e.g. `virtio-net.virtio`).
+ * `NAME.TARGET` (e.g. `virtio-net.virtio`). Booted by a multiboot loader, a virtio kernel drops
+ * the first word of its command line and a xen kernel keeps it as given, as Solo5's do.
  */
 export async function testKernel(name: TestKernelName): Promise<string> {
   const variant = VARIANTS[name];
@@ -162,5 +167,15 @@ export async function testUnixProgram(): Promise<string> {
         ...["-o", TEMP, join(SOURCES, "unix.c")],
       ],
     },
+  ]);
+}
+
+/**
+ * test/kernels/tap-echo.c built: attached to a tap, it answers ARP for an IPv4 address and echoes
+ * UDP sent to it, standing in for a networked unikernel behind the stand-in tenders.
+ */
+export async function testTapEcho(): Promise<string> {
+  return build("tap-echo", [
+    { tool: "gcc", args: ["-O1", "-Wall", "-o", TEMP, join(SOURCES, "tap-echo.c")] },
   ]);
 }
