@@ -2,7 +2,8 @@
 // not a directory...), when a secret is refused, and that nothing is left behind afterwards.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -109,6 +110,11 @@ describe("file-system errors are sentences naming the path (case 5, 6)", () => {
     assert.equal(code, 1, stderr);
     assert.ok(stderr.includes(`${dir} is a directory, not a disk image`), stderr);
     assert.doesNotMatch(stderr, /EISDIR/);
+    assert.deepEqual(
+      (await readdir(tmpdir())).filter((name) => name.startsWith("pulumi-mirage-console-")),
+      [],
+      "no console directory left for a boot that never started",
+    );
   });
 
   test("local.Vm with a directory as image: a check failure on image, not a thrown error", async () => {
