@@ -2,7 +2,7 @@
 // The `pulumi-mirage` command: a dispatcher over subcommands. Each subcommand is one entry in
 // COMMANDS and does its work through a provider module, so the CLI and the Pulumi resources run
 // the same code.
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -112,8 +112,9 @@ async function bootCommand(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`--${(error as Error).message}`);
   }
-  const logFile =
-    values.log ?? join(await mkdtemp(join(tmpdir(), "pulumi-mirage-console-")), "console.log");
+  const consoleDir =
+    values.log === undefined ? await mkdtemp(join(tmpdir(), "pulumi-mirage-console-")) : undefined;
+  const logFile = values.log ?? join(consoleDir as string, "console.log");
   const result = await bootAndWatch({
     image: positionals[0],
     accel,
@@ -123,6 +124,10 @@ async function bootCommand(args: string[]): Promise<number> {
     bus,
     logFile,
     onOutput: (text) => process.stdout.write(text),
+  }).catch(async (error: unknown) => {
+    // Nothing booted (not a disk image, no QEMU): no console to keep.
+    if (consoleDir) await rm(consoleDir, { recursive: true, force: true });
+    throw error;
   });
   const ok = expect ? result.matched : result.exitCode !== null && result.failure === undefined;
   const outcome = result.matched

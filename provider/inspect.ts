@@ -154,6 +154,18 @@ function readManifest(elf: Elf): KernelInfo["manifest"] {
   return { version, devices };
 }
 
+/** Solo5 builds only ELF64 kernels for x86_64 and aarch64: anything else carrying its notes is not one. */
+const SOLO5_MACHINES = [62, 183];
+
+function checkArchitecture(elf: Elf, path: string): void {
+  const { class: elfClass, machine } = elf.header;
+  if (elfClass === "ELF64" && SOLO5_MACHINES.includes(machine)) return;
+  const what = `${elfClass} ${MACHINES[machine] ?? `machine ${machine}`}`;
+  throw new KernelFormatError(
+    `${path} carries Solo5 notes but is an ${what} binary: Solo5 kernels are ELF64 for x86_64 or aarch64; ${BUILD_ADVICE}`,
+  );
+}
+
 /** Finds a Multiboot1 header: magic, flags and checksum summing to 0, 4-aligned, in 8 KiB. */
 function findMultiboot(prefix: Buffer): KernelInfo["multiboot"] {
   const limit = Math.min(prefix.length, MULTIBOOT_SEARCH);
@@ -199,6 +211,7 @@ export async function inspectKernel(path: string): Promise<KernelInfo> {
     throw error;
   }
   const solo5 = readAbi(elf);
+  checkArchitecture(elf, path);
   const manifest = readManifest(elf);
   const { machine, entry } = elf.header;
   return {

@@ -1,8 +1,7 @@
 // What local.Vm and local.Process share: a state directory per resource, the `waitFor` input,
 // waiting for a started process's console, and the read/delete half of the lifecycle.
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import {
@@ -14,6 +13,7 @@ import {
 } from "./background";
 import { cacheDir } from "./cache";
 import { sha256File } from "./hash";
+import { BOUNDS, outOfBounds } from "./resources/bounds";
 import { changedKeys, isKnown } from "./resources/inputs";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
@@ -61,12 +61,12 @@ export function checkWaitFor(
     }
   }
   const timeoutSeconds = given.timeoutSeconds ?? DEFAULT_WAIT_SECONDS;
-  if (isKnown(timeoutSeconds) && !(typeof timeoutSeconds === "number" && timeoutSeconds > 0)) {
+  const reason = isKnown(timeoutSeconds) && outOfBounds(timeoutSeconds, BOUNDS.timeoutSeconds);
+  if (reason)
     failures.push({
       property: "waitFor.timeoutSeconds",
-      reason: `waitFor.timeoutSeconds must be a positive number of seconds, got ${JSON.stringify(timeoutSeconds)}`,
+      reason: `waitFor.timeoutSeconds ${reason}`,
     });
-  }
   return { console: given.console, timeoutSeconds };
 }
 
@@ -198,8 +198,12 @@ export async function checkRunFile(
   if (typeof value !== "string" || value === "") {
     failures.push({ property, reason: `${property} is required: ${expected}` });
   } else if (isKnown(value) && !sha256) {
-    if (existsSync(value)) return sha256File(value);
-    failures.push({ property, reason: `${property} ${value} does not exist: give ${expected}` });
+    // Already refused (e.g. not a disk image): nothing to hash.
+    if (failures.some((failure) => failure.property === property)) return undefined;
+    const info = await stat(value).catch(() => undefined);
+    if (info?.isFile()) return sha256File(value);
+    const what = info ? "is not a file" : "does not exist";
+    failures.push({ property, reason: `${property} ${value} ${what}: give ${expected}` });
   }
   return sha256;
 }

@@ -71,12 +71,16 @@ export class DiskImage extends pulumi.dynamic.Resource {
   declare readonly bootArgs: pulumi.Output<string[]>;
   /**
    * A content-addressed object name such as `hello-0123456789ab.tar.gz`, known at preview: upload
-   * the image under this name and dependent resources change only when the image does.
+   * the image under this name and dependent resources change only when the image does. When any
+   * boot argument is secret, the name also covers a random salt kept secret in this resource's
+   * state, so that it reveals nothing about the secret; it is stable across updates of the same
+   * stack, but a first preview shows a name that `up` replaces.
    */
   declare readonly objectName: pulumi.Output<string>;
 
   constructor(name: string, args: DiskImageArgs, opts?: pulumi.CustomResourceOptions) {
     const kernel = args.kernel;
+    const bootArgs = args.bootArgs ?? [];
     super(
       engineProvider("disk-image"),
       name,
@@ -84,7 +88,12 @@ export class DiskImage extends pulumi.dynamic.Resource {
         // Every key is present even for a path: only the keys given here become outputs.
         ...unikernelInputs(kernel instanceof pulumi.Resource ? kernel : { kernelPath: kernel }),
         format: args.format ?? "raw",
-        bootArgs: args.bootArgs ?? [],
+        bootArgs,
+        // Secret boot arguments make the engine salt objectName (see nameSalt): a content hash
+        // of them, public, would let anyone check a guess offline.
+        bootArgsSecret: pulumi.isSecret(pulumi.output(bootArgs)),
+        // The salt the engine picks: a secret input, so that it stays secret in the state.
+        nameSalt: pulumi.secret(""),
         cacheDir: args.cacheDir,
         // Dynamic providers are not told which resource they work for: progress lines need it.
         resourceName: name,

@@ -40,7 +40,8 @@ export interface UnikernelArgs {
   depexts?: pulumi.Input<boolean>;
   /**
    * How many minutes a build (configure, depend, build together) may take before it is killed
-   * with every process it started. Default: 30.
+   * with every process it started: above 0, at most 35791 (the longest a Node timer waits).
+   * Default: 30.
    */
   buildTimeoutMinutes?: pulumi.Input<number>;
   /**

@@ -3,7 +3,7 @@
 // console, read sees a death, delete leaves nothing behind.
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -279,6 +279,8 @@ describe("local.Vm", () => {
           `exited at once[\\s\\S]*QEMU said:[\\s\\S]*Could not set up host forwarding rule 'tcp:127.0.0.1:${port}-:80'`,
         ),
       );
+      // Nothing will ever delete a resource that was not created: its files go with the failure.
+      assert.deepEqual(await readdir(join(dir, "cache-busy", "run")), []);
     } finally {
       server.close();
     }

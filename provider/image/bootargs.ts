@@ -20,18 +20,6 @@ const HOW =
   "(e.g. --ipv4=10.0.0.2/24); pass a value that needs them some other way, such as a configuration " +
   "built into the unikernel.";
 
-function describe(char: string): string {
-  const code = char.codePointAt(0) ?? 0;
-  const hex = `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
-  if (char === " ") return `a space (${hex})`;
-  if (char === "\t") return `a tab (${hex})`;
-  if (char === "\n") return `a newline (${hex})`;
-  if (char === "\r") return `a carriage return (${hex})`;
-  if (code < 0x20 || code === 0x7f) return `a control character (${hex})`;
-  if (code > 0x7e) return `the non-ASCII character ${JSON.stringify(char)} (${hex})`;
-  return `the character ${char} (${hex})`;
-}
-
 /** Why `char` cannot be passed, or undefined if both bootloaders pass it verbatim. */
 function refusal(char: string): string | undefined {
   const code = char.codePointAt(0) ?? 0;
@@ -49,7 +37,8 @@ function refusal(char: string): string | undefined {
 
 /**
  * Throws an ImageError naming the first argument that would not reach the kernel exactly as given
- * (by its index and the offending character), and saying how to pass it instead.
+ * (by its index and the position of the offending character, never the character itself: the
+ * argument may be secret), and saying how to pass it instead.
  */
 export function checkBootArgs(args: readonly string[]): void {
   args.forEach((arg, index) => {
@@ -58,12 +47,16 @@ export function checkBootArgs(args: readonly string[]): void {
     if (arg === "") throw new ImageError(`${name} is empty: the bootloader would drop it. ${HOW}`);
     if (arg === "---")
       throw new ImageError(
-        `${name} is "---", which syslinux's mboot.c32 takes as the start of a boot module, not an argument. ${HOW}`,
+        `${name} is syslinux mboot.c32's module separator (three dashes alone), which starts a boot module, not an argument. ${HOW}`,
       );
-    for (const char of arg) {
+    // The position and the rule, never the character: it is a piece of the value.
+    [...arg].forEach((char, position) => {
       const why = refusal(char);
-      if (why) throw new ImageError(`${name} contains ${describe(char)}: ${why}. ${HOW}`);
-    }
+      if (why)
+        throw new ImageError(
+          `${name} is refused at character ${position + 1} of ${[...arg].length}: ${why}. ${HOW}`,
+        );
+    });
   });
   const bytes = Buffer.byteLength(args.join(" "));
   if (bytes > MAX_BOOT_ARGS_BYTES)

@@ -6,6 +6,7 @@
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { withScratchDir } from "../atomic";
+import { explainFsError, lacksSpace, noSpace, withFsErrors } from "../fs-errors";
 import { sha256File } from "../hash";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { checkBootArgs } from "./bootargs";
@@ -24,6 +25,8 @@ export { ImageError } from "./errors";
 export { checkPlatform, IMAGE_FORMATS, type ImageFormat } from "./platform";
 
 const DISK_NAME = "disk.raw";
+/** Less free space than this where a build failed means the build filled the file system. */
+const NEARLY_FULL_BYTES = 1024 * 1024;
 export const ARCHIVE_NAME = "image.tar.gz";
 
 /**
@@ -96,14 +99,32 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   const kernelSize = (await stat(kernel)).size;
   checkKernelSize(kernel, kernelSize);
 
-  await mkdir(outDir, { recursive: true });
+  const asked = `writing the image into ${outDir}`;
+  await withFsErrors(outDir, asked, () => mkdir(outDir, { recursive: true }), { creating: true });
   const diskPath = join(outDir, DISK_NAME);
   const archivePath = join(outDir, ARCHIVE_NAME);
   // A failed build must not leave an older result that looks like this one's.
-  await Promise.all([rm(diskPath, { force: true }), rm(archivePath, { force: true })]);
+  await withFsErrors(outDir, asked, () =>
+    Promise.all([rm(diskPath, { force: true }), rm(archivePath, { force: true })]),
+  );
 
   const tools: ToolOptions = { logFile, signal };
-  return withScratchDir(outDir, async (scratch) => {
+  return withFsErrors(outDir, asked, () =>
+    withScratchDir(outDir, async (scratch) => {
+      try {
+        return await buildIn(scratch);
+      } catch (error) {
+        // A tool that ran out of space may say only that it failed (mkfs.fat: "failed whilst
+        // writing FAT"); the scratch still fills the disk now, so this tells.
+        const unexplained = (await explainFsError(error, outDir, asked)) === error;
+        if (unexplained && !signal?.aborted && (await lacksSpace(scratch, NEARLY_FULL_BYTES)))
+          throw noSpace(outDir, asked, error);
+        throw error;
+      }
+    }),
+  );
+
+  async function buildIn(scratch: string): Promise<BuildImageResult> {
     onProgress?.(`image: ${target} kernel ${kernel}, ${format} format`);
     const layout: Layout =
       target === "virtio"
@@ -151,5 +172,5 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       seconds: Math.round(performance.now() - started) / 1000,
       target,
     };
-  });
+  }
 }

@@ -4,6 +4,7 @@
 // and delete are storedFileProvider's (inputs.ts): a replacement when that name changes or a
 // refresh found the cached image gone or changed. Boot arguments may be secret: they never reach
 // a log line or an error message, and the `bootArgs` output stays secret because its input was.
+import { randomBytes } from "node:crypto";
 import { basename, extname, join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { withScratchDir } from "../atomic";
@@ -33,11 +34,19 @@ export interface DiskImageProps {
   manifest?: Device[];
   format: ImageFormat;
   bootArgs: string[];
+  /** Some boot argument is secret (the SDK asks the engine): objectName must not reveal it. */
+  bootArgsSecret?: boolean;
   cacheDir?: string;
   resourceName?: string;
   // Computed by check.
   name: string;
   objectName: string;
+  /**
+   * With secret boot arguments: random bytes mixed into objectName, kept (secret) in the state so
+   * the name stays the same across updates, and so that no guess of a secret can be checked
+   * against the public name offline.
+   */
+  nameSalt?: string;
   // Computed by create.
   path?: string;
   sha256?: string;
@@ -53,6 +62,7 @@ const USER_INPUTS = [
   "manifest",
   "format",
   "bootArgs",
+  "bootArgsSecret",
   "cacheDir",
   "resourceName",
 ] as const;
@@ -78,15 +88,19 @@ function redact(text: string, bootArgs: readonly unknown[]): string {
   return result;
 }
 
-/** `NAME-SHA12.tar.gz` (gce) or `NAME-SHA12.raw`: what the image is made from, in its name. */
+/**
+ * `NAME-SHA12.tar.gz` (gce) or `NAME-SHA12.raw`: what the image is made from, in its name. With
+ * a salt (secret boot arguments) the name is no longer a function of the inputs alone.
+ */
 function objectNameFor(
   name: string,
   kernel: string,
   format: ImageFormat,
   bootArgs: readonly string[],
+  salt: string | undefined,
 ): string {
   const sha12 = sha256(
-    JSON.stringify({ layout: IMAGE_LAYOUT_VERSION, kernel, format, bootArgs }),
+    JSON.stringify({ layout: IMAGE_LAYOUT_VERSION, kernel, format, bootArgs, salt }),
   ).slice(0, 12);
   return `${plainName(name)}-${sha12}${format === "gce" ? ".tar.gz" : ".raw"}`;
 }
@@ -128,7 +142,16 @@ const PROPERTIES: PlatformFields = {
   value: (format) => JSON.stringify(format),
 };
 
-async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
+/** The salt of secret boot arguments: the one already in the state, else a new one (128 bits). */
+function saltFor(olds: Record<string, unknown>, news: Record<string, unknown>) {
+  if (news.bootArgsSecret !== true) return undefined;
+  const kept = olds.nameSalt ?? news.nameSalt;
+  return typeof kept === "string" && /^[0-9a-f]{32}$/.test(kept)
+    ? kept
+    : randomBytes(16).toString("hex");
+}
+
+async function check(olds: Record<string, unknown>, news: Record<string, unknown>) {
   const failures: Failure[] = [];
   const props: Record<string, unknown> = {};
   for (const key of USER_INPUTS) if (news[key] !== undefined) props[key] = news[key];
@@ -171,9 +194,17 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
   const known = [name, identity, format, bootArgs].every(isKnown);
   const argsKnown = Array.isArray(bootArgs) && bootArgs.every(isKnown);
   props.name = isKnown(name) && name !== undefined ? name : UNKNOWN;
+  const salt = saltFor(olds ?? {}, news);
+  if (salt) props.nameSalt = salt;
   props.objectName =
     known && argsKnown && name !== undefined && failures.length === 0
-      ? objectNameFor(String(name), String(identity), format as ImageFormat, bootArgs as string[])
+      ? objectNameFor(
+          String(name),
+          String(identity),
+          format as ImageFormat,
+          bootArgs as string[],
+          salt,
+        )
       : UNKNOWN;
   return { inputs: props, failures };
 }

@@ -4,6 +4,7 @@ import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { sha256File } from "../hash";
+import { BOUNDS, outOfBounds } from "./bounds";
 
 /**
  * How an input that is not known yet (at preview) reaches a dynamic provider (docs/platforms.md,
@@ -144,11 +145,7 @@ export function checkWaitInputs(
       }
     }
   }
-  const timeout = news.timeoutSeconds;
-  if (isKnown(timeout) && !(Number.isInteger(timeout) && (timeout as number) > 0)) {
-    failures.push({
-      property: "timeoutSeconds",
-      reason: `must be a whole number of seconds above 0, got ${JSON.stringify(timeout)}`,
-    });
-  }
+  const timeoutProblem =
+    isKnown(news.timeoutSeconds) && outOfBounds(news.timeoutSeconds, BOUNDS.timeoutSeconds);
+  if (timeoutProblem) failures.push({ property: "timeoutSeconds", reason: timeoutProblem });
 }

@@ -28,6 +28,7 @@ import {
   type NetAttachment,
   tenderDeviceArgs,
 } from "../solo5-devices";
+import { BOUNDS, outOfBounds } from "./bounds";
 import { type Device, isKnown, message } from "./inputs";
 
 export type ProcessTarget = "hvt" | "spt" | "unix";
@@ -145,11 +146,10 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
         property: "memoryMiB",
         reason: "memoryMiB is for hvt and spt kernels: drop it for unix",
       });
-    else if (!(Number.isInteger(memoryMiB) && (memoryMiB as number) >= 2))
-      failures.push({
-        property: "memoryMiB",
-        reason: `memoryMiB must be a whole number of MiB, at least 2; got ${JSON.stringify(memoryMiB)}`,
-      });
+    else {
+      const problem = outOfBounds(memoryMiB, BOUNDS.tenderMemoryMiB);
+      if (problem) failures.push({ property: "memoryMiB", reason: `memoryMiB ${problem}` });
+    }
   }
   let devices: Pick<ProcessInputs, "manifest" | "net" | "block"> = {};
   if (target === "hvt" || target === "spt") {

@@ -18,6 +18,7 @@ import {
   type WaitFor,
 } from "../local-run";
 import type { PortForward } from "../qemu";
+import { BOUNDS, outOfBounds } from "./bounds";
 import { type Device, isKnown } from "./inputs";
 
 export interface VmInputs {
@@ -141,12 +142,8 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
     });
   }
   const memoryMiB = news.memoryMiB ?? 128;
-  if (isKnown(memoryMiB) && !(Number.isInteger(memoryMiB) && (memoryMiB as number) >= 16)) {
-    failures.push({
-      property: "memoryMiB",
-      reason: `memoryMiB must be a whole number of MiB, at least 16; got ${JSON.stringify(memoryMiB)}`,
-    });
-  }
+  const memoryProblem = isKnown(memoryMiB) && outOfBounds(memoryMiB, BOUNDS.vmMemoryMiB);
+  if (memoryProblem) failures.push({ property: "memoryMiB", reason: `memoryMiB ${memoryProblem}` });
   const ports = checkPorts(news.ports, failures);
   const manifest = news.manifest as VmInputs["manifest"];
   if (Array.isArray(ports) && ports.length > 0 && declaresNet(manifest) === false) {
@@ -179,17 +176,23 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-  await awaitStarted(
-    `the VM booting ${inputs.image}`,
-    vm,
-    vm.consoleLog,
-    inputs.waitFor,
-    async () => {
-      const messages = await qemuMessages(vm);
-      return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
-    },
-    () => vmStopped(vm),
-  );
+  try {
+    await awaitStarted(
+      `the VM booting ${inputs.image}`,
+      vm,
+      vm.consoleLog,
+      inputs.waitFor,
+      async () => {
+        const messages = await qemuMessages(vm);
+        return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
+      },
+      () => vmStopped(vm),
+    );
+  } catch (error) {
+    // awaitStarted stopped QEMU and quoted its logs: no engine state will ever name this dir.
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     id,
     outs: definedOnly({

@@ -25,6 +25,7 @@ import {
   switchVersions as readSwitchVersions,
   switchPrefix,
 } from "../mirage/toolchain";
+import { BOUNDS, outOfBounds } from "./bounds";
 import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
 
 /** What the resource's state holds: the user's inputs, what check computes, what create adds. */
@@ -118,12 +119,8 @@ function checkShape(news: Record<string, unknown>, failures: Failure[]): void {
     });
   }
   if (given(buildTimeoutMinutes) && isKnown(buildTimeoutMinutes)) {
-    if (typeof buildTimeoutMinutes !== "number" || !(buildTimeoutMinutes > 0)) {
-      failures.push({
-        property: "buildTimeoutMinutes",
-        reason: `must be a positive number of minutes, not ${JSON.stringify(buildTimeoutMinutes)}`,
-      });
-    }
+    const reason = outOfBounds(buildTimeoutMinutes, BOUNDS.buildTimeoutMinutes);
+    if (reason) failures.push({ property: "buildTimeoutMinutes", reason });
   }
 }
 

@@ -16,6 +16,7 @@ import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { parseHostKeys, type SshSession, type SshTarget, scanHostKeys, withSsh } from "../xen/ssh";
 import { listDomains } from "../xen/xl";
 import { BRIDGE_NAME, DOMAIN_NAME, renderXlConfig, xlStringProblem } from "../xen/xl-config";
+import { BOUNDS, outOfBounds } from "./bounds";
 import { changedKeys, isKnown, UNKNOWN } from "./inputs";
 
 const DEFAULTS = {
@@ -179,13 +180,10 @@ async function check(
       "name",
       `${JSON.stringify(name)} is not a usable domain name: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters`,
     );
-  if (known(memory) && !(Number.isInteger(memory) && (memory as number) >= 8))
-    fail("memory", `must be a whole number of MiB, at least 8, not ${JSON.stringify(memory)}`);
-  if (
-    known(vcpus) &&
-    !(Number.isInteger(vcpus) && (vcpus as number) >= 1 && (vcpus as number) <= 128)
-  )
-    fail("vcpus", `must be a whole number from 1 to 128, not ${JSON.stringify(vcpus)}`);
+  const memoryProblem = known(memory) && outOfBounds(memory, BOUNDS.xenMemoryMiB);
+  if (memoryProblem) fail("memory", memoryProblem);
+  const vcpusProblem = known(vcpus) && outOfBounds(vcpus, BOUNDS.vcpus);
+  if (vcpusProblem) fail("vcpus", vcpusProblem);
   if (known(bridge) && (typeof bridge !== "string" || !BRIDGE_NAME.test(bridge)))
     fail(
       "bridge",

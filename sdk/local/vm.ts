@@ -15,7 +15,10 @@ export interface WaitFor {
    * matched line-wise: `^` and `$` match at each line's start and end.
    */
   console: string;
-  /** How long to wait before giving up (the start then fails with the console's tail). Default: 60. */
+  /**
+   * How long to wait before giving up (the start then fails with the console's tail): above 0, at
+   * most 2147483 (the longest a Node timer waits). Default: 60.
+   */
   timeoutSeconds?: number;
 }
 
@@ -27,7 +30,7 @@ export interface VmArgs {
   image: DiskImage | pulumi.Input<string>;
   /** Host→guest TCP forwards, e.g. `[{ host: 8080, guest: 80 }]`. Default: none. */
   ports?: pulumi.Input<pulumi.Input<PortForward>[]>;
-  /** Guest memory. Default: 128. */
+  /** Guest memory, from 16 to 1048576 MiB. Default: 128. */
   memoryMiB?: pulumi.Input<number>;
   /**
    * Attach one virtio-net NIC (QEMU user-mode network). Default: when the unikernel declares a
