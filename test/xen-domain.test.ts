@@ -503,11 +503,19 @@ describe("xen.Domain engine, against a real sshd", () => {
     await provider.delete(id, domain);
   });
 
-  test("the private key appears in no error, output or file left behind", async () => {
+  test("the private key appears in no error, output or file left behind", async (t) => {
     const secret = sshd.clientKey.split("\n")[1];
+    // A TMPDIR of this test's own: other test files (the real Xen host's) make key directories
+    // in the run's TMPDIR at the same time.
+    const outerTmp = process.env.TMPDIR;
+    const ownTmp = await mkdtemp(join(tmpdir(), "key-dirs-"));
+    process.env.TMPDIR = ownTmp;
+    t.after(async () => {
+      process.env.TMPDIR = outerTmp;
+      await rm(ownTmp, { recursive: true, force: true });
+    });
     const keyDirs = async () =>
       (await readdir(tmpdir())).filter((name) => name.startsWith("pulumi-mirage-ssh-"));
-    const dirsBefore = new Set(await keyDirs());
     const inputs = await checked();
     const { id, outs } = await provider.create(inputs);
     const { privateKey: _, ...rest } = outs as DomainOutputs;
@@ -525,8 +533,7 @@ describe("xen.Domain engine, against a real sshd", () => {
     assert.equal(errors.length, 4);
     for (const text of errors) assert.ok(!text.includes(secret), text);
     await provider.delete(id, outs as DomainOutputs);
-    const leftovers = (await keyDirs()).filter((name) => !dirsBefore.has(name));
-    assert.deepEqual(leftovers, [], "the key's temporary directories are removed");
+    assert.deepEqual(await keyDirs(), [], "the key's temporary directories are removed");
   });
 });
 
