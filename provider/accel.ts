@@ -3,13 +3,13 @@
 // then QEMU stops the guest at SeaBIOS's first real-mode code with "KVM internal error" and waits
 // forever. So `auto` boots a one-sector probe disk with KVM and remembers the answer per host boot
 // (docs/platforms.md, KVM on hosts).
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "./atomic";
 import { cacheDir } from "./cache";
 import { run, ToolError } from "./exec";
 import { KVM_FAILURE, kvmUsable } from "./qemu";
+import { scratchDir } from "./scratch";
 
 export const ACCEL_MODES = ["auto", "kvm", "tcg"] as const;
 /** `auto` probes; `kvm` and `tcg` force one (a forced `kvm` fails with QEMU's words where it cannot work). */
@@ -63,7 +63,7 @@ function probeSector(): Buffer {
 
 /** Boots the probe sector with `-accel kvm` and reports whether it ran, or what QEMU said. */
 export async function probeKvm(qemu: string): Promise<KvmProbe> {
-  const dir = await mkdtemp(join(tmpdir(), "pulumi-mirage-probe-"));
+  const dir = await scratchDir({ name: "probe" });
   const stop = new AbortController();
   try {
     const disk = join(dir, "probe.raw");

@@ -1,7 +1,7 @@
 // Atomic writes: a file appears under its final name complete or not at all. Everything is
 // written to a temporary name in the same directory (so rename is atomic) and renamed at the end.
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 /** A fresh temporary path beside `path`, hidden and marked so it is never mistaken for a result. */
@@ -39,18 +39,5 @@ export async function produceAtomically<T>(
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
     throw error;
-  }
-}
-
-/** Runs `work` in a fresh scratch directory under `parent`, removed afterwards whatever happens. */
-export async function withScratchDir<T>(
-  parent: string,
-  work: (dir: string) => Promise<T>,
-): Promise<T> {
-  const dir = await mkdtemp(join(parent, ".scratch-"));
-  try {
-    return await work(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -33,7 +33,7 @@ function procStat(pid: number): ProcStat | undefined {
 }
 
 /** The start time of process `pid` as /proc gives it (field 22 of /proc/PID/stat). */
-function processStartTime(pid: number): number | undefined {
+export function processStartTime(pid: number): number | undefined {
   return procStat(pid)?.startTime;
 }
 
@@ -106,15 +106,12 @@ export async function stopBackground(id: ProcessIdentity, graceMs = 3000): Promi
 
 /**
  * Kills the process group `pid` if this process ends first: on normal exit and on SIGINT, SIGTERM
- * and SIGHUP (after which the signal is raised again, so we still die of it), then runs
- * `alsoOnExit` (synchronous: cleaning up files). Returns the function that removes these handlers.
+ * and SIGHUP (after which the signal is raised again, so we still die of it). Returns the function
+ * that removes these handlers.
  */
-export function killOnExit(pid: number, alsoOnExit?: () => void): () => void {
+export function killOnExit(pid: number): () => void {
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const onExit = () => {
-    killTree(pid, "SIGKILL");
-    alsoOnExit?.();
-  };
+  const onExit = () => killTree(pid, "SIGKILL");
   const onSignal = (signal: NodeJS.Signals) => {
     onExit();
     dispose();

@@ -2,9 +2,8 @@
 // regex appears (the `boot` command, tests), or in the background as a VM that outlives us
 // (local.Vm). Either way QEMU runs with `-snapshot`, so the image is never modified.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type AccelChoice, type AccelMode, chooseAccel } from "./accel";
 import {
@@ -18,6 +17,7 @@ import {
 import { diskImageFormat } from "./disk-check";
 import { findExecutable, killTree, run, TAIL_LINES } from "./exec";
 import { type DiskBus, guestStopped, type PortForward, QEMU, qemuArgs } from "./qemu";
+import { scratchDir } from "./scratch";
 
 /** What to boot and how: the parts of the QEMU command line a caller chooses. */
 export interface MachineOptions {
@@ -124,11 +124,12 @@ function withParentDeathSignal(file: string, args: string[]): [string, string[]]
  * Boots the image in QEMU in the foreground and watches its serial console. Resolves as soon as
  * the console matches `expect` (QEMU is then killed), when QEMU exits, or at the timeout (QEMU is
  * killed). No QEMU process outlives the call: it is killed on every path, including exceptions and
- * SIGINT/SIGTERM/SIGHUP of this process.
+ * SIGINT/SIGTERM/SIGHUP of this process; what it extracts is in a scratch directory (scratch.ts),
+ * which goes on those paths too.
  */
 export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
   const expect = typeof options.expect === "string" ? new RegExp(options.expect) : options.expect;
-  const scratch = await mkdtemp(join(tmpdir(), "pulumi-mirage-boot-"));
+  const scratch = await scratchDir({ name: "boot" });
   try {
     const disk = await diskOf(options.image, scratch);
     // A previous run's console must not be read as this one's.
@@ -140,9 +141,7 @@ export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
       detached: true, // its own process group, so killing the group gets everything
       stdio: ["ignore", "ignore", "pipe"],
     });
-    // Killed by a signal, we never reach the finally below: the scratch goes with QEMU.
-    const removeScratch = () => rmSync(scratch, { recursive: true, force: true });
-    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid, removeScratch);
+    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid);
     const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {

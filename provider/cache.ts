@@ -5,18 +5,18 @@
 //   images/SHA256/OBJECT_NAME      a disk image, likewise
 //   index/kernels/KEY.json         fingerprint → the kernel it built ({file, sha256, size, meta})
 //   index/images/KEY.json          objectName → the image
-//   locks/, work/PID/, logs/       build locks, scratch build directories, build logs
+//   locks/, work/, logs/           build locks, scratch build directories, build logs
 //
 // An index entry is written last, atomically, once its file is complete and in place: a build
 // that is interrupted leaves no entry, so nothing half-built is ever served. Every hit is verified
 // before it is served and a bad entry is discarded, so the caller rebuilds it.
-import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { tempPathFor, writeFileAtomic } from "./atomic";
 import { blockMap, mapDigest } from "./block-map";
 import { sha256File } from "./hash";
-import { processAlive, withLock } from "./lock";
+import { withLock } from "./lock";
 
 export type Kind = "kernel" | "image";
 
@@ -66,22 +66,15 @@ function indexPath(dir: string, kind: Kind, key: string): string {
 }
 
 /**
- * This process's area for scratch build directories: `work/PID/`, in the cache so a result moves
- * into the store by rename. The areas of processes that died (a build interrupted by Ctrl-C or a
- * crash, which could not clean up; a real build tree is hundreds of MB) are removed on the way.
+ * Where builds keep their scratch directories: `work/`, in the cache so a result moves into the
+ * store by rename. Each process has its own area there (scratch.ts), removed when it exits and
+ * swept once it is gone (a build killed with -9 cannot clean up; a real build tree is hundreds of
+ * MB).
  */
 export async function workDir(dir: string): Promise<string> {
-  const root = join(dir, "work");
-  await mkdir(root, { recursive: true });
-  for (const name of await readdir(root)) {
-    const pid = Number(name);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) {
-      await rm(join(root, name), { recursive: true, force: true });
-    }
-  }
-  const mine = join(root, String(process.pid));
-  await mkdir(mine, { recursive: true });
-  return mine;
+  const path = join(dir, "work");
+  await mkdir(path, { recursive: true });
+  return path;
 }
 
 export async function logsDir(dir: string): Promise<string> {

@@ -2,8 +2,6 @@
 // The `pulumi-mirage` command: a dispatcher over subcommands. Each subcommand is one entry in
 // COMMANDS and does its work through a provider module, so the CLI and the Pulumi resources run
 // the same code.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type AccelMode, requestedMode } from "./accel";
@@ -11,6 +9,7 @@ import { bootAndWatch } from "./boot";
 import { configuredKernel, defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
 import { parseImageArgs, runImageCommand } from "./image/cli";
 import { inspectKernel } from "./inspect";
+import { scratchDir } from "./scratch";
 
 /** Wrong arguments: the dispatcher prints the usage and exits with status 2. */
 export class UsageError extends Error {
@@ -36,7 +35,7 @@ const COMMANDS: Record<string, Command> = {
       "REGEX appears (without --expect: when the guest powers off), 1 on timeout (default 60 s), " +
       "when QEMU exits first or as soon as the guest cannot go on (KVM stopped it, nothing to " +
       "boot). --accel (default $PULUMI_MIRAGE_ACCEL, else auto): auto uses KVM where QEMU has " +
-      "been seen to run a guest with it here, else TCG",
+      "been seen to run a guest with it here, else TCG. --log FILE keeps a copy of the console",
     run: bootCommand,
   },
   doctor: {
@@ -112,9 +111,8 @@ async function bootCommand(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`--${(error as Error).message}`);
   }
-  const consoleDir =
-    values.log === undefined ? await mkdtemp(join(tmpdir(), "pulumi-mirage-console-")) : undefined;
-  const logFile = values.log ?? join(consoleDir as string, "console.log");
+  // Without --log, the console (streamed to stdout) is scratch, gone when the command ends.
+  const logFile = values.log ?? join(await scratchDir({ name: "console" }), "console.log");
   const result = await bootAndWatch({
     image: positionals[0],
     accel,
@@ -124,10 +122,6 @@ async function bootCommand(args: string[]): Promise<number> {
     bus,
     logFile,
     onOutput: (text) => process.stdout.write(text),
-  }).catch(async (error: unknown) => {
-    // Nothing booted (not a disk image, no QEMU): no console to keep.
-    if (consoleDir) await rm(consoleDir, { recursive: true, force: true });
-    throw error;
   });
   const ok = expect ? result.matched : result.exitCode !== null && result.failure === undefined;
   const outcome = result.matched
@@ -143,7 +137,7 @@ async function bootCommand(args: string[]): Promise<number> {
     if (result.qemuMessages.length > 0) report.push("QEMU said:", ...result.qemuMessages);
   }
   report.push(`accelerator: ${result.accel.accel} (${result.accel.reason})`);
-  report.push(`console log: ${result.logFile}`);
+  if (values.log !== undefined) report.push(`console log: ${result.logFile}`);
   process.stderr.write(`${report.join("\n")}\n`);
   return ok ? 0 : 1;
 }

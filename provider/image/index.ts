@@ -1,14 +1,16 @@
 // Kernel → bootable, deterministic BIOS disk image (and GCE archive): the one entry point the CLI
 // and the DiskImage resource call (each checks the kernel against the format first: platform.ts).
 // virtio kernels get the syslinux layout, xen kernels the GRUB one (docs/platforms.md, Disk
-// images); everything is built in a scratch directory inside the output directory and renamed into
-// place at the end, so the final names only ever hold complete files.
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+// images); everything is built in a scratch directory inside the output directory (scratch.ts) and
+// renamed into place at the end, so the final names only ever hold complete files.
+import { constants } from "node:fs";
+import { access, mkdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { withScratchDir } from "../atomic";
 import { explainFsError, lacksSpace, noSpace, withFsErrors } from "../fs-errors";
 import { sha256File } from "../hash";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
+import { withLock } from "../lock";
+import { withScratch } from "../scratch";
 import { checkBootArgs } from "./bootargs";
 import { buildDisk } from "./build-disk";
 import { checkKernelSize, clusterBytes, diskSizeFor } from "./disk";
@@ -28,6 +30,8 @@ const DISK_NAME = "disk.raw";
 /** Less free space than this where a build failed means the build filled the file system. */
 const NEARLY_FULL_BYTES = 1024 * 1024;
 export const ARCHIVE_NAME = "image.tar.gz";
+/** Held while results are removed or renamed into an output directory (see `replaceResults`). */
+const PUBLISH_LOCK = ".publish.lock";
 
 /**
  * Bump whenever this module changes the bytes it makes for the same kernel and arguments: image
@@ -101,16 +105,16 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
 
   const asked = `writing the image into ${outDir}`;
   await withFsErrors(outDir, asked, () => mkdir(outDir, { recursive: true }), { creating: true });
+  // An existing directory we may not write to: say so of it, not of the first file we would make.
+  await withFsErrors(outDir, asked, () => access(outDir, constants.W_OK));
   const diskPath = join(outDir, DISK_NAME);
   const archivePath = join(outDir, ARCHIVE_NAME);
   // A failed build must not leave an older result that looks like this one's.
-  await withFsErrors(outDir, asked, () =>
-    Promise.all([rm(diskPath, { force: true }), rm(archivePath, { force: true })]),
-  );
+  await withFsErrors(outDir, asked, () => replaceResults(outDir));
 
   const tools: ToolOptions = { logFile, signal };
   return withFsErrors(outDir, asked, () =>
-    withScratchDir(outDir, async (scratch) => {
+    withScratch({ name: "image", parent: outDir }, async (scratch) => {
       try {
         return await buildIn(scratch);
       } catch (error) {
@@ -159,13 +163,15 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     signal?.throwIfAborted();
     // The archive first: disk.raw, the primary result, appears last, and the archive goes again
     // if that fails.
-    try {
-      if (archive) await rename(scratchArchive, archivePath);
-      await rename(scratchDisk, diskPath);
-    } catch (error) {
-      await rm(archivePath, { force: true });
-      throw error;
-    }
+    await replaceResults(outDir, async () => {
+      try {
+        if (archive) await rename(scratchArchive, archivePath);
+        await rename(scratchDisk, diskPath);
+      } catch (error) {
+        await rm(archivePath, { force: true });
+        throw error;
+      }
+    });
     return {
       disk: { path: diskPath, sha256: scan.sha256, size: scan.size },
       ...(archive ? { archive } : {}),
@@ -173,4 +179,20 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       target,
     };
   }
+}
+
+/**
+ * Removes the results in `outDir`, then runs `putNew` (renaming this run's results in), holding
+ * `outDir`'s publish lock. Two runs into one directory (other arguments, other formats) take
+ * turns, and each withdraws everything the previous one published before putting its own in, so
+ * a disk.raw and an image.tar.gz side by side are always one run's: a raw run removes a gce run's
+ * archive. disk.raw goes first and comes last: whoever sees it sees its own archive or none.
+ * (Two renames cannot be one atomic step; a reader may see no disk.raw while a run publishes.)
+ */
+async function replaceResults(outDir: string, putNew = async () => {}): Promise<void> {
+  await withLock(join(outDir, PUBLISH_LOCK), async () => {
+    await rm(join(outDir, DISK_NAME), { force: true });
+    await rm(join(outDir, ARCHIVE_NAME), { force: true });
+    await putNew();
+  });
 }

@@ -4,7 +4,6 @@
 // cannot collide). The kernel goes into the content-addressed cache; a cache hit runs no tool at
 // all.
 import { basename, dirname, join } from "node:path";
-import { withScratchDir } from "../atomic";
 import {
   type Entry,
   logsDir,
@@ -16,6 +15,7 @@ import {
 } from "../cache";
 import { run, ToolError } from "../exec";
 import { sha256, sha256File } from "../hash";
+import { withScratch } from "../scratch";
 import { DepextScan } from "./depexts";
 import { combineFingerprint, copySourceTree } from "./fingerprint";
 import { distFile, plainName, type Target, unikernelName } from "./project";
@@ -110,7 +110,7 @@ async function build(request: BuildRequest): Promise<Entry> {
     `${plainName(name)}-${request.fingerprint.slice(0, 12)}-${stamp}.log`,
   );
 
-  return withScratchDir(await workDir(cacheDir), async (work) => {
+  return withScratch({ name: "build", parent: await workDir(cacheDir) }, async (work) => {
     const tree = await copySourceTree(request.source, work);
     const copied = combineFingerprint({
       tree,

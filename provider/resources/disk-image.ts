@@ -7,7 +7,6 @@
 import { randomBytes } from "node:crypto";
 import { basename, extname, join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
-import { withScratchDir } from "../atomic";
 import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
 import { sha256, sha256File } from "../hash";
 import {
@@ -21,6 +20,7 @@ import {
 import type { PlatformFields } from "../image/platform";
 import { inspectKernel } from "../inspect";
 import { plainName } from "../mirage/project";
+import { withScratch } from "../scratch";
 import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
 
 export interface DiskImageProps {
@@ -219,7 +219,7 @@ async function build(dir: string, props: DiskImageProps, label: string): Promise
   const started = Date.now();
   const stamp = new Date(started).toISOString().replace(/[:.]/g, "-");
   const logFile = join(await logsDir(dir), `${props.objectName}-${stamp}.log`);
-  return withScratchDir(await workDir(dir), async (scratch) => {
+  return withScratch({ name: "image", parent: await workDir(dir) }, async (scratch) => {
     const result = await buildImage({
       kernel: props.kernelPath,
       outDir: scratch,

@@ -7,10 +7,10 @@
 // directory that is removed after use; it is never an argument, never logged.
 
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { formatCommand, type RunResult, run, ToolError } from "../exec";
+import { scratchDir } from "../scratch";
 
 /** Where and as whom to connect. */
 export interface SshTarget {
@@ -107,8 +107,9 @@ export interface SshSession {
 
 /**
  * Runs `work` with a session on `target` that trusts only `hostKeys`. The private key is written
- * to a 0600 file in a fresh private directory and removed, with it, whatever happens. With
- * `logFile`, every command and what it printed is appended there (never the data sent to it).
+ * to a 0600 file in a fresh private scratch directory (scratch.ts) and removed, with it, whatever
+ * happens. With `logFile`, every command and what it printed is appended there (never the data
+ * sent to it).
  */
 export async function withSsh<T>(
   target: SshTarget,
@@ -116,7 +117,7 @@ export async function withSsh<T>(
   work: (session: SshSession) => Promise<T>,
   logFile?: string,
 ): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "pulumi-mirage-ssh-"));
+  const dir = await scratchDir({ name: "ssh" });
   try {
     const keyFile = join(dir, "id");
     const knownHosts = join(dir, "known_hosts");

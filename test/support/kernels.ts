@@ -4,9 +4,10 @@
 // each file appears by rename, so concurrent test processes can build them side by side safely.
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { produceAtomically, withScratchDir } from "../../provider/atomic";
+import { produceAtomically } from "../../provider/atomic";
 import { run } from "../../provider/exec";
 import { sha256 } from "../../provider/hash";
+import { withScratch } from "../../provider/scratch";
 
 export type TestKernelName =
   | "virtio"
@@ -107,7 +108,7 @@ async function build(fileName: string, steps: Step[]): Promise<string> {
     result = (async () => {
       if (!(await exists(path))) {
         await mkdir(dirname(path), { recursive: true });
-        await withScratchDir(OUT, (scratch) =>
+        await withScratch({ name: "kernel", parent: OUT }, (scratch) =>
           produceAtomically(path, async (temp) => {
             for (const { tool, args } of steps) {
               const actual = args.map((a) => a.replace(TEMP, temp).replace(SCRATCH, scratch));

@@ -24,10 +24,11 @@ import {
 } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { produceAtomically, withScratchDir } from "../../provider/atomic";
+import { produceAtomically } from "../../provider/atomic";
 import { type RunResult, run } from "../../provider/exec";
 import { sha256 } from "../../provider/hash";
 import { withLock } from "../../provider/lock";
+import { withScratch } from "../../provider/scratch";
 import { freePort } from "./net";
 
 /** The Debian packages the host is made of, and a file each one installs. */
@@ -302,7 +303,7 @@ async function hostFiles(): Promise<HostFiles> {
       await keygen("host_key");
       await keygen("client_key");
       await run("sh", ["-c", `zcat /boot/xen-4.17-amd64.gz > ${join(temp, "xen.elf")}`]);
-      await withScratchDir(parent, async (scratch) => {
+      await withScratch({ name: "xen", parent }, async (scratch) => {
         const root = join(scratch, "root");
         await mkdir(join(root, "etc"), { recursive: true });
         await layOut(root, kernel, temp);
