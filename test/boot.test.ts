@@ -22,9 +22,11 @@ import { findExecutable, run } from "../provider/exec";
 import { buildImage } from "../provider/image";
 import { awaitStarted } from "../provider/local-run";
 import { QEMU, qemuArgs } from "../provider/qemu";
+import { scratchArea } from "../provider/scratch";
 import { bootSectorDisk } from "./support/boot-sector";
 import { testKernel } from "./support/kernels";
 import { freePort } from "./support/net";
+import { processesMentioning } from "./support/process";
 
 // The probe's answer goes to this file's cache, never the user's; CLI runs inherit it.
 let cache: string;
@@ -52,21 +54,6 @@ async function cleanUp(dir: string) {
   }
   await rm(dir, { recursive: true, force: true });
   assert.deepEqual(left, []);
-}
-
-/** Processes whose command line mentions `text` (QEMU is given our scratch paths). */
-function processesMentioning(text: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-    } catch {
-      continue;
-    }
-    if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
-  }
-  return found;
 }
 
 describe("bootAndWatch", () => {
@@ -158,7 +145,10 @@ describe("bootAndWatch", () => {
     await run("cp", ["--sparse=always", poweroff, join(tarDir, "disk.raw")]);
     const image = join(dir, "image.tar.gz");
     await run("tar", ["--format=oldgnu", "-Sczf", image, "-C", tarDir, "disk.raw"]);
-    const before = readdirSync(tmpdir()).filter((name) => name.startsWith("pulumi-mirage-boot-"));
+    // This process's scratch area (provider/scratch.ts), where the disk is extracted.
+    const extracted = async () =>
+      readdirSync(await scratchArea()).filter((name) => name.startsWith("boot-"));
+    const before = await extracted();
     const result = await bootAndWatch({
       image,
       timeoutSeconds: 120,
@@ -166,9 +156,7 @@ describe("bootAndWatch", () => {
       logFile: join(dir, "gce.log"),
     });
     assert.equal(result.matched, true);
-    const afterwards = readdirSync(tmpdir()).filter((name) =>
-      name.startsWith("pulumi-mirage-boot-"),
-    );
+    const afterwards = await extracted();
     assert.deepEqual(
       afterwards.filter((name) => !before.includes(name)),
       [],
@@ -404,8 +392,8 @@ describe("pulumi-mirage boot", () => {
       // SIGKILL leaves QEMU to its parent-death signal, which arrives asynchronously.
       for (let i = 0; i < 100 && processesMentioning(log).length > 0; i++) await sleep(50);
       assert.deepEqual(processesMentioning(log), []);
-      // A signal it can catch also takes its scratch directory (SIGKILL's is left to the hook).
-      const scratches = readdirSync(dir).filter((name) => name.startsWith("pulumi-mirage-boot-"));
+      // A signal it can catch also takes its scratch area (SIGKILL's is left to the hook).
+      const scratches = readdirSync(dir).filter((name) => name.startsWith("pulumi-mirage-"));
       if (signal !== "SIGKILL") assert.deepEqual(scratches, []);
       for (const name of scratches) await rm(join(dir, name), { recursive: true, force: true });
     });

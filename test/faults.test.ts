@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -32,8 +31,8 @@ interface Failed {
 }
 
 /** Runs a command expected to fail; its status and output. */
-async function failing(file: string, args: string[]): Promise<Failed> {
-  return exec(file, args).then(
+async function failing(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Failed> {
+  return exec(file, args, { env: { ...process.env, ...env } }).then(
     (result) => assert.fail(`${file} ${args.join(" ")} succeeded: ${result.stdout}`),
     (error: Failed) => error,
   );
@@ -106,15 +105,13 @@ describe("file-system errors are sentences naming the path (case 5, 6)", () => {
 
   test("boot of a directory says it is one (EISDIR)", async () => {
     const dir = await freshDir();
-    const { code, stderr } = await failing("node", [CLI, "boot", dir]);
+    // A TMPDIR of its own: other test files make scratch areas in the run's at the same time.
+    const tmp = await freshDir();
+    const { code, stderr } = await failing("node", [CLI, "boot", dir], { TMPDIR: tmp });
     assert.equal(code, 1, stderr);
     assert.ok(stderr.includes(`${dir} is a directory, not a disk image`), stderr);
     assert.doesNotMatch(stderr, /EISDIR/);
-    assert.deepEqual(
-      (await readdir(tmpdir())).filter((name) => name.startsWith("pulumi-mirage-console-")),
-      [],
-      "no console directory left for a boot that never started",
-    );
+    assert.deepEqual(await readdir(tmp), [], "no scratch left for a boot that never started");
   });
 
   test("local.Vm with a directory as image: a check failure on image, not a thrown error", async () => {

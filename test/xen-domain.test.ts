@@ -514,8 +514,9 @@ describe("xen.Domain engine, against a real sshd", () => {
       process.env.TMPDIR = outerTmp;
       await rm(ownTmp, { recursive: true, force: true });
     });
+    // Key directories are made in this process's scratch area (provider/scratch.ts).
     const keyDirs = async () =>
-      (await readdir(tmpdir())).filter((name) => name.startsWith("pulumi-mirage-ssh-"));
+      (await readdir(tmpdir(), { recursive: true })).filter((path) => /(^|\/)ssh-/.test(path));
     const inputs = await checked();
     const { id, outs } = await provider.create(inputs);
     const { privateKey: _, ...rest } = outs as DomainOutputs;

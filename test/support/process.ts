@@ -1,7 +1,7 @@
 // Watching processes from tests: whether one is still there, waiting for a condition, and
 // killing what a test started when its file ends, passed or failed.
 import type { ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { after } from "node:test";
 import { processAlive } from "../../provider/lock";
 
@@ -19,6 +19,24 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Processes other than node whose command line mentions `text`: the tools and QEMUs our code
+ * starts are given our paths.
+ */
+export function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
+  }
+  return found;
 }
 
 /** Whether process `pid` was started with `entry` (`NAME=value`) in its environment. */

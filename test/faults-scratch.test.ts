@@ -1,0 +1,269 @@
+// The fault matrix (issue 13), scratch and results: a killed `image` or `boot` leaves its scratch
+// area only until the next run sweeps it; a caught signal or a normal end leaves nothing; two
+// `image` runs into one --out never leave a disk.raw and an image.tar.gz of different runs; an
+// unwritable --out is said in words, naming it. Every CLI run gets a TMPDIR of its own: other
+// test files make scratch areas in the run's TMPDIR at the same time.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdir, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { promisify } from "node:util";
+import { run } from "../provider/exec";
+import { sha256File } from "../provider/hash";
+import { bootSectorDisk } from "./support/boot-sector";
+import { CLI, imageArgv } from "./support/cli";
+import { testKernel } from "./support/kernels";
+import { processesMentioning, Started, waitFor } from "./support/process";
+import { Scratch } from "./support/scratch";
+
+const exec = promisify(execFile);
+const scratch = Scratch.forThisFile("faults-scratch-test-");
+const started = Started.forThisFile();
+/** A safety net for what takes seconds (a TCG boot, a build) on a loaded machine. */
+const PATIENCE_MS = 10 * 60 * 1000;
+
+let dirs = 0;
+async function freshDir(): Promise<string> {
+  const dir = join(scratch.path, `d${dirs++}`);
+  await mkdir(dir);
+  return dir;
+}
+
+interface Ended {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A run of the CLI: the child, what it printed so far, and its end. */
+interface CliRun {
+  child: ChildProcess;
+  output: () => { stdout: string; stderr: string };
+  ended: Promise<Ended>;
+}
+
+/** Starts `node argv...` (the CLI and its arguments) with `TMPDIR=tmp`. */
+function startCli(argv: string[], tmp: string): CliRun {
+  const child = started.add(
+    spawn(process.execPath, argv, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TMPDIR: tmp },
+    }),
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const ended = new Promise<Ended>((resolve) =>
+    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr })),
+  );
+  return { child, output: () => ({ stdout, stderr }), ended };
+}
+
+/** Waits until what `cli` printed matches `pattern` (failing, with its output, if it ends first). */
+async function printed(cli: CliRun, pattern: RegExp): Promise<void> {
+  await waitFor(
+    `the output to match ${pattern}`,
+    () => {
+      const { stdout, stderr } = cli.output();
+      if (cli.child.exitCode !== null || cli.child.signalCode !== null)
+        assert.fail(`the command ended before printing ${pattern}:\n${stdout}\n${stderr}`);
+      return pattern.test(stdout);
+    },
+    PATIENCE_MS,
+  );
+}
+
+/** Waits until no process (a tool, QEMU) is left working on paths under `dir`. */
+async function quiet(dir: string): Promise<void> {
+  await waitFor(
+    `the processes using ${dir} to end`,
+    () => processesMentioning(dir).length === 0,
+    PATIENCE_MS,
+  );
+}
+
+/** The scratch areas (provider/scratch.ts) in `dir`. */
+const areas = async (dir: string) =>
+  (await readdir(dir)).filter((name) => /^(\.scratch|pulumi-mirage)-\d+-\d+-/.test(name));
+
+/** Waits until `image` is building: its scratch directory is in its area in `outDir`. */
+async function buildUnderWay(image: CliRun, outDir: string): Promise<void> {
+  await waitFor(
+    "the build's scratch directory",
+    async () => {
+      if (image.child.exitCode !== null) assert.fail(`image ended first: ${image.output().stderr}`);
+      for (const area of await areas(outDir))
+        if ((await readdir(join(outDir, area)).catch(() => [])).length > 0) return true;
+      return false;
+    },
+    PATIENCE_MS,
+  );
+}
+
+/** A GCE-style image.tar.gz whose disk prints "up and running" and keeps running. */
+async function foreverArchive(): Promise<string> {
+  const dir = await freshDir();
+  const disk = await bootSectorDisk(dir, "forever", "up and running\n", "run");
+  await run("mkdir", [join(dir, "gce")]);
+  await run("cp", ["--sparse=always", disk, join(dir, "gce", "disk.raw")]);
+  const archive = join(dir, "image.tar.gz");
+  await run("tar", ["--format=oldgnu", "-Sczf", archive, "-C", join(dir, "gce"), "disk.raw"]);
+  return archive;
+}
+
+describe("scratch areas (case 4, 10)", () => {
+  test("kill -9 of image mid-build leaves its area, which the next image into that --out sweeps", async () => {
+    const outDir = await freshDir();
+    const kernel = await testKernel("virtio");
+    const killed = startCli(imageArgv(kernel, outDir), await freshDir());
+    await buildUnderWay(killed, outDir);
+    killed.child.kill("SIGKILL");
+    assert.equal((await killed.ended).signal, "SIGKILL", killed.output().stderr);
+    // The tools it started run on in their own process groups until they finish.
+    await quiet(outDir);
+    assert.equal((await areas(outDir)).length, 1, "the killed build left its area");
+
+    await exec("node", imageArgv(kernel, outDir), {
+      env: { ...process.env, TMPDIR: await freshDir() },
+    });
+    assert.deepEqual(await readdir(outDir), ["disk.raw"]);
+  });
+
+  test("kill -9 of boot on a .tar.gz leaves its area, which the next boot sweeps", async () => {
+    const archive = await foreverArchive();
+    const tmp = await freshDir();
+    const killed = startCli([CLI, "boot", archive, "--timeout", "600"], tmp);
+    await printed(killed, /up and running/);
+    killed.child.kill("SIGKILL");
+    assert.equal((await killed.ended).signal, "SIGKILL");
+    // QEMU goes by its parent-death signal, asynchronously.
+    await quiet(tmp);
+    assert.equal((await areas(tmp)).length, 1, "the killed boot left its extracted disk");
+
+    const next = await startCli(
+      [CLI, "boot", archive, "--expect", "up and", "--timeout", "600"],
+      tmp,
+    ).ended;
+    assert.equal(next.status, 0, next.stderr);
+    assert.deepEqual(await readdir(tmp), []);
+  });
+
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    test(`${signal} of boot on a .tar.gz leaves nothing in TMPDIR, and boot dies of it`, async () => {
+      const archive = await foreverArchive();
+      const tmp = await freshDir();
+      const boot = startCli([CLI, "boot", archive, "--timeout", "600"], tmp);
+      await printed(boot, /up and running/);
+      boot.child.kill(signal);
+      assert.equal((await boot.ended).signal, signal, boot.output().stderr);
+      await quiet(tmp);
+      assert.deepEqual(await readdir(tmp), []);
+    });
+  }
+
+  test("a boot without --log leaves no console behind and names no console file", async () => {
+    const archive = await foreverArchive();
+    const tmp = await freshDir();
+    const boot = await startCli(
+      [CLI, "boot", archive, "--expect", "up and", "--timeout", "600"],
+      tmp,
+    ).ended;
+    assert.equal(boot.status, 0, boot.stderr);
+    assert.match(boot.stdout, /up and running/, "the console is streamed");
+    assert.doesNotMatch(boot.stderr, /console log:/);
+    assert.deepEqual(await readdir(tmp), []);
+  });
+});
+
+describe("two image runs into one --out (case 10)", () => {
+  /** The files `image` printed (its one JSON line). */
+  interface Printed {
+    disk: { sha256: string };
+    archive?: { sha256: string };
+  }
+  const parse = (ended: Ended): Printed => {
+    assert.equal(ended.status, 0, ended.stderr);
+    return JSON.parse(ended.stdout) as Printed;
+  };
+
+  test("a raw run finishing after a gce run takes the gce run's archive away", async () => {
+    const outDir = await freshDir();
+    const tmp = await freshDir();
+    const kernel = await testKernel("virtio-net");
+    const raw = startCli(imageArgv(kernel, outDir, "--format", "raw", "--", "--run=raw"), tmp);
+    // Hold the raw run mid-build (past its start, where it clears --out) while a gce run publishes.
+    await buildUnderWay(raw, outDir);
+    raw.child.kill("SIGSTOP");
+    let gce: Ended;
+    try {
+      gce = await startCli(imageArgv(kernel, outDir, "--format", "gce", "--", "--run=gce"), tmp)
+        .ended;
+    } finally {
+      raw.child.kill("SIGCONT");
+    }
+    parse(gce);
+    const rawPrinted = parse(await raw.ended);
+    assert.deepEqual((await readdir(outDir)).sort(), ["disk.raw"]);
+    assert.equal(await sha256File(join(outDir, "disk.raw")), rawPrinted.disk.sha256);
+  });
+
+  test("two gce runs with different boot arguments end with one run's disk.raw and archive", async () => {
+    const outDir = await freshDir();
+    const tmp = await freshDir();
+    const kernel = await testKernel("virtio-net");
+    const runs = ["one", "two"].map((name) =>
+      startCli(imageArgv(kernel, outDir, "--format", "gce", "--", `--run=${name}`), tmp),
+    );
+    const results = (await Promise.all(runs.map((r) => r.ended))).map(parse);
+    assert.notEqual(results[0].disk.sha256, results[1].disk.sha256);
+    assert.deepEqual((await readdir(outDir)).sort(), ["disk.raw", "image.tar.gz"]);
+    const disk = await sha256File(join(outDir, "disk.raw"));
+    const winner = results.find((r) => r.disk.sha256 === disk);
+    assert.ok(winner, "disk.raw is one run's");
+    assert.equal(await sha256File(join(outDir, "image.tar.gz")), winner.archive?.sha256);
+  });
+});
+
+describe("permission denied (case 6)", () => {
+  /** setpriv as nobody, still able to read and search everything (our scratch is root's, 0700). */
+  const AS_NOBODY = [
+    "--reuid=nobody",
+    "--regid=nogroup",
+    "--clear-groups",
+    "--inh-caps=+dac_read_search",
+    "--ambient-caps=+dac_read_search",
+  ];
+
+  test("an --out nobody may write to is named, in words", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("needs root, to run the command as nobody");
+    const usable = await exec("setpriv", [...AS_NOBODY, "true"]).then(
+      () => true,
+      () => false,
+    );
+    if (!usable) return t.skip("setpriv cannot run a command as nobody with dac_read_search here");
+    const dir = await freshDir();
+    const kernel = await testKernel("virtio");
+    for (const out of [dir, join(dir, "new")]) {
+      const result = await exec("setpriv", [...AS_NOBODY, "node", ...imageArgv(kernel, out)]).then(
+        () => assert.fail(`image into ${out} succeeded as nobody`),
+        (error: { code: number; stderr: string }) => error,
+      );
+      assert.equal(result.code, 1, result.stderr);
+      assert.ok(
+        result.stderr.includes(
+          `writing the image into ${out}: permission denied on ${out}: choose a directory you can write to, or change its permissions`,
+        ),
+        result.stderr,
+      );
+      assert.doesNotMatch(result.stderr, /EACCES/);
+    }
+    assert.deepEqual(await readdir(dir), [], "nothing written");
+  });
+});
