@@ -89,9 +89,9 @@ async function quiet(dir: string): Promise<void> {
   );
 }
 
-/** The scratch areas (provider/scratch.ts) in `dir`. */
-const areas = async (dir: string) =>
-  (await readdir(dir)).filter((name) => /^(\.scratch|pulumi-mirage)-\d+-\d+-/.test(name));
+/** The scratch in `dir`: areas (provider/scratch.ts) in an --out or a TMPDIR. */
+const scratchIn = async (dir: string) =>
+  (await readdir(dir)).filter((name) => /^(\.scratch|pulumi-mirage)-/.test(name));
 
 /** Waits until `image` is building: its scratch directory is in its area in `outDir`. */
 async function buildUnderWay(image: CliRun, outDir: string): Promise<void> {
@@ -99,7 +99,7 @@ async function buildUnderWay(image: CliRun, outDir: string): Promise<void> {
     "the build's scratch directory",
     async () => {
       if (image.child.exitCode !== null) assert.fail(`image ended first: ${image.output().stderr}`);
-      for (const area of await areas(outDir))
+      for (const area of await scratchIn(outDir))
         if ((await readdir(join(outDir, area)).catch(() => [])).length > 0) return true;
       return false;
     },
@@ -128,7 +128,7 @@ describe("scratch areas (case 4, 10)", () => {
     assert.equal((await killed.ended).signal, "SIGKILL", killed.output().stderr);
     // The tools it started run on in their own process groups until they finish.
     await quiet(outDir);
-    assert.equal((await areas(outDir)).length, 1, "the killed build left its area");
+    assert.notDeepEqual(await scratchIn(outDir), [], "the killed build left its scratch");
 
     await exec("node", imageArgv(kernel, outDir), {
       env: { ...process.env, TMPDIR: await freshDir() },
@@ -145,7 +145,7 @@ describe("scratch areas (case 4, 10)", () => {
     assert.equal((await killed.ended).signal, "SIGKILL");
     // QEMU goes by its parent-death signal, asynchronously.
     await quiet(tmp);
-    assert.equal((await areas(tmp)).length, 1, "the killed boot left its extracted disk");
+    assert.notDeepEqual(await scratchIn(tmp), [], "the killed boot left its extracted disk");
 
     const next = await startCli(
       [CLI, "boot", archive, "--expect", "up and", "--timeout", "600"],
