@@ -3,13 +3,13 @@
 // then QEMU stops the guest at SeaBIOS's first real-mode code with "KVM internal error" and waits
 // forever. So `auto` boots a one-sector probe disk with KVM and remembers the answer per host boot
 // (docs/platforms.md, KVM on hosts).
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "./atomic";
 import { cacheDir } from "./cache";
 import { run, ToolError } from "./exec";
 import { KVM_FAILURE, kvmUsable } from "./qemu";
-import { scratchDir } from "./scratch";
+import { withScratch } from "./scratch";
 
 export const ACCEL_MODES = ["auto", "kvm", "tcg"] as const;
 /** `auto` probes; `kvm` and `tcg` force one (a forced `kvm` fails with QEMU's words where it cannot work). */
@@ -63,47 +63,47 @@ function probeSector(): Buffer {
 
 /** Boots the probe sector with `-accel kvm` and reports whether it ran, or what QEMU said. */
 export async function probeKvm(qemu: string): Promise<KvmProbe> {
-  const dir = await scratchDir({ name: "probe" });
-  const stop = new AbortController();
-  try {
-    const disk = join(dir, "probe.raw");
-    await writeFile(disk, probeSector());
-    // QEMU does not exit when KVM stops the guest: end the probe on its first word of it.
-    let failure: string | undefined;
-    const onLine = (line: string) => {
-      if (failure === undefined && KVM_FAILURE.test(line)) {
-        failure = line;
-        stop.abort();
-      }
-    };
+  return withScratch({ name: "probe" }, async (dir) => {
+    const stop = new AbortController();
     try {
-      await run(qemu, probeArgs(disk), {
-        timeoutMs: PROBE_TIMEOUT_MS,
-        onLine,
-        signal: stop.signal,
-      });
-      return {
-        usable: false,
-        reason: "QEMU exited with status 0 before the probe sector ran",
-        said: [],
+      const disk = join(dir, "probe.raw");
+      await writeFile(disk, probeSector());
+      // QEMU does not exit when KVM stops the guest: end the probe on its first word of it.
+      let failure: string | undefined;
+      const onLine = (line: string) => {
+        if (failure === undefined && KVM_FAILURE.test(line)) {
+          failure = line;
+          stop.abort();
+        }
       };
-    } catch (error) {
-      if (!(error instanceof ToolError)) throw error;
-      const status = (error.cause as { exitCode?: number } | undefined)?.exitCode;
-      if (status === PROBE_STATUS && failure === undefined)
-        return { usable: true, reason: "QEMU ran a probe guest with KVM", said: [] };
-      const said = error.tail.filter((line) => line.trim() !== "").slice(0, 3);
-      const what = failure ? "stopped the probe guest" : error.reason;
-      return {
-        usable: false,
-        reason: `QEMU with KVM ${what}${said.length > 0 ? `: ${said.join(" / ")}` : ""}`,
-        said,
-      };
+      try {
+        await run(qemu, probeArgs(disk), {
+          timeoutMs: PROBE_TIMEOUT_MS,
+          onLine,
+          signal: stop.signal,
+        });
+        return {
+          usable: false,
+          reason: "QEMU exited with status 0 before the probe sector ran",
+          said: [],
+        };
+      } catch (error) {
+        if (!(error instanceof ToolError)) throw error;
+        const status = (error.cause as { exitCode?: number } | undefined)?.exitCode;
+        if (status === PROBE_STATUS && failure === undefined)
+          return { usable: true, reason: "QEMU ran a probe guest with KVM", said: [] };
+        const said = error.tail.filter((line) => line.trim() !== "").slice(0, 3);
+        const what = failure ? "stopped the probe guest" : error.reason;
+        return {
+          usable: false,
+          reason: `QEMU with KVM ${what}${said.length > 0 ? `: ${said.join(" / ")}` : ""}`,
+          said,
+        };
+      }
+    } finally {
+      stop.abort();
     }
-  } finally {
-    stop.abort();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 function probeArgs(disk: string): string[] {

@@ -17,7 +17,7 @@ import {
 import { diskImageFormat } from "./disk-check";
 import { findExecutable, killTree, run, TAIL_LINES } from "./exec";
 import { type DiskBus, guestStopped, type PortForward, QEMU, qemuArgs } from "./qemu";
-import { scratchDir } from "./scratch";
+import { withScratch } from "./scratch";
 
 /** What to boot and how: the parts of the QEMU command line a caller chooses. */
 export interface MachineOptions {
@@ -129,8 +129,7 @@ function withParentDeathSignal(file: string, args: string[]): [string, string[]]
  */
 export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
   const expect = typeof options.expect === "string" ? new RegExp(options.expect) : options.expect;
-  const scratch = await scratchDir({ name: "boot" });
-  try {
+  return withScratch({ name: "boot" }, async (scratch) => {
     const disk = await diskOf(options.image, scratch);
     // A previous run's console must not be read as this one's.
     await rm(options.logFile, { force: true });
@@ -183,9 +182,7 @@ export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
       killTree(child.pid, "SIGKILL");
       stopGuard();
     }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 /** A VM running in the background, and where its files are. */

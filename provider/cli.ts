@@ -9,7 +9,7 @@ import { bootAndWatch } from "./boot";
 import { configuredKernel, defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
 import { parseImageArgs, runImageCommand } from "./image/cli";
 import { inspectKernel } from "./inspect";
-import { scratchDir } from "./scratch";
+import { withScratch } from "./scratch";
 
 /** Wrong arguments: the dispatcher prints the usage and exits with status 2. */
 export class UsageError extends Error {
@@ -111,18 +111,22 @@ async function bootCommand(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`--${(error as Error).message}`);
   }
-  // Without --log, the console (streamed to stdout) is scratch, gone when the command ends.
-  const logFile = values.log ?? join(await scratchDir({ name: "console" }), "console.log");
-  const result = await bootAndWatch({
-    image: positionals[0],
-    accel,
-    timeoutSeconds,
-    expect,
-    net: values.net,
-    bus,
-    logFile,
-    onOutput: (text) => process.stdout.write(text),
-  });
+  const boot = (logFile: string) =>
+    bootAndWatch({
+      image: positionals[0],
+      accel,
+      timeoutSeconds,
+      expect,
+      net: values.net,
+      bus,
+      logFile,
+      onOutput: (text) => process.stdout.write(text),
+    });
+  // Without --log, the console (streamed to stdout) is scratch, gone when the boot is over.
+  const result =
+    values.log !== undefined
+      ? await boot(values.log)
+      : await withScratch({ name: "console" }, (dir) => boot(join(dir, "console.log")));
   const ok = expect ? result.matched : result.exitCode !== null && result.failure === undefined;
   const outcome = result.matched
     ? `the console matched /${expect?.source}/`

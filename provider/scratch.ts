@@ -1,14 +1,15 @@
-// Scratch space. Every temporary directory this package makes lives in one directory per process
-// and parent directory, the process's "area": `pulumi-mirage-PID-START-XXXXXX` in the system's
-// temporary directory, `.scratch-PID-START-XXXXXX` in a directory of the caller's choosing (an
-// image's --out, the cache's work/: where results move into place by rename, which needs the
-// same file system). PID and START (the process's start time) name the owner, so a pid the kernel
-// has handed to another process is not taken for it; the random tail keeps others from making
-// the directory before us in a shared /tmp.
+// Scratch space. Every temporary directory this package makes lives in a directory of the
+// process's own in its parent directory, the process's "area": `pulumi-mirage-PID-START-XXXXXX` in
+// the system's temporary directory, `.scratch-PID-START-XXXXXX` in a directory of the caller's
+// choosing (an image's --out, the cache's work/: where results move into place by rename, which
+// needs the same file system). PID and START (the process's start time) name the owner, so a pid
+// the kernel has handed to another process is not taken for it; the random tail keeps others from
+// making the directory before us in a shared /tmp.
 //
-// An area is made on first use, removed when the process exits (normally, or by SIGINT, SIGTERM
-// or SIGHUP, before the signal is raised again so the process still dies of it), and swept by the
-// next process that makes an area in the same parent once its owner is gone (kill -9, a crash).
+// An area is made when a scratch directory is first needed there and removed when the last one
+// there is done, when the process exits, or when it is killed by SIGINT, SIGTERM or SIGHUP (before
+// the signal is raised again, so the process still dies of it). Areas whose owner is gone (kill -9,
+// a crash) are swept by the next process that makes an area in the same parent.
 import { rmSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,9 +23,14 @@ const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const prefixFor = (parent: string | undefined) =>
   parent === undefined ? "pulumi-mirage-" : ".scratch-";
 
-/** This process's areas by parent directory, as they are being made. */
-const areas = new Map<string, Promise<string>>();
-/** The areas made, removed when the process ends. */
+/** An area of this process: its path once made, and how many scratch directories use it. */
+interface Area {
+  path: Promise<string>;
+  users: number;
+}
+/** This process's areas, by parent directory. */
+const areas = new Map<string, Area>();
+/** The areas on disk, removed when the process ends. */
 const made = new Set<string>();
 
 /** This process's start time; undefined where /proc does not give it (then owners are by pid). */
@@ -82,26 +88,11 @@ function unhook(): void {
 }
 
 /** Makes this process's area in `parent`, sweeping the areas of gone owners there first. */
-async function makeArea(parent: string | undefined): Promise<string> {
-  const where = resolve(parent ?? tmpdir());
-  const prefix = prefixFor(parent);
-  await sweep(where, prefix);
+async function makeArea(parent: string, prefix: string): Promise<string> {
+  await sweep(parent, prefix);
   hook();
-  const area = await mkdtemp(join(where, `${prefix}${process.pid}-${startTime ?? 0}-`));
+  const area = await mkdtemp(join(parent, `${prefix}${process.pid}-${startTime ?? 0}-`));
   made.add(area);
-  return area;
-}
-
-/** This process's area in `parent` (default: the system's temporary directory), made on first use. */
-export async function scratchArea(parent?: string): Promise<string> {
-  const key = resolve(parent ?? tmpdir());
-  let area = areas.get(key);
-  if (!area) {
-    area = makeArea(parent);
-    areas.set(key, area);
-    // A failure (an unwritable parent) is not remembered: the next call tries again.
-    area.catch(() => areas.delete(key));
-  }
   return area;
 }
 
@@ -112,22 +103,37 @@ export interface ScratchPlace {
 }
 
 /**
- * A fresh directory `NAME-XXXXXX` in this process's area in `parent`. Remove it when done;
- * whatever is left goes with the area.
+ * Runs `work` in a fresh directory `NAME-XXXXXX` in this process's area in `parent`, removed
+ * afterwards whatever happens; the area goes too when no other scratch directory is in it.
  */
-export async function scratchDir(place: ScratchPlace): Promise<string> {
-  return mkdtemp(join(await scratchArea(place.parent), `${place.name}-`));
-}
-
-/** Runs `work` in a fresh scratch directory (see scratchDir), removed afterwards whatever happens. */
 export async function withScratch<T>(
   place: ScratchPlace,
   work: (dir: string) => Promise<T>,
 ): Promise<T> {
-  const dir = await scratchDir(place);
+  const parent = resolve(place.parent ?? tmpdir());
+  let area = areas.get(parent);
+  if (!area) {
+    area = { path: makeArea(parent, prefixFor(place.parent)), users: 0 };
+    areas.set(parent, area);
+  }
+  area.users++;
   try {
-    return await work(dir);
+    const dir = await mkdtemp(join(await area.path, `${place.name}-`));
+    try {
+      return await work(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    area.users--;
+    // Forgotten at once, so a scratch directory asked for meanwhile gets a new area.
+    if (area.users === 0 && areas.get(parent) === area) {
+      areas.delete(parent);
+      const path = await area.path.catch(() => undefined);
+      if (path !== undefined) {
+        await rm(path, { recursive: true, force: true });
+        made.delete(path);
+      }
+    }
   }
 }

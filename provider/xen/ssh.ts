@@ -7,10 +7,10 @@
 // directory that is removed after use; it is never an argument, never logged.
 
 import { randomBytes } from "node:crypto";
-import { rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { formatCommand, type RunResult, run, ToolError } from "../exec";
-import { scratchDir } from "../scratch";
+import { withScratch } from "../scratch";
 
 /** Where and as whom to connect. */
 export interface SshTarget {
@@ -117,8 +117,7 @@ export async function withSsh<T>(
   work: (session: SshSession) => Promise<T>,
   logFile?: string,
 ): Promise<T> {
-  const dir = await scratchDir({ name: "ssh" });
-  try {
+  return withScratch({ name: "ssh" }, async (dir) => {
     const keyFile = join(dir, "id");
     const knownHosts = join(dir, "known_hosts");
     // OpenSSH rejects a key file without its final newline ("invalid format").
@@ -189,7 +188,5 @@ export async function withSsh<T>(
       },
     };
     return await work(session);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
