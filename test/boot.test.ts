@@ -2,7 +2,7 @@
 // the console watcher's endings (match, QEMU exits, a guest that cannot go on, timeout), refusals
 // of what is not a disk image, that QEMU never outlives a boot, and the QEMU command line.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ import { buildImage } from "../provider/image";
 import { awaitStarted } from "../provider/local-run";
 import { QEMU, qemuArgs } from "../provider/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
+import { CLI, startCli } from "./support/cli";
 import { testKernel } from "./support/kernels";
 import { freePort } from "./support/net";
 import { processesMentioning } from "./support/process";
@@ -240,7 +241,7 @@ describe("booting test kernels' disk images", () => {
     const result = spawnSync(
       process.execPath,
       [
-        resolve(__dirname, "..", "provider", "cli.js"),
+        CLI,
         "boot",
         image.archive.path,
         "--net",
@@ -259,7 +260,6 @@ describe("booting test kernels' disk images", () => {
 });
 
 describe("pulumi-mirage boot", () => {
-  const CLI = resolve(__dirname, "..", "provider", "cli.js");
   let dir: string;
   let poweroff: string;
   let forever: string;
@@ -272,28 +272,10 @@ describe("pulumi-mirage boot", () => {
 
   /** Runs the CLI to its end; resolves with its status, signal and output. */
   function cli(args: string[], onStart?: (child: ChildProcess) => void) {
-    return new Promise<{
-      status: number | null;
-      signal: string | null;
-      stdout: string;
-      stderr: string;
-    }>((resolvePromise) => {
-      // Its console directory and scratch (left when it is killed) go into ours.
-      const child = spawn(process.execPath, [CLI, ...args], {
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, TMPDIR: dir },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout?.on("data", (chunk) => {
-        stdout += chunk;
-      });
-      child.stderr?.on("data", (chunk) => {
-        stderr += chunk;
-      });
-      child.on("close", (status, signal) => resolvePromise({ status, signal, stdout, stderr }));
-      onStart?.(child);
-    });
+    // Its scratch (left when it is killed) goes into ours.
+    const cliRun = startCli([CLI, ...args], { TMPDIR: dir });
+    onStart?.(cliRun.child);
+    return cliRun.ended;
   }
 
   test("exits 0 when the console matches, having streamed it to stdout", async () => {

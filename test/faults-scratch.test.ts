@@ -4,15 +4,15 @@
 // unwritable --out is said in words, naming it. Every CLI run gets a TMPDIR of its own: other
 // test files make scratch areas in the run's TMPDIR at the same time.
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdir, readdir } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { run } from "../provider/exec";
 import { sha256File } from "../provider/hash";
 import { bootSectorDisk } from "./support/boot-sector";
-import { CLI, imageArgv } from "./support/cli";
+import { CLI, type CliRun, type Ended, imageArgv, startCli } from "./support/cli";
 import { testKernel } from "./support/kernels";
 import { processesMentioning, Started, waitFor } from "./support/process";
 import { Scratch } from "./support/scratch";
@@ -23,47 +23,11 @@ const started = Started.forThisFile();
 /** A safety net for what takes seconds (a TCG boot, a build) on a loaded machine. */
 const PATIENCE_MS = 10 * 60 * 1000;
 
-let dirs = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(scratch.path, `d${dirs++}`);
-  await mkdir(dir);
-  return dir;
-}
-
-interface Ended {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A run of the CLI: the child, what it printed so far, and its end. */
-interface CliRun {
-  child: ChildProcess;
-  output: () => { stdout: string; stderr: string };
-  ended: Promise<Ended>;
-}
-
-/** Starts `node argv...` (the CLI and its arguments) with `TMPDIR=tmp`. */
-function startCli(argv: string[], tmp: string): CliRun {
-  const child = started.add(
-    spawn(process.execPath, argv, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, TMPDIR: tmp },
-    }),
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr?.on("data", (chunk) => {
-    stderr += chunk;
-  });
-  const ended = new Promise<Ended>((resolve) =>
-    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr })),
-  );
-  return { child, output: () => ({ stdout, stderr }), ended };
+/** Starts `node ARGV...` with `TMPDIR=tmp`; the file's end kills it if it still runs. */
+function inTmp(argv: string[], tmp: string): CliRun {
+  const cli = startCli(argv, { TMPDIR: tmp });
+  started.add(cli.child);
+  return cli;
 }
 
 /** Waits until what `cli` printed matches `pattern` (failing, with its output, if it ends first). */
@@ -109,7 +73,7 @@ async function buildUnderWay(image: CliRun, outDir: string): Promise<void> {
 
 /** A GCE-style image.tar.gz whose disk prints "up and running" and keeps running. */
 async function foreverArchive(): Promise<string> {
-  const dir = await freshDir();
+  const dir = await scratch.fresh();
   const disk = await bootSectorDisk(dir, "forever", "up and running\n", "run");
   await run("mkdir", [join(dir, "gce")]);
   await run("cp", ["--sparse=always", disk, join(dir, "gce", "disk.raw")]);
@@ -120,9 +84,9 @@ async function foreverArchive(): Promise<string> {
 
 describe("scratch areas (case 4, 10)", () => {
   test("kill -9 of image mid-build leaves its area, which the next image into that --out sweeps", async () => {
-    const outDir = await freshDir();
+    const outDir = await scratch.fresh();
     const kernel = await testKernel("virtio");
-    const killed = startCli(imageArgv(kernel, outDir), await freshDir());
+    const killed = inTmp(imageArgv(kernel, outDir), await scratch.fresh());
     await buildUnderWay(killed, outDir);
     killed.child.kill("SIGKILL");
     assert.equal((await killed.ended).signal, "SIGKILL", killed.output().stderr);
@@ -131,15 +95,15 @@ describe("scratch areas (case 4, 10)", () => {
     assert.notDeepEqual(await scratchIn(outDir), [], "the killed build left its scratch");
 
     await exec("node", imageArgv(kernel, outDir), {
-      env: { ...process.env, TMPDIR: await freshDir() },
+      env: { ...process.env, TMPDIR: await scratch.fresh() },
     });
     assert.deepEqual(await readdir(outDir), ["disk.raw"]);
   });
 
   test("kill -9 of boot on a .tar.gz leaves its area, which the next boot sweeps", async () => {
     const archive = await foreverArchive();
-    const tmp = await freshDir();
-    const killed = startCli([CLI, "boot", archive, "--timeout", "600"], tmp);
+    const tmp = await scratch.fresh();
+    const killed = inTmp([CLI, "boot", archive, "--timeout", "600"], tmp);
     await printed(killed, /up and running/);
     killed.child.kill("SIGKILL");
     assert.equal((await killed.ended).signal, "SIGKILL");
@@ -147,10 +111,8 @@ describe("scratch areas (case 4, 10)", () => {
     await quiet(tmp);
     assert.notDeepEqual(await scratchIn(tmp), [], "the killed boot left its extracted disk");
 
-    const next = await startCli(
-      [CLI, "boot", archive, "--expect", "up and", "--timeout", "600"],
-      tmp,
-    ).ended;
+    const next = await inTmp([CLI, "boot", archive, "--expect", "up and", "--timeout", "600"], tmp)
+      .ended;
     assert.equal(next.status, 0, next.stderr);
     assert.deepEqual(await readdir(tmp), []);
   });
@@ -158,8 +120,8 @@ describe("scratch areas (case 4, 10)", () => {
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     test(`${signal} of boot on a .tar.gz leaves nothing in TMPDIR, and boot dies of it`, async () => {
       const archive = await foreverArchive();
-      const tmp = await freshDir();
-      const boot = startCli([CLI, "boot", archive, "--timeout", "600"], tmp);
+      const tmp = await scratch.fresh();
+      const boot = inTmp([CLI, "boot", archive, "--timeout", "600"], tmp);
       await printed(boot, /up and running/);
       boot.child.kill(signal);
       assert.equal((await boot.ended).signal, signal, boot.output().stderr);
@@ -170,11 +132,9 @@ describe("scratch areas (case 4, 10)", () => {
 
   test("a boot without --log leaves no console behind and names no console file", async () => {
     const archive = await foreverArchive();
-    const tmp = await freshDir();
-    const boot = await startCli(
-      [CLI, "boot", archive, "--expect", "up and", "--timeout", "600"],
-      tmp,
-    ).ended;
+    const tmp = await scratch.fresh();
+    const boot = await inTmp([CLI, "boot", archive, "--expect", "up and", "--timeout", "600"], tmp)
+      .ended;
     assert.equal(boot.status, 0, boot.stderr);
     assert.match(boot.stdout, /up and running/, "the console is streamed");
     assert.doesNotMatch(boot.stderr, /console log:/);
@@ -194,17 +154,16 @@ describe("two image runs into one --out (case 10)", () => {
   };
 
   test("a raw run finishing after a gce run takes the gce run's archive away", async () => {
-    const outDir = await freshDir();
-    const tmp = await freshDir();
+    const outDir = await scratch.fresh();
+    const tmp = await scratch.fresh();
     const kernel = await testKernel("virtio-net");
-    const raw = startCli(imageArgv(kernel, outDir, "--format", "raw", "--", "--run=raw"), tmp);
+    const raw = inTmp(imageArgv(kernel, outDir, "--format", "raw", "--", "--run=raw"), tmp);
     // Hold the raw run mid-build (past its start, where it clears --out) while a gce run publishes.
     await buildUnderWay(raw, outDir);
     raw.child.kill("SIGSTOP");
     let gce: Ended;
     try {
-      gce = await startCli(imageArgv(kernel, outDir, "--format", "gce", "--", "--run=gce"), tmp)
-        .ended;
+      gce = await inTmp(imageArgv(kernel, outDir, "--format", "gce", "--", "--run=gce"), tmp).ended;
     } finally {
       raw.child.kill("SIGCONT");
     }
@@ -215,11 +174,11 @@ describe("two image runs into one --out (case 10)", () => {
   });
 
   test("two gce runs with different boot arguments end with one run's disk.raw and archive", async () => {
-    const outDir = await freshDir();
-    const tmp = await freshDir();
+    const outDir = await scratch.fresh();
+    const tmp = await scratch.fresh();
     const kernel = await testKernel("virtio-net");
     const runs = ["one", "two"].map((name) =>
-      startCli(imageArgv(kernel, outDir, "--format", "gce", "--", `--run=${name}`), tmp),
+      inTmp(imageArgv(kernel, outDir, "--format", "gce", "--", `--run=${name}`), tmp),
     );
     const results = (await Promise.all(runs.map((r) => r.ended))).map(parse);
     assert.notEqual(results[0].disk.sha256, results[1].disk.sha256);
@@ -248,7 +207,7 @@ describe("permission denied (case 6)", () => {
       () => false,
     );
     if (!usable) return t.skip("setpriv cannot run a command as nobody with dac_read_search here");
-    const dir = await freshDir();
+    const dir = await scratch.fresh();
     const kernel = await testKernel("virtio");
     for (const out of [dir, join(dir, "new")]) {
       const result = await exec("setpriv", [...AS_NOBODY, "node", ...imageArgv(kernel, out)]).then(

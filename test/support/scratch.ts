@@ -1,11 +1,12 @@
 // A test file's scratch directory: made before its tests, removed with everything in it after.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 
 export class Scratch {
   private dir: string | undefined;
+  private made = 0;
   private constructor() {}
 
   /** A scratch directory named PREFIX… in the system's temporary directory, for this file. */
@@ -24,5 +25,12 @@ export class Scratch {
   get path(): string {
     if (this.dir === undefined) throw new Error("the scratch directory is used before it is made");
     return this.dir;
+  }
+
+  /** A new empty directory in it, for one test. */
+  async fresh(): Promise<string> {
+    const dir = join(this.path, `d${this.made++}`);
+    await mkdir(dir);
+    return dir;
   }
 }
