@@ -28,7 +28,7 @@ interface Area {
   path: Promise<string>;
   users: number;
 }
-/** This process's areas, by parent directory. */
+/** This process's areas, by parent directory and prefix (PARENT/PREFIX). */
 const areas = new Map<string, Area>();
 /** The areas on disk, removed when the process ends. */
 const made = new Set<string>();
@@ -111,10 +111,12 @@ export async function withScratch<T>(
   work: (dir: string) => Promise<T>,
 ): Promise<T> {
   const parent = resolve(place.parent ?? tmpdir());
-  let area = areas.get(parent);
+  const prefix = prefixFor(place.parent);
+  const key = join(parent, prefix);
+  let area = areas.get(key);
   if (!area) {
-    area = { path: makeArea(parent, prefixFor(place.parent)), users: 0 };
-    areas.set(parent, area);
+    area = { path: makeArea(parent, prefix), users: 0 };
+    areas.set(key, area);
   }
   area.users++;
   try {
@@ -127,8 +129,8 @@ export async function withScratch<T>(
   } finally {
     area.users--;
     // Forgotten at once, so a scratch directory asked for meanwhile gets a new area.
-    if (area.users === 0 && areas.get(parent) === area) {
-      areas.delete(parent);
+    if (area.users === 0 && areas.get(key) === area) {
+      areas.delete(key);
       const path = await area.path.catch(() => undefined);
       if (path !== undefined) {
         await rm(path, { recursive: true, force: true });

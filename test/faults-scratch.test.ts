@@ -4,13 +4,15 @@
 // unwritable --out is said in words, naming it. Every CLI run gets a TMPDIR of its own: other
 // test files make scratch areas in the run's TMPDIR at the same time.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { readdir } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
+import { processStartTime } from "../provider/background";
 import { run } from "../provider/exec";
 import { sha256File } from "../provider/hash";
+import { withScratch } from "../provider/scratch";
 import { bootSectorDisk } from "./support/boot-sector";
 import { CLI, type CliRun, type Ended, imageArgv, startCli } from "./support/cli";
 import { testKernel } from "./support/kernels";
@@ -83,6 +85,27 @@ async function foreverArchive(): Promise<string> {
 }
 
 describe("scratch areas (case 4, 10)", () => {
+  test("a new area sweeps those of gone owners, a reused pid included, and keeps live ones", async () => {
+    const parent = await scratch.fresh();
+    const sleeper = started.add(spawn("sleep", ["600"], { stdio: "ignore" }));
+    const sleeperStart = processStartTime(sleeper.pid as number);
+    const mine = processStartTime(process.pid);
+    // Owners: a live process, a pid that no process has (pid_max is at most 2^22), and this
+    // process's pid with another start time: the pid reused after its owner died.
+    const live = `.scratch-${sleeper.pid}-${sleeperStart}-AAAAAA`;
+    const gone = `.scratch-${2 ** 22 + 1}-1-BBBBBB`;
+    const reused = `.scratch-${process.pid}-${Number(mine) - 1}-CCCCCC`;
+    for (const name of [live, gone, reused])
+      await mkdir(join(parent, name, "inside"), { recursive: true });
+    const during = await withScratch({ name: "x", parent }, () => readdir(parent));
+    const own = during.filter((name) => name !== live);
+    assert.ok(during.includes(live), during.join(" "));
+    assert.equal(own.length, 1, during.join(" "));
+    assert.match(own[0], new RegExp(`^\\.scratch-${process.pid}-${mine}-`), "this process's own");
+    assert.deepEqual(await readdir(parent), [live], "its own area goes when its work is done");
+    sleeper.kill("SIGKILL");
+  });
+
   test("kill -9 of image mid-build leaves its area, which the next image into that --out sweeps", async () => {
     const outDir = await scratch.fresh();
     const kernel = await testKernel("virtio");
