@@ -63,47 +63,50 @@ function probeSector(): Buffer {
 
 /** Boots the probe sector with `-accel kvm` and reports whether it ran, or what QEMU said. */
 export async function probeKvm(qemu: string): Promise<KvmProbe> {
-  return withScratch({ name: "probe" }, async (dir) => {
-    const stop = new AbortController();
-    try {
-      const disk = join(dir, "probe.raw");
-      await writeFile(disk, probeSector());
-      // QEMU does not exit when KVM stops the guest: end the probe on its first word of it.
-      let failure: string | undefined;
-      const onLine = (line: string) => {
-        if (failure === undefined && KVM_FAILURE.test(line)) {
-          failure = line;
-          stop.abort();
-        }
-      };
-      try {
-        await run(qemu, probeArgs(disk), {
-          timeoutMs: PROBE_TIMEOUT_MS,
-          onLine,
-          signal: stop.signal,
-        });
-        return {
-          usable: false,
-          reason: "QEMU exited with status 0 before the probe sector ran",
-          said: [],
-        };
-      } catch (error) {
-        if (!(error instanceof ToolError)) throw error;
-        const status = (error.cause as { exitCode?: number } | undefined)?.exitCode;
-        if (status === PROBE_STATUS && failure === undefined)
-          return { usable: true, reason: "QEMU ran a probe guest with KVM", said: [] };
-        const said = error.tail.filter((line) => line.trim() !== "").slice(0, 3);
-        const what = failure ? "stopped the probe guest" : error.reason;
-        return {
-          usable: false,
-          reason: `QEMU with KVM ${what}${said.length > 0 ? `: ${said.join(" / ")}` : ""}`,
-          said,
-        };
+  return withScratch({ name: "probe" }, (dir) => probeIn(dir, qemu));
+}
+
+/** probeKvm's work, in the scratch directory `dir`. */
+async function probeIn(dir: string, qemu: string): Promise<KvmProbe> {
+  const stop = new AbortController();
+  try {
+    const disk = join(dir, "probe.raw");
+    await writeFile(disk, probeSector());
+    // QEMU does not exit when KVM stops the guest: end the probe on its first word of it.
+    let failure: string | undefined;
+    const onLine = (line: string) => {
+      if (failure === undefined && KVM_FAILURE.test(line)) {
+        failure = line;
+        stop.abort();
       }
-    } finally {
-      stop.abort();
+    };
+    try {
+      await run(qemu, probeArgs(disk), {
+        timeoutMs: PROBE_TIMEOUT_MS,
+        onLine,
+        signal: stop.signal,
+      });
+      return {
+        usable: false,
+        reason: "QEMU exited with status 0 before the probe sector ran",
+        said: [],
+      };
+    } catch (error) {
+      if (!(error instanceof ToolError)) throw error;
+      const status = (error.cause as { exitCode?: number } | undefined)?.exitCode;
+      if (status === PROBE_STATUS && failure === undefined)
+        return { usable: true, reason: "QEMU ran a probe guest with KVM", said: [] };
+      const said = error.tail.filter((line) => line.trim() !== "").slice(0, 3);
+      const what = failure ? "stopped the probe guest" : error.reason;
+      return {
+        usable: false,
+        reason: `QEMU with KVM ${what}${said.length > 0 ? `: ${said.join(" / ")}` : ""}`,
+        said,
+      };
     }
-  });
+  } finally {
+    stop.abort();
+  }
 }
 
 function probeArgs(disk: string): string[] {
