@@ -62,7 +62,7 @@ function probeSector(): Buffer {
 }
 
 /** Boots the probe sector with `-accel kvm` and reports whether it ran, or what QEMU said. */
-export async function probeKvm(qemu: string): Promise<KvmProbe> {
+export async function probeKvm(qemu: string, env?: Record<string, string>): Promise<KvmProbe> {
   const dir = await mkdtemp(join(tmpdir(), "pulumi-mirage-probe-"));
   const stop = new AbortController();
   try {
@@ -81,6 +81,7 @@ export async function probeKvm(qemu: string): Promise<KvmProbe> {
         timeoutMs: PROBE_TIMEOUT_MS,
         onLine,
         signal: stop.signal,
+        env,
       });
       return {
         usable: false,
@@ -146,6 +147,8 @@ export async function chooseAccel(options: {
   qemu: string;
   cacheDir?: string;
   device?: string;
+  /** Extra environment for the probe's QEMU. */
+  env?: Record<string, string>;
 }): Promise<AccelChoice> {
   const mode = options.mode ?? requestedMode();
   if (mode !== "auto") return { accel: mode, mode, reason: `${mode} was asked for` };
@@ -159,7 +162,7 @@ export async function chooseAccel(options: {
     .catch(() => undefined);
   let probe = remembered?.key === key ? remembered.probe : undefined;
   if (!probe) {
-    probe = await probeKvm(options.qemu);
+    probe = await probeKvm(options.qemu, options.env);
     if (!probe.reason.includes("timed out")) {
       // Remembering only saves the next boot a probe: a cache we cannot write costs nothing more.
       await mkdir(dirname(file), { recursive: true })
