@@ -33,7 +33,8 @@ import { killTree } from "./exec";
 /** The environment variable naming the run a process was started for. */
 export const RUN_TAG = "PULUMI_MIRAGE_RUN";
 
-const RECORD = /^(.+)\.pending\.(\d+)\.(\d+)$/;
+/** A record's name: run id (PREFIX-16 hex digits, never a path), creator pid and start time. */
+const RECORD = /^([a-z]+-[0-9a-f]{16})\.pending\.(\d+)\.(\d+)$/;
 /** How long the processes of a dead run get to go after SIGKILL. */
 const KILL_WAIT_MS = 10_000;
 

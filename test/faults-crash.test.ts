@@ -5,11 +5,13 @@
 // run/ directory, /proc, the console log.
 import assert from "node:assert/strict";
 import { type Dirent, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, rm, truncate } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { isRunning, selfIdentity, startBackground, stopBackground } from "../provider/background";
 import { run } from "../provider/exec";
+import { RUN_TAG, recordRun, sweepRuns } from "../provider/run-records";
 import type { EngineModule } from "../sdk/engine";
 import { bootSectorDisk } from "./support/boot-sector";
 import { type DynamicProvider, type Props, startDynamicProvider } from "./support/dynamic-provider";
@@ -238,5 +240,37 @@ describe("kill -9 of the provider during a local.Process create", () => {
       await provider.delete("local-process", id, outs);
     });
     await assertNothingLeft(cacheDir);
+  });
+});
+
+describe("the sweep of interrupted runs", () => {
+  test("removes a dead creator's run, processes first; two at once are harmless; a live creator's run stays", async () => {
+    const root = join(dir, "cache-sweep", "run");
+    await mkdir(root, { recursive: true });
+    const me = selfIdentity();
+    // Our own pid with another start time: a creator whose pid the kernel has handed on.
+    const gone = { pid: me.pid, startTime: me.startTime + 1 };
+    const dead = "vm-00000000000000d1";
+    const live = "vm-00000000000000a1";
+    await mkdir(join(root, dead));
+    await mkdir(join(root, live));
+    await writeFile(join(root, `${dead}.pending.${gone.pid}.${gone.startTime}`), "");
+    const liveRecord = await recordRun(root, live);
+    const start = (id: string) =>
+      startBackground("sleep", ["600"], {
+        logFile: join(root, id, "console.log"),
+        env: { [RUN_TAG]: id },
+      });
+    const orphan = await start(dead);
+    const ours = await start(live);
+    try {
+      await Promise.all([sweepRuns(root), sweepRuns(root)]);
+      assert.equal(isRunning(orphan), false, "the dead creator's process runs on");
+      assert.equal(isRunning(ours), true, "a live creator's process was stopped");
+      assert.deepEqual((await readdir(root)).sort(), [live, basename(liveRecord)].sort());
+    } finally {
+      await stopBackground(orphan);
+      await stopBackground(ours);
+    }
   });
 });
