@@ -252,7 +252,17 @@ ${writeFile(`/etc/systemd/system/${unit}`, unitFile, "0644")}
   say "started ${unit}"
 else
 ${writeFile(`${dir}/supervise`, supervise, "0755")}
+  rm -f "$DIR/supervisor.pid"
   setsid "$DIR/supervise" >> "$CONSOLE" 2>&1 < /dev/null &
+  # Until setsid has run, the supervisor is in this script's process group, which whoever ran
+  # the script may kill once it ends: end only when the supervisor, in a session of its own,
+  # has written its pid.
+  waited=0
+  until [ -s "$DIR/supervisor.pid" ]; do
+    [ "$waited" -lt 600 ] || fail "the supervisor did not start within 60 s"
+    waited=$((waited + 1))
+    sleep 0.1
+  done
   say "started ${tender} under a plain supervisor (no systemd): pid in $DIR/supervisor.pid"
 fi
 `;

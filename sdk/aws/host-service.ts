@@ -32,6 +32,7 @@ export interface HostArgs {
 
 /** What the instances of a host service are launched with. */
 export interface HostLaunch {
+  kind: "host";
   ami: pulumi.Output<string>;
   instanceType: pulumi.Output<string>;
   iamInstanceProfile: pulumi.Output<string>;
@@ -189,6 +190,7 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
           child,
         ).id;
   return {
+    kind: "host",
     ami,
     instanceType: target.apply(
       (t) =>

@@ -209,12 +209,9 @@ export class UnikernelService extends pulumi.ComponentResource {
           instanceCount === 1 ? `${name}-instance` : `${name}-instance-${i}`,
           {
             ami: launch.ami,
-            instanceType:
-              "instanceType" in launch
-                ? launch.instanceType
-                : (args.instanceType ?? DEFAULT_INSTANCE_TYPE),
-            ...("userData" in launch
+            ...(launch.kind === "host"
               ? {
+                  instanceType: launch.instanceType,
                   userData: launch.userData,
                   // New user data (a new kernel or tender) is a new instance, made before the old goes.
                   userDataReplaceOnChange: true,
@@ -222,7 +219,7 @@ export class UnikernelService extends pulumi.ComponentResource {
                   cpuOptions: { nestedVirtualization: launch.nestedVirtualization },
                   metadataOptions: { httpTokens: "required", httpEndpoint: "enabled" },
                 }
-              : {}),
+              : { instanceType: args.instanceType ?? DEFAULT_INSTANCE_TYPE }),
             subnetId: args.subnetId,
             vpcSecurityGroupIds: [securityGroup.id],
             associatePublicIpAddress: args.associatePublicIpAddress ?? true,
@@ -232,8 +229,8 @@ export class UnikernelService extends pulumi.ComponentResource {
         ),
     );
 
-    this.image = "image" in launch ? launch.image : undefined;
-    this.snapshotId = "snapshotId" in launch ? launch.snapshotId : pulumi.output(undefined);
+    this.image = launch.kind === "xen" ? launch.image : undefined;
+    this.snapshotId = launch.kind === "xen" ? launch.snapshotId : pulumi.output(undefined);
     this.bucketName = launch.bucketName;
     this.amiId = launch.ami;
     this.instanceIds = pulumi.all(instances.map((i) => i.id));

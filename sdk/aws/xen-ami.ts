@@ -22,6 +22,7 @@ export interface XenArgs {
 }
 
 export interface XenLaunch {
+  kind: "xen";
   image: DiskImage;
   snapshotId: pulumi.Output<string>;
   bucketName: pulumi.Output<string | undefined>;
@@ -125,5 +126,5 @@ export function xenLaunch(name: string, args: XenArgs, parent: pulumi.Resource):
     child,
   );
 
-  return { image, snapshotId, bucketName, ami: ami.id };
+  return { kind: "xen", image, snapshotId, bucketName, ami: ami.id };
 }
