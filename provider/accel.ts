@@ -62,12 +62,12 @@ function probeSector(): Buffer {
 }
 
 /** Boots the probe sector with `-accel kvm` and reports whether it ran, or what QEMU said. */
-export async function probeKvm(qemu: string): Promise<KvmProbe> {
-  return withScratch({ name: "probe" }, (dir) => probeIn(dir, qemu));
+export async function probeKvm(qemu: string, env?: Record<string, string>): Promise<KvmProbe> {
+  return withScratch({ name: "probe" }, (dir) => probeIn(dir, qemu, env));
 }
 
-/** probeKvm's work, in the scratch directory `dir`. */
-async function probeIn(dir: string, qemu: string): Promise<KvmProbe> {
+/** probeKvm's work, in the scratch directory `dir`; its QEMU gets `env`. */
+async function probeIn(dir: string, qemu: string, env?: Record<string, string>): Promise<KvmProbe> {
   const stop = new AbortController();
   try {
     const disk = join(dir, "probe.raw");
@@ -85,6 +85,7 @@ async function probeIn(dir: string, qemu: string): Promise<KvmProbe> {
         timeoutMs: PROBE_TIMEOUT_MS,
         onLine,
         signal: stop.signal,
+        env,
       });
       return {
         usable: false,
@@ -149,6 +150,8 @@ export async function chooseAccel(options: {
   qemu: string;
   cacheDir?: string;
   device?: string;
+  /** Extra environment for the probe's QEMU. */
+  env?: Record<string, string>;
 }): Promise<AccelChoice> {
   const mode = options.mode ?? requestedMode();
   if (mode !== "auto") return { accel: mode, mode, reason: `${mode} was asked for` };
@@ -162,7 +165,7 @@ export async function chooseAccel(options: {
     .catch(() => undefined);
   let probe = remembered?.key === key ? remembered.probe : undefined;
   if (!probe) {
-    probe = await probeKvm(options.qemu);
+    probe = await probeKvm(options.qemu, options.env);
     if (!probe.reason.includes("timed out")) {
       // Remembering only saves the next boot a probe: a cache we cannot write costs nothing more.
       await mkdir(dirname(file), { recursive: true })

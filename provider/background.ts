@@ -2,7 +2,7 @@
 // and watching what they print. A process is known by its pid AND its start time, so a pid the
 // kernel has since handed to another process is never mistaken for ours.
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { StringDecoder } from "node:string_decoder";
 import { killTree, LineTail, TAIL_LINES } from "./exec";
@@ -43,6 +43,34 @@ export function isRunning(id: ProcessIdentity): boolean {
   if (!stat || stat.startTime !== id.startTime) return false;
   // A zombie has exited; only its parent has not collected its status yet.
   return stat.state !== "Z" && stat.state !== "X";
+}
+
+/** This process's own identity (a record naming its creator must survive our pid's reuse). */
+export function selfIdentity(): ProcessIdentity {
+  return { pid: process.pid, startTime: processStartTime(process.pid) as number };
+}
+
+/**
+ * The live processes whose environment holds `entry` (`NAME=value`): a process started with it
+ * can be found even when nothing recorded its pid. /proc/PID/environ is the environment the
+ * program was started with; a zombie's is empty, and other users' are unreadable (not ours).
+ */
+export function processesCarrying(entry: string): ProcessIdentity[] {
+  const found: ProcessIdentity[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, "latin1");
+    } catch {
+      continue; // gone since the listing, or another user's
+    }
+    if (!environ.split("\0").includes(entry)) continue;
+    const startTime = processStartTime(pid);
+    if (startTime !== undefined) found.push({ pid, startTime });
+  }
+  return found;
 }
 
 export interface StartOptions {

@@ -52,9 +52,9 @@ const textOf = (path: string) => {
  * The raw disk to boot: `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
  * is extracted into `dir` keeping it sparse. Anything else is refused, saying what it is.
  */
-async function diskOf(image: string, dir: string): Promise<string> {
+async function diskOf(image: string, dir: string, env?: Record<string, string>): Promise<string> {
   if ((await diskImageFormat(image)) === "raw") return image;
-  await run("tar", ["-xSzf", image, "-C", dir, "disk.raw"], { timeoutMs: 10 * 60 * 1000 });
+  await run("tar", ["-xSzf", image, "-C", dir, "disk.raw"], { timeoutMs: 10 * 60 * 1000, env });
   return join(dir, "disk.raw");
 }
 
@@ -64,6 +64,7 @@ async function commandLine(
   disk: string,
   consoleFile: string,
   debugLog: string,
+  env?: Record<string, string>,
 ) {
   const qemu = options.qemu ?? QEMU;
   const file = findExecutable(qemu);
@@ -71,7 +72,12 @@ async function commandLine(
     throw new Error(
       `${qemu} is not installed (not ${qemu.includes("/") ? "an executable file" : "on PATH"}): install QEMU (Debian: apt-get install qemu-system-x86)`,
     );
-  const accel = await chooseAccel({ mode: options.accel, qemu: file, cacheDir: options.cacheDir });
+  const accel = await chooseAccel({
+    mode: options.accel,
+    qemu: file,
+    cacheDir: options.cacheDir,
+    env,
+  });
   const args = qemuArgs({
     disk,
     consoleFile,
@@ -200,17 +206,21 @@ export interface VmProcess extends ProcessIdentity {
 /**
  * Starts QEMU in the background, detached (its own session, output to files in `stateDir`), so it
  * keeps running after this process exits. A GCE tar.gz image is extracted into `stateDir`.
- * Stop it with `stopVm`; `isRunning` tells whether it is still the same process.
+ * Stop it with `stopVm`; `isRunning` tells whether it is still the same process. Every process
+ * it starts (QEMU, tar, the KVM probe) gets `env`: local.Vm tags them with its run.
  */
-export async function startVm(options: MachineOptions & { stateDir: string }): Promise<VmProcess> {
+export async function startVm(
+  options: MachineOptions & { stateDir: string; env?: Record<string, string> },
+): Promise<VmProcess> {
+  const env = options.env;
   await mkdir(options.stateDir, { recursive: true });
-  const disk = await diskOf(options.image, options.stateDir);
+  const disk = await diskOf(options.image, options.stateDir, env);
   const consoleLog = join(options.stateDir, "console.log");
   const qemuLog = join(options.stateDir, "qemu.log");
   const debugLog = join(options.stateDir, "seabios.log");
   for (const file of [consoleLog, qemuLog, debugLog]) await rm(file, { force: true });
-  const { file, args, accel } = await commandLine(options, disk, consoleLog, debugLog);
-  const id = await startBackground(file, args, { logFile: qemuLog });
+  const { file, args, accel } = await commandLine(options, disk, consoleLog, debugLog, env);
+  const id = await startBackground(file, args, { logFile: qemuLog, env });
   return { ...id, consoleLog, qemuLog, debugLog, accel };
 }
 

@@ -2,7 +2,7 @@
 // waiting for a started process's console, and the read/delete half of the lifecycle.
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import {
   isRunning,
@@ -15,6 +15,7 @@ import { cacheDir } from "./cache";
 import { sha256File } from "./hash";
 import { BOUNDS, outOfBounds } from "./resources/bounds";
 import { changedKeys, isKnown } from "./resources/inputs";
+import { RUN_TAG, recordRun, removeRun, sweepRuns } from "./run-records";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
 export interface WaitFor {
@@ -70,18 +71,44 @@ export function checkWaitFor(
   return { console: given.console, timeoutSeconds };
 }
 
+/** A local run being created: its resource id, its state directory, and what its processes carry. */
+export interface NewRun {
+  id: string;
+  dir: string;
+  /** The environment every process the run starts must be given (see run-records.ts). */
+  env: Record<string, string>;
+}
+
+/** The cache's `run/` directory (`explicitCache`, else the default one: see cache.ts). */
+const runRoot = (explicitCache?: string) => join(cacheDir(explicitCache), "run");
+
 /**
- * A fresh resource id and its state directory, under `run/` in the cache (`explicitCache`, else
- * the default one: see cache.ts).
+ * create: a fresh resource id and its state directory under `run/` in the cache, recorded as
+ * pending before anything is made (see run-records.ts), then `start`. When `start` fails, every
+ * process it started and the directory go. The record goes last, just before returning, once
+ * the result (the engine's state for the run) is complete.
  */
-export async function newRun(
+export async function createRun<T>(
   prefix: string,
-  explicitCache?: string,
-): Promise<{ id: string; dir: string }> {
+  explicitCache: string | undefined,
+  start: (run: NewRun) => Promise<T>,
+): Promise<T> {
+  const root = runRoot(explicitCache);
+  await mkdir(root, { recursive: true });
+  await sweepRuns(root);
   const id = `${prefix}-${randomBytes(8).toString("hex")}`;
-  const dir = join(cacheDir(explicitCache), "run", id);
-  await mkdir(dir, { recursive: true });
-  return { id, dir };
+  const record = await recordRun(root, id);
+  const dir = join(root, id);
+  let result: T;
+  try {
+    await mkdir(dir);
+    result = await start({ id, dir, env: { [RUN_TAG]: id } });
+  } catch (error) {
+    await removeRun(root, id, record);
+    throw error;
+  }
+  await rm(record, { force: true });
+  return result;
 }
 
 /** The first lines of a console log, without the CRs of a serial console. */
@@ -140,11 +167,17 @@ export interface RunOutputs extends ProcessIdentity {
   stateDir: string;
 }
 
+/** Sweeps the `run/` directory that holds a recorded run's state directory (read, delete). */
+async function sweepBeside(props: RunOutputs): Promise<void> {
+  if (props.stateDir) await sweepRuns(dirname(props.stateDir));
+}
+
 /** read: the resource as recorded while its process runs; gone (no id) once it has died. */
 export async function readRun<T extends RunOutputs>(
   id: string,
   props: T,
 ): Promise<pulumi.dynamic.ReadResult<T>> {
+  await sweepBeside(props);
   if (isRunning(props)) return { id, props };
   // Gone: the engine drops the resource and will never call delete, so its files go now.
   if (props.stateDir) await rm(props.stateDir, { recursive: true, force: true });
@@ -153,6 +186,7 @@ export async function readRun<T extends RunOutputs>(
 
 /** delete: stops the process (never another one that reuses its pid) and removes its files. */
 export async function deleteRun(props: RunOutputs): Promise<void> {
+  await sweepBeside(props);
   await stopBackground(props);
   if (props.stateDir) await rm(props.stateDir, { recursive: true, force: true });
 }

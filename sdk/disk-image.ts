@@ -56,7 +56,7 @@ export function unikernelInputs<K extends Partial<Record<KernelOutputs, unknown>
 export class DiskImage extends pulumi.dynamic.Resource {
   /** The image file in the cache (named by `objectName`: a raw disk, or a tar.gz for `gce`). */
   declare readonly path: pulumi.Output<string>;
-  /** The image file's sha256. */
+  /** The image file's sha256 (secret when a boot argument is: the image holds them). */
   declare readonly sha256: pulumi.Output<string>;
   /** The image file's size in bytes. */
   declare readonly size: pulumi.Output<number>;
@@ -98,7 +98,13 @@ export class DiskImage extends pulumi.dynamic.Resource {
         // Dynamic providers are not told which resource they work for: progress lines need it.
         resourceName: name,
         path: undefined,
-        sha256: undefined,
+        // The image holds the boot arguments, so its hash would let a guess of a secret one be
+        // checked by rebuilding: an input of the same name, secret exactly when a boot argument
+        // is, makes the engine keep the output secret (docs/platforms.md, Pulumi dynamic
+        // providers). Unknown at preview like the hash itself; create replaces the "".
+        sha256: pulumi
+          .output(bootArgs)
+          .apply(() => (pulumi.runtime.isDryRun() ? (pulumi.unknown as string) : "")),
         size: undefined,
         name: undefined,
         objectName: undefined,

@@ -149,6 +149,18 @@ describe("a program declaring a Unikernel and its DiskImage", () => {
     assert.equal(await pulumi.isSecret(image.path), false);
   });
 
+  it("keeps the image's sha256 secret when a boot argument is (the image holds them)", async () => {
+    await Promise.all([settled(image.id, "DiskImage id"), settled(prebuilt.id, "prebuilt id")]);
+    // The engine keeps an output secret when an input of the same name was.
+    const secretOne = registration("pulumi-nodejs:dynamic/pulumi-mirage:DiskImage", "hello");
+    assert.ok(isWireSecret(secretOne.inputs.sha256), JSON.stringify(secretOne.inputs.sha256));
+    assert.equal(await pulumi.isSecret(image.sha256), true);
+    const plain = registration("pulumi-nodejs:dynamic/pulumi-mirage:DiskImage", "prebuilt");
+    assert.equal(plain.inputs.sha256, "");
+    // (The SDK answers "" here: falsy.)
+    assert.ok(!(await pulumi.isSecret(prebuilt.sha256)));
+  });
+
   it("takes a prebuilt kernel path with defaults: raw format, no boot arguments", async () => {
     await settled(prebuilt.id, "prebuilt DiskImage id");
     const { inputs } = registration("pulumi-nodejs:dynamic/pulumi-mirage:DiskImage", "prebuilt");

@@ -392,11 +392,18 @@ describe("DiskImage through the dynamic provider", () => {
 
   it("keeps secret boot arguments secret in its outputs and out of every log", async () => {
     const token = `hunter2-${Date.now()}`;
-    const news = imageArgs({ bootArgs: secret(["--hello=Hi", `--token=${token}`]) });
+    // As the SDK sends them: a sha256 placeholder as secret as the boot arguments.
+    const news = imageArgs({
+      bootArgs: secret(["--hello=Hi", `--token=${token}`]),
+      sha256: secret(""),
+    });
     const inputs = await checked(p, "disk-image", news);
     assert.ok(isSecret(inputs.bootArgs));
     const { outs } = await p.create("disk-image", inputs);
     assert.ok(isSecret(outs.bootArgs));
+    // The image holds the boot arguments: its public hash would let a guess be checked offline.
+    assert.ok(isSecret(outs.sha256), JSON.stringify(outs.sha256));
+    assert.match(String(reveal(outs.sha256)), /^[0-9a-f]{64}$/);
     assert.deepEqual(reveal(outs.bootArgs), ["--hello=Hi", `--token=${token}`]);
     const { bootArgs: _, ...others } = outs;
     assert.ok(!JSON.stringify(others).includes(token), JSON.stringify(others));

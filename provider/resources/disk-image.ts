@@ -155,6 +155,9 @@ async function check(olds: Record<string, unknown>, news: Record<string, unknown
   const failures: Failure[] = [];
   const props: Record<string, unknown> = {};
   for (const key of USER_INPUTS) if (news[key] !== undefined) props[key] = news[key];
+  // The SDK's placeholder, secret when a boot argument is: kept, so the engine keeps the output
+  // of the same name secret too (create replaces it; diff ignores it).
+  if (news.sha256 !== undefined) props.sha256 = news.sha256;
   const label = `[disk-image ${String(news.resourceName ?? "")}]`;
   const format = news.format ?? "raw";
   props.format = format;

@@ -3,7 +3,6 @@
 // provider; every input except `waitFor` replaces it. The devices an hvt/spt kernel declares are
 // attached as solo5-devices.ts says; hvt needs a usable /dev/kvm.
 import { existsSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import type * as pulumi from "@pulumi/pulumi";
 import { startBackground } from "../background";
 import { findExecutable } from "../exec";
@@ -13,8 +12,8 @@ import {
   checkRunFile,
   checkWaitFor,
   consoleHead,
+  createRun,
   definedOnly,
-  newRun,
   type RunOutputs,
   runLifecycle,
   type WaitFor,
@@ -250,37 +249,34 @@ function commandFor(inputs: ProcessInputs): string[] {
 }
 
 async function create(inputs: ProcessInputs): Promise<pulumi.dynamic.CreateResult<ProcessOutputs>> {
-  const { id, dir } = await newRun("process", inputs.cacheDir);
-  const consoleLog = `${dir}/console.log`;
   const command = commandFor(inputs);
-  let started: Awaited<ReturnType<typeof startBackground>>;
-  try {
+  // createRun removes the process and its directory if it does not start.
+  return createRun("process", inputs.cacheDir, async ({ id, dir, env }) => {
+    const consoleLog = `${dir}/console.log`;
     await createBlockFiles(inputs.block);
-    started = await startBackground(command[0], command.slice(1), {
+    const started = await startBackground(command[0], command.slice(1), {
       logFile: consoleLog,
       cwd: dir,
+      env,
     });
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  await awaitStarted(
-    `${inputs.kernel} (${inputs.target})`,
-    started,
-    consoleLog,
-    inputs.waitFor,
-    async () => [],
-  );
-  return {
-    id,
-    outs: definedOnly({
-      ...inputs,
-      ...started,
-      stateDir: dir,
+    await awaitStarted(
+      `${inputs.kernel} (${inputs.target})`,
+      started,
       consoleLog,
-      console: await consoleHead(consoleLog),
-    }),
-  };
+      inputs.waitFor,
+      async () => [],
+    );
+    return {
+      id,
+      outs: definedOnly({
+        ...inputs,
+        ...started,
+        stateDir: dir,
+        consoleLog,
+        console: await consoleHead(consoleLog),
+      }),
+    };
+  });
 }
 
 export const provider = {

@@ -1,7 +1,6 @@
 // local.Vm: a disk image booted in QEMU as a background process that outlives the dynamic provider.
 // A VM cannot be changed while it runs, so every input except `waitFor` replaces it.
 import { existsSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import type * as pulumi from "@pulumi/pulumi";
 import { ACCEL_MODES, type AccelMode, requestedMode } from "../accel";
 import { qemuMessages, startVm, vmStopped } from "../boot";
@@ -11,8 +10,8 @@ import {
   checkRunFile,
   checkWaitFor,
   consoleHead,
+  createRun,
   definedOnly,
-  newRun,
   type RunOutputs,
   runLifecycle,
   type WaitFor,
@@ -159,24 +158,19 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
 }
 
 async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmOutputs>> {
-  const { id, dir } = await newRun("vm", inputs.cacheDir);
   const net = inputs.net ?? declaresNet(inputs.manifest) ?? inputs.ports.length > 0;
-  let vm: Awaited<ReturnType<typeof startVm>>;
-  try {
-    vm = await startVm({
+  // createRun removes the VM and its directory if it does not start.
+  return createRun("vm", inputs.cacheDir, async ({ id, dir, env }) => {
+    const vm = await startVm({
       image: inputs.image,
       stateDir: dir,
+      env,
       accel: requestedMode(inputs.accel),
       cacheDir: inputs.cacheDir,
       memoryMiB: inputs.memoryMiB,
       net,
       forwards: inputs.ports,
     });
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  try {
     await awaitStarted(
       `the VM booting ${inputs.image}`,
       vm,
@@ -188,25 +182,21 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
       },
       () => vmStopped(vm),
     );
-  } catch (error) {
-    // awaitStarted stopped QEMU and quoted its logs: no engine state will ever name this dir.
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
-  return {
-    id,
-    outs: definedOnly({
-      ...inputs,
-      pid: vm.pid,
-      startTime: vm.startTime,
-      stateDir: dir,
-      consoleLog: vm.consoleLog,
-      accel: vm.accel.accel,
-      accelMode: inputs.accel,
-      accelReason: vm.accel.reason,
-      console: await consoleHead(vm.consoleLog),
-    }),
-  };
+    return {
+      id,
+      outs: definedOnly({
+        ...inputs,
+        pid: vm.pid,
+        startTime: vm.startTime,
+        stateDir: dir,
+        consoleLog: vm.consoleLog,
+        accel: vm.accel.accel,
+        accelMode: inputs.accel,
+        accelReason: vm.accel.reason,
+        console: await consoleHead(vm.consoleLog),
+      }),
+    };
+  });
 }
 
 const lifecycle = runLifecycle<VmInputs, VmOutputs>(REPLACING);
