@@ -223,7 +223,7 @@ describe("permission denied (case 6)", () => {
     "--ambient-caps=+dac_read_search",
   ];
 
-  test("an --out nobody may write to is named, in words", async (t) => {
+  test("an --out the user may not write to (EACCES) is named, in words", async (t) => {
     if (process.getuid?.() !== 0) return t.skip("needs root, to run the command as nobody");
     const usable = await exec("setpriv", [...AS_NOBODY, "true"]).then(
       () => true,
