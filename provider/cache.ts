@@ -2,7 +2,8 @@
 // machine. Layout under the cache directory:
 //
 //   kernels/SHA256/NAME.EXT        a kernel, stored by its content hash (read-only)
-//   images/SHA256/OBJECT_NAME      a disk image, likewise
+//   images/SHA256/OBJECT_NAME      a disk image, likewise (images/OBJECT_NAME/OBJECT_NAME when a
+//                                  boot argument is secret: see store)
 //   index/kernels/KEY.json         fingerprint → the kernel it built ({file, sha256, size, meta})
 //   index/images/KEY.json          objectName → the image
 //   locks/, work/, logs/           build locks, scratch build directories, build logs
@@ -144,14 +145,21 @@ export async function store(
     move?: boolean;
     /** The file's sha256 when the caller has just computed it (a raw disk takes seconds). */
     sha256?: string;
+    /**
+     * The folder under `KINDs/` instead of the sha256, for a file whose hash must not be public:
+     * its path is an output, and an image's hash lets a guess of a secret boot argument be
+     * checked by rebuilding. Such a file is shared with no other entry.
+     */
+    folder?: string;
   },
 ): Promise<Entry> {
   const index = indexPath(dir, kind, key);
   const sha = options.sha256 ?? (await sha256File(file));
   const { size, mode } = await stat(file);
-  const relative = `${kind}s/${sha}/${checkName("file name", options.fileName)}`;
+  const folder = options.folder === undefined ? sha : checkName("folder", options.folder);
+  const relative = `${kind}s/${folder}/${checkName("file name", options.fileName)}`;
   const path = join(dir, relative);
-  await mkdir(join(dir, `${kind}s`, sha), { recursive: true });
+  await mkdir(join(dir, `${kind}s`, folder), { recursive: true });
   const present = await stat(path).then(
     (s) => s.size === size,
     () => false,

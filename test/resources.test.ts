@@ -392,9 +392,11 @@ describe("DiskImage through the dynamic provider", () => {
 
   it("keeps secret boot arguments secret in its outputs and out of every log", async () => {
     const token = `hunter2-${Date.now()}`;
-    // As the SDK sends them: a sha256 placeholder as secret as the boot arguments.
+    // As the SDK sends them: a salt to pick and a sha256 placeholder, secret like the arguments.
     const news = imageArgs({
       bootArgs: secret(["--hello=Hi", `--token=${token}`]),
+      bootArgsSecret: true,
+      nameSalt: secret(""),
       sha256: secret(""),
     });
     const inputs = await checked(p, "disk-image", news);
@@ -404,6 +406,8 @@ describe("DiskImage through the dynamic provider", () => {
     // The image holds the boot arguments: its public hash would let a guess be checked offline.
     assert.ok(isSecret(outs.sha256), JSON.stringify(outs.sha256));
     assert.match(String(reveal(outs.sha256)), /^[0-9a-f]{64}$/);
+    // Nor may the path in the cache, public too, hold the hash.
+    assert.ok(!String(outs.path).includes(String(reveal(outs.sha256))), String(outs.path));
     assert.deepEqual(reveal(outs.bootArgs), ["--hello=Hi", `--token=${token}`]);
     const { bootArgs: _, ...others } = outs;
     assert.ok(!JSON.stringify(others).includes(token), JSON.stringify(others));

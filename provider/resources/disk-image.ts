@@ -236,6 +236,8 @@ async function build(dir: string, props: DiskImageProps, label: string): Promise
       fileName: props.objectName,
       move: true,
       sha256: file.sha256,
+      // With a secret boot argument, objectName is salted and the hash is secret: so is the path.
+      folder: props.bootArgsSecret ? props.objectName : undefined,
       meta: { target: result.target },
     });
     console.log(`${label} ${props.objectName}: ${((Date.now() - started) / 1000).toFixed(1)} s`);

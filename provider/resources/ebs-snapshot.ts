@@ -1,6 +1,7 @@
 // The engine side of `aws.EbsSnapshot` (sdk/aws/ebs-snapshot.ts): a raw disk image written into
 // an EBS snapshot through the EBS direct APIs (provider/aws/ebs-snapshot.ts). Any input change
 // writes a new snapshot (new before old: an AMI may still use the old one); delete removes it.
+import { basename } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import {
   deleteSnapshot,
@@ -90,11 +91,12 @@ async function diff(
 }
 
 async function create(inputs: EbsSnapshotInputs): Promise<pulumi.dynamic.CreateResult> {
-  const label = `[ebs-snapshot ${inputs.resourceName ?? inputs.imageSha256.slice(0, 12)}]`;
+  const label = `[ebs-snapshot ${inputs.resourceName ?? basename(inputs.imagePath)}]`;
   const started = Date.now();
   const uploaded = await uploadSnapshot({
     path: inputs.imagePath,
-    description: inputs.description ?? `pulumi-mirage disk image ${inputs.imageSha256}`,
+    // The image's name, not its hash: a secret boot argument makes the hash secret.
+    description: inputs.description ?? `pulumi-mirage disk image ${basename(inputs.imagePath)}`,
     tags: inputs.tags,
     kmsKeyArn: inputs.kmsKeyArn,
     region: inputs.region,

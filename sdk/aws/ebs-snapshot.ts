@@ -5,7 +5,7 @@ import { engineProvider } from "../engine";
 export interface EbsSnapshotArgs {
   /** The raw disk image to write (a DiskImage of format `aws` or `raw`). */
   image: DiskImage;
-  /** The snapshot's description. Default: `pulumi-mirage disk image SHA256`. */
+  /** The snapshot's description. Default: `pulumi-mirage disk image OBJECT_NAME` (the image file's name). */
   description?: pulumi.Input<string>;
   /** Tags for the snapshot. Default: none. */
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;

@@ -4,9 +4,8 @@
 // under keys named by their content; the instance's role may read exactly those two objects; the
 // instance's user data (host-script.ts) fetches and checks them, wires the network and runs the
 // tender as a service. A new kernel or tender is new user data, which replaces the instance.
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import * as pulumi from "@pulumi/pulumi";
+import { sha256File } from "../../provider/hash";
 import { awsSdk } from "../peers";
 import type { Device, Target, Unikernel } from "../unikernel";
 import { renderHostScript } from "./host-script";
@@ -64,15 +63,13 @@ function networks(service: string, manifest: Device[] | undefined): string[] {
   return (manifest ?? []).filter((d) => d.type === "net").map((d) => d.name);
 }
 
-const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-
 export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource): HostLaunch {
   const aws = awsSdk("aws.UnikernelService");
   const child = { parent };
   const { unikernel, tags } = args;
   const target = unikernel.target.apply((t) => hostTarget(name, t, args.instanceType));
   const tenderPath = pulumi.output(args.tender);
-  const tenderSha = tenderPath.apply(async (path) => sha256(await readFile(path)));
+  const tenderSha = tenderPath.apply(sha256File);
   const kernelName = pulumi.interpolate`${unikernel.name}.${target}`;
   const kernelKey = pulumi.interpolate`kernels/${unikernel.sha256}/${kernelName}`;
   const tenderKey = pulumi.interpolate`tenders/${tenderSha}/solo5-${target}`;

@@ -1,8 +1,8 @@
 // The AMI graph of UnikernelService for xen unikernels: the raw disk becomes an EBS snapshot
 // (written directly through the EBS direct APIs by default, or uploaded to S3 and imported), then
 // an HVM legacy-BIOS AMI that Xen-based instance types boot through the disk's own GRUB.
-import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { sha256 } from "../../provider/hash";
 import { DiskImage } from "../disk-image";
 import { awsSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
@@ -40,10 +40,7 @@ export function amiName(
   snapshotId: string,
   rootDeviceName: string,
 ): string {
-  const hash = createHash("sha256")
-    .update(JSON.stringify([snapshotId, rootDeviceName]))
-    .digest("hex")
-    .slice(0, 12);
+  const hash = sha256(JSON.stringify([snapshotId, rootDeviceName])).slice(0, 12);
   const readable = `${service}-${objectName.replace(/\.raw$/, "")}`.replace(
     /[^A-Za-z0-9()[\]./'@_-]/g,
     "-",
