@@ -69,7 +69,8 @@ export function guestStopped(qemuOutput: string, seabiosOutput: string): string 
   const kvm = KVM_FAILURE.exec(qemuOutput);
   if (kvm)
     return `QEMU stopped the guest: ${kvm[1]} (KVM cannot run this guest here: use the tcg accelerator, e.g. PULUMI_MIRAGE_ACCEL=tcg)`;
-  if (!/^No bootable device/m.test(seabiosOutput)) return undefined;
+  // SeaBIOS writes its debug console a byte at a time: wait for the whole line.
+  if (!/^No bootable device\..*\n/m.test(seabiosOutput)) return undefined;
   const lines = [...seabiosOutput.matchAll(SEABIOS_FAILURE)].map((match) => match[1].trim());
   return `SeaBIOS found nothing to boot: ${lines.join(" / ")} (the disk has no boot loader: make a bootable image with a DiskImage or \`pulumi-mirage image\`)`;
 }

@@ -21,7 +21,7 @@ import {
 import { findExecutable, run } from "../provider/exec";
 import { buildImage } from "../provider/image";
 import { awaitStarted } from "../provider/local-run";
-import { QEMU, qemuArgs } from "../provider/qemu";
+import { guestStopped, QEMU, qemuArgs } from "../provider/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
 import { CLI, startCli } from "./support/cli";
 import { testKernel } from "./support/kernels";
@@ -55,6 +55,17 @@ async function cleanUp(dir: string) {
   await rm(dir, { recursive: true, force: true });
   assert.deepEqual(left, []);
 }
+
+describe("guestStopped", () => {
+  test("reads SeaBIOS's verdict only once its line is whole (SeaBIOS writes a byte at a time)", () => {
+    const failed = "Boot failed: not a bootable disk\n\nNo bootable device.";
+    assert.equal(guestStopped("", failed), undefined);
+    assert.equal(
+      guestStopped("", `${failed}  Retrying in 60 seconds.\n`),
+      "SeaBIOS found nothing to boot: Boot failed: not a bootable disk / No bootable device.  Retrying in 60 seconds. (the disk has no boot loader: make a bootable image with a DiskImage or `pulumi-mirage image`)",
+    );
+  });
+});
 
 describe("bootAndWatch", () => {
   let dir: string;
