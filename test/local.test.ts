@@ -2,7 +2,7 @@
 // processes (QEMU with the accelerator the probe chose, a unix program): create waits for the
 // console, read sees a death, delete leaves nothing behind.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -26,22 +26,10 @@ import { bootSectorDisk } from "./support/boot-sector";
 import { type Props, startDynamicProvider } from "./support/dynamic-provider";
 import { testKernel, testUnixProgram } from "./support/kernels";
 import { freePort } from "./support/net";
+import { processesMentioning } from "./support/process";
 import { STANDIN, Standin } from "./support/standin";
 
 /** Processes whose command line mentions `text` (every process we start is given our paths). */
-function processesMentioning(text: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-      if (cmdline.includes(text) && !cmdline.includes("node")) found.push(`${pid}: ${cmdline}`);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
-
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
