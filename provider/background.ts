@@ -132,28 +132,6 @@ export async function stopBackground(id: ProcessIdentity, graceMs = 3000): Promi
   while (isRunning(id)) await sleep(20);
 }
 
-/**
- * Kills the process group `pid` if this process ends first: on normal exit and on SIGINT, SIGTERM
- * and SIGHUP (after which the signal is raised again, so we still die of it). Returns the function
- * that removes these handlers.
- */
-export function killOnExit(pid: number): () => void {
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const onExit = () => killTree(pid, "SIGKILL");
-  const onSignal = (signal: NodeJS.Signals) => {
-    onExit();
-    dispose();
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-  };
-  const dispose = () => {
-    process.removeListener("exit", onExit);
-    for (const signal of signals) process.removeListener(signal, onSignal);
-  };
-  process.on("exit", onExit);
-  for (const signal of signals) process.on(signal, onSignal);
-  return dispose;
-}
-
 export interface WatchOptions {
   /**
    * Stop watching as soon as the text so far matches. It is matched line-wise (`^` and `$` match

@@ -8,14 +8,13 @@ import { join } from "node:path";
 import { type AccelChoice, type AccelMode, chooseAccel } from "./accel";
 import {
   isRunning,
-  killOnExit,
   type ProcessIdentity,
   startBackground,
   stopBackground,
   watchLog,
 } from "./background";
 import { diskImageFormat } from "./disk-check";
-import { findExecutable, killTree, run, TAIL_LINES } from "./exec";
+import { findExecutable, killOnExit, killTree, run, TAIL_LINES } from "./exec";
 import { type DiskBus, guestStopped, type PortForward, QEMU, qemuArgs } from "./qemu";
 import { withScratch } from "./scratch";
 

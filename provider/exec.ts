@@ -1,6 +1,6 @@
 // Running external tools: one place that spawns processes, so every tool run gets the same
 // treatment: output kept in a log file, the tail of it in errors, a timeout that kills the whole
-// process tree, and an error message that names the command.
+// process tree, no tool outliving us, and an error message that names the command.
 import { accessSync, constants, createWriteStream, statSync, type WriteStream } from "node:fs";
 import { delimiter, join } from "node:path";
 
@@ -87,6 +87,51 @@ export function killTree(pid: number | undefined, signal: NodeJS.Signals): void 
   }
 }
 
+/** The process groups of the tools running now, which must not outlive this process. */
+const guarded = new Set<number>();
+const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+function killGuarded(): void {
+  for (const pid of guarded) killTree(pid, "SIGKILL");
+}
+
+/**
+ * On SIGINT, SIGTERM or SIGHUP the tools go at once. Whoever else listens decides what happens
+ * next (a command that stops its build, scratch.ts removing its areas); when no one does, the
+ * signal is raised again, so this process still dies of it.
+ */
+function onSignal(signal: NodeJS.Signals): void {
+  killGuarded();
+  guarded.clear();
+  unhook();
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function hook(): void {
+  if (process.listeners("exit").includes(killGuarded)) return;
+  process.on("exit", killGuarded);
+  for (const signal of SIGNALS) process.on(signal, onSignal);
+}
+function unhook(): void {
+  process.off("exit", killGuarded);
+  for (const signal of SIGNALS) process.off(signal, onSignal);
+}
+
+/**
+ * Kills the process group `pid` (a tool we started in a group of its own, which a signal to our
+ * group does not reach) if this process ends first: on exit, SIGINT, SIGTERM or SIGHUP. Returns
+ * the function to call once the group is gone. One set of handlers serves every group, however
+ * many tools run at once.
+ */
+export function killOnExit(pid: number): () => void {
+  guarded.add(pid);
+  hook();
+  return () => {
+    guarded.delete(pid);
+    if (guarded.size === 0) unhook();
+  };
+}
+
 /**
  * Runs `file` with `args` and resolves with its output when it exits with status 0.
  * Otherwise rejects with a ToolError that names the command, says why, and shows the tail of its
@@ -120,6 +165,7 @@ export async function run(
     maxBuffer: 256 * 1024 * 1024,
     stripFinalNewline: false,
   });
+  const unguard = child.pid === undefined ? () => {} : killOnExit(child.pid);
   child.all?.on("data", (chunk: Buffer) => {
     const text = chunk.toString("utf8");
     tail.push(text);
@@ -151,6 +197,7 @@ export async function run(
   options.signal?.removeEventListener("abort", onAbort);
   // Whatever the tool left behind in its group goes with it.
   killTree(child.pid, "SIGKILL");
+  unguard();
   const lines = tail.finish();
   if (log) await new Promise<void>((resolve) => log.end(resolve));
 

@@ -61,7 +61,7 @@ function removeAreas(): void {
 /**
  * Listeners that handle a signal themselves (a command that stops its build and exits) keep the
  * process alive, and then the exit hook removes the areas. Listeners that clean up and raise the
- * signal again once no one else listens (killOnExit in background.ts) leave us last: then the
+ * signal again once no one else listens (killOnExit in exec.ts) leave us last: then the
  * process is about to die of the signal, so the areas go now and the signal is raised again. The
  * check waits until every listener of this signal has run, whatever their order.
  */

@@ -153,6 +153,32 @@ describe("scratch areas (case 4, 10)", () => {
     });
   }
 
+  test("SIGTERM of boot while tar extracts the .tar.gz: the tar goes too", async () => {
+    // 1 GiB stored without holes: tar is still extracting when the test finds it.
+    const dir = await scratch.fresh();
+    const disk = await bootSectorDisk(dir, "forever", "up and running\n", "run");
+    await run("mkdir", [join(dir, "gce")]);
+    await run("cp", [disk, join(dir, "gce", "disk.raw")]);
+    await run("truncate", ["-s", "1G", join(dir, "gce", "disk.raw")]);
+    const archive = join(dir, "big.tar.gz");
+    await run("tar", ["-czf", archive, "-C", join(dir, "gce"), "disk.raw"]);
+    const tmp = await scratch.fresh();
+    const pidsUsing = () => processesMentioning(tmp).map((line) => Number(line.split(":")[0]));
+    try {
+      const boot = inTmp([CLI, "boot", archive, "--timeout", "600"], tmp);
+      await waitFor("tar to extract the archive", () => pidsUsing().length > 0, PATIENCE_MS);
+      // Stopped, tar could never end by itself: only being killed ends it.
+      for (const pid of pidsUsing()) process.kill(pid, "SIGSTOP");
+      boot.child.kill("SIGTERM");
+      assert.equal((await boot.ended).signal, "SIGTERM", boot.output().stderr);
+      // Killed on boot's way out: gone within moments (a minute is a safety net).
+      await waitFor("the stopped tar to be killed", () => pidsUsing().length === 0, 60_000);
+      assert.deepEqual(await readdir(tmp), []);
+    } finally {
+      for (const pid of pidsUsing()) process.kill(pid, "SIGKILL");
+    }
+  });
+
   test("a boot without --log leaves no console behind and names no console file", async () => {
     const archive = await foreverArchive();
     const tmp = await scratch.fresh();
