@@ -3,6 +3,7 @@
 // process tree, no tool outliving us, and an error message that names the command.
 import { accessSync, constants, createWriteStream, statSync, type WriteStream } from "node:fs";
 import { delimiter, join } from "node:path";
+import { onExit } from "./on-exit";
 
 /** How many lines of output a failure message shows. */
 export const TAIL_LINES = 40;
@@ -87,49 +88,13 @@ export function killTree(pid: number | undefined, signal: NodeJS.Signals): void 
   }
 }
 
-/** The process groups of the tools running now, which must not outlive this process. */
-const guarded = new Set<number>();
-const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-
-function killGuarded(): void {
-  for (const pid of guarded) killTree(pid, "SIGKILL");
-}
-
-/**
- * On SIGINT, SIGTERM or SIGHUP the tools go at once. Whoever else listens decides what happens
- * next (a command that stops its build, scratch.ts removing its areas); when no one does, the
- * signal is raised again, so this process still dies of it.
- */
-function onSignal(signal: NodeJS.Signals): void {
-  killGuarded();
-  guarded.clear();
-  unhook();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function hook(): void {
-  if (process.listeners("exit").includes(killGuarded)) return;
-  process.on("exit", killGuarded);
-  for (const signal of SIGNALS) process.on(signal, onSignal);
-}
-function unhook(): void {
-  process.off("exit", killGuarded);
-  for (const signal of SIGNALS) process.off(signal, onSignal);
-}
-
 /**
  * Kills the process group `pid` (a tool we started in a group of its own, which a signal to our
- * group does not reach) if this process ends first: on exit, SIGINT, SIGTERM or SIGHUP. Returns
- * the function to call once the group is gone. One set of handlers serves every group, however
- * many tools run at once.
+ * group does not reach) if this process ends first (on-exit.ts). Returns the function to call
+ * once the group is gone.
  */
 export function killOnExit(pid: number): () => void {
-  guarded.add(pid);
-  hook();
-  return () => {
-    guarded.delete(pid);
-    if (guarded.size === 0) unhook();
-  };
+  return onExit(() => killTree(pid, "SIGKILL"));
 }
 
 /**

@@ -7,31 +7,27 @@
 // making the directory before us in a shared /tmp.
 //
 // An area is made when a scratch directory is first needed there and removed when the last one
-// there is done, when the process exits, or when it is killed by SIGINT, SIGTERM or SIGHUP (before
-// the signal is raised again, so the process still dies of it). Areas whose owner is gone (kill -9,
-// a crash) are swept by the next process that makes an area in the same parent.
+// there is done, or when the process ends, a signal included (on-exit.ts). Areas whose owner is
+// gone (kill -9, a crash) are swept by the next process that makes an area in the same parent.
 import { rmSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { isRunning, processStartTime } from "./background";
 import { processAlive } from "./lock";
-
-const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+import { onExit } from "./on-exit";
 
 /** In the shared temporary directory the area says whose it is; elsewhere it stays out of sight. */
 const prefixFor = (parent: string | undefined) =>
   parent === undefined ? "pulumi-mirage-" : ".scratch-";
 
-/** An area of this process: its path once made, and how many scratch directories use it. */
+/** An area of this process: once made, its path and what forgets its removal at exit. */
 interface Area {
-  path: Promise<string>;
+  made: Promise<{ path: string; forget: () => void }>;
   users: number;
 }
 /** This process's areas, by parent directory and prefix (PARENT/PREFIX). */
 const areas = new Map<string, Area>();
-/** The areas on disk, removed when the process ends. */
-const made = new Set<string>();
 
 /** This process's start time; undefined where /proc does not give it (then owners are by pid). */
 const startTime = processStartTime(process.pid);
@@ -51,49 +47,12 @@ async function sweep(parent: string, prefix: string): Promise<void> {
   }
 }
 
-/** Removes every area this process made (synchronous: it runs on the way out). */
-function removeAreas(): void {
-  for (const area of made) rmSync(area, { recursive: true, force: true });
-  made.clear();
-  areas.clear();
-}
-
-/**
- * Listeners that handle a signal themselves (a command that stops its build and exits) keep the
- * process alive, and then the exit hook removes the areas. Listeners that clean up and raise the
- * signal again once no one else listens (killOnExit in exec.ts) leave us last: then the
- * process is about to die of the signal, so the areas go now and the signal is raised again. The
- * check waits until every listener of this signal has run, whatever their order.
- */
-function onSignal(signal: NodeJS.Signals): void {
-  process.nextTick(() => {
-    if (process.listeners(signal).some((listener) => listener !== onSignal)) return;
-    removeAreas();
-    unhook();
-    process.kill(process.pid, signal);
-  });
-}
-
-let hooked = false;
-function hook(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on("exit", removeAreas);
-  for (const signal of SIGNALS) process.on(signal, onSignal);
-}
-function unhook(): void {
-  hooked = false;
-  process.off("exit", removeAreas);
-  for (const signal of SIGNALS) process.off(signal, onSignal);
-}
-
 /** Makes this process's area in `parent`, sweeping the areas of gone owners there first. */
-async function makeArea(parent: string, prefix: string): Promise<string> {
+async function makeArea(parent: string, prefix: string): Promise<Awaited<Area["made"]>> {
   await sweep(parent, prefix);
-  hook();
-  const area = await mkdtemp(join(parent, `${prefix}${process.pid}-${startTime ?? 0}-`));
-  made.add(area);
-  return area;
+  const path = await mkdtemp(join(parent, `${prefix}${process.pid}-${startTime ?? 0}-`));
+  const forget = onExit(() => rmSync(path, { recursive: true, force: true }));
+  return { path, forget };
 }
 
 /** A scratch directory's name, and the directory its area is in (default: the system's temporary one). */
@@ -115,12 +74,12 @@ export async function withScratch<T>(
   const key = join(parent, prefix);
   let area = areas.get(key);
   if (!area) {
-    area = { path: makeArea(parent, prefix), users: 0 };
+    area = { made: makeArea(parent, prefix), users: 0 };
     areas.set(key, area);
   }
   area.users++;
   try {
-    const dir = await mkdtemp(join(await area.path, `${place.name}-`));
+    const dir = await mkdtemp(join((await area.made).path, `${place.name}-`));
     try {
       return await work(dir);
     } finally {
@@ -131,10 +90,10 @@ export async function withScratch<T>(
     // Forgotten at once, so a scratch directory asked for meanwhile gets a new area.
     if (area.users === 0 && areas.get(key) === area) {
       areas.delete(key);
-      const path = await area.path.catch(() => undefined);
-      if (path !== undefined) {
-        await rm(path, { recursive: true, force: true });
-        made.delete(path);
+      const made = await area.made.catch(() => undefined);
+      if (made !== undefined) {
+        await rm(made.path, { recursive: true, force: true });
+        made.forget();
       }
     }
   }
