@@ -1,15 +1,15 @@
 // Which accelerator QEMU runs a guest with: KVM only where QEMU has been seen to run a guest with
-// it. /dev/kvm opening is no proof: a paravirtual KVM (kvm-pvm, on some CI machines) opens fine,
-// then QEMU stops the guest at SeaBIOS's first real-mode code with "KVM internal error" and waits
-// forever. So `auto` boots a one-sector probe disk with KVM and remembers the answer per host boot
-// (docs/platforms.md, KVM on hosts).
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+// it. /dev/kvm opening is no proof: a paravirtual KVM (kvm-pvm, on some CI machines) opens fine and
+// runs real-mode code, then stops the guest at a boot loader's protected-mode code while QEMU
+// waits forever. So `auto` runs a probe guest with KVM (kvm-probe.ts) and remembers the answer per
+// host boot; and when a real boot with KVM stops anyway, boot.ts boots again with TCG and
+// `rememberKvmFailure` makes the next boots start with TCG (docs/platforms.md, KVM on hosts).
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "./atomic";
 import { cacheDir } from "./cache";
-import { run, ToolError } from "./exec";
-import { KVM_FAILURE, kvmUsable } from "./qemu";
-import { withScratch } from "./scratch";
+import { type KvmProbe, probeKvm } from "./kvm-probe";
+import { kvmUsable } from "./qemu";
 
 export const ACCEL_MODES = ["auto", "kvm", "tcg"] as const;
 /** `auto` probes; `kvm` and `tcg` force one (a forced `kvm` fails with QEMU's words where it cannot work). */
@@ -24,14 +24,6 @@ export interface AccelChoice {
   reason: string;
 }
 
-/** The probe's finding: whether QEMU ran a guest with KVM here, and if not, what QEMU said. */
-export interface KvmProbe {
-  usable: boolean;
-  reason: string;
-  /** QEMU's first lines when KVM failed (what a boot with a forced `kvm` will say too). */
-  said: string[];
-}
-
 /** A mode given as text; undefined when not given. The error names `what` and the valid modes. */
 export function parseAccelMode(value: string | undefined, what: string): AccelMode | undefined {
   if (value === undefined || value === "") return undefined;
@@ -42,89 +34,6 @@ export function parseAccelMode(value: string | undefined, what: string): AccelMo
 /** The mode in force: the one given, else $PULUMI_MIRAGE_ACCEL, else `auto`. */
 export function requestedMode(given?: string, env: NodeJS.ProcessEnv = process.env): AccelMode {
   return parseAccelMode(given, "accel") ?? parseAccelMode(env[ACCEL_ENV], ACCEL_ENV) ?? "auto";
-}
-
-/** The status QEMU exits with when the probe sector ran: isa-debug-exit gives (N << 1) | 1. */
-const PROBE_VALUE = 0x2a;
-const PROBE_STATUS = (PROBE_VALUE << 1) | 1;
-/** KVM runs the probe in well under a second; the known failures show at once. A safety net. */
-const PROBE_TIMEOUT_MS = 15_000;
-
-/**
- * One boot sector of our own: `mov dx, 0x501; mov al, N; out dx, al; hlt`, then the 0x55AA
- * signature. SeaBIOS runs its real-mode code with KVM exactly as in a real boot, then jumps here.
- */
-function probeSector(): Buffer {
-  const sector = Buffer.alloc(512);
-  Buffer.from([0xba, 0x01, 0x05, 0xb0, PROBE_VALUE, 0xee, 0xf4]).copy(sector);
-  sector.writeUInt16LE(0xaa55, 510);
-  return sector;
-}
-
-/** Boots the probe sector with `-accel kvm` and reports whether it ran, or what QEMU said. */
-export async function probeKvm(qemu: string, env?: Record<string, string>): Promise<KvmProbe> {
-  return withScratch({ name: "probe" }, (dir) => probeIn(dir, qemu, env));
-}
-
-/** probeKvm's work, in the scratch directory `dir`; its QEMU gets `env`. */
-async function probeIn(dir: string, qemu: string, env?: Record<string, string>): Promise<KvmProbe> {
-  const stop = new AbortController();
-  try {
-    const disk = join(dir, "probe.raw");
-    await writeFile(disk, probeSector());
-    // QEMU does not exit when KVM stops the guest: end the probe on its first word of it.
-    let failure: string | undefined;
-    const onLine = (line: string) => {
-      if (failure === undefined && KVM_FAILURE.test(line)) {
-        failure = line;
-        stop.abort();
-      }
-    };
-    try {
-      await run(qemu, probeArgs(disk), {
-        timeoutMs: PROBE_TIMEOUT_MS,
-        onLine,
-        signal: stop.signal,
-        env,
-      });
-      return {
-        usable: false,
-        reason: "QEMU exited with status 0 before the probe sector ran",
-        said: [],
-      };
-    } catch (error) {
-      if (!(error instanceof ToolError)) throw error;
-      const status = (error.cause as { exitCode?: number } | undefined)?.exitCode;
-      if (status === PROBE_STATUS && failure === undefined)
-        return { usable: true, reason: "QEMU ran a probe guest with KVM", said: [] };
-      const said = error.tail.filter((line) => line.trim() !== "").slice(0, 3);
-      const what = failure ? "stopped the probe guest" : error.reason;
-      return {
-        usable: false,
-        reason: `QEMU with KVM ${what}${said.length > 0 ? `: ${said.join(" / ")}` : ""}`,
-        said,
-      };
-    }
-  } finally {
-    stop.abort();
-  }
-}
-
-function probeArgs(disk: string): string[] {
-  return [
-    "-accel",
-    "kvm",
-    "-display",
-    "none",
-    "-nodefaults",
-    "-no-reboot",
-    "-m",
-    "16",
-    "-drive",
-    `file=${disk.replaceAll(",", ",,")},format=raw,if=ide`,
-    "-device",
-    "isa-debug-exit,iobase=0x501",
-  ];
 }
 
 /** What a remembered probe answer is valid for: this host boot, this QEMU binary, this /dev/kvm. */
@@ -140,38 +49,71 @@ export function probeFile(explicitCache?: string): string {
   return join(cacheDir(explicitCache), "accel.json");
 }
 
-/**
- * The accelerator for a boot with the QEMU binary `qemu` (a path). `auto`: TCG when /dev/kvm does
- * not open read-write; else the probe's answer, remembered in the cache until the host reboots or
- * QEMU or /dev/kvm changes (a probe that timed out is not remembered: the host may just be busy).
- */
-export async function chooseAccel(options: {
+/** Where the answer for this QEMU and /dev/kvm is remembered, and under which key. */
+interface Memory {
+  file: string;
+  key: string;
+}
+
+async function memoryFor(qemu: string, device: string, explicitCache?: string): Promise<Memory> {
+  return { file: probeFile(explicitCache), key: await probeKey(qemu, device) };
+}
+
+async function recall(memory: Memory): Promise<KvmProbe | undefined> {
+  const remembered = await readFile(memory.file, "utf8")
+    .then((text) => JSON.parse(text) as { key?: unknown; probe?: KvmProbe })
+    .catch(() => undefined);
+  return remembered?.key === memory.key ? remembered.probe : undefined;
+}
+
+/** Remembering only saves the next boot a probe: a cache we cannot write costs nothing more. */
+async function remember(memory: Memory, probe: KvmProbe): Promise<void> {
+  await mkdir(dirname(memory.file), { recursive: true })
+    .then(() => writeFileAtomic(memory.file, JSON.stringify({ key: memory.key, probe })))
+    .catch(() => {});
+}
+
+export interface AccelOptions {
   mode?: AccelMode;
+  /** The QEMU binary (a path). */
   qemu: string;
   cacheDir?: string;
   device?: string;
   /** Extra environment for the probe's QEMU. */
   env?: Record<string, string>;
-}): Promise<AccelChoice> {
+}
+
+/**
+ * The accelerator for a boot with the QEMU binary `qemu`. `auto`: TCG when /dev/kvm does not open
+ * read-write; else the probe's answer, or what a real boot found since, remembered in the cache
+ * until the host reboots or QEMU or /dev/kvm changes.
+ */
+export async function chooseAccel(options: AccelOptions): Promise<AccelChoice> {
   const mode = options.mode ?? requestedMode();
   if (mode !== "auto") return { accel: mode, mode, reason: `${mode} was asked for` };
   const device = options.device ?? "/dev/kvm";
   if (!kvmUsable(device))
     return { accel: "tcg", mode, reason: `${device} is missing or does not open read-write` };
-  const file = probeFile(options.cacheDir);
-  const key = await probeKey(options.qemu, device);
-  const remembered = await readFile(file, "utf8")
-    .then((text) => JSON.parse(text) as { key?: unknown; probe?: KvmProbe })
-    .catch(() => undefined);
-  let probe = remembered?.key === key ? remembered.probe : undefined;
+  const memory = await memoryFor(options.qemu, device, options.cacheDir);
+  let probe = await recall(memory);
   if (!probe) {
     probe = await probeKvm(options.qemu, options.env);
-    if (!probe.reason.includes("timed out")) {
-      // Remembering only saves the next boot a probe: a cache we cannot write costs nothing more.
-      await mkdir(dirname(file), { recursive: true })
-        .then(() => writeFileAtomic(file, JSON.stringify({ key, probe })))
-        .catch(() => {});
-    }
+    await remember(memory, probe);
   }
   return { accel: probe.usable ? "kvm" : "tcg", mode, reason: probe.reason };
+}
+
+/**
+ * A boot that `auto` gave KVM stopped where TCG would not have (`why`, in QEMU's words): the choice
+ * for the boot that replaces it, and, remembered, for every later one until the host reboots.
+ */
+export async function rememberKvmFailure(options: AccelOptions, why: string): Promise<AccelChoice> {
+  const reason = `QEMU with KVM stopped a boot on this host (${why}): TCG from now on`;
+  const device = options.device ?? "/dev/kvm";
+  await remember(await memoryFor(options.qemu, device, options.cacheDir), {
+    usable: false,
+    reason,
+    said: [],
+  });
+  return { accel: "tcg", mode: "auto", reason };
 }

@@ -5,7 +5,13 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { type AccelChoice, type AccelMode, chooseAccel } from "./accel";
+import {
+  type AccelChoice,
+  type AccelMode,
+  type AccelOptions,
+  chooseAccel,
+  rememberKvmFailure,
+} from "./accel";
 import {
   isRunning,
   type ProcessIdentity,
@@ -15,7 +21,10 @@ import {
 } from "./background";
 import { diskImageFormat } from "./disk-check";
 import { findExecutable, killOnExit, killTree, run, TAIL_LINES } from "./exec";
-import { type DiskBus, guestStopped, type PortForward, QEMU, qemuArgs } from "./qemu";
+import { type GuestSources, type GuestStop, guestStopped, withKvmAdvice } from "./guest-state";
+import { awaitStarted, type WaitFor } from "./local-run";
+import { type DiskBus, type PortForward, QEMU, qemuArgs } from "./qemu";
+import { QMP_SOCKET, QmpSession, qmpPath, queryStatus, stoppedBecause } from "./qmp";
 import { withScratch } from "./scratch";
 
 /** What to boot and how: the parts of the QEMU command line a caller chooses. */
@@ -36,6 +45,8 @@ export interface MachineOptions {
   accel?: AccelMode;
   /** The cache directory where `auto` remembers its probe (see cache.ts). */
   cacheDir?: string;
+  /** Called with a progress line (a fallback to TCG). Default: console.log. */
+  onProgress?: (line: string) => void;
 }
 
 /** A file's text, or "" when it is not there (yet). */
@@ -57,37 +68,91 @@ async function diskOf(image: string, dir: string, env?: Record<string, string>):
   return join(dir, "disk.raw");
 }
 
-/** QEMU's command line, and the accelerator it uses. SeaBIOS's debug console goes to `debugLog`. */
-async function commandLine(
-  options: MachineOptions,
-  disk: string,
-  consoleFile: string,
-  debugLog: string,
-  env?: Record<string, string>,
-) {
-  const qemu = options.qemu ?? QEMU;
+/** The QEMU binary's path, or an error that says how to install it. */
+function qemuBinary(qemu = QEMU): string {
   const file = findExecutable(qemu);
   if (!file)
     throw new Error(
       `${qemu} is not installed (not ${qemu.includes("/") ? "an executable file" : "on PATH"}): install QEMU (Debian: apt-get install qemu-system-x86)`,
     );
-  const accel = await chooseAccel({
-    mode: options.accel,
-    qemu: file,
-    cacheDir: options.cacheDir,
-    env,
-  });
-  const args = qemuArgs({
+  return file;
+}
+
+/** What chooseAccel and rememberKvmFailure need for a machine. */
+function accelOptions(options: MachineOptions, env?: Record<string, string>): AccelOptions {
+  return { mode: options.accel, qemu: qemuBinary(options.qemu), cacheDir: options.cacheDir, env };
+}
+
+/**
+ * QEMU's arguments for booting `disk` with `accel`, with a QMP monitor in its working directory.
+ * SeaBIOS's debug console goes to `debugLog`.
+ */
+function machineArgs(
+  options: MachineOptions,
+  accel: AccelChoice,
+  disk: string,
+  consoleFile: string,
+  debugLog: string,
+): string[] {
+  return qemuArgs({
     disk,
     consoleFile,
     debugLog,
     kvm: accel.accel === "kvm",
+    qmp: true,
     bus: options.bus,
     memoryMiB: options.memoryMiB,
     net: options.net,
     forwards: options.forwards,
   });
-  return { file, args, accel };
+}
+
+/** A guest's state sources (guest-state.ts); `close()` ends the QMP session. */
+type GuestWatch = GuestSources & { close(): void };
+
+/**
+ * Starts watching a guest. Its QMP session opens in the background, once QEMU has made the socket:
+ * until then, and if it never does, stderr and SeaBIOS still tell.
+ */
+function openWatch(
+  accel: AccelChoice,
+  qemuDir: string,
+  pid: number,
+  alive: () => boolean,
+  qemuOutput: () => string,
+  debugLog: string,
+): GuestWatch {
+  let closed = false;
+  const watch: GuestWatch = {
+    accel,
+    startedAt: Date.now(),
+    qemuOutput,
+    seabiosOutput: () => textOf(debugLog),
+    close: () => {
+      closed = true;
+      watch.qmp?.close();
+    },
+  };
+  QmpSession.open(qmpPath(qemuDir, pid), QMP_OPEN_MS, () => alive() && !closed).then(
+    (session) => {
+      if (closed) session.close();
+      else watch.qmp = session;
+    },
+    () => {},
+  );
+  return watch;
+}
+
+/** QEMU makes its QMP socket as it starts, in well under a second. */
+const QMP_OPEN_MS = 5_000;
+
+/** The sentence for a stop: with a forced `kvm`, how to do without. */
+const stopText = (stop: GuestStop, accel: AccelChoice) =>
+  accel.mode === "auto" ? stop.why : withKvmAdvice(stop);
+
+/** A progress line, where the caller wants them (default: the provider's stdout, which Pulumi shows). */
+function progress(options: MachineOptions, line: string): void {
+  (options.onProgress ?? console.log)(line);
 }
 
 export interface BootOptions extends MachineOptions {
@@ -127,51 +192,83 @@ function withParentDeathSignal(file: string, args: string[]): [string, string[]]
 
 /**
  * Boots the image in QEMU in the foreground and watches its serial console. Resolves as soon as
- * the console matches `expect` (QEMU is then killed), when QEMU exits, or at the timeout (QEMU is
- * killed). No QEMU process outlives the call: it is killed on every path, including exceptions and
- * SIGINT/SIGTERM/SIGHUP of this process; what it extracts is in a scratch directory (scratch.ts),
- * which goes on those paths too.
+ * the console matches `expect` (QEMU is then killed), when QEMU exits, when the guest cannot go on
+ * (guest-state.ts), or at the timeout (QEMU is killed). In `auto`, a boot that KVM stopped is
+ * booted again with TCG, and TCG stays the choice on this host (accel.ts). No QEMU process
+ * outlives the call: it is killed on every path, including exceptions and SIGINT/SIGTERM/SIGHUP
+ * of this process; what it extracts is in a scratch directory (scratch.ts), which goes on those
+ * paths too.
  */
 export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
-  const expect = typeof options.expect === "string" ? new RegExp(options.expect) : options.expect;
   return withScratch({ name: "boot" }, async (scratch) => {
     const disk = await diskOf(options.image, scratch);
-    // A previous run's console must not be read as this one's.
-    await rm(options.logFile, { force: true });
-    const debugLog = join(scratch, "seabios.log");
-    const { file, args, accel } = await commandLine(options, disk, options.logFile, debugLog);
-    const [command, commandArgs] = withParentDeathSignal(file, args);
-    const child = spawn(command, commandArgs, {
-      detached: true, // its own process group, so killing the group gets everything
-      stdio: ["ignore", "ignore", "pipe"],
+    const accelFor = accelOptions(options);
+    const first = await bootOnce(options, disk, scratch, await chooseAccel(accelFor));
+    if (!(first.stop?.kvm && first.result.accel.mode === "auto")) return first.result;
+    const accel = await rememberKvmFailure(accelFor, first.stop.why);
+    progress(options, `${accel.reason}: booting ${options.image} again`);
+    return (await bootOnce(options, disk, scratch, accel)).result;
+  });
+}
+
+/** One boot of `disk` with `accel`, QEMU running in `dir`; `stop` says why the guest could not go on. */
+async function bootOnce(
+  options: BootOptions,
+  disk: string,
+  dir: string,
+  accel: AccelChoice,
+): Promise<{ result: BootResult; stop?: GuestStop }> {
+  const expect = typeof options.expect === "string" ? new RegExp(options.expect) : options.expect;
+  const debugLog = join(dir, "seabios.log");
+  // A previous run's console, debug console or monitor must not be read as this one's.
+  for (const file of [options.logFile, debugLog, join(dir, QMP_SOCKET)])
+    await rm(file, { force: true });
+  const file = qemuBinary(options.qemu);
+  const args = machineArgs(options, accel, disk, options.logFile, debugLog);
+  const [command, commandArgs] = withParentDeathSignal(file, args);
+  const child = spawn(command, commandArgs, {
+    cwd: dir,
+    detached: true, // its own process group, so killing the group gets everything
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid);
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  let watch: GuestWatch | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (error) =>
+        reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
+      );
     });
-    const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid);
-    const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
-    let stderr = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString("utf8");
+    const watching = openWatch(accel, dir, child.pid as number, alive, () => stderr, debugLog);
+    watch = watching;
+    let stop: GuestStop | undefined;
+    const watched = await watchLog(options.logFile, {
+      expect,
+      timeoutMs: options.timeoutSeconds * 1000,
+      alive,
+      failed: () => {
+        watching.qmp?.poll();
+        stop = guestStopped(watching);
+        return stop && stopText(stop, accel);
+      },
+      onOutput: options.onOutput,
     });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.once("spawn", resolve);
-        child.once("error", (error) =>
-          reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
-        );
-      });
-      const watched = await watchLog(options.logFile, {
-        expect,
-        timeoutMs: options.timeoutSeconds * 1000,
-        alive: () => child.exitCode === null && child.signalCode === null,
-        failed: () => guestStopped(stderr, textOf(debugLog)),
-        onOutput: options.onOutput,
-      });
-      const exitCode = watched.outcome === "ended" ? child.exitCode : null;
-      killTree(child.pid, "SIGKILL");
-      await exited;
-      // QEMU may have said why on its way out.
-      const failure = watched.failure ?? guestStopped(stderr, textOf(debugLog));
-      return {
-        failure,
+    const exitCode = watched.outcome === "ended" ? child.exitCode : null;
+    killTree(child.pid, "SIGKILL");
+    await exited;
+    // QEMU may have said why on its way out.
+    stop ??= guestStopped({ ...watching, qmp: undefined });
+    return {
+      stop,
+      result: {
+        failure: stop && stopText(stop, accel),
         accel,
         matched: watched.outcome === "matched",
         timedOut: watched.outcome === "timeout",
@@ -182,12 +279,13 @@ export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
           .slice(-TAIL_LINES),
         logFile: options.logFile,
         exitCode,
-      };
-    } finally {
-      killTree(child.pid, "SIGKILL");
-      stopGuard();
-    }
-  });
+      },
+    };
+  } finally {
+    watch?.close();
+    killTree(child.pid, "SIGKILL");
+    stopGuard();
+  }
 }
 
 /** A VM running in the background, and where its files are. */
@@ -198,34 +296,105 @@ export interface VmProcess extends ProcessIdentity {
   qemuLog: string;
   /** SeaBIOS's debug console. */
   debugLog: string;
+  /** QEMU's working directory, where its QMP socket is (qmp.ts). */
+  stateDir: string;
   /** The accelerator QEMU runs with, and why. */
   accel: AccelChoice;
 }
 
-/**
- * Starts QEMU in the background, detached (its own session, output to files in `stateDir`), so it
- * keeps running after this process exits. A GCE tar.gz image is extracted into `stateDir`.
- * Stop it with `stopVm`; `isRunning` tells whether it is still the same process. Every process
- * it starts (QEMU, tar, the KVM probe) gets `env`: local.Vm tags them with its run.
- */
-export async function startVm(
-  options: MachineOptions & { stateDir: string; env?: Record<string, string> },
-): Promise<VmProcess> {
-  const env = options.env;
-  await mkdir(options.stateDir, { recursive: true });
-  const disk = await diskOf(options.image, options.stateDir, env);
-  const consoleLog = join(options.stateDir, "console.log");
-  const qemuLog = join(options.stateDir, "qemu.log");
-  const debugLog = join(options.stateDir, "seabios.log");
-  for (const file of [consoleLog, qemuLog, debugLog]) await rm(file, { force: true });
-  const { file, args, accel } = await commandLine(options, disk, consoleLog, debugLog, env);
-  const id = await startBackground(file, args, { logFile: qemuLog, env });
-  return { ...id, consoleLog, qemuLog, debugLog, accel };
+/** What a background VM is started from: the machine, where its files go, what its processes carry. */
+export interface VmOptions extends MachineOptions {
+  stateDir: string;
+  /** Every process the VM's start runs (QEMU, tar, the KVM probe) gets it: local.Vm tags them with its run. */
+  env?: Record<string, string>;
 }
 
-/** Why a background VM's guest cannot go on, in QEMU's or SeaBIOS's words (see guestStopped). */
-export function vmStopped(vm: VmProcess): string | undefined {
-  return guestStopped(textOf(vm.qemuLog), textOf(vm.debugLog));
+/**
+ * Starts QEMU in the background with `accel`, detached (its own session, output to files in
+ * `stateDir`, its working directory), so it keeps running after this process exits. A GCE tar.gz
+ * image is extracted into `stateDir`. Stop it with `stopVm`; `isRunning` tells whether it is
+ * still the same process.
+ */
+export async function startVm(options: VmOptions, accel: AccelChoice): Promise<VmProcess> {
+  const { env, stateDir } = options;
+  await mkdir(stateDir, { recursive: true });
+  const disk = await diskOf(options.image, stateDir, env);
+  const consoleLog = join(stateDir, "console.log");
+  const qemuLog = join(stateDir, "qemu.log");
+  const debugLog = join(stateDir, "seabios.log");
+  for (const file of [consoleLog, qemuLog, debugLog, join(stateDir, QMP_SOCKET)])
+    await rm(file, { force: true });
+  const file = qemuBinary(options.qemu);
+  const args = machineArgs(options, accel, disk, consoleLog, debugLog);
+  const id = await startBackground(file, args, { logFile: qemuLog, env, cwd: stateDir });
+  return { ...id, consoleLog, qemuLog, debugLog, stateDir, accel };
+}
+
+/**
+ * Starts a background VM with the accelerator `auto` (or the mode given) chooses, and waits until
+ * it started (local-run.ts awaitStarted: its console matched `waitFor`, or it stayed up a moment).
+ * In `auto`, a VM that KVM stopped is stopped and started again with TCG, which stays the choice
+ * on this host (accel.ts). `what` names the VM in errors.
+ */
+export async function startVmAndWait(
+  options: VmOptions,
+  waitFor: WaitFor | undefined,
+  what: string,
+): Promise<VmProcess> {
+  const accelFor = accelOptions(options, options.env);
+  let accel = await chooseAccel(accelFor);
+  for (;;) {
+    const vm = await startVm(options, accel);
+    const watch = openWatch(
+      accel,
+      vm.stateDir,
+      vm.pid,
+      () => isRunning(vm),
+      () => textOf(vm.qemuLog),
+      vm.debugLog,
+    );
+    let stop: GuestStop | undefined;
+    try {
+      await awaitStarted(
+        what,
+        vm,
+        vm.consoleLog,
+        waitFor,
+        () => qemuSaid(vm),
+        () => {
+          watch.qmp?.poll();
+          stop = guestStopped(watch);
+          return stop && stopText(stop, accel);
+        },
+      );
+      return vm;
+    } catch (error) {
+      // A second round runs with TCG, where no stop is KVM's: this loop runs at most twice.
+      if (!(stop?.kvm && accel.mode === "auto")) throw error;
+      accel = await rememberKvmFailure(accelFor, stop.why);
+      progress(options, `${accel.reason}: starting ${what} again`);
+    } finally {
+      watch.close();
+    }
+  }
+}
+
+/** QEMU's own last lines about a background VM, for an error. */
+async function qemuSaid(vm: VmProcess): Promise<string[]> {
+  const messages = await qemuMessages(vm);
+  return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
+}
+
+/**
+ * Why a background VM that is still running cannot go on, asked of QEMU itself (QMP): a guest KVM
+ * stopped is not running. Undefined when it can, or when its QEMU has no monitor to ask (a VM
+ * started by an older version).
+ */
+export async function vmHalted(
+  vm: Pick<VmProcess, "pid" | "stateDir">,
+): Promise<string | undefined> {
+  const status = await queryStatus(qmpPath(vm.stateDir, vm.pid));
+  return status && stoppedBecause(status.status);
 }
 
 export { isRunning };

@@ -35,7 +35,8 @@ const COMMANDS: Record<string, Command> = {
       "REGEX appears (without --expect: when the guest powers off), 1 on timeout (default 60 s), " +
       "when QEMU exits first or as soon as the guest cannot go on (KVM stopped it, nothing to " +
       "boot). --accel (default $PULUMI_MIRAGE_ACCEL, else auto): auto uses KVM where QEMU has " +
-      "been seen to run a guest with it here, else TCG. --log FILE keeps a copy of the console",
+      "been seen to run a guest with it here, else TCG, and boots again with TCG when KVM " +
+      "stops the guest. --log FILE keeps a copy of the console",
     run: bootCommand,
   },
   doctor: {
@@ -121,6 +122,8 @@ async function bootCommand(args: string[]): Promise<number> {
       bus,
       logFile,
       onOutput: (text) => process.stdout.write(text),
+      // stdout is the guest's console.
+      onProgress: (line) => process.stderr.write(`pulumi-mirage boot: ${line}\n`),
     });
   // Without --log, the console (streamed to stdout) is scratch, gone when the boot is over.
   const result =

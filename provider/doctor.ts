@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { chooseAccel } from "./accel";
+import { ACCEL_ENV, chooseAccel } from "./accel";
 import { findExecutable, run } from "./exec";
 import { inspectKernel } from "./inspect";
 import { switchPrefix, switchVersions } from "./mirage/toolchain";
@@ -173,9 +173,14 @@ const CHECKS: Check[] = [
     probe: async () => {
       const qemu = findExecutable(QEMU);
       if (!qemu) return { found: false, detail: `${QEMU} is not on PATH` };
-      // What `auto` decides (the probe boot, remembered per host boot).
+      // What `auto` decides (the probe, or a boot KVM stopped, remembered per host boot).
       const choice = await chooseAccel({ mode: "auto", qemu });
-      return { found: choice.accel === "kvm", detail: choice.reason };
+      const forced = process.env[ACCEL_ENV];
+      const override = forced && forced !== "auto" ? `; ${ACCEL_ENV}=${forced} overrides it` : "";
+      return {
+        found: choice.accel === "kvm",
+        detail: `auto uses ${choice.accel}: ${choice.reason}${override}`,
+      };
     },
   },
   {

@@ -1,6 +1,7 @@
 // The QEMU command line for booting a unikernel disk image, as a pure function so every choice
 // in it (disk bus, accelerator, network, console) is visible and unit-tested.
 import { closeSync, constants, openSync } from "node:fs";
+import { qmpArgs } from "./qmp";
 
 /** The QEMU binary used unless a caller names another one. */
 export const QEMU = "qemu-system-x86_64";
@@ -35,6 +36,8 @@ export interface QemuOptions {
   net?: boolean;
   /** Host→guest TCP forwards on that NIC; giving any implies `net`. */
   forwards?: readonly PortForward[];
+  /** Open a QMP monitor (qmp.ts) in QEMU's working directory. */
+  qmp?: boolean;
 }
 
 /**
@@ -49,30 +52,6 @@ export function kvmUsable(device = "/dev/kvm"): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * The first line QEMU prints on stderr when KVM stopped the guest (accel/kvm/kvm-all.c,
- * target/i386/kvm/kvm.c in QEMU 7.2). QEMU then keeps running with the guest stopped.
- */
-export const KVM_FAILURE =
-  /^(KVM internal error\b.*|KVM: entry failed\b.*|KVM: unknown exit\b.*|error: kvm run failed\b.*)$/m;
-
-/** SeaBIOS's lines on its debug console when it found nothing to boot (it retries only after 60 s). */
-const SEABIOS_FAILURE = /^(Boot failed: .*|No bootable device\..*)$/gm;
-
-/**
- * Why the guest cannot go on, in QEMU's or SeaBIOS's words, from what QEMU printed and from
- * SeaBIOS's debug console; undefined while nothing says so.
- */
-export function guestStopped(qemuOutput: string, seabiosOutput: string): string | undefined {
-  const kvm = KVM_FAILURE.exec(qemuOutput);
-  if (kvm)
-    return `QEMU stopped the guest: ${kvm[1]} (KVM cannot run this guest here: use the tcg accelerator, e.g. PULUMI_MIRAGE_ACCEL=tcg)`;
-  // SeaBIOS writes its debug console a byte at a time: wait for the whole line.
-  if (!/^No bootable device\..*\n/m.test(seabiosOutput)) return undefined;
-  const lines = [...seabiosOutput.matchAll(SEABIOS_FAILURE)].map((match) => match[1].trim());
-  return `SeaBIOS found nothing to boot: ${lines.join(" / ")} (the disk has no boot loader: make a bootable image with a DiskImage or \`pulumi-mirage image\`)`;
 }
 
 /** QEMU's option syntax splits on commas; a comma inside a value is written twice. */
@@ -107,6 +86,7 @@ export function qemuArgs(options: QemuOptions): string[] {
     "-device",
     "isa-debug-exit,iobase=0x501",
   ];
+  if (options.qmp) args.push(...qmpArgs());
   if (options.debugLog) {
     args.push(
       "-chardev",

@@ -7,18 +7,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { before, describe, test } from "node:test";
-import {
-  chooseAccel,
-  type KvmProbe,
-  parseAccelMode,
-  probeFile,
-  probeKvm,
-  requestedMode,
-} from "../provider/accel";
+import { chooseAccel, parseAccelMode, probeFile, requestedMode } from "../provider/accel";
 import { bootAndWatch } from "../provider/boot";
 import { findExecutable } from "../provider/exec";
+import { buildImage } from "../provider/image";
+import { type KvmProbe, probeKvm } from "../provider/kvm-probe";
 import { kvmUsable, QEMU } from "../provider/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
+import { testKernel } from "./support/kernels";
 import { alive } from "./support/process";
 import { Scratch } from "./support/scratch";
 
@@ -95,12 +91,18 @@ describe("the probe, with the real QEMU", { skip: qemu ? false : "QEMU is not in
       t.skip("QEMU runs guests with KVM on this host");
       return;
     }
-    const disk = await bootSectorDisk(scratch.path, "forced", "booted\n", "run");
+    // A real boot loader's protected-mode code, which is where such KVMs stop (real-mode code may run).
+    const image = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir: join(scratch.path, "image-forced"),
+      format: "raw",
+      bootArgs: [],
+    });
     const result = await bootAndWatch({
-      image: disk,
+      image: image.disk.path,
       accel: "kvm",
       timeoutSeconds: 600,
-      expect: /booted/,
+      expect: /Hello, World/,
       logFile: join(scratch.path, "forced.log"),
       cacheDir: scratch.path,
     });
@@ -128,7 +130,10 @@ describe("the probe, with a stand-in QEMU", () => {
     const pids = join(scratch.path, "standin-pids-kvm-works");
 
     const first = await withStandin("kvm-works", choose);
-    assert.deepEqual([first.accel, first.reason], ["kvm", "QEMU ran a probe guest with KVM"]);
+    assert.deepEqual(
+      [first.accel, first.reason],
+      ["kvm", "QEMU ran a probe guest with KVM (real, protected and long mode)"],
+    );
     const probes = () => readFileSync(pids, "utf8").split("\n").filter(Boolean).length;
     assert.equal(probes(), 1);
     // The host has not rebooted: no second probe, the same answer.

@@ -125,7 +125,10 @@ describe("doctor", () => {
     const forQemu = byName(findings, "KVM for QEMU");
     if (qemu) {
       const choice = await chooseAccel({ mode: "auto", qemu });
-      assert.deepEqual([forQemu.found, forQemu.detail], [choice.accel === "kvm", choice.reason]);
+      assert.deepEqual(
+        [forQemu.found, forQemu.detail],
+        [choice.accel === "kvm", `auto uses ${choice.accel}: ${choice.reason}`],
+      );
     } else {
       assert.equal(forQemu.found, false);
     }

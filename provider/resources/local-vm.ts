@@ -3,16 +3,17 @@
 import { existsSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { ACCEL_MODES, type AccelMode, requestedMode } from "../accel";
-import { qemuMessages, startVm, vmStopped } from "../boot";
+import { isRunning, startVmAndWait, vmHalted } from "../boot";
 import { diskImageFormat, NotADiskImage } from "../disk-check";
 import {
-  awaitStarted,
   checkRunFile,
   checkWaitFor,
   consoleHead,
   createRun,
   definedOnly,
+  deleteRun,
   type RunOutputs,
+  readRun,
   runLifecycle,
   type WaitFor,
 } from "../local-run";
@@ -161,26 +162,20 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
   const net = inputs.net ?? declaresNet(inputs.manifest) ?? inputs.ports.length > 0;
   // createRun removes the VM and its directory if it does not start.
   return createRun("vm", inputs.cacheDir, async ({ id, dir, env }) => {
-    const vm = await startVm({
-      image: inputs.image,
-      stateDir: dir,
-      env,
-      accel: requestedMode(inputs.accel),
-      cacheDir: inputs.cacheDir,
-      memoryMiB: inputs.memoryMiB,
-      net,
-      forwards: inputs.ports,
-    });
-    await awaitStarted(
-      `the VM booting ${inputs.image}`,
-      vm,
-      vm.consoleLog,
-      inputs.waitFor,
-      async () => {
-        const messages = await qemuMessages(vm);
-        return messages.length > 0 ? [`QEMU said:\n${messages.join("\n")}`] : [];
+    const vm = await startVmAndWait(
+      {
+        image: inputs.image,
+        stateDir: dir,
+        env,
+        accel: requestedMode(inputs.accel),
+        cacheDir: inputs.cacheDir,
+        memoryMiB: inputs.memoryMiB,
+        net,
+        forwards: inputs.ports,
+        onProgress: (line) => console.log(`[local.Vm ${id}] ${line}`),
       },
-      () => vmStopped(vm),
+      inputs.waitFor,
+      `the VM booting ${inputs.image}`,
     );
     return {
       id,
@@ -199,12 +194,25 @@ async function create(inputs: VmInputs): Promise<pulumi.dynamic.CreateResult<VmO
   });
 }
 
+/**
+ * read: a VM whose guest cannot go on (KVM stopped it, it panicked) is not running, though its
+ * QEMU is: it is stopped and its files go, as for one that exited (readRun).
+ */
+async function read(id: string, props: VmOutputs): Promise<pulumi.dynamic.ReadResult<VmOutputs>> {
+  const halted = isRunning(props) ? await vmHalted(props) : undefined;
+  if (halted === undefined) return readRun(id, props);
+  console.log(`[local.Vm ${id}] ${halted}: the VM is gone; the next update starts a new one`);
+  await deleteRun(props);
+  return { id: "" };
+}
+
 const lifecycle = runLifecycle<VmInputs, VmOutputs>(REPLACING);
 
 export const provider = {
   check,
   create,
   ...lifecycle,
+  read,
   // The state's `accel` is the accelerator used; the mode asked for is `accelMode`.
   diff: (id: string, olds: VmInputs & Pick<VmOutputs, "accelMode">, news: VmInputs) =>
     lifecycle.diff(id, { ...olds, accel: olds.accelMode } as VmInputs, news),
