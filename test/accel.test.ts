@@ -114,6 +114,57 @@ describe("the probe, with the real QEMU", { skip: qemu ? false : "QEMU is not in
   });
 });
 
+describe("a boot the probe let through, with the real QEMU", {
+  skip: qemu ? false : "QEMU is not installed",
+}, () => {
+  test("auto boots again with TCG when KVM stops the guest, and remembers it", async (t) => {
+    if (!kvmUsable()) {
+      t.skip("no /dev/kvm that opens: auto uses TCG without a probe");
+      return;
+    }
+    const cacheDir = join(scratch.path, "cache-missed");
+    // Plays a probe that missed: what this host boot remembers says KVM runs guests.
+    await chooseAccel({ qemu: qemu as string, cacheDir });
+    const file = probeFile(cacheDir);
+    const remembered = JSON.parse(await readFile(file, "utf8"));
+    const missed = { usable: true, reason: "a probe that missed", said: [] };
+    await writeFile(file, JSON.stringify({ ...remembered, probe: missed }));
+
+    const image = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir: join(scratch.path, "image-missed"),
+      format: "raw",
+      bootArgs: ["--hello=again"],
+    });
+    const progress: string[] = [];
+    const result = await bootAndWatch({
+      image: image.disk.path,
+      cacheDir,
+      timeoutSeconds: 120,
+      expect: /^Command line is: '--hello=again'$/,
+      logFile: join(scratch.path, "missed.log"),
+      onProgress: (line) => progress.push(line),
+    });
+    assert.equal(result.matched, true, [result.failure, ...result.qemuMessages].join("\n"));
+    if (result.accel.accel === "kvm") {
+      // KVM really runs guests here: nothing to fall back from.
+      assert.deepEqual(progress, []);
+      return;
+    }
+    // KVM stopped the guest: booted again with TCG, said once, and remembered for the next boots.
+    assert.match(
+      result.accel.reason,
+      /^QEMU with KVM stopped a boot on this host \(.+\): TCG from now on$/,
+    );
+    assert.equal(progress.length, 1);
+    assert.match(progress[0], /: booting .* again$/);
+    const now = JSON.parse(await readFile(file, "utf8"));
+    assert.deepEqual([now.probe.usable, now.probe.reason], [false, result.accel.reason]);
+    const next = await chooseAccel({ qemu: qemu as string, cacheDir });
+    assert.deepEqual([next.accel, next.reason], ["tcg", result.accel.reason]);
+  });
+});
+
 describe("the probe, with a stand-in QEMU", () => {
   test("a guest stopped by KVM (QEMU does not exit) ends the probe at once: TCG", async () => {
     const probe = await withStandin("kvm-pvm", () => probeKvm(STANDIN));
