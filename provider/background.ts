@@ -1,11 +1,10 @@
 // Processes that outlive the call that started them (a local VM, a unikernel under its tender),
 // and watching what they print. A process is known by its pid AND its start time, so a pid the
 // kernel has since handed to another process is never mistaken for ours.
-import { spawn } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { StringDecoder } from "node:string_decoder";
-import { killTree, LineTail, TAIL_LINES } from "./exec";
+import { killTree, LineTail, startDetached, TAIL_LINES } from "./exec";
 
 /** Who a background process is: its pid and its start time (clock ticks after boot). */
 export interface ProcessIdentity {
@@ -82,38 +81,19 @@ export interface StartOptions {
 }
 
 /**
- * Starts `file` detached from us: in its own session, its output appended to `logFile`, its stdin
- * /dev/null. It keeps running when the calling process exits (the Pulumi engine stops the dynamic
- * provider after each operation). Rejects when the program cannot be started.
+ * Starts `file` detached from us (exec.ts startDetached): it keeps running when the calling
+ * process exits. Resolves with who it is; rejects when the program cannot be started.
  */
 export async function startBackground(
   file: string,
   args: readonly string[],
   options: StartOptions,
 ): Promise<ProcessIdentity> {
-  const out = openSync(options.logFile, "a");
-  try {
-    const child = spawn(file, args, {
-      cwd: options.cwd,
-      env: { ...process.env, ...options.env },
-      detached: true, // setsid: no terminal, no signals from our process group
-      stdio: ["ignore", out, out],
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", (error) =>
-        reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
-      );
-    });
-    child.unref();
-    const pid = child.pid as number;
-    // The start time is fixed at fork, so reading it now is safe even if the program already exited.
-    const startTime = processStartTime(pid);
-    if (startTime === undefined) throw new Error(`${file} (pid ${pid}) exited at once`);
-    return { pid, startTime };
-  } finally {
-    closeSync(out);
-  }
+  const pid = await startDetached(file, args, options);
+  // The start time is fixed at fork, so reading it now is safe even if the program already exited.
+  const startTime = processStartTime(pid);
+  if (startTime === undefined) throw new Error(`${file} (pid ${pid}) exited at once`);
+  return { pid, startTime };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,8 +1,7 @@
 // Booting a unikernel disk image in QEMU: in the foreground, watching the serial console until a
 // regex appears (the `boot` command, tests), or in the background as a VM that outlives us
 // (local.Vm). Either way QEMU runs with `-snapshot`, so the image is never modified.
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -20,7 +19,7 @@ import {
   watchLog,
 } from "./background";
 import { diskImageFormat } from "./disk-check";
-import { findExecutable, killOnExit, killTree, run, TAIL_LINES } from "./exec";
+import { findExecutable, run, startWatched, TAIL_LINES } from "./exec";
 import { type GuestSources, type GuestStop, guestStopped, withKvmAdvice } from "./guest-state";
 import { awaitStarted, type WaitFor } from "./local-run";
 import { type DiskBus, type PortForward, QEMU, qemuArgs } from "./qemu";
@@ -184,12 +183,6 @@ export interface BootResult {
   accel: AccelChoice;
 }
 
-/** On Linux, ties QEMU's life to ours even if we are SIGKILLed (the parent-death signal survives exec). */
-function withParentDeathSignal(file: string, args: string[]): [string, string[]] {
-  if (!existsSync("/usr/bin/setpriv")) return [file, args];
-  return ["/usr/bin/setpriv", ["--pdeathsig", "KILL", "--", file, ...args]];
-}
-
 /**
  * Boots the image in QEMU in the foreground and watches its serial console. Resolves as soon as
  * the console matches `expect` (QEMU is then killed), when QEMU exits, when the guest cannot go on
@@ -224,47 +217,29 @@ async function bootOnce(
   for (const file of [options.logFile, debugLog, join(dir, QMP_SOCKET)])
     await rm(file, { force: true });
   const file = qemuBinary(options.qemu);
-  const args = machineArgs(options, accel, disk, options.logFile, debugLog);
-  const [command, commandArgs] = withParentDeathSignal(file, args);
-  const child = spawn(command, commandArgs, {
-    cwd: dir,
-    detached: true, // its own process group, so killing the group gets everything
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const stopGuard = child.pid === undefined ? () => {} : killOnExit(child.pid);
-  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  let watch: GuestWatch | undefined;
+  const qemu = await startWatched(
+    file,
+    machineArgs(options, accel, disk, options.logFile, debugLog),
+    { cwd: dir },
+  );
+  const watch = openWatch(accel, dir, qemu.pid, qemu.alive, qemu.stderr, debugLog);
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", (error) =>
-        reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
-      );
-    });
-    const watching = openWatch(accel, dir, child.pid as number, alive, () => stderr, debugLog);
-    watch = watching;
     let stop: GuestStop | undefined;
     const watched = await watchLog(options.logFile, {
       expect,
       timeoutMs: options.timeoutSeconds * 1000,
-      alive,
+      alive: qemu.alive,
       failed: () => {
-        watching.qmp?.poll();
-        stop = guestStopped(watching);
+        watch.qmp?.poll();
+        stop = guestStopped(watch);
         return stop && stopText(stop, accel);
       },
       onOutput: options.onOutput,
     });
-    const exitCode = watched.outcome === "ended" ? child.exitCode : null;
-    killTree(child.pid, "SIGKILL");
-    await exited;
+    const exitCode = watched.outcome === "ended" ? qemu.exitCode() : null;
+    await qemu.stop();
     // QEMU may have said why on its way out.
-    stop ??= guestStopped({ ...watching, qmp: undefined });
+    stop ??= guestStopped({ ...watch, qmp: undefined });
     return {
       stop,
       result: {
@@ -273,7 +248,8 @@ async function bootOnce(
         matched: watched.outcome === "matched",
         timedOut: watched.outcome === "timeout",
         tail: watched.tail,
-        qemuMessages: stderr
+        qemuMessages: qemu
+          .stderr()
           .split("\n")
           .filter((line) => line !== "")
           .slice(-TAIL_LINES),
@@ -282,9 +258,8 @@ async function bootOnce(
       },
     };
   } finally {
-    watch?.close();
-    killTree(child.pid, "SIGKILL");
-    stopGuard();
+    watch.close();
+    await qemu.stop();
   }
 }
 

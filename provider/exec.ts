@@ -1,7 +1,19 @@
 // Running external tools: one place that spawns processes, so every tool run gets the same
 // treatment: output kept in a log file, the tail of it in errors, a timeout that kills the whole
-// process tree, no tool outliving us, and an error message that names the command.
-import { accessSync, constants, createWriteStream, statSync, type WriteStream } from "node:fs";
+// process tree, no tool outliving us, and an error message that names the command. Three ways:
+// `run` waits for a tool to finish; `startWatched` starts one to watch while it runs (QEMU in
+// `boot`); `startDetached` starts one that outlives us (local runs, background.ts).
+import { spawn } from "node:child_process";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  createWriteStream,
+  existsSync,
+  openSync,
+  statSync,
+  type WriteStream,
+} from "node:fs";
 import { delimiter, join } from "node:path";
 import { onExit } from "./on-exit";
 
@@ -178,6 +190,104 @@ export async function run(
   else if (result.exitCode !== 0) reason = `exited with status ${result.exitCode}`;
   if (reason) throw new ToolError(command, reason, lines, options.logFile, { cause: result });
   return { stdout, stderr };
+}
+
+/** A program started to be watched while it runs, in a process group of its own. */
+export interface Watched {
+  pid: number;
+  /** True until it exits. */
+  alive(): boolean;
+  /** Its exit status once it exited by itself, else null. */
+  exitCode(): number | null;
+  /** What it printed on stderr so far. */
+  stderr(): string;
+  /** Kills its whole group, and resolves once it is gone. */
+  stop(): Promise<void>;
+}
+
+/** On Linux, ties the program's life to ours even if we are SIGKILLed (the parent-death signal survives exec). */
+function withParentDeathSignal(file: string, args: readonly string[]): [string, string[]] {
+  if (!existsSync("/usr/bin/setpriv")) return [file, [...args]];
+  return ["/usr/bin/setpriv", ["--pdeathsig", "KILL", "--", file, ...args]];
+}
+
+/**
+ * Starts `file` to be watched while it runs: stdout ignored, stderr kept, in a process group of
+ * its own that is killed when we end, however we end (on-exit.ts, and the parent-death signal for
+ * a SIGKILL). Rejects when it cannot be started. Call `stop()` when done with it.
+ */
+export async function startWatched(
+  file: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Watched> {
+  const [command, commandArgs] = withParentDeathSignal(file, args);
+  const child = spawn(command, commandArgs, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    detached: true, // its own process group, so killing the group gets everything
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const unguard = child.pid === undefined ? () => {} : killOnExit(child.pid);
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  const stop = async () => {
+    killTree(child.pid, "SIGKILL");
+    await exited;
+    unguard();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (error) =>
+        reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
+      );
+    });
+  } catch (error) {
+    unguard();
+    throw error;
+  }
+  return {
+    pid: child.pid as number,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    exitCode: () => child.exitCode,
+    stderr: () => stderr,
+    stop,
+  };
+}
+
+/**
+ * Starts `file` detached from us: in its own session, its output appended to `logFile`, its stdin
+ * /dev/null. It keeps running when we exit (the Pulumi engine stops the dynamic provider after
+ * each operation). Resolves with its pid; rejects when it cannot be started.
+ */
+export async function startDetached(
+  file: string,
+  args: readonly string[],
+  options: { logFile: string; cwd?: string; env?: Record<string, string | undefined> },
+): Promise<number> {
+  const out = openSync(options.logFile, "a");
+  try {
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      detached: true, // setsid: no terminal, no signals from our process group
+      stdio: ["ignore", out, out],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (error) =>
+        reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
+      );
+    });
+    child.unref();
+    return child.pid as number;
+  } finally {
+    closeSync(out);
+  }
 }
 
 /** The path of the executable `name` (a bare name is looked up on PATH), or undefined. */
