@@ -496,10 +496,13 @@ describe("aws.UnikernelService", () => {
         `https://${bucketName}\\.s3\\.eu-west-1\\.amazonaws\\.com/kernels/${"ab".repeat(32)}/hello\\.spt`,
       ),
     );
-    assert.match(
-      script,
-      / --net:service=mtap0 -- \/var\/lib\/pulumi-mirage\/host\/hello\.spt --ipv4=10\.81\.0\.2\/24 --ipv4-gateway=10\.81\.0\.1 --hello=aws\n/,
+    assert.ok(
+      script.includes(
+        '/var/lib/pulumi-mirage/host/solo5-spt --net:service=mtap0 -- /var/lib/pulumi-mirage/host/hello.spt --ipv4=10.81.0.2/24 --ipv4-gateway=10.81.0.1 "$@"',
+      ),
+      "the tender's command line",
     );
+    assert.ok(script.includes("set -- --hello=aws\n"), "the boot arguments, in the script");
     assert.match(script, /tcp dport \{ 8080 \} dnat to 10\.81\.0\.2/);
     assert.equal(outputs.amiId, "ami-debian12");
     assert.equal(outputs.bucketName, bucketName);

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { sha256File } from "../../provider/hash";
 import { awsSdk } from "../peers";
 import type { Device, Target, Unikernel } from "../unikernel";
-import { renderHostScript } from "./host-script";
+import { renderAwsHostScript } from "./host-script";
 import {
   DEFAULT_HVT_INSTANCE_TYPE,
   DEFAULT_SPT_INSTANCE_TYPE,
@@ -159,17 +159,19 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
       bootArgs: args.bootArgs,
     })
     .apply((v) =>
-      renderHostScript({
-        name,
-        target: v.t,
-        kernelName: v.kernelFile,
-        kernel: { url: url(v.bucketName, v.regionName, v.kKey), sha256: v.kSha },
-        tender: { url: url(v.bucketName, v.regionName, v.tKey), sha256: v.tSha },
-        region: v.regionName,
-        networks: networks(name, v.manifest),
-        ports: args.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "tcp" })),
-        bootArgs: v.bootArgs,
-      }),
+      renderAwsHostScript(
+        {
+          name,
+          target: v.t,
+          kernelName: v.kernelFile,
+          kernel: { url: url(v.bucketName, v.regionName, v.kKey), sha256: v.kSha },
+          tender: { url: url(v.bucketName, v.regionName, v.tKey), sha256: v.tSha },
+          networks: networks(name, v.manifest),
+          ports: args.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "tcp" })),
+          bootArgs: v.bootArgs,
+        },
+        { region: v.regionName },
+      ),
     );
 
   const ami =
