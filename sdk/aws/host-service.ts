@@ -2,7 +2,7 @@
 // boot a Solo5 disk, but any Linux instance runs an spt unikernel under solo5-spt, and types with
 // nested virtualization run hvt under solo5-hvt. The kernel and the tender go to a private bucket
 // under keys named by their content; the instance's role may read exactly those two objects; the
-// instance's user data (host-script.ts) fetches and checks them, wires the network and runs the
+// instance's user data (../host/script.ts) fetches and checks them, wires the network and runs the
 // tender as a service. Secret boot arguments never go into the user data, which anyone allowed
 // ec2:DescribeInstanceAttribute and any process on the instance can read: they go into an SSM
 // SecureString parameter that only the instance's role is granted, and the host reads them at
