@@ -9,11 +9,12 @@ import type { IncomingMessage } from "node:http";
 import { SignatureV4 } from "@smithy/signature-v4";
 
 export interface Identity {
-  /** The role the credentials belong to. */
+  /** The role (or user) the credentials belong to. */
   role: string;
   accessKeyId: string;
   secretAccessKey: string;
-  sessionToken: string;
+  /** Temporary credentials have one; a long-term key has none, and takes none. */
+  sessionToken?: string;
 }
 
 export type RefusalKind =
