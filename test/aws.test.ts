@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { sha256File } from "../provider/hash";
+import { checkBootArgs } from "../provider/image/bootargs";
 import * as aws from "../sdk/aws";
 import { Unikernel } from "../sdk/unikernel";
 
@@ -46,6 +48,12 @@ pulumi.runtime.setMocks(
       if (args.type === "aws:s3/bucket:Bucket") extra.bucket = `${args.name}-4f2a`;
       if (args.type === "aws:iam/role:Role") extra.name = `${args.name}-81c3`;
       if (args.type === "aws:iam/instanceProfile:InstanceProfile") extra.name = `${args.name}-p1`;
+      if (args.type === "aws:ssm/parameter:Parameter")
+        Object.assign(extra, {
+          name: `${args.name}-7d1e`,
+          version: 4,
+          arn: `arn:aws:ssm:eu-west-1:123456789012:parameter/${args.name}-7d1e`,
+        });
       if (args.type === "aws:ec2/instance:Instance")
         Object.assign(extra, { publicIp: `203.0.113.${created.length}`, region: "eu-west-1" });
       created.push({ type: args.type, name: args.name, inputs: args.inputs, id });
@@ -496,13 +504,83 @@ describe("aws.UnikernelService", () => {
         `https://${bucketName}\\.s3\\.eu-west-1\\.amazonaws\\.com/kernels/${"ab".repeat(32)}/hello\\.spt`,
       ),
     );
-    assert.match(
-      script,
-      / --net:service=mtap0 -- \/var\/lib\/pulumi-mirage\/host\/hello\.spt --ipv4=10\.81\.0\.2\/24 --ipv4-gateway=10\.81\.0\.1 --hello=aws\n/,
+    assert.ok(
+      script.includes(
+        '/var/lib/pulumi-mirage/host/solo5-spt --net:service=mtap0 -- /var/lib/pulumi-mirage/host/hello.spt --ipv4=10.81.0.2/24 --ipv4-gateway=10.81.0.1 "$@"',
+      ),
+      "the tender's command line",
     );
+    assert.ok(script.includes("set -- --hello=aws\n"), "the boot arguments, in the script");
     assert.match(script, /tcp dport \{ 8080 \} dnat to 10\.81\.0\.2/);
     assert.equal(outputs.amiId, "ami-debian12");
     assert.equal(outputs.bucketName, bucketName);
+  });
+
+  test("spt: plain boot arguments are in the user data, and no parameter is made", async () => {
+    const unikernel = new Unikernel("plainargs-kernel", {
+      kernel: "dist/hello.spt",
+      target: "spt",
+    });
+    const { count } = await deploy("plainargs", { unikernel, tender: TENDER, bootArgs: ["--a=1"] });
+    assert.equal(count("aws:ssm/parameter:Parameter"), 0);
+  });
+
+  test("spt: secret boot arguments go into an SSM SecureString only the host role is granted; the user data names it and never holds them", async () => {
+    const unikernel = new Unikernel("secretargs-kernel", {
+      kernel: "dist/hello.spt",
+      target: "spt",
+    });
+    const { one } = await deploy("secretargs", {
+      unikernel,
+      tender: TENDER,
+      bootArgs: ["--hello=aws", pulumi.secret("--token=s3cr3t")],
+    });
+    const parameter = one("aws:ssm/parameter:Parameter");
+    assert.equal(parameter.inputs.type, "SecureString");
+    assert.deepEqual(
+      parameter.inputs.value,
+      { [specialSigKey]: specialSecretSig, value: "2 --hello=aws --token=s3cr3t" },
+      "the count, then the arguments, sent to the engine as a secret",
+    );
+    const policy = JSON.parse(one("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    assert.deepEqual(policy.Statement[1], {
+      Effect: "Allow",
+      Action: ["ssm:GetParameter"],
+      Resource: [`arn:aws:ssm:eu-west-1:123456789012:parameter/${parameter.name}-7d1e`],
+    });
+    const script: string = one("aws:ec2/instance:Instance").inputs.userData;
+    assert.ok(!script.includes("s3cr3t") && !script.includes("--hello=aws"), "no argument in it");
+    assert.ok(
+      script.includes(`read_secret "reading the boot arguments from "${parameter.name}-7d1e:4`),
+    );
+  });
+
+  test("a boot argument that could end a quoted region is refused at construction and at preview, in DiskImage's words", async () => {
+    const unikernel = new Unikernel("inject-kernel", { kernel: "dist/hello.spt", target: "spt" });
+    const words = (arg: string) => {
+      try {
+        checkBootArgs([arg]);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    for (const arg of ["a\nPULUMI_MIRAGE_EOF\necho INJECTED", "it's", 'say"hi"']) {
+      const expected = `aws.UnikernelService inject: bootArgs: ${words(arg)}`;
+      assert.throws(
+        () => new aws.UnikernelService("inject", { unikernel, tender: TENDER, bootArgs: [arg] }),
+        (error: Error) => error.message === expected,
+      );
+      // Known only once an output resolves: refused at preview, with the same words.
+      const errors = await programErrors(() => {
+        new aws.UnikernelService("inject", {
+          unikernel,
+          tender: TENDER,
+          bootArgs: pulumi.output([arg]),
+        });
+      });
+      assert.deepEqual(errors.slice(0, 1), [expected]);
+    }
   });
 
   test("hvt: runs on a type with nested virtualization, and is refused at preview on others, naming those with it", async () => {

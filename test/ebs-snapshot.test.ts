@@ -41,6 +41,32 @@ function puts(id: string) {
   return fake.requests.filter((r) => r.action === "PutSnapshotBlock" && r.path.includes(id));
 }
 
+describe("the fake EBS and EC2", () => {
+  test("refuse requests signed with a wrong secret key, as the services do", async () => {
+    const secret = process.env.AWS_SECRET_ACCESS_KEY;
+    process.env.AWS_SECRET_ACCESS_KEY = "not-the-secret";
+    try {
+      await assert.rejects(
+        uploadSnapshot({
+          path: disk,
+          description: "refused",
+          tags: {},
+          pollMs: 50,
+          maxAttempts: 1,
+        }),
+        /InvalidSignatureException|signature we calculated does not match/,
+      );
+      await assert.rejects(
+        deleteSnapshot("snap-0123456789abcdef", { maxAttempts: 1 }),
+        /SignatureDoesNotMatch|signature we calculated does not match/,
+      );
+    } finally {
+      process.env.AWS_SECRET_ACCESS_KEY = secret;
+    }
+    assert.equal(fake.snapshots.size, 0, "nothing was started");
+  });
+});
+
 describe("uploadSnapshot", () => {
   test("writes only the non-zero blocks, checked by EBS, and the snapshot is disk.raw and boots", async () => {
     fake.throttleNextPuts = 1;

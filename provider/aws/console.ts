@@ -1,6 +1,6 @@
 // Boot verification on EC2: poll an instance's console output (GetConsoleOutput, the latest
 // output, which current instance types keep) until it matches a pattern. A host service's script
-// and its tender write there (host-script.ts), so this is the sign a unikernel is up.
+// and its tender write there (sdk/host/script.ts), so this is the sign a unikernel is up.
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import { TAIL_LINES } from "../exec";
 

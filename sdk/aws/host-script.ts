@@ -1,269 +1,108 @@
-// The user data of a Linux host instance running an spt or hvt unikernel under its Solo5 tender
-// (UnikernelService on current EC2 types). A pure function of its inputs: the same inputs give
-// the same script, byte for byte, so an unchanged service never replaces its instance.
-//
-// What the script does, in order, each step saying so on the serial console:
-// 1. fetches the kernel and the tender from S3 with the instance role's credentials (IMDSv2, then
-//    curl's SigV4 signing: Debian's curl has it), checks their sha256 and stops on a mismatch;
-// 2. writes `setup-network`: a tap interface per declared network device (10.81.N.1/24 on the
-//    host, the unikernel at 10.81.N.2), IP forwarding, and an nftables table that forwards the
-//    declared ports from the instance's addresses to the first device's unikernel address (DNAT)
-//    and masquerades the unikernel's own traffic; it is rerun before every start (taps and rules
-//    do not survive a reboot);
-// 3. runs the tender as a service that restarts on failure: a systemd unit (output in the journal
-//    and on the console) where systemd runs, else a plain supervisor loop (its pid in
-//    `supervisor.pid`, the leader of its own process group), for hosts without it.
+// How an EC2 host reaches its kernel, tender and secret boot arguments (the AWS module of
+// sdk/host/script.ts). The instance role's temporary credentials come from the instance metadata
+// service (IMDSv2: a PUT for a session token, then the role's name and credentials). Objects come
+// from S3, signed by curl's SigV4 (`--aws-sigv4`, in Debian 12's curl 7.88). S3 refuses any SigV4
+// request without `x-amz-content-sha256`, which that curl does not add: the script sends the
+// empty body's sha256, and curl signs it along. Secret boot arguments come from SSM Parameter
+// Store (GetParameter with decryption, a SecureString), by name and version. The credentials
+// reach curl on its standard input (`-K -`), never on its command line, which every process on
+// the instance can read.
+import { type HostCloud, type HostScriptSpec, renderHostScript } from "../host/script";
+import { shellQuote } from "../host/shell";
 
-export interface HostFile {
-  /** Where the script downloads it from. */
-  url: string;
-  sha256: string;
-}
+/** sha256 of an empty body: the `x-amz-content-sha256` of a GET. */
+export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-export interface HostPort {
-  port: number;
-  protocol: "tcp" | "udp";
-}
-
-export interface HostScriptSpec {
-  /** The service name: names the unit, the state directory and the console lines. */
-  name: string;
-  target: "spt" | "hvt";
-  /** The kernel's file name on the host, e.g. `hello.spt`. */
-  kernelName: string;
-  kernel: HostFile;
-  tender: HostFile;
-  /** The S3 bucket's region (the signature covers it). */
+export interface AwsHostEndpoints {
   region: string;
-  /** The network devices the kernel declares, in manifest order. */
-  networks: string[];
-  ports: HostPort[];
-  /** The unikernel's own arguments; the host adds `--ipv4` and `--ipv4-gateway` for one network. */
-  bootArgs: string[];
-  /** Default: `/var/lib/pulumi-mirage/NAME`. */
-  stateDir?: string;
-  /** Where console lines go. Default: `/dev/ttyS0`, EC2's serial console. */
-  console?: string;
   /** The instance metadata service. Default: `http://169.254.169.254`. */
   metadataUrl?: string;
+  /** SSM's endpoint. Default: `https://ssm.REGION.amazonaws.com`. */
+  ssmUrl?: string;
 }
 
-/** The host side of network device `n` and the unikernel's address on it. */
-export function tapAddresses(n: number): { host: string; unikernel: string; prefix: number } {
-  return { host: `10.81.${n}.1`, unikernel: `10.81.${n}.2`, prefix: 24 };
-}
+/** An SSM parameter and the version to read: `NAME:VERSION`. */
+const PARAMETER = /^\/?[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*:[1-9][0-9]{0,9}$/;
 
-/** One shell word, quoted so the shell passes it on unchanged. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-function checkSpec(spec: HostScriptSpec): void {
-  if (!/^[a-z0-9][a-z0-9-]{0,39}$/.test(spec.name)) {
-    throw new Error(`name ${JSON.stringify(spec.name)}: use lowercase letters, digits and -`);
+function checkEndpoints(aws: AwsHostEndpoints): void {
+  if (!/^[a-z]{2}(-[a-z]+)+-[0-9]+$/.test(aws.region)) {
+    throw new Error(`region ${JSON.stringify(aws.region)} is not an AWS region name`);
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(spec.kernelName)) {
-    throw new Error(`kernelName ${JSON.stringify(spec.kernelName)} is not a plain file name`);
-  }
-  for (const [what, file] of [
-    ["kernel", spec.kernel],
-    ["tender", spec.tender],
+  for (const [what, url] of [
+    ["metadataUrl", aws.metadataUrl],
+    ["ssmUrl", aws.ssmUrl],
   ] as const) {
-    if (!/^[0-9a-f]{64}$/.test(file.sha256)) throw new Error(`${what}.sha256 is not a sha256`);
-  }
-  if (spec.networks.length > 200) throw new Error("networks: at most 200 devices");
-  for (const net of spec.networks) {
-    if (!/^[A-Za-z0-9_]+$/.test(net))
-      throw new Error(`networks: ${JSON.stringify(net)} is not a device name`);
-  }
-  const own = spec.bootArgs.find((a) => /^--ipv4(-gateway)?=/.test(a));
-  if (own && spec.networks.length === 1) {
-    throw new Error(
-      `bootArgs: ${own.split("=")[0]} is set by the host (the unikernel is ${tapAddresses(0).unikernel}/24 behind its tap); remove it`,
-    );
-  }
-  if (spec.ports.length > 0 && spec.networks.length === 0) {
-    throw new Error("ports: the unikernel declares no network device to forward them to");
+    if (url !== undefined && !/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(url)) {
+      throw new Error(`${what} ${JSON.stringify(url)}: give scheme, host and port only`);
+    }
   }
 }
 
-/** The unikernel's arguments: the network configuration of a single network, then the user's. */
-function unikernelArgs(spec: HostScriptSpec): string[] {
-  if (spec.networks.length !== 1) return spec.bootArgs;
-  const { host, unikernel, prefix } = tapAddresses(0);
-  return [`--ipv4=${unikernel}/${prefix}`, `--ipv4-gateway=${host}`, ...spec.bootArgs];
-}
+export function awsHost(aws: AwsHostEndpoints): HostCloud {
+  checkEndpoints(aws);
+  const library = `REGION=${shellQuote(aws.region)}
+METADATA=${shellQuote(aws.metadataUrl ?? "http://169.254.169.254")}
+SSM=${shellQuote(aws.ssmUrl ?? `https://ssm.${aws.region}.amazonaws.com`)}
 
-function nftRules(spec: HostScriptSpec): string {
-  const target = tapAddresses(0).unikernel;
-  const forwards = (["tcp", "udp"] as const)
-    .map((protocol) => {
-      const ports = spec.ports.filter((p) => p.protocol === protocol).map((p) => p.port);
-      return ports.length === 0
-        ? ""
-        : `    iifname != "mtap*" ${protocol} dport { ${ports.join(", ")} } dnat to ${target}\n`;
-    })
-    .join("");
-  return `table ip pulumi_mirage {
-  chain prerouting {
-    type nat hook prerouting priority dstnat; policy accept;
-${forwards}  }
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    ip saddr 10.81.0.0/16 oifname != "mtap*" masquerade
-  }
-}`;
-}
-
-function setupNetwork(spec: HostScriptSpec): string {
-  const taps = spec.networks.map((net, n) => {
-    const { host, prefix } = tapAddresses(n);
-    return [
-      `# ${net}`,
-      `ip link show mtap${n} >/dev/null 2>&1 || ip tuntap add dev mtap${n} mode tap`,
-      `ip addr replace ${host}/${prefix} dev mtap${n}`,
-      `ip link set mtap${n} up`,
-    ].join("\n");
-  });
-  return `#!/bin/sh
-# Taps and forwarding for the unikernel ${spec.name}; rerun before every start.
-set -eu
-${taps.join("\n")}
-echo 1 > /proc/sys/net/ipv4/ip_forward
-nft list table ip pulumi_mirage >/dev/null 2>&1 && nft delete table ip pulumi_mirage
-nft -f - <<'RULES'
-${nftRules(spec)}
-RULES
-`;
-}
-
-function runScript(spec: HostScriptSpec, dir: string): string {
-  const tender = `solo5-${spec.target}`;
-  const devices = spec.networks.map((net, n) => `--net:${net}=mtap${n}`);
-  const words = [`${dir}/${tender}`, ...devices, "--", `${dir}/${spec.kernelName}`];
-  return `#!/bin/sh
-exec ${[...words, ...unikernelArgs(spec)].map(shellQuote).join(" ")}
-`;
-}
-
-/** A heredoc writing `content` to `path` (mode `mode`); the delimiter never occurs in it. */
-function writeFile(path: string, content: string, mode: string): string {
-  return `cat > ${shellQuote(path)} <<'PULUMI_MIRAGE_EOF'
-${content}PULUMI_MIRAGE_EOF
-chmod ${mode} ${shellQuote(path)}`;
-}
-
-export function renderHostScript(spec: HostScriptSpec): string {
-  checkSpec(spec);
-  const dir = spec.stateDir ?? `/var/lib/pulumi-mirage/${spec.name}`;
-  const tender = `solo5-${spec.target}`;
-  const unit = `pulumi-mirage-${spec.name}.service`;
-  const supervise = `#!/bin/sh
-# The tender's supervisor where systemd is absent: restarts it one second after it exits.
-echo $$ > ${shellQuote(`${dir}/supervisor.pid`)}
-while :; do
-  ${shellQuote(`${dir}/setup-network`)} && ${shellQuote(`${dir}/run`)} && status=0 || status=$?
-  echo "pulumi-mirage[${spec.name}]: ${tender} exited with status $status; restarting in 1 s"
-  sleep 1
-done
-`;
-  const unitFile = `[Unit]
-Description=MirageOS unikernel ${spec.name} under ${tender} (pulumi-mirage)
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-ExecStartPre=${dir}/setup-network
-ExecStart=${dir}/run
-Restart=always
-RestartSec=1
-StandardOutput=journal+console
-StandardError=journal+console
-
-[Install]
-WantedBy=multi-user.target
-`;
-  return `#!/bin/sh
-# pulumi-mirage: host for the ${spec.target} unikernel ${spec.name}. Generated; do not edit.
-set -eu
-NAME=${shellQuote(spec.name)}
-DIR=${shellQuote(dir)}
-CONSOLE=${shellQuote(spec.console ?? "/dev/ttyS0")}
-METADATA=${shellQuote(spec.metadataUrl ?? "http://169.254.169.254")}
-REGION=${shellQuote(spec.region)}
-
-say() {
-  echo "pulumi-mirage[$NAME]: $*" >&2
-  echo "pulumi-mirage[$NAME]: $*" >> "$CONSOLE" 2>/dev/null || true
-}
-fail() {
-  say "FATAL: $*"
-  exit 1
-}
-# A field of the metadata service's credentials JSON.
+# A field of the credentials JSON in $credentials.
 field() {
-  printf '%s\\n' "$CREDENTIALS" | sed -n "s/.*\\"$1\\" *: *\\"\\([^\\"]*\\)\\".*/\\1/p" | head -n 1
-}
-# fetch URL FILE SHA256: downloads with the instance role's credentials, checks, moves into place.
-fetch() {
-  curl -fsS --retry 5 --aws-sigv4 "aws:amz:$REGION:s3" --user "$KEY_ID:$SECRET" \\
-    -H "x-amz-security-token: $SESSION" -o "$2.part" "$1" || fail "downloading $1 failed"
-  actual=$(sha256sum "$2.part" | cut -d ' ' -f 1)
-  if [ "$actual" != "$3" ]; then
-    rm -f "$2.part"
-    fail "$(basename "$2"): sha256 is $actual, expected $3: refusing to run it"
-  fi
-  chmod 0555 "$2.part"
-  mv -f "$2.part" "$2"
+  printf '%s\\n' "$credentials" | sed -n "s/.*\\"$1\\" *: *\\"\\([^\\"]*\\)\\".*/\\1/p" | head -n 1
 }
 
-mkdir -p "$DIR"
-for tool in curl ip nft sha256sum; do
-  command -v "$tool" >/dev/null 2>&1 || missing="\${missing:-} $tool"
-done
-if [ -n "\${missing:-}" ]; then
-  say "installing$missing"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl iproute2 nftables coreutils \\
-    || fail "cannot install$missing"
-fi
+# The instance role's credentials, as curl options for -K.
+aws_credentials() {
+  token=$(http "getting a token from the instance metadata service (IMDSv2)" "" -X PUT \\
+    -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$METADATA/latest/api/token")
+  role=$(http "reading the instance's IAM role (is an instance profile attached?)" "" \\
+    -H "X-aws-ec2-metadata-token: $token" "$METADATA/latest/meta-data/iam/security-credentials/")
+  case $role in
+  '' | *[!A-Za-z0-9+=,.@_-]*) fail "the metadata service names no usable IAM role" ;;
+  esac
+  credentials=$(http "reading the credentials of the role $role" "" \\
+    -H "X-aws-ec2-metadata-token: $token" "$METADATA/latest/meta-data/iam/security-credentials/$role")
+  key=$(field AccessKeyId)
+  secret=$(field SecretAccessKey)
+  session=$(field Token)
+  # They go into a curl config file, where a quote would end the value.
+  case "$key:$secret:$session" in
+  :* | *::* | *: | *[!A-Za-z0-9/+=:]*) fail "the credentials of the role $role are not in the metadata service's format" ;;
+  esac
+  printf 'user = "%s:%s"\\nheader = "x-amz-security-token: %s"\\n' "$key" "$secret" "$session"
+}
 
-say "fetching the kernel and ${tender}"
-TOKEN=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$METADATA/latest/api/token") \\
-  || fail "no token from the instance metadata service"
-ROLE=$(curl -fsS -H "X-aws-ec2-metadata-token: $TOKEN" "$METADATA/latest/meta-data/iam/security-credentials/") \\
-  || fail "the instance has no IAM role to read the kernel with"
-CREDENTIALS=$(curl -fsS -H "X-aws-ec2-metadata-token: $TOKEN" "$METADATA/latest/meta-data/iam/security-credentials/$ROLE") \\
-  || fail "no credentials for the role $ROLE"
-KEY_ID=$(field AccessKeyId)
-SECRET=$(field SecretAccessKey)
-SESSION=$(field Token)
-fetch ${shellQuote(spec.kernel.url)} "$DIR/"${shellQuote(spec.kernelName)} ${spec.kernel.sha256}
-fetch ${shellQuote(spec.tender.url)} "$DIR/${tender}" ${spec.tender.sha256}
+# fetch_object STEP URL FILE: S3 GetObject.
+fetch_object() {
+  config=$(aws_credentials)
+  printf '%s\\n' "$config" | http "$1" "$3" -K - --aws-sigv4 "aws:amz:$REGION:s3" \\
+    -H "x-amz-content-sha256: ${EMPTY_SHA256}" "$2"
+}
 
-${writeFile(`${dir}/setup-network`, setupNetwork(spec), "0755")}
-${writeFile(`${dir}/run`, runScript(spec, dir), "0755")}
-say "setting up ${spec.networks.length} tap interface(s) and forwarding ${spec.ports.map((p) => `${p.protocol}/${p.port}`).join(" ") || "no ports"}"
-"$DIR/setup-network" || fail "setting up the network failed"
-
-if [ -d /run/systemd/system ]; then
-${writeFile(`/etc/systemd/system/${unit}`, unitFile, "0644")}
-  systemctl daemon-reload
-  systemctl enable --now ${unit} || fail "systemctl could not start ${unit}"
-  say "started ${unit}"
-else
-${writeFile(`${dir}/supervise`, supervise, "0755")}
-  rm -f "$DIR/supervisor.pid"
-  setsid "$DIR/supervise" >> "$CONSOLE" 2>&1 < /dev/null &
-  # Until setsid has run, the supervisor is in this script's process group, which whoever ran
-  # the script may kill once it ends: end only when the supervisor, in a session of its own,
-  # has written its pid.
-  waited=0
-  until [ -s "$DIR/supervisor.pid" ]; do
-    [ "$waited" -lt 600 ] || fail "the supervisor did not start within 60 s"
-    waited=$((waited + 1))
-    sleep 0.1
-  done
-  say "started ${tender} under a plain supervisor (no systemd): pid in $DIR/supervisor.pid"
-fi
+# read_secret STEP NAME:VERSION: an SSM SecureString's value.
+read_secret() {
+  config=$(aws_credentials)
+  answer=$(printf '%s\\n' "$config" | http "$1" "" -K - --aws-sigv4 "aws:amz:$REGION:ssm" \\
+    -H 'Content-Type: application/x-amz-json-1.1' -H 'X-Amz-Target: AmazonSSM.GetParameter' \\
+    --data-binary "{\\"Name\\":\\"$2\\",\\"WithDecryption\\":true}" "$SSM/")
+  # The value as JSON has it; one with an escape in it is not one we wrote.
+  value=$(printf '%s\\n' "$answer" | sed -n 's/.*"Value" *: *"\\([^"\\\\]*\\)".*/\\1/p')
+  if [ -z "$value" ]; then fail "$1: the answer holds no value that pulumi-mirage wrote"; fi
+  printf '%s\\n' "$value"
+}
 `;
+  return {
+    name: "AWS EC2",
+    library,
+    checkSecret(ref) {
+      if (!PARAMETER.test(ref)) {
+        throw new Error(
+          `bootArgs: ${JSON.stringify(ref)} is not an SSM parameter name with its version (NAME:VERSION)`,
+        );
+      }
+    },
+  };
+}
+
+/** The user data of an EC2 host instance. */
+export function renderAwsHostScript(spec: HostScriptSpec, aws: AwsHostEndpoints): string {
+  return renderHostScript(spec, awsHost(aws));
 }

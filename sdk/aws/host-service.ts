@@ -2,13 +2,19 @@
 // boot a Solo5 disk, but any Linux instance runs an spt unikernel under solo5-spt, and types with
 // nested virtualization run hvt under solo5-hvt. The kernel and the tender go to a private bucket
 // under keys named by their content; the instance's role may read exactly those two objects; the
-// instance's user data (host-script.ts) fetches and checks them, wires the network and runs the
-// tender as a service. A new kernel or tender is new user data, which replaces the instance.
+// instance's user data (../host/script.ts) fetches and checks them, wires the network and runs the
+// tender as a service. Secret boot arguments never go into the user data, which anyone allowed
+// ec2:DescribeInstanceAttribute and any process on the instance can read: they go into an SSM
+// SecureString parameter that only the instance's role is granted, and the host reads them at
+// every start. A new kernel, tender or boot arguments is new user data (secret ones: a new
+// parameter version), which replaces the instance.
 import * as pulumi from "@pulumi/pulumi";
 import { sha256File } from "../../provider/hash";
+import { checkBootArgs } from "../../provider/image/bootargs";
+import { checkHostBootArgs, encodeSecretBootArgs } from "../host/script";
 import { awsSdk } from "../peers";
 import type { Device, Target, Unikernel } from "../unikernel";
-import { renderHostScript } from "./host-script";
+import { renderAwsHostScript } from "./host-script";
 import {
   DEFAULT_HVT_INSTANCE_TYPE,
   DEFAULT_SPT_INSTANCE_TYPE,
@@ -63,10 +69,31 @@ function networks(service: string, manifest: Device[] | undefined): string[] {
   return (manifest ?? []).filter((d) => d.type === "net").map((d) => d.name);
 }
 
+/**
+ * The boot arguments' rules (DiskImage's, and the host's own once the devices are known), in the
+ * same words at construction and at preview.
+ */
+function checkArgs(service: string, args: readonly string[], networks?: readonly string[]): void {
+  try {
+    if (networks) checkHostBootArgs(args, networks);
+    else checkBootArgs(args);
+  } catch (error) {
+    throw new Error(`aws.UnikernelService ${service}: bootArgs: ${(error as Error).message}`);
+  }
+}
+
 export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource): HostLaunch {
   const aws = awsSdk("aws.UnikernelService");
   const child = { parent };
   const { unikernel, tags } = args;
+  const given = args.bootArgs;
+  if (Array.isArray(given) && given.every((a) => typeof a === "string")) checkArgs(name, given);
+  const bootArgs = pulumi.output(given);
+  const devices = unikernel.manifest.apply((m) => networks(name, m));
+  const checkedArgs = pulumi.all([bootArgs, devices]).apply(([a, n]) => {
+    checkArgs(name, a, n);
+    return a;
+  });
   const target = unikernel.target.apply((t) => hostTarget(name, t, args.instanceType));
   const tenderPath = pulumi.output(args.tender);
   const tenderSha = tenderPath.apply(sha256File);
@@ -119,6 +146,21 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
     },
     child,
   );
+  // Whether the arguments are secret is known at preview, whatever their values.
+  const parameter = pulumi.output(pulumi.isSecret(bootArgs)).apply((secret) =>
+    secret
+      ? new aws.ssm.Parameter(
+          `${name}-boot-args`,
+          {
+            description: "pulumi-mirage: the unikernel's secret boot arguments, read by its host",
+            type: "SecureString",
+            value: checkedArgs.apply(encodeSecretBootArgs),
+            tags,
+          },
+          child,
+        )
+      : undefined,
+  );
   const partition = aws.getPartitionOutput({}, child).partition;
   const policy = new aws.iam.RolePolicy(
     `${name}-host`,
@@ -126,16 +168,19 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
       role: role.id,
       policy: pulumi.jsonStringify({
         Version: "2012-10-17",
-        Statement: [
-          {
-            Effect: "Allow",
-            Action: ["s3:GetObject"],
-            Resource: [
-              pulumi.interpolate`arn:${partition}:s3:::${kernelObject.bucket}/${kernelObject.key}`,
-              pulumi.interpolate`arn:${partition}:s3:::${tenderObject.bucket}/${tenderObject.key}`,
-            ],
-          },
-        ],
+        Statement: pulumi
+          .all([
+            pulumi.interpolate`arn:${partition}:s3:::${kernelObject.bucket}/${kernelObject.key}`,
+            pulumi.interpolate`arn:${partition}:s3:::${tenderObject.bucket}/${tenderObject.key}`,
+            parameter.apply((p) => p?.arn),
+          ])
+          .apply(([kernelArn, tenderArn, parameterArn]) => [
+            { Effect: "Allow", Action: ["s3:GetObject"], Resource: [kernelArn, tenderArn] },
+            // The aws/ssm key decrypts for any principal of the account allowed the parameter.
+            ...(parameterArn
+              ? [{ Effect: "Allow", Action: ["ssm:GetParameter"], Resource: [parameterArn] }]
+              : []),
+          ]),
       }),
     },
     child,
@@ -145,6 +190,11 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
   const region = aws.getRegionOutput({}, child).region;
   const url = (bucketName: string, regionName: string, key: string) =>
     `https://${bucketName}.s3.${regionName}.amazonaws.com/${key}`;
+  // In the script: plain arguments, or the parameter's name and version (never the secret).
+  const scriptArgs = parameter.apply(
+    (p): pulumi.Output<string[] | { secret: string }> =>
+      p ? pulumi.interpolate`${p.name}:${p.version}`.apply((secret) => ({ secret })) : checkedArgs,
+  );
   const userData = pulumi
     .output({
       bucketName: bucket.bucket,
@@ -155,21 +205,23 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
       kSha: unikernel.sha256,
       tKey: tenderObject.key,
       tSha: tenderSha,
-      manifest: unikernel.manifest,
-      bootArgs: args.bootArgs,
+      devices,
+      bootArgs: scriptArgs,
     })
     .apply((v) =>
-      renderHostScript({
-        name,
-        target: v.t,
-        kernelName: v.kernelFile,
-        kernel: { url: url(v.bucketName, v.regionName, v.kKey), sha256: v.kSha },
-        tender: { url: url(v.bucketName, v.regionName, v.tKey), sha256: v.tSha },
-        region: v.regionName,
-        networks: networks(name, v.manifest),
-        ports: args.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "tcp" })),
-        bootArgs: v.bootArgs,
-      }),
+      renderAwsHostScript(
+        {
+          name,
+          target: v.t,
+          kernelName: v.kernelFile,
+          kernel: { url: url(v.bucketName, v.regionName, v.kKey), sha256: v.kSha },
+          tender: { url: url(v.bucketName, v.regionName, v.tKey), sha256: v.tSha },
+          networks: v.devices,
+          ports: args.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "tcp" })),
+          bootArgs: v.bootArgs,
+        },
+        { region: v.regionName },
+      ),
     );
 
   const ami =

@@ -8,13 +8,22 @@
 //   EC2 (query protocol): POST / with a form body (Action=..., SnapshotId.1=...), XML answers,
 //   errors as <Response><Errors><Error><Code>.
 // It checks what EBS checks: block size, index range, each block's sha256, the changed-block
-// count and the LINEAR aggregate; a snapshot completes only when all of them hold.
+// count and the LINEAR aggregate; a snapshot completes only when all of them hold. Every request
+// must be signed (SigV4, sigv4-check.ts) with env()'s key for its service (`ebs` or `ec2`).
 import { createHash, randomBytes } from "node:crypto";
 import { open } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { checkSigV4, type Identity } from "./sigv4-check";
 
 const BLOCK = 512 * 1024;
+const REGION = "eu-west-1";
+/** The long-term key env() hands the AWS SDK. */
+const USER: Identity = {
+  role: "pulumi-mirage-test",
+  accessKeyId: "AKIDPULUMIMIRAGETEST",
+  secretAccessKey: "test-secret",
+};
 const GIB = 1024 ** 3;
 
 export interface FakeSnapshot {
@@ -58,12 +67,14 @@ export class FakeAws {
       req.on("end", () => {
         const body = Buffer.concat(chunks);
         this.bytesReceived += body.length;
-        try {
-          this.handle(req, res, body);
-        } catch (error) {
-          res.writeHead(500, { "content-type": "text/plain" });
-          res.end(String(error));
-        }
+        this.authorized(req, res, body)
+          .then((yes) => {
+            if (yes) this.handle(req, res, body);
+          })
+          .catch((error) => {
+            res.writeHead(500, { "content-type": "text/plain" });
+            res.end(String(error));
+          });
       });
     });
   }
@@ -83,9 +94,9 @@ export class FakeAws {
     return {
       AWS_ENDPOINT_URL_EBS: endpoint,
       AWS_ENDPOINT_URL_EC2: endpoint,
-      AWS_ACCESS_KEY_ID: "AKIDPULUMIMIRAGETEST",
-      AWS_SECRET_ACCESS_KEY: "test-secret",
-      AWS_REGION: "eu-west-1",
+      AWS_ACCESS_KEY_ID: USER.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: USER.secretAccessKey,
+      AWS_REGION: REGION,
       AWS_EC2_METADATA_DISABLED: "true",
     };
   }
@@ -101,6 +112,28 @@ export class FakeAws {
     } finally {
       await file.close();
     }
+  }
+
+  /** Whether `req` is signed as EC2 (the query API, POST /) or EBS wants; else refused here. */
+  private async authorized(req: IncomingMessage, res: ServerResponse, body: Buffer) {
+    const ec2 = req.method === "POST" && req.url === "/";
+    const checked = await checkSigV4(req, body, {
+      service: ec2 ? "ec2" : "ebs",
+      region: REGION,
+      identities: [USER],
+    });
+    if (!("refused" in checked)) return true;
+    const { kind, message } = checked.refused;
+    if (ec2) {
+      ec2Error(res, kind === "signature" ? "SignatureDoesNotMatch" : "AuthFailure", message, 401);
+    } else {
+      const type =
+        kind === "unknown-key" || kind === "token"
+          ? "UnrecognizedClientException"
+          : "InvalidSignatureException";
+      ebsError(res, 403, type, message);
+    }
+    return false;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, body: Buffer) {
@@ -348,10 +381,10 @@ function xml(res: ServerResponse, status: number, body: string): void {
   res.end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
 }
 
-function ec2Error(res: ServerResponse, code: string, message: string): void {
+function ec2Error(res: ServerResponse, code: string, message: string, status = 400): void {
   xml(
     res,
-    400,
+    status,
     `<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>r-0</RequestID></Response>`,
   );
 }
