@@ -48,7 +48,7 @@ export function probeFirmware(): Buffer {
 }
 
 /** The status QEMU exits with when the payload ran to its end: isa-debug-exit gives (N << 1) | 1. */
-const PROBE_STATUS = (0x2a << 1) | 1;
+export const PROBE_STATUS = (0x2a << 1) | 1;
 /**
  * A working KVM runs the probe in milliseconds (QEMU's own start-up is most of it); a guest that
  * has not reported by then is not making progress. Such a host is answered `tcg`, like one that
@@ -121,10 +121,11 @@ const isTelling = (line: string) =>
   line.trim() !== "" &&
   !/^qemu-system-\S+: (warning: |terminating on signal )|^extra data\[/.test(line);
 
-function probeArgs(firmware: string): string[] {
+/** QEMU's arguments for the probe: `tcg` only to check the firmware itself (kvm-probe.test.ts). */
+export function probeArgs(firmware: string, accel: "kvm" | "tcg" = "kvm"): string[] {
   return [
     "-accel",
-    "kvm",
+    accel,
     "-display",
     "none",
     "-nodefaults",

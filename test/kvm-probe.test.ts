@@ -2,11 +2,11 @@
 // the listing in its comments can be trusted), and it runs to its end under TCG: what a working
 // KVM must do with it too. How `auto` uses the probe is in accel.test.ts.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { findExecutable, run, type ToolError } from "../provider/exec";
-import { probeFirmware } from "../provider/kvm-probe";
+import { PROBE_STATUS, probeArgs, probeFirmware } from "../provider/kvm-probe";
 import { QEMU } from "../provider/qemu";
 import { Scratch } from "./support/scratch";
 
@@ -45,28 +45,11 @@ describe("the KVM probe firmware", () => {
     skip: !qemu && "no QEMU",
   }, async () => {
     const rom = join(scratch.path, "probe.rom");
-    await import("node:fs/promises").then((fs) => fs.writeFile(rom, probeFirmware()));
-    const status = await run(
-      qemu as string,
-      [
-        "-accel",
-        "tcg",
-        "-display",
-        "none",
-        "-nodefaults",
-        "-no-reboot",
-        "-m",
-        "16",
-        "-bios",
-        rom,
-        "-device",
-        "isa-debug-exit,iobase=0x501",
-      ],
-      { timeoutMs: 30_000 },
-    ).then(
+    await writeFile(rom, probeFirmware());
+    const status = await run(qemu as string, probeArgs(rom, "tcg"), { timeoutMs: 30_000 }).then(
       () => 0,
       (error: ToolError) => (error.cause as { exitCode?: number }).exitCode,
     );
-    assert.equal(status, (0x2a << 1) | 1);
+    assert.equal(status, PROBE_STATUS);
   });
 });
