@@ -8,8 +8,8 @@
 // The `sha256` output is the stored file's sha256, as it always was: local.Vm and EbsSnapshot
 // states hold it (a new value replaces them) and users may check a download against it. For gce
 // the file is the archive, hashed as it is written; for raw and aws it is the disk, the one place
-// a full 1 GiB disk is hashed, once per image built (a cache hit reads only the disk's data: the
-// cache checks images by their block map).
+// a full 1 GiB disk is hashed, once per image built (a cache hit or a refresh reads only the
+// disk's data: the cache checks images by their block map).
 import { randomBytes } from "node:crypto";
 import { basename, extname, join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
@@ -281,6 +281,7 @@ async function produce(props: DiskImageProps) {
 }
 
 export const provider = storedFileProvider({
+  kind: "image",
   inputs: USER_INPUTS,
   identity: "objectName",
   identityInputs: IMAGE_INPUTS,

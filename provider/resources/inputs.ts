@@ -3,6 +3,7 @@
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { cacheDir, type Kind, lookup } from "../cache";
 import { sha256File } from "../hash";
 import { BOUNDS, outOfBounds } from "./bounds";
 
@@ -55,9 +56,11 @@ function storedIntact(path: unknown, recordedSha256: unknown): boolean {
 
 /** How a resource whose state is one cached file names it, and how it gets it. */
 interface StoredFile<Props> {
+  /** What the cache holds the file as. */
+  kind: Kind;
   /** Every user input: a change to any of them is at least an in-place update. */
   inputs: readonly string[];
-  /** The key check computes from what the file is made of (the cache entry's key). */
+  /** The input check computes from what the file is made of: the cache entry's key. */
   identity: string;
   /** The inputs `identity` covers: a change to one of these is why a replacement happens. */
   identityInputs: readonly string[];
@@ -112,12 +115,19 @@ function storedFileDiff(spec: StoredFile<unknown>) {
 
 /**
  * `read` for a StoredFile resource: the state as it is on disk, with the cached file's actual
- * sha256 and size ("" and 0 when it is gone).
+ * sha256 and size ("" and 0 when it is gone). The cache's own entry for the state's key, which
+ * the cache verifies (an image by its block map, without hashing all of it), answers when it is
+ * the state's file; any other file is hashed.
  */
 function storedFileRead(spec: StoredFile<unknown>) {
   return async (id: string, props?: Record<string, unknown>) => {
     const path = props?.[spec.pathKey];
     if (!props || typeof path !== "string") return { id, props: props ?? {} };
+    const key = props[spec.identity];
+    const dir = cacheDir(typeof props.cacheDir === "string" ? props.cacheDir : undefined);
+    const entry = typeof key === "string" ? await lookup(dir, spec.kind, key) : undefined;
+    if (entry?.path === path)
+      return { id, props: { ...props, sha256: entry.sha256, size: entry.size } };
     const info = await stat(path).catch(() => undefined);
     const state = info?.isFile()
       ? { sha256: await sha256File(path), size: info.size }
