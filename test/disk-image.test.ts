@@ -306,6 +306,27 @@ describe("read, update and delete", () => {
     assert.equal(await sha256File(String(rebuilt.outs.path)), outs.sha256);
   });
 
+  it("with secret boot arguments (the image kept apart): unchanged is not replaced, gone is", async () => {
+    const news = pathInputs(await testKernel("virtio"), {
+      bootArgs: ["--token=s3cr3t"],
+      bootArgsSecret: true,
+    });
+    const inputs = await checked(news);
+    const { outs } = await provider.create(inputs);
+    assert.ok(!String(outs.path).includes(String(outs.sha256)), "the path does not show the hash");
+    const refreshed = (await provider.read("id", outs)).props as Props;
+    assert.deepEqual(refreshed, outs, "no drift");
+    const again = await checked({ ...news, nameSalt: inputs.nameSalt });
+    assert.deepEqual(await provider.diff("id", refreshed, again), {
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    await rm(String(outs.path));
+    const gone = (await provider.read("id", outs)).props as Props;
+    assert.deepEqual((await provider.diff("id", gone, again)).replaces, ["sha256"]);
+  });
+
   it("a new cacheDir updates in place; new boot arguments replace", async () => {
     const kernel = await testKernel("virtio");
     const olds = (await provider.create(await checked(pathInputs(kernel)))).outs;

@@ -47,11 +47,15 @@ type EngineProvider = Required<
 
 /**
  * Whether a state's cached file is the one it recorded: the cache stores files under their
- * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here.
+ * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here. A file
+ * whose hash must not be public is stored under its key instead (KIND/KEY/NAME: cache.ts, store);
+ * a refresh that finds it changed or gone reports its sha256 as "" (read asks the cache, which
+ * discards a changed file).
  */
-function storedIntact(path: unknown, recordedSha256: unknown): boolean {
+function storedIntact(path: unknown, recordedSha256: unknown, key: unknown): boolean {
   if (typeof path !== "string") return true; // never created: nothing to compare
-  return basename(dirname(path)) === recordedSha256;
+  const folder = basename(dirname(path));
+  return folder === recordedSha256 || (folder === key && recordedSha256 !== "");
 }
 
 /** How a resource whose state is one cached file names it, and how it gets it. */
@@ -100,7 +104,7 @@ function storedFileDiff(spec: StoredFile<unknown>) {
   ): Promise<pulumi.dynamic.DiffResult> => {
     const changed = changedKeys(olds, news, spec.inputs);
     const remake = news[spec.identity] !== olds[spec.identity];
-    const drifted = !storedIntact(olds[spec.pathKey], olds.sha256);
+    const drifted = !storedIntact(olds[spec.pathKey], olds.sha256, olds[spec.identity]);
     const replaces = [
       ...(remake ? [spec.identity, ...changed.filter((k) => spec.identityInputs.includes(k))] : []),
       ...(drifted ? ["sha256"] : []),
