@@ -1,12 +1,12 @@
 // Benchmark: kernel → GCE archive (1 GiB disk), against baselines measured in the same run:
 // - time: the whole pipeline (buildImage, format gce) vs GNU `tar --format=oldgnu -Sczf` of the
-//   same disk.raw (the floor: archiving alone), and vs sha256 of 1 GiB (the floor of the disk's
-//   sha256, which the pipeline must report);
+//   same disk.raw (the floor: archiving alone); its one pass over the disk's data (the block map:
+//   the archive's regions and the disk's identity) vs sha256 of 1 GiB, which it replaced;
 // - size: the archive vs `gzip -9` of what it must carry (MBR code, GRUB's core.img for xen, and
 //   every file in the FAT partition: kernel and bootloader files);
 // - memory: peak RSS of the `pulumi-mirage image` command.
-// Goals (issue 2): pipeline within 0.5 s, archive within that gzip size + 64 KiB, peak RSS under
-// 150 MB. Run alone with `node build/bench/image.js [RUNS]`.
+// Goals: pipeline ≤ 3× tar -S (issue 21) and within 0.5 s (issue 2), archive within that gzip
+// size + 64 KiB, peak RSS under 150 MB. Run alone with `node build/bench/image.js [RUNS]`.
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from "node:fs/promises";
@@ -22,6 +22,7 @@ import { median, printTable, seconds } from "./support/table";
 const exec = promisify(execFile);
 const RUNS = Number(process.argv[2] ?? 5);
 const GOAL_SECONDS = 0.5;
+const GOAL_TAR_RATIO = 3;
 const GOAL_EXTRA_KIB = 64;
 const GOAL_RSS_MB = 150;
 const ARGS = ["--ipv4=10.0.0.2/24", "--logs=*:debug"];
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
     for (const name of ["virtio", "xen"] as const) {
       const kernel = await testKernel(name);
       const pipeline: number[] = [];
-      const hashing: number[] = [];
+      const mapping: number[] = [];
       const floor: number[] = [];
       const hashFloor: number[] = [];
       let archiveSize = 0;
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
       for (let run = 0; run < RUNS; run++) {
         const outDir = join(root, `${name}-${run}`);
         let result: Awaited<ReturnType<typeof buildImage>> | undefined;
-        // The hashing phase runs from its progress line to the next one.
+        // The mapping phase runs from its progress line to the next one.
         const marks: [string, number][] = [];
         const onProgress = (line: string) => marks.push([line, performance.now()]);
         pipeline.push(
@@ -104,8 +105,8 @@ async function main(): Promise<void> {
             });
           }),
         );
-        const at = marks.findIndex(([line]) => line.includes("hashing"));
-        hashing.push((marks[at + 1][1] - marks[at][1]) / 1000);
+        const at = marks.findIndex(([line]) => line.includes("mapping"));
+        mapping.push((marks[at + 1][1] - marks[at][1]) / 1000);
         if (!result?.archive) throw new Error("no archive");
         archiveSize = result.archive.size;
         disk = result.disk.path;
@@ -131,23 +132,27 @@ async function main(): Promise<void> {
       const diskSize = (await stat(disk)).size / 1024 ** 3;
       const p = median(pipeline);
       const f = median(floor);
+      // Each run's pipeline against the tar run right after it: a machine whose speed drifts
+      // (others' work) moves both alike.
+      const ratio = median(pipeline.map((seconds, i) => seconds / floor[i]));
       const h = median(hashFloor);
-      const withoutHash = median(pipeline.map((total, i) => total - hashing[i]));
+      const m = median(mapping);
       const extraKib = (archiveSize - gzipped) / 1024;
+      const met = (ok: boolean) => (ok ? "met" : "missed");
       rows.push(
         [
           `${name}: kernel → gce archive (${diskSize} GiB disk), median of ${RUNS}`,
           `${p.toFixed(3)} s`,
-          `tar -Sczf ${f.toFixed(3)} s; sha256 1 GiB ${h.toFixed(3)} s`,
-          `${(p / f).toFixed(1)}× tar; ${(p / h).toFixed(2)}× sha256`,
-          `≤ ${GOAL_SECONDS} s: ${p <= GOAL_SECONDS ? "met" : "missed"}`,
+          `tar -Sczf ${f.toFixed(3)} s`,
+          `${ratio.toFixed(1)}× tar (median of the runs' ratios)`,
+          `≤ ${GOAL_TAR_RATIO}× tar: ${met(ratio <= GOAL_TAR_RATIO)}; ≤ ${GOAL_SECONDS} s: ${met(p <= GOAL_SECONDS)}`,
         ],
         [
-          `${name}: the same without hashing disk.raw (sha256 + map)`,
-          `${withoutHash.toFixed(3)} s`,
-          `tar -Sczf ${f.toFixed(3)} s`,
-          `${(withoutHash / f).toFixed(1)}× tar`,
-          `≤ ${GOAL_SECONDS} s: ${withoutHash <= GOAL_SECONDS ? "met" : "missed"}`,
+          `${name}: of which mapping disk.raw's data (archive regions + identity)`,
+          `${m.toFixed(3)} s`,
+          `sha256 1 GiB ${h.toFixed(3)} s`,
+          `${(m / h).toFixed(3)}× sha256`,
+          "",
         ],
         [
           `${name}: archive size`,

@@ -1,7 +1,9 @@
 // The block map of a disk image: which 512 KiB blocks hold anything but zeros, each with its
-// sha256. 512 KiB is the EBS snapshot block (FACTS.md, EBS direct APIs), so the map is both what
-// an upload sends and a fingerprint of the data alone: two files with the same bytes have the same
-// map however their zeros are stored (holes or written), and reading it never touches a hole.
+// sha256, and, finer, which 4 KiB blocks do (the sparse map of a GNU tar archive, as GNU tar finds
+// holes). 512 KiB is the EBS snapshot block (docs/platforms.md, AWS EC2), so the map is what an
+// upload sends, what a GCE archive carries, and a fingerprint of the data alone: two files with
+// the same bytes have the same map however their zeros are stored (holes or written), and reading
+// it never touches a hole. One pass gives all of it.
 //
 // Node has no lseek(SEEK_DATA): a few lines of Perl (perl-base is part of every Debian and Ubuntu
 // system) list the file's data segments; we then read only the blocks those segments touch. Where
@@ -13,6 +15,8 @@ import { run } from "./exec";
 
 /** The EBS snapshot block size. */
 export const BLOCK_SIZE = 512 * 1024;
+/** Granularity of the regions: the usual file system block, as GNU tar finds holes. */
+export const REGION_BLOCK = 4096;
 /** Blocks read at once when they follow each other. */
 const BLOCKS_PER_READ = 16;
 const ZERO = Buffer.alloc(BLOCK_SIZE);
@@ -24,11 +28,19 @@ export interface MappedBlock {
   sha256: Buffer;
 }
 
+/** A run of bytes: `length` bytes from `offset`. */
+export interface Region {
+  offset: number;
+  length: number;
+}
+
 export interface BlockMap {
   /** The file's size in bytes. */
   size: number;
   /** The blocks that are not all zero, in ascending order. */
   blocks: MappedBlock[];
+  /** The REGION_BLOCK-sized blocks that are not all zero, merged into runs, in order. */
+  regions: Region[];
   /** Bytes actually read: the cost of the pass. */
   bytesRead: number;
 }
@@ -143,6 +155,19 @@ async function readBlocks(
   return { data, bytesRead: length };
 }
 
+/** Adds the non-zero REGION_BLOCKs of `block` (at `offset`, in a file of `size`) to `regions`. */
+function addRegions(regions: Region[], block: Buffer, offset: number, size: number): void {
+  const zero = ZERO.subarray(0, REGION_BLOCK);
+  for (let at = 0; at < block.length && offset + at < size; at += REGION_BLOCK) {
+    if (block.subarray(at, at + REGION_BLOCK).equals(zero)) continue;
+    const start = offset + at;
+    const length = Math.min(REGION_BLOCK, size - start);
+    const last = regions.at(-1);
+    if (last && last.offset + last.length === start) last.length += length;
+    else regions.push({ offset: start, length });
+  }
+}
+
 /** One streamed pass over the data segments of `path`: its block map. */
 export async function blockMap(path: string, signal?: AbortSignal): Promise<BlockMap> {
   const file = await open(path, "r");
@@ -151,6 +176,7 @@ export async function blockMap(path: string, signal?: AbortSignal): Promise<Bloc
     const segments = await dataSegments(path, size);
     const buffer = Buffer.alloc(BLOCKS_PER_READ * BLOCK_SIZE);
     const blocks: MappedBlock[] = [];
+    const regions: Region[] = [];
     let bytesRead = 0;
     for (const run of readRuns(touchedBlocks(segments))) {
       signal?.throwIfAborted();
@@ -160,9 +186,10 @@ export async function blockMap(path: string, signal?: AbortSignal): Promise<Bloc
         const block = read.data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE);
         if (block.equals(ZERO)) return;
         blocks.push({ index, sha256: createHash("sha256").update(block).digest() });
+        addRegions(regions, block, index * BLOCK_SIZE, size);
       });
     }
-    return { size, blocks, bytesRead };
+    return { size, blocks, regions, bytesRead };
   } finally {
     await file.close();
   }

@@ -84,18 +84,27 @@ export async function logsDir(dir: string): Promise<string> {
   return path;
 }
 
+/** What a stored file must hold: its sha256, and for an image its block map digest. */
+type Expected = Pick<IndexRecord, "sha256" | "blockMap">;
+
 /**
- * Whether a stored file is intact. Kernels (a few MB) are hashed. Disk images are raw disks of
- * 1 GiB or more, mostly zeros: they are checked by their block map (block-map.ts), which reads
- * only their data, so a hit costs milliseconds and still proves every byte.
+ * Whether the file at `path` holds what is expected. Kernels (a few MB) are hashed. Disk images
+ * are raw disks of 1 GiB or more, mostly zeros: they are checked by their block map
+ * (block-map.ts), which reads only their data, so this costs milliseconds and still proves every
+ * byte.
  */
+async function holds(kind: Kind, path: string, expected: Expected): Promise<boolean> {
+  // An image entry from before block maps has none: it is rebuilt once.
+  if (kind === "image") return mapDigest(await blockMap(path)) === expected.blockMap;
+  return (await sha256File(path)) === expected.sha256;
+}
+
+/** Whether a stored file is intact: there, of its recorded size, holding what it held. */
 async function verified(dir: string, kind: Kind, record: IndexRecord): Promise<boolean> {
   const path = join(dir, record.file);
   const info = await stat(path).catch(() => undefined);
   if (!info?.isFile() || info.size !== record.size) return false;
-  // An image entry from before block maps has none: it is rebuilt once.
-  if (kind === "image") return mapDigest(await blockMap(path)) === record.blockMap;
-  return (await sha256File(path)) === record.sha256;
+  return holds(kind, path, record);
 }
 
 /** The entry stored under `key`, verified; a bad entry is discarded and undefined returned. */
@@ -145,6 +154,8 @@ export async function store(
     move?: boolean;
     /** The file's sha256 when the caller has just computed it (a raw disk takes seconds). */
     sha256?: string;
+    /** An image's block map digest when the caller has just mapped the file (block-map.ts). */
+    mapDigest?: string;
     /**
      * The folder under `KINDs/` instead of the sha256, for a file whose hash must not be public:
      * its path is an output, and an image's hash lets a guess of a secret boot argument be
@@ -155,6 +166,10 @@ export async function store(
 ): Promise<Entry> {
   const index = indexPath(dir, kind, key);
   const sha = options.sha256 ?? (await sha256File(file));
+  const expected: Expected = {
+    sha256: sha,
+    blockMap: kind === "image" ? (options.mapDigest ?? mapDigest(await blockMap(file))) : undefined,
+  };
   const { size, mode } = await stat(file);
   const folder = options.folder === undefined ? sha : checkName("folder", options.folder);
   const relative = `${kind}s/${folder}/${checkName("file name", options.fileName)}`;
@@ -165,7 +180,7 @@ export async function store(
     () => false,
   );
   // Another entry may already hold the same bytes under the same name: share it if it is intact.
-  if (!present || (await sha256File(path)) !== sha) {
+  if (!present || !(await holds(kind, path, expected))) {
     const temp = tempPathFor(path);
     try {
       if (options.move) await rename(file, temp);
@@ -184,7 +199,7 @@ export async function store(
     file: relative,
     sha256: sha,
     size,
-    ...(kind === "image" ? { blockMap: mapDigest(await blockMap(path)) } : {}),
+    ...(expected.blockMap === undefined ? {} : { blockMap: expected.blockMap }),
     meta: options.meta,
   };
   await writeFileAtomic(index, JSON.stringify(record));

@@ -56,7 +56,10 @@ export function unikernelInputs<K extends Partial<Record<KernelOutputs, unknown>
 export class DiskImage extends pulumi.dynamic.Resource {
   /** The image file in the cache (named by `objectName`: a raw disk, or a tar.gz for `gce`). */
   declare readonly path: pulumi.Output<string>;
-  /** The image file's sha256 (secret when a boot argument is: the image holds them). */
+  /**
+   * The image file's sha256 (secret when a boot argument is: the image holds them): for `gce`
+   * the archive's, for `raw` and `aws` the disk's, hashed once when the image is built.
+   */
   declare readonly sha256: pulumi.Output<string>;
   /** The image file's size in bytes. */
   declare readonly size: pulumi.Output<number>;

@@ -128,6 +128,26 @@ describe("blockMap", () => {
     assert.notEqual(mapDigest(longer), mapDigest(sparse));
   });
 
+  it("gives the non-zero 4 KiB runs in the same pass, merged, and none past the end", async () => {
+    const size = 16 * MIB + 100; // a short last 4 KiB block
+    const writes: [number, Buffer][] = [
+      [10, Buffer.from("a")],
+      [4096 + 5, Buffer.from("b")], // joins the first run
+      [BLOCK_SIZE - 1, Buffer.from("cd")], // across a 512 KiB boundary: one run
+      [3 * MIB, Buffer.alloc(3 * 4096, 1)],
+      [size - 1, Buffer.from("z")],
+    ];
+    for (const layout of ["sparse", "dense"] as const) {
+      const map = await blockMap(await disk(size, writes, layout));
+      assert.deepEqual(map.regions, [
+        { offset: 0, length: 2 * 4096 },
+        { offset: BLOCK_SIZE - 4096, length: 2 * 4096 },
+        { offset: 3 * MIB, length: 3 * 4096 },
+        { offset: 16 * MIB, length: 100 },
+      ]);
+    }
+  });
+
   it("reads only around the data of a sparse file", async () => {
     const path = await disk(256 * MIB, [[100 * MIB, Buffer.from("data")]], "sparse");
     const segments = await dataSegments(path, 256 * MIB);

@@ -159,6 +159,30 @@ describe("images", () => {
     assert.equal(await lookup(dir, "image", "old.raw"), undefined);
   });
 
+  it("share a stored file of the same bytes, but never a damaged one", async () => {
+    const dir = await freshCache();
+    const image = async () => {
+      const path = join(scratch.path, `shared-${counter++}.raw`);
+      await writeFile(path, "");
+      await truncate(path, 8 * 1024 * 1024);
+      await writeAt(path, 5 * 1024 * 1024, "the same data");
+      return path;
+    };
+    const options = { fileName: "same.raw", meta: {} };
+    const first = await store(dir, "image", "a.raw", await image(), options);
+    const shared = await store(dir, "image", "b.raw", await image(), options);
+    assert.equal(shared.path, first.path);
+    await chmod(first.path, 0o644);
+    await writeAt(first.path, 5 * 1024 * 1024, "THE");
+    const third = await store(dir, "image", "c.raw", await image(), options);
+    assert.equal(third.path, first.path);
+    assert.equal(
+      (await readFile(third.path)).subarray(5 * 1024 * 1024, 5 * 1024 * 1024 + 3).toString(),
+      "the",
+    );
+    assert.equal((await lookup(dir, "image", "c.raw"))?.path, third.path);
+  });
+
   it("keep serving an image whose stat changed but whose content did not", async () => {
     const dir = await freshCache();
     const stored = await store(dir, "image", "i.raw", await file("image"), {

@@ -1,7 +1,7 @@
 // The DiskImage resource's engine code, called as the dynamic-provider process calls it. Images
 // are really built (provider/image) from the test kernels.
 import assert from "node:assert/strict";
-import { open, readdir, rm, stat } from "node:fs/promises";
+import { chmod, open, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { lookup } from "../provider/cache";
@@ -287,6 +287,44 @@ describe("read, update and delete", () => {
     assert.deepEqual((await provider.diff("id", gone, inputs)).replaces, ["sha256"]);
     const rebuilt = await provider.create(inputs);
     assert.equal(rebuilt.outs.sha256, outs.sha256);
+  });
+
+  it("read finds a cached image whose data changed, and diff then replaces it", async () => {
+    const inputs = await checked(pathInputs(await testKernel("virtio"), { bootArgs: ["-x"] }));
+    const { outs } = await provider.create(inputs);
+    const path = String(outs.path);
+    await chmod(path, 0o644);
+    const file = await open(path, "r+");
+    // A byte inside the partition's data, where a damaged copy would differ.
+    await file.write(Buffer.from([0xff]), 0, 1, 1024 * 1024 + 4096 * 100);
+    await file.close();
+    const changed = (await provider.read("id", outs)).props as Props;
+    assert.notEqual(changed.sha256, outs.sha256);
+    assert.deepEqual((await provider.diff("id", changed, inputs)).replaces, ["sha256"]);
+    const rebuilt = await provider.create(inputs);
+    assert.equal(rebuilt.outs.sha256, outs.sha256);
+    assert.equal(await sha256File(String(rebuilt.outs.path)), outs.sha256);
+  });
+
+  it("with secret boot arguments (the image kept apart): unchanged is not replaced, gone is", async () => {
+    const news = pathInputs(await testKernel("virtio"), {
+      bootArgs: ["--token=s3cr3t"],
+      bootArgsSecret: true,
+    });
+    const inputs = await checked(news);
+    const { outs } = await provider.create(inputs);
+    assert.ok(!String(outs.path).includes(String(outs.sha256)), "the path does not show the hash");
+    const refreshed = (await provider.read("id", outs)).props as Props;
+    assert.deepEqual(refreshed, outs, "no drift");
+    const again = await checked({ ...news, nameSalt: inputs.nameSalt });
+    assert.deepEqual(await provider.diff("id", refreshed, again), {
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    await rm(String(outs.path));
+    const gone = (await provider.read("id", outs)).props as Props;
+    assert.deepEqual((await provider.diff("id", gone, again)).replaces, ["sha256"]);
   });
 
   it("a new cacheDir updates in place; new boot arguments replace", async () => {

@@ -1,6 +1,6 @@
 // Lays out a bootable disk from a bootloader's Layout: a sparse file of the final size, the MBR,
 // mkfs.fat, the bootloader's installer, mtools copies, then fixed file times. No root, no loop
-// device. Returns where the data ends: the rest of the disk is zeros (a hole, on disk).
+// device. What the tools did not write stays a hole.
 import { mkdir, open, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../exec";
@@ -13,7 +13,7 @@ import {
   SECTORS_PER_CLUSTER,
   SECTORS_PER_TRACK,
 } from "./disk";
-import { dataEnd, fixTimes, readFat32 } from "./fat";
+import { fixTimes, readFat32 } from "./fat";
 import { type Layout, type ToolOptions, toolRun } from "./layout";
 
 const VOLUME_LABEL = "MIRAGE";
@@ -44,7 +44,7 @@ export async function buildDisk({
   size,
   scratch,
   tools,
-}: DiskOptions): Promise<number> {
+}: DiskOptions): Promise<void> {
   const tool = toolRun(tools, MTOOLS_ENV);
   const file = await open(disk, "wx");
   try {
@@ -101,9 +101,7 @@ export async function buildDisk({
   }
   const handle = await open(disk, "r+");
   try {
-    const fs = await readFat32(handle, PARTITION_OFFSET);
-    await fixTimes(handle, fs);
-    return dataEnd(fs);
+    await fixTimes(handle, await readFat32(handle, PARTITION_OFFSET));
   } finally {
     await handle.close();
   }

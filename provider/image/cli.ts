@@ -1,17 +1,13 @@
 // `pulumi-mirage image KERNEL --out DIR [--format raw|gce|aws] [-- BOOTARG...]`: checks the kernel
 // against the format as DiskImage does, builds the image and prints one JSON line with each
-// file's path, sha256 and size, and the seconds taken.
+// file's path and size (and the disk's block map digest, the archive's sha256) and the seconds
+// taken.
 import { constants } from "node:os";
+import type { KernelInfo } from "../inspect";
 import { ImageError } from "./errors";
-import {
-  ARCHIVE_NAME,
-  buildImage,
-  checkPlatform,
-  IMAGE_FORMATS,
-  type ImageFormat,
-  inspectImageKernel,
-} from "./index";
-import type { PlatformFields } from "./platform";
+import { ARCHIVE_NAME, inspectImageKernel, planImage } from "./make";
+import { checkPlatform, IMAGE_FORMATS, type ImageFormat, type PlatformFields } from "./platform";
+import { publishImage } from "./publish";
 
 export interface ImageCommandArgs {
   kernel: string;
@@ -63,9 +59,9 @@ const OPTIONS: PlatformFields = { kernel: "KERNEL", format: "--format", value: (
 
 /**
  * The platform check DiskImage makes at preview, before anything is written: refusals throw,
- * naming KERNEL or `--format VALUE`; warnings go to stderr.
+ * naming KERNEL or `--format VALUE`; warnings go to stderr. Returns the kernel's inspection.
  */
-async function checkKernelFor(args: ImageCommandArgs): Promise<void> {
+async function checkKernelFor(args: ImageCommandArgs): Promise<KernelInfo> {
   const info = await inspectImageKernel(args.kernel);
   const { problems, warnings } = checkPlatform(
     { target: info.solo5.target, manifest: info.manifest.devices },
@@ -78,6 +74,7 @@ async function checkKernelFor(args: ImageCommandArgs): Promise<void> {
       field === OPTIONS.format ? `--format ${args.format}` : args.kernel;
     throw new ImageError(problems.map((p) => `${named(p.field)}: ${p.reason}`).join("\n"));
   }
+  return info;
 }
 
 /** Runs the command; an interrupt (Ctrl-C, SIGTERM) stops the tools and leaves DIR clean. */
@@ -91,8 +88,9 @@ export async function runImageCommand(args: ImageCommandArgs): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    await checkKernelFor(args);
-    const result = await buildImage({ ...args, signal: controller.signal });
+    const info = await checkKernelFor(args);
+    const plan = await planImage(args.kernel, args.format, args.bootArgs, info);
+    const result = await publishImage(plan, args.outDir, { signal: controller.signal });
     const { disk, archive, seconds } = result;
     process.stdout.write(`${JSON.stringify({ disk, ...(archive ? { archive } : {}), seconds })}\n`);
     return 0;

@@ -1,9 +1,7 @@
-// Reading back the FAT32 filesystem the tools wrote, for two things they cannot do themselves:
-// - fixed file times: mcopy stamps files with the current time, and so does syslinux --install
-//   for ldlinux.sys and ldlinux.c32 (it copies them with mtools); there is no option to stop
-//   either, so every directory entry's times are set to a fixed value afterwards;
-// - the end of the data: everything past the last allocated cluster is known to be zero, so the
-//   archive only has to look for data below it.
+// Reading back the FAT32 filesystem the tools wrote, for what they cannot do themselves: fixed
+// file times. mcopy stamps files with the current time, and so does syslinux --install for
+// ldlinux.sys and ldlinux.c32 (it copies them with mtools); there is no option to stop either, so
+// every directory entry's times are set to a fixed value afterwards.
 import type { FileHandle } from "node:fs/promises";
 
 export interface Fat32 {
@@ -98,11 +96,4 @@ export async function fixTimes(file: FileHandle, fs: Fat32): Promise<void> {
       await file.write(data, 0, data.length, position);
     }
   }
-}
-
-/** The byte offset in the disk after which the filesystem holds nothing but zeros. */
-export function dataEnd(fs: Fat32): number {
-  let last = fs.fat.length - 1;
-  while (last >= 2 && (fs.fat[last] & 0x0fffffff) === 0) last--;
-  return last < 2 ? fs.dataOffset : clusterOffset(fs, last + 1);
 }

@@ -4,12 +4,14 @@
 // Compute Engine). Streamed: the header and sparse map, then only the data regions, read from the
 // disk in chunks. Every header field is fixed (mtime 0, uid/gid 0, no user names, mode 0644) and
 // the gzip header has no name, mtime 0 and the Unix OS byte, so the same disk gives the same bytes.
+// The archive's sha256 and size are taken as it is written: it is not read again.
+import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { constants, createGzip } from "node:zlib";
-import type { Region } from "./scan";
+import type { Region } from "../block-map";
 
 const TAR_BLOCK = 512;
 /** GNU tar's default record: 20 blocks; archives end padded to it. */
@@ -111,24 +113,49 @@ async function* tarStream(disk: string, regions: readonly Region[], size: number
   yield Buffer.alloc(end - written);
 }
 
-/** Writes `archive` (a new file) from `disk`, whose non-zero data lies in `regions`. */
+/**
+ * The gzip stream's last step: sets the header's OS byte, and hashes and counts what passes, so
+ * `result` holds the archive's sha256 and size once the stream ends.
+ */
+function fixingAndHashing(result: { sha256: string; size: number }): Transform {
+  const hash = createHash("sha256");
+  let size = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      let out = chunk;
+      if (size <= GZIP_OS_OFFSET && size + chunk.length > GZIP_OS_OFFSET) {
+        out = Buffer.from(chunk);
+        out[GZIP_OS_OFFSET - size] = GZIP_OS_UNIX;
+      }
+      hash.update(out);
+      size += out.length;
+      done(null, out);
+    },
+    flush(done) {
+      Object.assign(result, { sha256: hash.digest("hex"), size });
+      done();
+    },
+  });
+}
+
+/**
+ * Writes `archive` (a new file) from `disk`, whose non-zero data lies in `regions`; returns the
+ * archive's sha256 and size.
+ */
 export async function writeGceArchive(
   disk: string,
   regions: readonly Region[],
   size: number,
   archive: string,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<{ sha256: string; size: number }> {
+  const written = { sha256: "", size: 0 };
   await pipeline(
     Readable.from(tarStream(disk, regions, size)),
     createGzip({ level: constants.Z_BEST_COMPRESSION }),
+    fixingAndHashing(written),
     createWriteStream(archive, { flags: "wx" }),
     { signal },
   );
-  const file = await open(archive, "r+");
-  try {
-    await file.write(Buffer.from([GZIP_OS_UNIX]), 0, 1, GZIP_OS_OFFSET);
-  } finally {
-    await file.close();
-  }
+  return written;
 }

@@ -4,18 +4,25 @@
 // and delete are storedFileProvider's (inputs.ts): a replacement when that name changes or a
 // refresh found the cached image gone or changed. Boot arguments may be secret: they never reach
 // a log line or an error message, and the `bootArgs` output stays secret because its input was.
+//
+// The `sha256` output is the stored file's sha256, as it always was: local.Vm and EbsSnapshot
+// states hold it (a new value replaces them) and users may check a download against it. For gce
+// the file is the archive, hashed as it is written; for raw and aws it is the disk, the one place
+// a full 1 GiB disk is hashed, once per image built (a cache hit or a refresh reads only the
+// disk's data: the cache checks images by their block map).
 import { randomBytes } from "node:crypto";
 import { basename, extname, join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
 import { sha256, sha256File } from "../hash";
 import {
-  buildImage,
   checkBootArgs,
   checkPlatform,
   IMAGE_FORMATS,
   IMAGE_LAYOUT_VERSION,
   type ImageFormat,
+  makeImage,
+  planImage,
 } from "../image/index";
 import type { PlatformFields } from "../image/platform";
 import { inspectKernel } from "../inspect";
@@ -219,26 +226,27 @@ async function build(dir: string, props: DiskImageProps, label: string): Promise
       `the kernel ${props.kernelPath} is not the one this image was planned for (its sha256 changed): run the update again`,
     );
   }
+  // Check has refused what the format cannot take; the plan reads what check could not see (a
+  // Unikernel's kernel is built after its preview) and guards the bootloader configuration.
+  const plan = await planImage(props.kernelPath, props.format, props.bootArgs);
   const started = Date.now();
   const stamp = new Date(started).toISOString().replace(/[:.]/g, "-");
   const logFile = join(await logsDir(dir), `${props.objectName}-${stamp}.log`);
   return withScratch({ name: "image", parent: await workDir(dir) }, async (scratch) => {
-    const result = await buildImage({
-      kernel: props.kernelPath,
-      outDir: scratch,
-      format: props.format,
-      bootArgs: props.bootArgs,
+    const made = await makeImage(plan, scratch, {
       logFile,
       onProgress: (line) => console.log(`${label} ${redact(line, props.bootArgs)}`),
+      place: dir,
     });
-    const file = result.archive ?? result.disk;
-    const entry = await store(dir, "image", props.objectName, file.path, {
+    const entry = await store(dir, "image", props.objectName, (made.archive ?? made.disk).path, {
       fileName: props.objectName,
       move: true,
-      sha256: file.sha256,
+      // gce: the archive's, taken as it was written; raw and aws: made by store (see the top).
+      sha256: made.archive?.sha256,
+      mapDigest: made.archive ? undefined : made.disk.mapDigest,
       // With a secret boot argument, objectName is salted and the hash is secret: so is the path.
       folder: props.bootArgsSecret ? props.objectName : undefined,
-      meta: { target: result.target },
+      meta: { target: made.target },
     });
     console.log(`${label} ${props.objectName}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return entry;
@@ -273,6 +281,7 @@ async function produce(props: DiskImageProps) {
 }
 
 export const provider = storedFileProvider({
+  kind: "image",
   inputs: USER_INPUTS,
   identity: "objectName",
   identityInputs: IMAGE_INPUTS,

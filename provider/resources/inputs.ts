@@ -3,6 +3,7 @@
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { cacheDir, type Kind, lookup } from "../cache";
 import { sha256File } from "../hash";
 import { BOUNDS, outOfBounds } from "./bounds";
 
@@ -46,18 +47,24 @@ type EngineProvider = Required<
 
 /**
  * Whether a state's cached file is the one it recorded: the cache stores files under their
- * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here.
+ * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here. A file
+ * whose hash must not be public is stored under its key instead (KIND/KEY/NAME: cache.ts, store);
+ * a refresh that finds it changed or gone reports its sha256 as "" (read asks the cache, which
+ * discards a changed file).
  */
-function storedIntact(path: unknown, recordedSha256: unknown): boolean {
+function storedIntact(path: unknown, recordedSha256: unknown, key: unknown): boolean {
   if (typeof path !== "string") return true; // never created: nothing to compare
-  return basename(dirname(path)) === recordedSha256;
+  const folder = basename(dirname(path));
+  return folder === recordedSha256 || (folder === key && recordedSha256 !== "");
 }
 
 /** How a resource whose state is one cached file names it, and how it gets it. */
 interface StoredFile<Props> {
+  /** What the cache holds the file as. */
+  kind: Kind;
   /** Every user input: a change to any of them is at least an in-place update. */
   inputs: readonly string[];
-  /** The key check computes from what the file is made of (the cache entry's key). */
+  /** The input check computes from what the file is made of: the cache entry's key. */
   identity: string;
   /** The inputs `identity` covers: a change to one of these is why a replacement happens. */
   identityInputs: readonly string[];
@@ -97,7 +104,7 @@ function storedFileDiff(spec: StoredFile<unknown>) {
   ): Promise<pulumi.dynamic.DiffResult> => {
     const changed = changedKeys(olds, news, spec.inputs);
     const remake = news[spec.identity] !== olds[spec.identity];
-    const drifted = !storedIntact(olds[spec.pathKey], olds.sha256);
+    const drifted = !storedIntact(olds[spec.pathKey], olds.sha256, olds[spec.identity]);
     const replaces = [
       ...(remake ? [spec.identity, ...changed.filter((k) => spec.identityInputs.includes(k))] : []),
       ...(drifted ? ["sha256"] : []),
@@ -112,12 +119,19 @@ function storedFileDiff(spec: StoredFile<unknown>) {
 
 /**
  * `read` for a StoredFile resource: the state as it is on disk, with the cached file's actual
- * sha256 and size ("" and 0 when it is gone).
+ * sha256 and size ("" and 0 when it is gone). The cache's own entry for the state's key, which
+ * the cache verifies (an image by its block map, without hashing all of it), answers when it is
+ * the state's file; any other file is hashed.
  */
 function storedFileRead(spec: StoredFile<unknown>) {
   return async (id: string, props?: Record<string, unknown>) => {
     const path = props?.[spec.pathKey];
     if (!props || typeof path !== "string") return { id, props: props ?? {} };
+    const key = props[spec.identity];
+    const dir = cacheDir(typeof props.cacheDir === "string" ? props.cacheDir : undefined);
+    const entry = typeof key === "string" ? await lookup(dir, spec.kind, key) : undefined;
+    if (entry?.path === path)
+      return { id, props: { ...props, sha256: entry.sha256, size: entry.size } };
     const info = await stat(path).catch(() => undefined);
     const state = info?.isFile()
       ? { sha256: await sha256File(path), size: info.size }

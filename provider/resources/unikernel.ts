@@ -347,6 +347,7 @@ async function produce(props: UnikernelProps, olds?: Record<string, unknown>) {
 }
 
 export const provider = storedFileProvider({
+  kind: "kernel",
   inputs: USER_INPUTS,
   identity: "fingerprint",
   identityInputs: BUILD_INPUTS,
