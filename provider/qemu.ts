@@ -1,6 +1,7 @@
 // The QEMU command line for booting a unikernel disk image, as a pure function so every choice
 // in it (disk bus, accelerator, network, console) is visible and unit-tested.
 import { closeSync, constants, openSync } from "node:fs";
+import { BOUNDS, outOfBounds } from "../rules/bounds";
 
 /** The QEMU binary used unless a caller names another one. */
 export const QEMU = "qemu-system-x86_64";
@@ -81,8 +82,8 @@ function optionValue(value: string): string {
 }
 
 function checkPort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new Error(`${what} ${port} is not a TCP port: use an integer from 1 to 65535`);
+  const problem = outOfBounds(port, BOUNDS.port);
+  if (problem) throw new Error(`${what} ${problem}`);
 }
 
 /** The arguments for `qemu-system-x86_64` (the binary itself not included). */

@@ -2,6 +2,7 @@
 // against the format as DiskImage does, builds the image and prints one JSON line with each
 // file's path, sha256 and size, and the seconds taken.
 import { constants } from "node:os";
+import type { PlatformFields } from "../../rules/platform";
 import { ImageError } from "./errors";
 import {
   ARCHIVE_NAME,
@@ -11,7 +12,6 @@ import {
   type ImageFormat,
   inspectImageKernel,
 } from "./index";
-import type { PlatformFields } from "./platform";
 
 export interface ImageCommandArgs {
   kernel: string;

@@ -6,6 +6,12 @@
 import { constants } from "node:fs";
 import { access, mkdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import {
+  DISK_IMAGE_TARGETS,
+  IMAGE_FORMATS,
+  type ImageFormat,
+  notBootable,
+} from "../../rules/platform";
 import { explainFsError, lacksSpace, noSpace, withFsErrors } from "../fs-errors";
 import { sha256File } from "../hash";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
@@ -18,13 +24,12 @@ import { ImageError } from "./errors";
 import { writeGceArchive } from "./gce-archive";
 import { grubLayout } from "./grub";
 import type { Layout, ToolOptions } from "./layout";
-import { DISK_IMAGE_TARGETS, IMAGE_FORMATS, type ImageFormat, notBootable } from "./platform";
 import { scanDisk } from "./scan";
 import { syslinuxLayout } from "./syslinux";
 
+export { checkPlatform, IMAGE_FORMATS, type ImageFormat } from "../../rules/platform";
 export { checkBootArgs, MAX_BOOT_ARGS_BYTES } from "./bootargs";
 export { ImageError } from "./errors";
-export { checkPlatform, IMAGE_FORMATS, type ImageFormat } from "./platform";
 
 const DISK_NAME = "disk.raw";
 /** Less free space than this where a build failed means the build filled the file system. */
