@@ -4,6 +4,14 @@ import type * as pulumi from "@pulumi/pulumi";
 import { deleteRun, type RunOutputs, runStillThere } from "../local-run";
 import { changedKeys, definedOnly } from "./inputs";
 
+/** read: the resource as recorded while its process runs; gone (no id) once it has died. */
+export async function readRun<O extends RunOutputs>(
+  id: string,
+  props: O,
+): Promise<pulumi.dynamic.ReadResult<O>> {
+  return (await runStillThere(props)) ? { id, props } : { id: "" };
+}
+
 /**
  * A running process cannot be changed, so any input in `replacing` replaces it, the old one first
  * (it may hold host ports the new one needs); `waitFor` alone concerns a start that already
@@ -22,9 +30,7 @@ export function runLifecycle<I extends { waitFor?: unknown }, O extends I & RunO
         deleteBeforeReplace: true,
       };
     },
-    async read(id: string, props: O): Promise<pulumi.dynamic.ReadResult<O>> {
-      return (await runStillThere(props)) ? { id, props } : { id: "" };
-    },
+    read: (id: string, props: O) => readRun(id, props),
     async update(_id: string, olds: O, news: I) {
       return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
     },
