@@ -6,14 +6,15 @@
 // `rememberKvmFailure` makes the next boots start with TCG (docs/platforms.md, KVM on hosts).
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { type AccelMode, accelModeProblem } from "../rules/accel";
 import { writeFileAtomic } from "./atomic";
 import { cacheDir } from "./cache";
 import { type KvmProbe, probeKvm } from "./kvm-probe";
 import { kvmUsable } from "./qemu";
 
-export const ACCEL_MODES = ["auto", "kvm", "tcg"] as const;
-/** `auto` probes; `kvm` and `tcg` force one (a forced `kvm` fails with QEMU's words where it cannot work). */
-export type AccelMode = (typeof ACCEL_MODES)[number];
+// `auto` probes; `kvm` and `tcg` force one (a forced `kvm` fails with QEMU's words where it cannot
+// work). The modes are the rules' (rules/accel.ts), which local.Vm's check also applies.
+export type { AccelMode } from "../rules/accel";
 /** The environment variable that sets the mode when no `--accel` / `accel` input is given. */
 export const ACCEL_ENV = "PULUMI_MIRAGE_ACCEL";
 
@@ -27,8 +28,9 @@ export interface AccelChoice {
 /** A mode given as text; undefined when not given. The error names `what` and the valid modes. */
 export function parseAccelMode(value: string | undefined, what: string): AccelMode | undefined {
   if (value === undefined || value === "") return undefined;
-  if ((ACCEL_MODES as readonly string[]).includes(value)) return value as AccelMode;
-  throw new Error(`${what} is ${JSON.stringify(value)}: give auto, kvm or tcg`);
+  const problem = accelModeProblem(value);
+  if (problem) throw new Error(`${what} ${problem}`);
+  return value as AccelMode;
 }
 
 /** The mode in force: the one given, else $PULUMI_MIRAGE_ACCEL, else `auto`. */

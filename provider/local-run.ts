@@ -1,9 +1,12 @@
 // What local.Vm and local.Process share: a state directory per resource, the `waitFor` input,
-// waiting for a started process's console, and the read/delete half of the lifecycle.
+// waiting for a started process's console, and what refresh and delete do to a run. Plain steps:
+// checks return Problems, which resources/ turns into check failures.
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type * as pulumi from "@pulumi/pulumi";
+import type { Problem } from "../rules/problem";
+import { isKnown } from "../rules/values";
+import { type WaitFor as WaitArgs, waitProblems } from "../rules/wait";
 import {
   isRunning,
   type ProcessIdentity,
@@ -13,15 +16,10 @@ import {
 } from "./background";
 import { cacheDir } from "./cache";
 import { sha256File } from "./hash";
-import { BOUNDS, outOfBounds } from "./resources/bounds";
-import { changedKeys, isKnown } from "./resources/inputs";
 import { RUN_TAG, recordRun, removeRun, sweepRuns } from "./run-records";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
-export interface WaitFor {
-  console: string;
-  timeoutSeconds: number;
-}
+export type WaitFor = Required<WaitArgs>;
 
 const DEFAULT_WAIT_SECONDS = 60;
 /** How long a process without `waitFor` must stay up for create to call it started. */
@@ -29,46 +27,23 @@ const SETTLE_MS = 1000;
 /** How many console lines the `console` output keeps. */
 const CONSOLE_LINES = 20;
 
-/**
- * `value` without its undefined properties: the dynamic provider sends inputs and outputs as a
- * protobuf Struct, which cannot hold undefined ("Unexpected struct type").
- */
-export function definedOnly<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
-/** Checks a `waitFor` input; returns it with defaults, or records why it is wrong. */
-export function checkWaitFor(
-  value: unknown,
-  failures: pulumi.dynamic.CheckFailure[],
-): WaitFor | undefined {
-  if (value === undefined || value === null || !isKnown(value)) return undefined;
+/** A `waitFor` input with its default, and what is wrong with it; undefined when not given. */
+export function checkWaitFor(value: unknown): { waitFor?: WaitFor; problems: Problem[] } {
+  if (value === undefined || value === null || !isKnown(value)) return { problems: [] };
   const given = value as Partial<WaitFor>;
   if (typeof given !== "object" || typeof given.console !== "string") {
-    failures.push({
-      property: "waitFor",
-      reason: 'waitFor must be an object like { console: "Hello", timeoutSeconds: 60 }',
-    });
-    return undefined;
+    const reason = 'must be an object like { console: "Hello", timeoutSeconds: 60 }';
+    return { problems: [{ property: "waitFor", reason }] };
   }
-  if (isKnown(given.console)) {
-    try {
-      new RegExp(given.console);
-    } catch (error) {
-      failures.push({
-        property: "waitFor.console",
-        reason: `waitFor.console is not a valid regular expression: ${(error as Error).message}`,
-      });
-    }
-  }
-  const timeoutSeconds = given.timeoutSeconds ?? DEFAULT_WAIT_SECONDS;
-  const reason = isKnown(timeoutSeconds) && outOfBounds(timeoutSeconds, BOUNDS.timeoutSeconds);
-  if (reason)
-    failures.push({
-      property: "waitFor.timeoutSeconds",
-      reason: `waitFor.timeoutSeconds ${reason}`,
-    });
-  return { console: given.console, timeoutSeconds };
+  const waitFor = {
+    console: given.console,
+    timeoutSeconds: given.timeoutSeconds ?? DEFAULT_WAIT_SECONDS,
+  };
+  const problems = waitProblems(
+    { pattern: waitFor.console, timeoutSeconds: waitFor.timeoutSeconds },
+    { pattern: "waitFor.console", timeoutSeconds: "waitFor.timeoutSeconds" },
+  );
+  return { waitFor, problems };
 }
 
 /** A local run being created: its resource id, its state directory, and what its processes carry. */
@@ -172,16 +147,15 @@ async function sweepBeside(props: RunOutputs): Promise<void> {
   if (props.stateDir) await sweepRuns(dirname(props.stateDir));
 }
 
-/** read: the resource as recorded while its process runs; gone (no id) once it has died. */
-export async function readRun<T extends RunOutputs>(
-  id: string,
-  props: T,
-): Promise<pulumi.dynamic.ReadResult<T>> {
+/**
+ * Whether a recorded run's process still runs (refresh). A run that has died is gone for good:
+ * the engine drops the resource and never calls delete, so its files go now.
+ */
+export async function runStillThere(props: RunOutputs): Promise<boolean> {
   await sweepBeside(props);
-  if (isRunning(props)) return { id, props };
-  // Gone: the engine drops the resource and will never call delete, so its files go now.
+  if (isRunning(props)) return true;
   if (props.stateDir) await rm(props.stateDir, { recursive: true, force: true });
-  return { id: "" };
+  return false;
 }
 
 /** delete: stops the process (never another one that reuses its pid) and removes its files. */
@@ -192,52 +166,21 @@ export async function deleteRun(props: RunOutputs): Promise<void> {
 }
 
 /**
- * diff, read, update and delete, the same for every local run. A running process cannot be
- * changed, so any input in `replacing` replaces it, the old one first (it may hold host ports the
- * new one needs); `waitFor` alone concerns a start that already happened and updates in place.
- */
-export function runLifecycle<I extends { waitFor?: unknown }, O extends I & RunOutputs>(
-  replacing: readonly (keyof I & string)[],
-) {
-  return {
-    async diff(_id: string, olds: I, news: I): Promise<pulumi.dynamic.DiffResult> {
-      const replaces = changedKeys({ ...olds }, { ...news }, replacing);
-      const waitFor = changedKeys({ ...olds }, { ...news }, ["waitFor"]);
-      return {
-        changes: replaces.length > 0 || waitFor.length > 0,
-        replaces,
-        deleteBeforeReplace: true,
-      };
-    },
-    read: (id: string, props: O) => readRun(id, props),
-    async update(_id: string, olds: O, news: I) {
-      return { outs: definedOnly({ ...olds, waitFor: news.waitFor }) };
-    },
-    delete: (_id: string, props: O) => deleteRun(props),
-  };
-}
-
-/**
  * check: the file a local run starts from (`kernel`, `image`), given by a resource with its
- * sha256, or as a bare path, hashed here so that its content decides replacement. Returns the
- * sha256, or undefined (with a failure pushed, or while the path is unknown at preview).
+ * sha256, or as a bare path, hashed here so that its content decides replacement. Its sha256 is
+ * undefined when there is a problem, or while the path is unknown at preview.
  */
 export async function checkRunFile(
   property: string,
   value: unknown,
   sha256: string | undefined,
   expected: string,
-  failures: pulumi.dynamic.CheckFailure[],
-): Promise<string | undefined> {
-  if (typeof value !== "string" || value === "") {
-    failures.push({ property, reason: `${property} is required: ${expected}` });
-  } else if (isKnown(value) && !sha256) {
-    // Already refused (e.g. not a disk image): nothing to hash.
-    if (failures.some((failure) => failure.property === property)) return undefined;
-    const info = await stat(value).catch(() => undefined);
-    if (info?.isFile()) return sha256File(value);
-    const what = info ? "is not a file" : "does not exist";
-    failures.push({ property, reason: `${property} ${value} ${what}: give ${expected}` });
-  }
-  return sha256;
+): Promise<{ sha256?: string; problems: Problem[] }> {
+  if (typeof value !== "string" || value === "")
+    return { problems: [{ property, reason: `is required: ${expected}` }] };
+  if (!isKnown(value) || sha256) return { sha256, problems: [] };
+  const info = await stat(value).catch(() => undefined);
+  if (info?.isFile()) return { sha256: await sha256File(value), problems: [] };
+  const what = info ? "is not a file" : "does not exist";
+  return { problems: [{ property, reason: `${value} ${what}: give ${expected}` }] };
 }

@@ -1,6 +1,8 @@
 // The QEMU command line for booting a unikernel disk image, as a pure function so every choice
 // in it (disk bus, accelerator, network, console) is visible and unit-tested.
 import { closeSync, constants, openSync } from "node:fs";
+import { BOUNDS, type Bound, outOfBounds } from "../rules/bounds";
+import { DEFAULT_VM_MEMORY_MIB } from "../rules/local";
 import { qmpArgs } from "./qmp";
 
 /** The QEMU binary used unless a caller names another one. */
@@ -30,7 +32,7 @@ export interface QemuOptions {
   debugLog?: string;
   /** Default: ide. */
   bus?: DiskBus;
-  /** Default: 128. */
+  /** Default: DEFAULT_VM_MEMORY_MIB (rules/local.ts). */
   memoryMiB?: number;
   /** Attach one virtio-net NIC on QEMU's user-mode network. Default: no NIC at all. */
   net?: boolean;
@@ -59,16 +61,16 @@ function optionValue(value: string): string {
   return value.replaceAll(",", ",,");
 }
 
-function checkPort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new Error(`${what} ${port} is not a TCP port: use an integer from 1 to 65535`);
+/** The rules' bound on `value`, as an error naming `what`: the engine's check refused it already. */
+function checkBound(value: number, bound: Bound, what: string): void {
+  const problem = outOfBounds(value, bound);
+  if (problem) throw new Error(`${what} ${problem}`);
 }
 
 /** The arguments for `qemu-system-x86_64` (the binary itself not included). */
 export function qemuArgs(options: QemuOptions): string[] {
-  const memory = options.memoryMiB ?? 128;
-  if (!Number.isInteger(memory) || memory < 16)
-    throw new Error(`memoryMiB ${memory} is too small or not an integer: give at least 16`);
+  const memory = options.memoryMiB ?? DEFAULT_VM_MEMORY_MIB;
+  checkBound(memory, BOUNDS.vmMemoryMiB, "memoryMiB");
   const args = [
     "-display",
     "none",
@@ -112,8 +114,8 @@ export function qemuArgs(options: QemuOptions): string[] {
   if (options.net || forwards.length > 0) {
     const netdev = ["user", "id=n0"];
     for (const forward of forwards) {
-      checkPort(forward.host, "host port");
-      checkPort(forward.guest, "guest port");
+      checkBound(forward.host, BOUNDS.port, "host port");
+      checkBound(forward.guest, BOUNDS.port, "guest port");
       netdev.push(
         `hostfwd=tcp:${forward.hostAddress ?? "127.0.0.1"}:${forward.host}-:${forward.guest}`,
       );

@@ -6,10 +6,12 @@
 import { constants, existsSync, statSync } from "node:fs";
 import { link, open, rm } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
-import type * as pulumi from "@pulumi/pulumi";
+import { BOUNDS, outOfBounds } from "../rules/bounds";
+import type { Problem } from "../rules/problem";
+import type { Device } from "../rules/targets";
+import { isKnown } from "../rules/values";
 import { tempPathFor } from "./atomic";
 import { INTERFACE_NAME, interfaceState } from "./netif";
-import { type Device, isKnown } from "./resources/inputs";
 
 /** A network device's tap interface, and the MAC address the unikernel gets (default: random). */
 export interface NetAttachment {
@@ -37,7 +39,7 @@ const DEVICE_NAME = /^[A-Za-z0-9]{1,67}$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const MIB = 1024 * 1024;
 
-type Failures = pulumi.dynamic.CheckFailure[];
+type Failures = Problem[];
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
@@ -127,25 +129,11 @@ function checkBlock(name: string, block: BlockAttachment, failures: Failures): v
   const property = `block.${name}`;
   const { path, sizeMiB, sectorSize } = block;
   const sector = sectorSize ?? 512;
-  if (
-    sectorSize !== undefined &&
-    isKnown(sectorSize) &&
-    !(
-      Number.isInteger(sectorSize) &&
-      sector >= 512 &&
-      sector <= 32768 &&
-      (sector & (sector - 1)) === 0
-    )
-  )
-    failures.push({
-      property,
-      reason: `${property}.sectorSize ${JSON.stringify(sectorSize)} is not a power of two from 512 to 32768`,
-    });
-  if (sizeMiB !== undefined && isKnown(sizeMiB) && !(Number.isInteger(sizeMiB) && sizeMiB > 0))
-    failures.push({
-      property,
-      reason: `${property}.sizeMiB ${JSON.stringify(sizeMiB)} must be a whole number of MiB, at least 1`,
-    });
+  const sectorProblem = isKnown(sectorSize) && outOfBounds(sector, BOUNDS.sectorSize);
+  if (sectorProblem) failures.push({ property: `${property}.sectorSize`, reason: sectorProblem });
+  const sizeProblem =
+    sizeMiB !== undefined && isKnown(sizeMiB) && outOfBounds(sizeMiB, BOUNDS.blockSizeMiB);
+  if (sizeProblem) failures.push({ property: `${property}.sizeMiB`, reason: sizeProblem });
   if (!isKnown(path)) return;
   const info = statSync(path, { throwIfNoEntry: false });
   if (!info) {
@@ -180,22 +168,23 @@ const declared = (manifest: Device[], kind: Device["type"]) =>
 /**
  * Checks `net` and `block` against the kernel's manifest (undefined while not known: the names
  * are then checked once it is) and the host, taps in `netns` (default: ours); returns them
- * normalized.
+ * normalized, and what is wrong with them.
  */
 export async function checkAttachments(
   net: unknown,
   block: unknown,
   manifest: Device[] | undefined,
   netns: string | undefined,
-  failures: Failures,
-): Promise<Partial<Attachments>> {
+): Promise<{ attachments: Partial<Attachments>; problems: Problem[] }> {
+  const failures: Failures = [];
   const result: Partial<Attachments> = {};
   for (const [key, value] of [
     ["net", net],
     ["block", block],
   ] as const) {
     if (value === undefined || value === null) continue;
-    if (!isKnown(value)) return { net: net as never, block: block as never };
+    if (!isKnown(value))
+      return { attachments: { net: net as never, block: block as never }, problems: failures };
     if (!isObject(value))
       failures.push({
         property: key,
@@ -233,7 +222,7 @@ export async function checkAttachments(
     await checkNet(name, attachment, netns, failures);
   for (const [name, attachment] of Object.entries(result.block ?? {}))
     checkBlock(name, attachment, failures);
-  return result;
+  return { attachments: result, problems: failures };
 }
 
 /** The tender's device options, by device name: --net, --net-mac, --block, --block-sector-size. */

@@ -1,9 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { ImageFormat } from "../rules/platform";
+import type { Device, Target } from "../rules/targets";
 import { engineProvider } from "./engine";
-import type { Device, Target, Unikernel } from "./unikernel";
+import type { Unikernel } from "./unikernel";
 
-/** `raw`: a bare disk.raw; `gce`: disk.raw in a tar.gz for Compute Engine; `aws`: a raw disk for EC2 import. */
-export type ImageFormat = "raw" | "gce" | "aws";
+export type { ImageFormat } from "../rules/platform";
 
 export interface DiskImageArgs {
   /** The unikernel to boot: a `Unikernel` resource, or the path of a prebuilt kernel binary. */

@@ -1,15 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { Device, Target } from "../rules/targets";
 import { engineProvider } from "./engine";
 
-/** The MirageOS targets (`mirage configure -t TARGET`). */
-export type Target = "unix" | "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";
-
-/** A device the unikernel declares in its Solo5 manifest. */
-export interface Device {
-  /** The device name the unikernel uses, e.g. `service`. */
-  name: string;
-  type: "net" | "block";
-}
+export type { Device, Target } from "../rules/targets";
 
 export interface UnikernelArgs {
   /**

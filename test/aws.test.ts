@@ -126,7 +126,7 @@ async function programErrors(make: () => void): Promise<string[]> {
 async function deploy(name: string, args: Partial<aws.UnikernelServiceArgs>) {
   const parents = new Map<string, string | undefined>();
   const unikernel =
-    args.image === undefined && !("unikernel" in args)
+    args.ami?.image === undefined && !("unikernel" in args)
       ? new Unikernel(`${name}-kernel`, { kernel: "dist/hello.xen", target: "xen" })
       : args.unikernel;
   const service = new aws.UnikernelService(
@@ -169,7 +169,7 @@ describe("aws.UnikernelService", () => {
       bootArgs: ["--ipv4=10.0.0.2/24"],
       ports: [80],
       tags: { team: "mirage" },
-      kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+      ami: { snapshot: { kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/abcd" } },
     });
     const image = one("pulumi-nodejs:dynamic/pulumi-mirage:DiskImage");
     assert.equal(image.inputs.format, "aws");
@@ -213,7 +213,7 @@ describe("aws.UnikernelService", () => {
       created.length = 0;
       // The same service and image each time; only the snapshot is new (say, a new KMS key).
       const { one } = await deploy("rolling", {
-        kmsKeyArn: `arn:aws:kms:eu-west-1:123456789012:key/k${round}`,
+        ami: { snapshot: { kmsKeyArn: `arn:aws:kms:eu-west-1:123456789012:key/k${round}` } },
       });
       names.push(one("aws:ec2/ami:Ami").inputs.name);
     }
@@ -227,9 +227,9 @@ describe("aws.UnikernelService", () => {
     assert.equal(aws.amiName("x".repeat(200), IMAGE_OBJECT, "snap-1", "/dev/xvda").length, 128);
   });
 
-  test("with snapshotVia s3: imports the raw disk from its bucket through a vmimport role", async () => {
+  test("with snapshot via s3: imports the raw disk from its bucket through a vmimport role", async () => {
     const { outputs, one, count, mine, parents } = await deploy("web", {
-      snapshotVia: "s3",
+      ami: { snapshot: { via: "s3" } },
       bootArgs: ["--ipv4=10.0.0.2/24"],
       ports: [80, { port: 443 }],
     });
@@ -320,9 +320,7 @@ describe("aws.UnikernelService", () => {
 
   test("uses a given bucket and import role, and creates neither", async () => {
     const { one, count } = await deploy("given", {
-      snapshotVia: "s3",
-      bucket: "my-images",
-      vmimportRoleName: "vmimport",
+      ami: { snapshot: { via: "s3", bucket: "my-images", vmimportRoleName: "vmimport" } },
       instanceType: "m4.large",
       instanceCount: 2,
     });
@@ -338,6 +336,7 @@ describe("aws.UnikernelService", () => {
 
   test("opens only the declared ports, with their protocol and sources", async () => {
     const { one } = await deploy("dns", {
+      ami: {},
       ports: [{ port: 53, protocol: "udp", cidrBlocks: ["192.0.2.0/24"] }],
     });
     assert.deepEqual(one("aws:ec2/securityGroup:SecurityGroup").inputs.ingress, [
@@ -356,14 +355,14 @@ describe("aws.UnikernelService", () => {
       assert.throws(
         () =>
           new aws.UnikernelService(`nitro-${instanceType}`, {
-            image: undefined,
             unikernel: {} as never,
+            ami: {},
             instanceType,
           }),
         (error: Error) => {
           assert.match(
             error.message,
-            new RegExp(`instanceType: ${instanceType.replace(".", "\\.")} is not a Xen-based type`),
+            new RegExp(`instanceType ${instanceType.replace(".", "\\.")} is not a Xen-based type`),
           );
           assert.match(error.message, /t2, m3, m4, c3, c4, r3, r4, x1/);
           return true;
@@ -371,8 +370,13 @@ describe("aws.UnikernelService", () => {
       );
     }
     assert.throws(
-      () => new aws.UnikernelService("typo", { unikernel: {} as never, instanceType: "t2micro" }),
-      /instanceType: "t2micro" is not an EC2 instance type/,
+      () =>
+        new aws.UnikernelService("typo", {
+          unikernel: {} as never,
+          ami: {},
+          instanceType: "t2micro",
+        }),
+      /instanceType "t2micro" is not an EC2 instance type/,
     );
     for (const ok of [
       "t2.nano",
@@ -386,41 +390,67 @@ describe("aws.UnikernelService", () => {
     }
   });
 
-  test("refuses ports that are not port numbers and instance counts below one", () => {
+  test("refuses ports that are not port numbers and instance counts below one, all at once", () => {
     assert.throws(
-      () => new aws.UnikernelService("badport", { unikernel: {} as never, ports: [80, 70000] }),
-      /ports: 70000 is not a port number \(1-65535\)/,
-    );
-    assert.throws(
-      () => new aws.UnikernelService("nocount", { unikernel: {} as never, instanceCount: 0 }),
-      /instanceCount must be a whole number, at least 1, not 0/,
+      () =>
+        new aws.UnikernelService("bad", {
+          unikernel: {} as never,
+          ami: {},
+          ports: [80, 70000],
+          instanceCount: 0,
+        }),
+      /^Error: aws\.UnikernelService bad: ports\[1\] must be a port number from 1 to 65535, not 70000; instanceCount must be a whole number, at least 1, not 0$/,
     );
   });
 
-  test("refuses S3 settings without snapshotVia s3, and a KMS key with it", () => {
+  test("refuses snapshot options of the other way of making it", () => {
     assert.throws(
-      () => new aws.UnikernelService("nos3", { unikernel: {} as never, bucket: "b" }),
-      /bucket is used only with snapshotVia: "s3"/,
-    );
-    assert.throws(
-      () => new aws.UnikernelService("norole", { unikernel: {} as never, vmimportRoleName: "r" }),
-      /vmimportRoleName is used only with snapshotVia: "s3"/,
+      () =>
+        new aws.UnikernelService("nos3", {
+          unikernel: {} as never,
+          ami: { snapshot: { via: "ebs", bucket: "b" } as never },
+        }),
+      /ami\.snapshot\.bucket is not an option of via "ebs", which takes kmsKeyArn/,
     );
     assert.throws(
       () =>
         new aws.UnikernelService("nokms", {
           unikernel: {} as never,
-          snapshotVia: "s3",
-          kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+          ami: { snapshot: { via: "s3", kmsKeyArn: "arn:aws:kms:eu-west-1:1:key/a" } as never },
         }),
-      /kmsKeyArn is used only with snapshotVia: "ebs"/,
+      /ami\.snapshot\.kmsKeyArn is not an option of via "s3", which takes bucket and vmimportRoleName/,
     );
   });
 
-  test("refuses a service with both or neither of unikernel and image", () => {
+  test("refuses a service with both or neither of host and ami, or without its kernel", () => {
     assert.throws(
-      () => new aws.UnikernelService("neither", {}),
-      /give exactly one of unikernel .* and image/,
+      () => new aws.UnikernelService("neither", { unikernel: {} as never }),
+      /host and ami are both missing: give host: \{ tender \}/,
+    );
+    assert.throws(
+      () =>
+        new aws.UnikernelService("both", {
+          unikernel: {} as never,
+          host: { tender: TENDER },
+          ami: {},
+        }),
+      /host and ami are both given/,
+    );
+    assert.throws(
+      () => new aws.UnikernelService("nokernel", { ami: {} }),
+      /unikernel and ami\.image: give exactly one/,
+    );
+    assert.throws(
+      () => new aws.UnikernelService("nohostkernel", { host: { tender: TENDER } }),
+      /unikernel is required with host/,
+    );
+    assert.throws(
+      () =>
+        new aws.UnikernelService("imageargs", {
+          ami: { image: {} as never },
+          bootArgs: ["--x=1"],
+        }),
+      /bootArgs are the image's own with ami\.image/,
     );
   });
 
@@ -428,10 +458,9 @@ describe("aws.UnikernelService", () => {
     const unikernel = new Unikernel("host-kernel", { kernel: "dist/hello.spt", target: "spt" });
     const { one, count, mine, outputs } = await deploy("host", {
       unikernel,
-      tender: TENDER,
+      host: { tender: TENDER, waitFor: { console: "serving on port 8080" } },
       bootArgs: ["--hello=aws"],
       ports: [8080],
-      waitFor: { console: "serving on port 8080" },
     });
     const wait = one("pulumi-nodejs:dynamic/pulumi-mirage:Ec2ConsoleWait");
     assert.deepEqual(wait.inputs.instances, [one("aws:ec2/instance:Instance").id]);
@@ -521,7 +550,11 @@ describe("aws.UnikernelService", () => {
       kernel: "dist/hello.spt",
       target: "spt",
     });
-    const { count } = await deploy("plainargs", { unikernel, tender: TENDER, bootArgs: ["--a=1"] });
+    const { count } = await deploy("plainargs", {
+      unikernel,
+      host: { tender: TENDER },
+      bootArgs: ["--a=1"],
+    });
     assert.equal(count("aws:ssm/parameter:Parameter"), 0);
   });
 
@@ -532,7 +565,7 @@ describe("aws.UnikernelService", () => {
     });
     const { one } = await deploy("secretargs", {
       unikernel,
-      tender: TENDER,
+      host: { tender: TENDER },
       bootArgs: ["--hello=aws", pulumi.secret("--token=s3cr3t")],
     });
     const parameter = one("aws:ssm/parameter:Parameter");
@@ -568,14 +601,19 @@ describe("aws.UnikernelService", () => {
     for (const arg of ["a\nPULUMI_MIRAGE_EOF\necho INJECTED", "it's", 'say"hi"']) {
       const expected = `aws.UnikernelService inject: bootArgs: ${words(arg)}`;
       assert.throws(
-        () => new aws.UnikernelService("inject", { unikernel, tender: TENDER, bootArgs: [arg] }),
+        () =>
+          new aws.UnikernelService("inject", {
+            unikernel,
+            host: { tender: TENDER },
+            bootArgs: [arg],
+          }),
         (error: Error) => error.message === expected,
       );
       // Known only once an output resolves: refused at preview, with the same words.
       const errors = await programErrors(() => {
         new aws.UnikernelService("inject", {
           unikernel,
-          tender: TENDER,
+          host: { tender: TENDER },
           bootArgs: pulumi.output([arg]),
         });
       });
@@ -585,7 +623,7 @@ describe("aws.UnikernelService", () => {
 
   test("hvt: runs on a type with nested virtualization, and is refused at preview on others, naming those with it", async () => {
     const unikernel = new Unikernel("nested-kernel", { kernel: "dist/hello.hvt", target: "hvt" });
-    const { one } = await deploy("nested", { unikernel, tender: TENDER });
+    const { one } = await deploy("nested", { unikernel, host: { tender: TENDER } });
     const instance = one("aws:ec2/instance:Instance");
     assert.equal(instance.inputs.instanceType, "c8i.large");
     assert.equal(instance.inputs.cpuOptions.nestedVirtualization, "enabled");
@@ -594,29 +632,29 @@ describe("aws.UnikernelService", () => {
       const refused = new Unikernel("flat-kernel", { kernel: "dist/hello.hvt", target: "hvt" });
       new aws.UnikernelService("flat", {
         unikernel: refused,
-        tender: TENDER,
+        host: { tender: TENDER },
         instanceType: "t3.micro",
       });
     });
     assert.ok(errors.length > 0, "the program fails");
     assert.match(
       errors[0],
-      /instanceType: t3\.micro offers no nested virtualization, and solo5-hvt needs KVM; use one of the families c8i, c8i-flex, m8i, m8i-flex, r8i, r8i-flex/,
+      /instanceType t3\.micro offers no nested virtualization, and solo5-hvt needs KVM; use one of the families c8i, c8i-flex, m8i, m8i-flex, r8i, r8i-flex/,
     );
   });
 
-  test("a xen unikernel still takes the AMI path; a xen kernel with a tender is refused", async () => {
-    const { count } = await deploy("stillxen", {});
+  test("a xen unikernel takes the AMI path; a xen kernel given to host is refused", async () => {
+    const { count } = await deploy("stillxen", { ami: {} });
     assert.equal(count("aws:ec2/ami:Ami"), 1);
     assert.equal(count("aws:iam/instanceProfile:InstanceProfile"), 0);
     const errors = await programErrors(() => {
       const xen = new Unikernel("wrongxen-kernel", { kernel: "dist/hello.xen", target: "xen" });
-      new aws.UnikernelService("wrongxen", { unikernel: xen, tender: TENDER });
+      new aws.UnikernelService("wrongxen", { unikernel: xen, host: { tender: TENDER } });
     });
     assert.ok(errors.length > 0, "the program fails");
     assert.match(
       errors[0],
-      /tender is for spt and hvt unikernels, and this one is xen: remove tender/,
+      /host is for spt and hvt unikernels, and this one is xen: use ami: \{\} instead of host/,
     );
   });
 });

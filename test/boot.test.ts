@@ -468,7 +468,7 @@ describe("qemuArgs", () => {
     );
     assert.throws(
       () => qemuArgs({ ...base, forwards: [{ host: 70000, guest: 80 }] }),
-      /host port 70000/,
+      /host port must be a port number from 1 to 65535, not 70000/,
     );
     assert.throws(() => qemuArgs({ ...base, memoryMiB: 1.5 }), /memoryMiB 1\.5/);
   });

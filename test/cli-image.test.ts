@@ -1,4 +1,4 @@
-// `pulumi-mirage image` makes the checks DiskImage makes (provider/image/platform.ts): what each
+// `pulumi-mirage image` makes the checks DiskImage makes (rules/platform.ts): what each
 // refusal says, that nothing is written then, and that `--format aws` is DiskImage's aws image.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";

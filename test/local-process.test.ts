@@ -310,8 +310,8 @@ describe("local.Process with devices", () => {
       [{ block: { storage: disk } }, "block.storage", /does not exist: give sizeMiB/],
       [
         { block: { storage: { path: disk, sizeMiB: 1, sectorSize: 1000 } } },
-        "block.storage",
-        /sectorSize 1000/,
+        "block.storage.sectorSize",
+        /must be a power of two from 512 to 32768, not 1000/,
       ],
       [{ net: { service: { iface: "lpdown", mac: "02:00" } } }, "net.service", /not a MAC address/],
       [{ netns: `${NETNS}-missing` }, "netns", /does not exist: create it with `ip netns add/],

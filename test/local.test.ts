@@ -97,8 +97,8 @@ describe("local.Vm", () => {
     });
     assert.deepEqual(bad.failures.map((failure) => failure.property).sort(), [
       "memoryMiB",
-      "ports[1]",
-      "ports[2]",
+      "ports[1].host",
+      "ports[2].host",
       "waitFor.console",
     ]);
     const xen = await checkVm({ image: forever, imageSha256: "x", target: "xen" });
@@ -114,7 +114,7 @@ describe("local.Vm", () => {
     assert.deepEqual(accel.failures, [
       {
         property: "accel",
-        reason: 'accel is "fast": give auto (KVM where QEMU can use it), kvm or tcg',
+        reason: 'is "fast": give auto, kvm or tcg',
       },
     ]);
   });

@@ -25,11 +25,14 @@ const web = new Unikernel(
 
 const service = new aws.UnikernelService("web", {
   unikernel: web,
-  tender: config.require("tender"),
+  // The host path: a Debian 12 instance running the unikernel under this tender.
+  host: {
+    tender: config.require("tender"),
+    waitFor: { console: "serving HTTP on port 8080", timeoutSeconds: 600 },
+  },
   // Any type runs spt; hvt would need c8i, m8i or r8i (nested virtualization).
   instanceType: config.get("instanceType") ?? "t3.micro",
   ports: [8080],
-  waitFor: { console: "serving HTTP on port 8080", timeoutSeconds: 600 },
 });
 
 export const instanceIds = service.instanceIds;

@@ -23,6 +23,8 @@ const hello = new Unikernel(
 
 const service = new aws.UnikernelService("hello", {
   unikernel: hello,
+  // The AMI path, with its defaults: the disk written into an EBS snapshot, root /dev/xvda.
+  ami: {},
   // A Xen-based type; Nitro types (t3, m5, ...) are refused at preview.
   instanceType: config.get("instanceType") ?? "t2.micro",
   // examples/hello serves nothing: open no ports.

@@ -3,10 +3,15 @@
 // file's path and size (and the disk's block map digest, the archive's sha256) and the seconds
 // taken.
 import { constants } from "node:os";
+import {
+  checkPlatform,
+  IMAGE_FORMATS,
+  type ImageFormat,
+  type PlatformFields,
+} from "../../rules/platform";
 import type { KernelInfo } from "../inspect";
 import { ImageError } from "./errors";
 import { ARCHIVE_NAME, inspectImageKernel, planImage } from "./make";
-import { checkPlatform, IMAGE_FORMATS, type ImageFormat, type PlatformFields } from "./platform";
 import { publishImage } from "./publish";
 
 export interface ImageCommandArgs {

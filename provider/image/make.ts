@@ -11,6 +11,7 @@
 // written; a DiskImage of a bare disk hashes the stored file, see resources/disk-image.ts).
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { DISK_IMAGE_TARGETS, type ImageFormat, notBootable } from "../../rules/platform";
 import { blockMap, mapDigest } from "../block-map";
 import { explainFsError, lacksSpace, noSpace } from "../fs-errors";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
@@ -21,7 +22,6 @@ import { ImageError } from "./errors";
 import { writeGceArchive } from "./gce-archive";
 import { grubLayout } from "./grub";
 import type { Layout, ToolOptions } from "./layout";
-import { DISK_IMAGE_TARGETS, type ImageFormat, notBootable } from "./platform";
 import { syslinuxLayout } from "./syslinux";
 
 export const DISK_NAME = "disk.raw";

@@ -5,6 +5,7 @@
 import { constants } from "node:fs";
 import { access, mkdir, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import type { ImageFormat } from "../../rules/platform";
 import { withFsErrors } from "../fs-errors";
 import { withLock } from "../lock";
 import { withScratch } from "../scratch";
@@ -17,7 +18,6 @@ import {
   makeImage,
   planImage,
 } from "./make";
-import type { ImageFormat } from "./platform";
 
 /** Held while results are removed or renamed into an output directory (see `replaceResults`). */
 const PUBLISH_LOCK = ".publish.lock";

@@ -4,6 +4,7 @@
 // cannot collide). The kernel goes into the content-addressed cache; a cache hit runs no tool at
 // all.
 import { basename, dirname, join } from "node:path";
+import type { Target } from "../../rules/targets";
 import {
   type Entry,
   logsDir,
@@ -18,7 +19,7 @@ import { sha256, sha256File } from "../hash";
 import { withScratch } from "../scratch";
 import { DepextScan } from "./depexts";
 import { combineFingerprint, copySourceTree } from "./fingerprint";
-import { distFile, plainName, type Target, unikernelName } from "./project";
+import { distFile, plainName, unikernelName } from "./project";
 import { switchPrefix } from "./toolchain";
 
 export interface BuildRequest {

@@ -2,14 +2,7 @@
 // (docs/platforms.md, MirageOS build contract).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-
-/** The targets `mirage configure -t` accepts that this package builds for. */
-export const TARGETS = ["unix", "hvt", "spt", "virtio", "muen", "genode", "xen"] as const;
-export type Target = (typeof TARGETS)[number];
-
-export function isTarget(value: unknown): value is Target {
-  return typeof value === "string" && (TARGETS as readonly string[]).includes(value);
-}
+import type { Target } from "../../rules/targets";
 
 /**
  * The long option an argument spells, as cmdliner reads it: `--NAME` or `--NAME=VALUE`, where

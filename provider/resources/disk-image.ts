@@ -13,22 +13,23 @@
 import { randomBytes } from "node:crypto";
 import { basename, extname, join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { imageFormatProblem, type PlatformFields } from "../../rules/platform";
+import type { Device } from "../../rules/targets";
+import { given, isKnown, UNKNOWN } from "../../rules/values";
 import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
 import { sha256, sha256File } from "../hash";
 import {
   checkBootArgs,
   checkPlatform,
-  IMAGE_FORMATS,
   IMAGE_LAYOUT_VERSION,
   type ImageFormat,
   makeImage,
   planImage,
 } from "../image/index";
-import type { PlatformFields } from "../image/platform";
 import { inspectKernel } from "../inspect";
 import { plainName } from "../mirage/project";
 import { withScratch } from "../scratch";
-import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
+import { message, storedFileProvider } from "./inputs";
 
 export interface DiskImageProps {
   kernelPath: string;
@@ -168,12 +169,8 @@ async function check(olds: Record<string, unknown>, news: Record<string, unknown
   const label = `[disk-image ${String(news.resourceName ?? "")}]`;
   const format = news.format ?? "raw";
   props.format = format;
-  if (isKnown(format) && !IMAGE_FORMATS.includes(format as ImageFormat)) {
-    failures.push({
-      property: "format",
-      reason: `${JSON.stringify(format)} is not an image format: use one of ${IMAGE_FORMATS.join(", ")}`,
-    });
-  }
+  const formatProblem = isKnown(format) && imageFormatProblem(format);
+  if (formatProblem) failures.push({ property: "format", reason: formatProblem });
   const bootArgs = news.bootArgs ?? [];
   props.bootArgs = bootArgs;
   checkBootArgList(bootArgs, failures);

@@ -3,13 +3,14 @@
 // writes a new snapshot (new before old: an AMI may still use the old one); delete removes it.
 import { basename } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { given, isKnown } from "../../rules/values";
 import {
   deleteSnapshot,
   snapshotState,
   type UploadedSnapshot,
   uploadSnapshot,
 } from "../aws/ebs-snapshot";
-import { changedKeys, given, isKnown } from "./inputs";
+import { changedKeys } from "./inputs";
 
 export interface EbsSnapshotInputs {
   /** The raw disk image (a DiskImage's path). */

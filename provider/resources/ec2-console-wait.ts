@@ -2,9 +2,10 @@
 // console output matches the pattern, so `pulumi up` succeeds only once the unikernels run. New
 // instances replace it, and it waits again.
 import type * as pulumi from "@pulumi/pulumi";
+import { isKnown } from "../../rules/values";
 import { waitForConsole } from "../aws/console";
 import { sha256 } from "../hash";
-import { changedKeys, checkWaitInputs, isKnown } from "./inputs";
+import { changedKeys, checkWaitInputs } from "./inputs";
 
 export interface ConsoleWaitInputs {
   /** Instance ids (`i-...`). */
@@ -20,8 +21,7 @@ export interface ConsoleWaitOutputs extends ConsoleWaitInputs {
 }
 
 function check(_olds: unknown, news: ConsoleWaitInputs): pulumi.dynamic.CheckResult {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
-  checkWaitInputs(news, failures);
+  const failures: pulumi.dynamic.CheckFailure[] = checkWaitInputs(news);
   const ids = news.instances;
   if (
     isKnown(ids) &&

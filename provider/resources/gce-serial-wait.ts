@@ -3,6 +3,8 @@
 // For a managed instance group it first finds the group's new VMs (those of the current
 // template) through the API. A new instance or template replaces the resource, which waits again.
 import type * as pulumi from "@pulumi/pulumi";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { isKnown } from "../../rules/values";
 import { authorizer } from "../gcp/auth";
 import { newInstances, parseGroup } from "../gcp/group";
 import {
@@ -14,9 +16,6 @@ import {
 } from "../gcp/serial";
 import { sha256 } from "../hash";
 import { checkWaitInputs } from "./inputs";
-
-/** What Pulumi sends for a value it does not know yet (preview). */
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 /** A regional managed instance group whose new VMs to watch. */
 export interface GroupInput {
@@ -52,19 +51,16 @@ export interface SerialWaitOutputs extends Omit<SerialWaitInputs, "accessToken" 
   waited: string[];
 }
 
-const known = (v: unknown) => v !== UNKNOWN;
-
 function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResult {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
-  checkWaitInputs(news, failures);
+  const failures: pulumi.dynamic.CheckFailure[] = checkWaitInputs(news);
   if (news.instances === undefined && news.group === undefined) {
     failures.push({ property: "instances", reason: "give the instances to watch, or a group" });
   }
-  if (news.instances !== undefined && known(news.instances) && !Array.isArray(news.instances)) {
+  if (news.instances !== undefined && isKnown(news.instances) && !Array.isArray(news.instances)) {
     failures.push({ property: "instances", reason: "must be a list of instance selfLinks" });
-  } else if (news.instances !== undefined && known(news.instances)) {
+  } else if (news.instances !== undefined && isKnown(news.instances)) {
     for (const ref of news.instances) {
-      if (!known(ref)) continue;
+      if (!isKnown(ref)) continue;
       try {
         parseInstance(ref);
       } catch (error) {
@@ -72,21 +68,17 @@ function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResu
       }
     }
   }
-  if (news.group !== undefined && known(news.group)) {
+  if (news.group !== undefined && isKnown(news.group)) {
     const { manager, size } = news.group;
-    if (known(manager)) {
+    if (isKnown(manager)) {
       try {
         parseGroup(manager);
       } catch (error) {
         failures.push({ property: "group.manager", reason: (error as Error).message });
       }
     }
-    if (known(size) && !(Number.isInteger(size) && size > 0)) {
-      failures.push({
-        property: "group.size",
-        reason: `must be a whole number above 0, got ${JSON.stringify(size)}`,
-      });
-    }
+    const sizeProblem = isKnown(size) && outOfBounds(size, BOUNDS.count);
+    if (sizeProblem) failures.push({ property: "group.size", reason: sizeProblem });
   }
   return { inputs: news, failures };
 }

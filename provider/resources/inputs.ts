@@ -1,34 +1,22 @@
-// Helpers for dynamic resources' engine code: Pulumi's unknown values, input comparison, and
-// the diff and read of a resource whose state is one content-addressed file in the cache.
+// Helpers for dynamic resources' engine code: input comparison, the wire's limits, and the diff
+// and read of a resource whose state is one content-addressed file in the cache.
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import type { Problem } from "../../rules/problem";
+import { waitProblems } from "../../rules/wait";
 import { cacheDir, type Kind, lookup } from "../cache";
 import { sha256File } from "../hash";
-import { BOUNDS, outOfBounds } from "./bounds";
-
-/**
- * How an input that is not known yet (at preview) reaches a dynamic provider (docs/platforms.md,
- * Pulumi dynamic providers).
- */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-/** A device the unikernel declares in its Solo5 manifest. */
-export interface Device {
-  name: string;
-  type: "net" | "block";
-}
 
 /** An error's message (a thrown non-Error as text), for check failures and wrapped errors. */
 export const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-export function isKnown(value: unknown): boolean {
-  return value !== UNKNOWN;
-}
-
-/** Whether an optional input was given at all (unknown counts as given). */
-export function given(value: unknown): boolean {
-  return value !== undefined && value !== null && value !== "";
+/**
+ * `value` without its undefined properties: the dynamic provider sends inputs and outputs as a
+ * protobuf Struct, which cannot hold undefined ("Unexpected struct type").
+ */
+export function definedOnly<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** The keys among `keys` whose values differ between two property bags. */
@@ -140,26 +128,10 @@ function storedFileRead(spec: StoredFile<unknown>) {
   };
 }
 
-/** The checks a wait-for-console resource's `pattern` and `timeoutSeconds` share. */
-export function checkWaitInputs(
-  news: { pattern?: unknown; timeoutSeconds?: unknown },
-  failures: pulumi.dynamic.CheckFailure[],
-): void {
-  if (isKnown(news.pattern)) {
-    if (typeof news.pattern !== "string" || news.pattern === "") {
-      failures.push({ property: "pattern", reason: "must be a non-empty regular expression" });
-    } else {
-      try {
-        new RegExp(news.pattern, "m");
-      } catch (error) {
-        failures.push({
-          property: "pattern",
-          reason: `is not a valid regular expression: ${message(error)}`,
-        });
-      }
-    }
-  }
-  const timeoutProblem =
-    isKnown(news.timeoutSeconds) && outOfBounds(news.timeoutSeconds, BOUNDS.timeoutSeconds);
-  if (timeoutProblem) failures.push({ property: "timeoutSeconds", reason: timeoutProblem });
+/** The checks of a boot wait's `pattern` and `timeoutSeconds` (GceSerialWait, Ec2ConsoleWait). */
+export function checkWaitInputs(news: { pattern?: unknown; timeoutSeconds?: unknown }): Problem[] {
+  return waitProblems(
+    { pattern: news.pattern, timeoutSeconds: news.timeoutSeconds },
+    { pattern: "pattern", timeoutSeconds: "timeoutSeconds" },
+  );
 }

@@ -4,6 +4,11 @@
 // attached as solo5-devices.ts says; hvt needs a usable /dev/kvm.
 import { existsSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { PROCESS_TARGETS, type ProcessTarget } from "../../rules/local";
+import type { Problem } from "../../rules/problem";
+import type { Device } from "../../rules/targets";
+import { isKnown } from "../../rules/values";
 import { startBackground } from "../background";
 import { findExecutable } from "../exec";
 import { inspectKernel } from "../inspect";
@@ -13,9 +18,7 @@ import {
   checkWaitFor,
   consoleHead,
   createRun,
-  definedOnly,
   type RunOutputs,
-  runLifecycle,
   type WaitFor,
 } from "../local-run";
 import { netnsProblem } from "../netif";
@@ -27,11 +30,8 @@ import {
   type NetAttachment,
   tenderDeviceArgs,
 } from "../solo5-devices";
-import { BOUNDS, outOfBounds } from "./bounds";
-import { type Device, isKnown, message } from "./inputs";
-
-export type ProcessTarget = "hvt" | "spt" | "unix";
-const TARGETS: readonly string[] = ["hvt", "spt", "unix"];
+import { definedOnly, message } from "./inputs";
+import { runLifecycle } from "./run-lifecycle";
 
 export interface ProcessInputs {
   /** The kernel binary (a unix build is an ordinary executable). */
@@ -81,7 +81,7 @@ const REPLACING: (keyof ProcessInputs)[] = [
 function checkTender(
   target: ProcessTarget,
   tender: unknown,
-  failures: pulumi.dynamic.CheckFailure[],
+  failures: Problem[],
 ): string | undefined {
   if (target === "unix") {
     if (tender !== undefined && tender !== null)
@@ -108,23 +108,21 @@ function checkTender(
 }
 
 async function check(_olds: unknown, news: Record<string, unknown>) {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
   const kernel = news.kernel;
-  const kernelSha256 = await checkRunFile(
+  const { sha256: kernelSha256, problems: failures } = await checkRunFile(
     "kernel",
     kernel,
     news.kernelSha256 as string | undefined,
     "a Unikernel resource, or the path of a kernel binary",
-    failures,
   );
   const target = news.target as ProcessTarget;
   let tender: string | undefined;
   if (isKnown(target)) {
-    if (!TARGETS.includes(target)) {
+    if (!(PROCESS_TARGETS as readonly string[]).includes(target)) {
       failures.push({
         property: "target",
         reason:
-          `target ${JSON.stringify(target)} cannot run as a local process: local.Process runs hvt, spt ` +
+          `${JSON.stringify(target)} cannot run as a local process: local.Process runs hvt, spt ` +
           "and unix kernels (a virtio kernel boots in local.Vm from a DiskImage)",
       });
     } else {
@@ -147,7 +145,7 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
       });
     else {
       const problem = outOfBounds(memoryMiB, BOUNDS.tenderMemoryMiB);
-      if (problem) failures.push({ property: "memoryMiB", reason: `memoryMiB ${problem}` });
+      if (problem) failures.push({ property: "memoryMiB", reason: problem });
     }
   }
   let devices: Pick<ProcessInputs, "manifest" | "net" | "block"> = {};
@@ -155,10 +153,9 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
     if (target === "hvt") checkKvm(failures);
     const manifest = await kernelManifest(kernel, target, news.manifest, failures);
     const netns = checkNetns(news.netns, failures);
-    devices = {
-      manifest,
-      ...(await checkAttachments(news.net, news.block, manifest, netns, failures)),
-    };
+    const { attachments, problems } = await checkAttachments(news.net, news.block, manifest, netns);
+    failures.push(...problems);
+    devices = { manifest, ...attachments };
   } else if (isKnown(target)) {
     for (const property of ["net", "block", "netns"] as const)
       if (news[property] !== undefined && news[property] !== null)
@@ -167,7 +164,8 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
           reason: `${property} attaches Solo5 devices to hvt and spt kernels; a ${target} program uses the host's own: drop ${property}`,
         });
   }
-  const waitFor = checkWaitFor(news.waitFor, failures);
+  const { waitFor, problems: waitProblems } = checkWaitFor(news.waitFor);
+  failures.push(...waitProblems);
   return {
     inputs: definedOnly({ ...news, kernelSha256, args, tender, ...devices, waitFor }),
     failures,
@@ -175,7 +173,7 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
 }
 
 /** The `netns` input: undefined (ours), or a namespace that exists. */
-function checkNetns(value: unknown, failures: pulumi.dynamic.CheckFailure[]): string | undefined {
+function checkNetns(value: unknown, failures: Problem[]): string | undefined {
   if (value === undefined || value === null || !isKnown(value)) return undefined;
   const problem = typeof value === "string" ? netnsProblem(value) : "netns must be a string";
   if (problem) failures.push({ property: "netns", reason: problem });
@@ -186,7 +184,7 @@ function checkNetns(value: unknown, failures: pulumi.dynamic.CheckFailure[]): st
  * hvt kernels run on KVM: refuse them at preview when /dev/kvm cannot be opened read-write,
  * which the tender does first thing (spt needs only seccomp).
  */
-function checkKvm(failures: pulumi.dynamic.CheckFailure[]): void {
+function checkKvm(failures: Problem[]): void {
   if (kvmUsable()) return;
   const why = existsSync("/dev/kvm")
     ? "/dev/kvm cannot be opened read-write by this user (add it to the kvm group)"
@@ -207,7 +205,7 @@ async function kernelManifest(
   kernel: unknown,
   target: "hvt" | "spt",
   given: unknown,
-  failures: pulumi.dynamic.CheckFailure[],
+  failures: Problem[],
 ): Promise<Device[] | undefined> {
   if (given !== undefined && given !== null)
     return isKnown(given) ? (given as Device[]) : undefined;

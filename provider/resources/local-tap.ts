@@ -3,9 +3,9 @@
 // one needs root or CAP_NET_ADMIN: check says so at preview, create before running anything.
 import { isIP } from "node:net";
 import type * as pulumi from "@pulumi/pulumi";
-import { definedOnly } from "../local-run";
+import { isKnown } from "../../rules/values";
 import { hasNetAdmin, INTERFACE_NAME, interfaceState, ip, netnsProblem } from "../netif";
-import { changedKeys, isKnown } from "./inputs";
+import { changedKeys, definedOnly } from "./inputs";
 
 export interface TapInputs {
   /** The interface name, at most 15 characters, e.g. `tap100`. */

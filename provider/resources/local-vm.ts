@@ -2,7 +2,13 @@
 // A VM cannot be changed while it runs, so every input except `waitFor` replaces it.
 import { existsSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
-import { ACCEL_MODES, type AccelMode, requestedMode } from "../accel";
+import { type AccelMode, accelModeProblem } from "../../rules/accel";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { DEFAULT_VM_MEMORY_MIB, type PortForward } from "../../rules/local";
+import type { Problem } from "../../rules/problem";
+import type { Device } from "../../rules/targets";
+import { isKnown } from "../../rules/values";
+import { requestedMode } from "../accel";
 import { isRunning, startVmAndWait, vmHalted } from "../boot";
 import { diskImageFormat, NotADiskImage } from "../disk-check";
 import {
@@ -10,16 +16,12 @@ import {
   checkWaitFor,
   consoleHead,
   createRun,
-  definedOnly,
   deleteRun,
   type RunOutputs,
-  readRun,
-  runLifecycle,
   type WaitFor,
 } from "../local-run";
-import type { PortForward } from "../qemu";
-import { BOUNDS, outOfBounds } from "./bounds";
-import { type Device, isKnown } from "./inputs";
+import { definedOnly } from "./inputs";
+import { readRun, runLifecycle } from "./run-lifecycle";
 
 export interface VmInputs {
   /** A raw disk image or a GCE image.tar.gz. */
@@ -66,36 +68,32 @@ const REPLACING: (keyof VmInputs)[] = [
   "accel",
 ];
 
-function checkPorts(value: unknown, failures: pulumi.dynamic.CheckFailure[]): PortForward[] {
-  if (value === undefined || value === null) return [];
-  if (!isKnown(value)) return value as PortForward[];
+/** The `ports` input: a list of host→guest forwards, each host port once. */
+function checkPorts(value: unknown): { ports: PortForward[]; problems: Problem[] } {
+  if (value === undefined || value === null) return { ports: [], problems: [] };
+  if (!isKnown(value)) return { ports: value as PortForward[], problems: [] };
   if (!Array.isArray(value)) {
-    failures.push({
-      property: "ports",
-      reason: "ports must be a list like [{ host: 8080, guest: 80 }]",
-    });
-    return [];
+    const reason = "must be a list like [{ host: 8080, guest: 80 }]";
+    return { ports: [], problems: [{ property: "ports", reason }] };
   }
-  const valid = (port: unknown) =>
-    !isKnown(port) ||
-    (Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535);
-  const hosts = new Set<number>();
-  value.forEach((forward: Partial<PortForward>, index) => {
-    if (!valid(forward?.host) || !valid(forward?.guest)) {
-      failures.push({
-        property: `ports[${index}]`,
-        reason: `ports[${index}] is ${JSON.stringify(forward)}: host and guest must be TCP ports (1-65535)`,
-      });
-    } else if (isKnown(forward.host) && hosts.has(forward.host as number)) {
-      failures.push({
-        property: `ports[${index}]`,
-        reason: `host port ${forward.host} is forwarded twice: each host port can go to one guest port`,
-      });
-    } else {
-      hosts.add(forward.host as number);
+  const problems: Problem[] = [];
+  const hosts = new Set<unknown>();
+  value.forEach((forward: Partial<PortForward> | undefined, index) => {
+    for (const end of ["host", "guest"] as const) {
+      const port = forward?.[end];
+      const reason = isKnown(port) ? outOfBounds(port, BOUNDS.port) : undefined;
+      if (reason) problems.push({ property: `ports[${index}].${end}`, reason });
     }
+    const host = forward?.host;
+    if (!isKnown(host) || problems.some((p) => p.property === `ports[${index}].host`)) return;
+    if (hosts.has(host))
+      problems.push({
+        property: `ports[${index}].host`,
+        reason: `${host} is forwarded twice: each host port can go to one guest port`,
+      });
+    hosts.add(host);
   });
-  return value as PortForward[];
+  return { ports: value as PortForward[], problems };
 }
 
 function declaresNet(manifest: VmInputs["manifest"]): boolean | undefined {
@@ -104,57 +102,55 @@ function declaresNet(manifest: VmInputs["manifest"]): boolean | undefined {
 }
 
 async function check(_olds: unknown, news: Record<string, unknown>) {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
+  const failures: Problem[] = [];
   const image = news.image;
+  let notADiskImage = false;
   if (typeof image === "string" && isKnown(image) && !news.imageSha256) {
     // A bare path must be a disk image; a DiskImage's is one.
     await diskImageFormat(image).catch((error) => {
       if (!(error instanceof NotADiskImage)) throw error;
-      if (existsSync(image)) failures.push({ property: "image", reason: error.message });
+      notADiskImage = existsSync(image);
+      if (notADiskImage) failures.push({ property: "image", reason: error.message });
     });
   }
   const accel = news.accel;
-  if (
-    accel !== undefined &&
-    isKnown(accel) &&
-    !(ACCEL_MODES as readonly unknown[]).includes(accel)
-  ) {
-    failures.push({
-      property: "accel",
-      reason: `accel is ${JSON.stringify(accel)}: give auto (KVM where QEMU can use it), kvm or tcg`,
-    });
-  }
-  const imageSha256 = await checkRunFile(
-    "image",
-    image,
-    news.imageSha256 as string | undefined,
-    "a DiskImage resource, or the path of a disk.raw or image.tar.gz",
-    failures,
-  );
+  const accelProblem = accel !== undefined && isKnown(accel) && accelModeProblem(accel);
+  if (accelProblem) failures.push({ property: "accel", reason: accelProblem });
+  const file = notADiskImage
+    ? { sha256: undefined, problems: [] }
+    : await checkRunFile(
+        "image",
+        image,
+        news.imageSha256 as string | undefined,
+        "a DiskImage resource, or the path of a disk.raw or image.tar.gz",
+      );
+  failures.push(...file.problems);
   const target = news.target;
   if (typeof target === "string" && isKnown(target) && target !== "virtio") {
     failures.push({
       property: "image",
       reason:
         target === "xen"
-          ? "image holds a xen kernel, which prints only to the Xen console: run it on a Xen host with xen.Domain, or build the unikernel for virtio"
-          : `image holds a ${target} kernel; local.Vm boots virtio kernels (use local.Process for hvt, spt and unix)`,
+          ? "holds a xen kernel, which prints only to the Xen console: run it on a Xen host with xen.Domain, or build the unikernel for virtio"
+          : `holds a ${target} kernel; local.Vm boots virtio kernels (use local.Process for hvt, spt and unix)`,
     });
   }
-  const memoryMiB = news.memoryMiB ?? 128;
+  const memoryMiB = news.memoryMiB ?? DEFAULT_VM_MEMORY_MIB;
   const memoryProblem = isKnown(memoryMiB) && outOfBounds(memoryMiB, BOUNDS.vmMemoryMiB);
-  if (memoryProblem) failures.push({ property: "memoryMiB", reason: `memoryMiB ${memoryProblem}` });
-  const ports = checkPorts(news.ports, failures);
+  if (memoryProblem) failures.push({ property: "memoryMiB", reason: memoryProblem });
+  const { ports, problems: portProblems } = checkPorts(news.ports);
+  failures.push(...portProblems);
   const manifest = news.manifest as VmInputs["manifest"];
   if (Array.isArray(ports) && ports.length > 0 && declaresNet(manifest) === false) {
     failures.push({
       property: "ports",
       reason:
-        "ports are forwarded to a network device, but the unikernel declares none: declare a network stack in its config.ml (e.g. generic_stackv4v6 default_network) or drop ports",
+        "are forwarded to a network device, but the unikernel declares none: declare a network stack in its config.ml (e.g. generic_stackv4v6 default_network) or drop ports",
     });
   }
-  const waitFor = checkWaitFor(news.waitFor, failures);
-  const inputs = definedOnly({ ...news, imageSha256, ports, memoryMiB, waitFor });
+  const { waitFor, problems: waitProblems } = checkWaitFor(news.waitFor);
+  failures.push(...waitProblems);
+  const inputs = definedOnly({ ...news, imageSha256: file.sha256, ports, memoryMiB, waitFor });
   return { inputs, failures };
 }
 

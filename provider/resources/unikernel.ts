@@ -6,27 +6,22 @@ import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { type Device, isTarget, TARGETS, type Target } from "../../rules/targets";
+import { given, isKnown, UNKNOWN } from "../../rules/values";
 import { cacheDir, type Entry, lookup, store, withEntryLock } from "../cache";
 import { sha256, sha256File } from "../hash";
 import { inspectKernel } from "../inspect";
 import { kernelFor } from "../mirage/build";
 import { combineFingerprint, hashSourceTree } from "../mirage/fingerprint";
-import {
-  configureArgsProblem,
-  isTarget,
-  plainName,
-  TARGETS,
-  type Target,
-  unikernelName,
-} from "../mirage/project";
+import { configureArgsProblem, plainName, unikernelName } from "../mirage/project";
 import {
   findMirage,
   mirageVersion,
   switchVersions as readSwitchVersions,
   switchPrefix,
 } from "../mirage/toolchain";
-import { BOUNDS, outOfBounds } from "./bounds";
-import { type Device, given, isKnown, message, storedFileProvider, UNKNOWN } from "./inputs";
+import { message, storedFileProvider } from "./inputs";
 
 /** What the resource's state holds: the user's inputs, what check computes, what create adds. */
 export interface UnikernelProps {

@@ -8,6 +8,8 @@
 import { readFile } from "node:fs/promises";
 import { join, posix, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { isFullyKnown } from "../../rules/values";
 import { cacheDir, logsDir } from "../cache";
 import { ToolError } from "../exec";
 import { sha256, sha256File } from "../hash";
@@ -16,8 +18,7 @@ import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { parseHostKeys, type SshSession, type SshTarget, scanHostKeys, withSsh } from "../xen/ssh";
 import { listDomains } from "../xen/xl";
 import { BRIDGE_NAME, DOMAIN_NAME, renderXlConfig, xlStringProblem } from "../xen/xl-config";
-import { BOUNDS, outOfBounds } from "./bounds";
-import { changedKeys, isKnown, UNKNOWN } from "./inputs";
+import { changedKeys } from "./inputs";
 
 const DEFAULTS = {
   port: 22,
@@ -99,10 +100,6 @@ const IN_PLACE: (keyof DomainInputs)[] = ["port", "user", "privateKey", "kernelP
 
 const UPLOAD_TIMEOUT_MS = 10 * 60 * 1000;
 
-/** Known at this point: neither unknown itself nor a list holding an unknown (preview). */
-const known = (value: unknown) =>
-  isKnown(value) && !(Array.isArray(value) && value.some((v) => v === UNKNOWN));
-
 /** Why the file at `path` cannot boot as a PVH domain, or undefined when it can. */
 async function xenKernelProblem(path: string): Promise<string | undefined> {
   let info: KernelInfo;
@@ -137,34 +134,37 @@ async function check(
   const { host, port, user, privateKey, hostKey, kernelPath, target } = inputs;
   const { name, memory, vcpus, bridge, bootArgs, remoteDir } = inputs;
 
-  if (known(host) && (typeof host !== "string" || !/^[A-Za-z0-9_.:][A-Za-z0-9_.:-]*$/.test(host)))
+  if (
+    isFullyKnown(host) &&
+    (typeof host !== "string" || !/^[A-Za-z0-9_.:][A-Za-z0-9_.:-]*$/.test(host))
+  )
     fail("host", "must be a host name or IP address, e.g. xen1.example.org or 192.0.2.10");
-  if (known(port) && !(Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536))
-    fail("port", `must be a TCP port number (1-65535), not ${JSON.stringify(port)}`);
-  if (known(user) && (typeof user !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(user)))
+  const portProblem = isFullyKnown(port) && outOfBounds(port, BOUNDS.port);
+  if (portProblem) fail("port", portProblem);
+  if (isFullyKnown(user) && (typeof user !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(user)))
     fail("user", "must be a user name made of letters, digits, '_', '.' or '-'");
   // Never echo the value: it is a secret.
   if (
-    known(privateKey) &&
+    isFullyKnown(privateKey) &&
     (typeof privateKey !== "string" || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
   )
     fail(
       "privateKey",
       "is not an SSH private key: give the key's contents (a '-----BEGIN ... PRIVATE KEY-----' block), not its path",
     );
-  if (hostKey !== undefined && known(hostKey)) {
+  if (hostKey !== undefined && isFullyKnown(hostKey)) {
     try {
       inputs.hostKey = parseHostKeys(String(hostKey)).join("\n");
     } catch (error) {
       fail("hostKey", (error as Error).message);
     }
   }
-  if (target !== undefined && known(target) && target !== "xen")
+  if (target !== undefined && isFullyKnown(target) && target !== "xen")
     fail(
       "kernel",
       `is a ${target} unikernel; xen.Domain runs xen kernels (build it with target: "xen")`,
     );
-  if (known(kernelPath)) {
+  if (isFullyKnown(kernelPath)) {
     if (typeof kernelPath !== "string" || kernelPath === "") {
       fail("kernel", "must be the path of a xen unikernel binary or a Unikernel resource");
     } else {
@@ -175,21 +175,21 @@ async function check(
       else if (inputs.kernelSha256 === undefined) inputs.kernelSha256 = await sha256File(path);
     }
   }
-  if (known(name) && (typeof name !== "string" || !DOMAIN_NAME.test(name)))
+  if (isFullyKnown(name) && (typeof name !== "string" || !DOMAIN_NAME.test(name)))
     fail(
       "name",
       `${JSON.stringify(name)} is not a usable domain name: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64 characters`,
     );
-  const memoryProblem = known(memory) && outOfBounds(memory, BOUNDS.xenMemoryMiB);
+  const memoryProblem = isFullyKnown(memory) && outOfBounds(memory, BOUNDS.xenMemoryMiB);
   if (memoryProblem) fail("memory", memoryProblem);
-  const vcpusProblem = known(vcpus) && outOfBounds(vcpus, BOUNDS.vcpus);
+  const vcpusProblem = isFullyKnown(vcpus) && outOfBounds(vcpus, BOUNDS.vcpus);
   if (vcpusProblem) fail("vcpus", vcpusProblem);
-  if (known(bridge) && (typeof bridge !== "string" || !BRIDGE_NAME.test(bridge)))
+  if (isFullyKnown(bridge) && (typeof bridge !== "string" || !BRIDGE_NAME.test(bridge)))
     fail(
       "bridge",
       `${JSON.stringify(bridge)} is not a bridge name: use at most 15 letters, digits, '_', '.' or '-'`,
     );
-  if (known(bootArgs)) {
+  if (isFullyKnown(bootArgs)) {
     if (!Array.isArray(bootArgs) || !bootArgs.every((a) => typeof a === "string")) {
       fail("bootArgs", "must be a list of strings");
     } else {
@@ -200,7 +200,7 @@ async function check(
       }
     }
   }
-  if (known(remoteDir)) {
+  if (isFullyKnown(remoteDir)) {
     const dir = String(remoteDir);
     const clean = posix.normalize(dir).replace(/\/+$/, "");
     const problem = !posix.isAbsolute(dir)

@@ -11,27 +11,24 @@
 import * as pulumi from "@pulumi/pulumi";
 import { sha256File } from "../../provider/hash";
 import { checkBootArgs } from "../../provider/image/bootargs";
+import type { Device, Target } from "../../rules/targets";
 import { checkHostBootArgs, encodeSecretBootArgs } from "../host/script";
 import { awsSdk } from "../peers";
-import type { Device, Target, Unikernel } from "../unikernel";
+import { refusal, refuse } from "../refuse";
 import { renderAwsHostScript } from "./host-script";
 import {
   DEFAULT_HVT_INSTANCE_TYPE,
   DEFAULT_SPT_INSTANCE_TYPE,
   hvtInstanceTypeProblem,
 } from "./instance-types";
+import { COMPONENT, type HostSpec, type PortSpec } from "./resolve";
 
 /** Debian's account, which publishes the official Debian AMIs. */
 const DEBIAN_OWNER = "136693071363";
 
-export interface HostArgs {
-  unikernel: Unikernel;
-  /** The solo5-spt or solo5-hvt binary to upload with the kernel. */
-  tender: pulumi.Input<string>;
+export interface HostLaunchArgs extends HostSpec {
   bootArgs: pulumi.Input<pulumi.Input<string>[]>;
-  ports: { port: number; protocol?: "tcp" | "udp" }[];
-  instanceType?: string;
-  hostAmi?: pulumi.Input<string>;
+  ports: PortSpec[];
   tags: Record<string, pulumi.Input<string>>;
 }
 
@@ -49,23 +46,23 @@ export interface HostLaunch {
 /** The host target, or an error naming what to do instead; checked at preview (target is an input). */
 function hostTarget(service: string, target: Target, instanceType: string | undefined) {
   if (target !== "spt" && target !== "hvt") {
-    throw new Error(
-      `aws.UnikernelService ${service}: tender is for spt and hvt unikernels, and this one is ${target}: ${target === "xen" ? "remove tender (a xen unikernel becomes an AMI)" : "build it for spt or hvt"}`,
-    );
+    const instead =
+      target === "xen"
+        ? "use ami: {} instead of host (a xen unikernel becomes an AMI)"
+        : "build it for spt or hvt";
+    const reason = `is for spt and hvt unikernels, and this one is ${target}: ${instead}`;
+    throw refusal(COMPONENT, service, [{ property: "host", reason }]);
   }
   const problem =
     target === "hvt" && instanceType ? hvtInstanceTypeProblem(instanceType) : undefined;
-  if (problem) throw new Error(`aws.UnikernelService ${service}: ${problem}`);
+  refuse(COMPONENT, service, problem ? [{ property: "instanceType", reason: problem }] : []);
   return target;
 }
 
 function networks(service: string, manifest: Device[] | undefined): string[] {
   const blocks = (manifest ?? []).filter((d) => d.type === "block").map((d) => d.name);
-  if (blocks.length > 0) {
-    throw new Error(
-      `aws.UnikernelService ${service}: the unikernel declares block device(s) ${blocks.join(", ")}, which a host service cannot attach yet; remove them from config.ml`,
-    );
-  }
+  const reason = `declares block device(s) ${blocks.join(", ")}, which a host service cannot attach yet: remove them from config.ml`;
+  refuse(COMPONENT, service, blocks.length > 0 ? [{ property: "unikernel", reason }] : []);
   return (manifest ?? []).filter((d) => d.type === "net").map((d) => d.name);
 }
 
@@ -78,12 +75,16 @@ function checkArgs(service: string, args: readonly string[], networks?: readonly
     if (networks) checkHostBootArgs(args, networks);
     else checkBootArgs(args);
   } catch (error) {
-    throw new Error(`aws.UnikernelService ${service}: bootArgs: ${(error as Error).message}`);
+    throw new Error(`${COMPONENT} ${service}: bootArgs: ${(error as Error).message}`);
   }
 }
 
-export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource): HostLaunch {
-  const aws = awsSdk("aws.UnikernelService");
+export function hostLaunch(
+  name: string,
+  args: HostLaunchArgs,
+  parent: pulumi.Resource,
+): HostLaunch {
+  const aws = awsSdk(COMPONENT);
   const child = { parent };
   const { unikernel, tags } = args;
   const given = args.bootArgs;
@@ -217,7 +218,7 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
           kernel: { url: url(v.bucketName, v.regionName, v.kKey), sha256: v.kSha },
           tender: { url: url(v.bucketName, v.regionName, v.tKey), sha256: v.tSha },
           networks: v.devices,
-          ports: args.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "tcp" })),
+          ports: args.ports.map(({ port, protocol }) => ({ port, protocol })),
           bootArgs: v.bootArgs,
         },
         { region: v.regionName },
@@ -225,8 +226,8 @@ export function hostLaunch(name: string, args: HostArgs, parent: pulumi.Resource
     );
 
   const ami =
-    args.hostAmi !== undefined
-      ? pulumi.output(args.hostAmi)
+    args.amiId !== undefined
+      ? pulumi.output(args.amiId)
       : aws.ec2.getAmiOutput(
           {
             mostRecent: true,

@@ -34,21 +34,21 @@ const NITRO_EXCEPTIONS = ["i3.metal"];
 export const DEFAULT_INSTANCE_TYPE = "t2.micro";
 
 /**
- * Why `instanceType` cannot run a Solo5 xen unikernel, or undefined when it can. The message names
- * the property, what is wrong, and the accepted families.
+ * Why `instanceType` cannot run a Solo5 xen unikernel, or undefined when it can: what is wrong,
+ * and the accepted families (a reason that follows the property's name).
  */
 export function instanceTypeProblem(instanceType: string): string | undefined {
   const accepted = `accepted families (Xen-based): ${XEN_FAMILIES.join(", ")}; e.g. ${DEFAULT_INSTANCE_TYPE}`;
   const match = /^([a-z][a-z0-9-]*)\.([a-z0-9]+)$/.exec(instanceType);
   if (!match) {
-    return `instanceType: ${JSON.stringify(instanceType)} is not an EC2 instance type (FAMILY.SIZE); ${accepted}`;
+    return `${JSON.stringify(instanceType)} is not an EC2 instance type (FAMILY.SIZE); ${accepted}`;
   }
   if (
     NITRO_EXCEPTIONS.includes(instanceType) ||
     !(XEN_FAMILIES as readonly string[]).includes(match[1])
   ) {
     return (
-      `instanceType: ${instanceType} is not a Xen-based type (Nitro types offer only ENA and NVMe, ` +
+      `${instanceType} is not a Xen-based type (Nitro types offer only ENA and NVMe, ` +
       `which Solo5 cannot drive); ${accepted}`
     );
   }
@@ -77,7 +77,7 @@ export function hvtInstanceTypeProblem(instanceType: string): string | undefined
     return undefined;
   }
   return (
-    `instanceType: ${instanceType} offers no nested virtualization, and solo5-hvt needs KVM; ` +
+    `${instanceType} offers no nested virtualization, and solo5-hvt needs KVM; ` +
     `use one of the families ${NESTED_VIRTUALIZATION_FAMILIES.join(", ")} (e.g. ${DEFAULT_HVT_INSTANCE_TYPE}), ` +
     "or build the unikernel for spt, which runs on every type"
   );

@@ -1,9 +1,10 @@
-// The S3 + ImportSnapshot chain (the `snapshotVia: "s3"` option of UnikernelService): the raw disk
+// The S3 + ImportSnapshot chain (UnikernelService's `ami.snapshot.via: "s3"`): the raw disk
 // is uploaded whole to S3 and VM Import turns it into a snapshot, through a `vmimport` service
 // role. Slow (15+ minutes are reported) and it sends the whole disk; kept for accounts where the
 // EBS direct APIs are not allowed.
 import * as pulumi from "@pulumi/pulumi";
 import { awsSdk } from "../peers";
+import { COMPONENT } from "./resolve";
 
 export interface S3ImportArgs {
   /** The image's content-addressed name: the object key. */
@@ -23,7 +24,7 @@ export function importViaS3(
   args: S3ImportArgs,
   parent: pulumi.Resource,
 ): { snapshotId: pulumi.Output<string>; bucketName: pulumi.Output<string> } {
-  const aws = awsSdk("aws.UnikernelService");
+  const aws = awsSdk(COMPONENT);
   const child = { parent };
   const { key, tags } = args;
   const bucketName =
@@ -67,7 +68,7 @@ function vmimportRole(
   tags: Record<string, pulumi.Input<string>>,
   parent: pulumi.Resource,
 ): pulumi.Output<string> {
-  const aws = awsSdk("aws.UnikernelService");
+  const aws = awsSdk(COMPONENT);
   const child = { parent };
   const role = new aws.iam.Role(
     `${name}-vmimport`,

@@ -5,24 +5,20 @@ import * as pulumi from "@pulumi/pulumi";
 import { sha256 } from "../../provider/hash";
 import { DiskImage } from "../disk-image";
 import { awsSdk } from "../peers";
-import type { Unikernel } from "../unikernel";
+import { refusal } from "../refuse";
 import { EbsSnapshot } from "./ebs-snapshot";
+import type { AmiSpec } from "./resolve";
+import { COMPONENT } from "./resolve";
 import { importViaS3 } from "./s3-import";
 
-export interface XenArgs {
-  unikernel?: Unikernel;
-  image?: DiskImage;
-  bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
-  via: "ebs" | "s3";
-  kmsKeyArn?: pulumi.Input<string>;
-  bucket?: pulumi.Input<string>;
-  vmimportRoleName?: pulumi.Input<string>;
-  rootDeviceName: string;
+export interface XenArgs extends AmiSpec {
+  bootArgs: pulumi.Input<pulumi.Input<string>[]>;
   tags: Record<string, pulumi.Input<string>>;
 }
 
 export interface XenLaunch {
   kind: "xen";
+  instanceType: string;
   image: DiskImage;
   snapshotId: pulumi.Output<string>;
   bucketName: pulumi.Output<string | undefined>;
@@ -49,33 +45,33 @@ export function amiName(
 }
 
 export function xenLaunch(name: string, args: XenArgs, parent: pulumi.Resource): XenLaunch {
-  const aws = awsSdk("aws.UnikernelService");
+  const aws = awsSdk(COMPONENT);
   const child = { parent };
-  const { via, rootDeviceName, tags } = args;
+  const { snapshot, rootDeviceName, tags } = args;
   const image =
-    args.image ??
-    new DiskImage(
-      `${name}-image`,
-      { kernel: args.unikernel as Unikernel, format: "aws", bootArgs: args.bootArgs },
-      child,
-    );
+    "image" in args.disk
+      ? args.disk.image
+      : new DiskImage(
+          `${name}-image`,
+          { kernel: args.disk.unikernel, format: "aws", bootArgs: args.bootArgs },
+          child,
+        );
   const key = pulumi.all([image.format, image.objectName]).apply(([format, objectName]) => {
     if (format !== "aws") {
-      throw new Error(
-        `aws.UnikernelService ${name}: image must be a DiskImage of format "aws", not "${format}"`,
-      );
+      const reason = `must be a DiskImage of format "aws", not "${format}"`;
+      throw refusal(COMPONENT, name, [{ property: "ami.image", reason }]);
     }
     return objectName;
   });
   const { snapshotId, bucketName } =
-    via === "s3"
+    snapshot.via === "s3"
       ? importViaS3(
           name,
           {
             key,
             path: image.path,
-            bucket: args.bucket,
-            vmimportRoleName: args.vmimportRoleName,
+            bucket: snapshot.bucket,
+            vmimportRoleName: snapshot.vmimportRoleName,
             tags,
           },
           parent,
@@ -87,7 +83,7 @@ export function xenLaunch(name: string, args: XenArgs, parent: pulumi.Resource):
               image,
               description: pulumi.interpolate`pulumi-mirage ${key}`,
               tags,
-              kmsKeyArn: args.kmsKeyArn,
+              kmsKeyArn: snapshot.kmsKeyArn,
               // The region the AMI is registered in (the aws provider's), not only the SDK's.
               region: aws.getRegionOutput({}, child).region,
             },
@@ -123,5 +119,12 @@ export function xenLaunch(name: string, args: XenArgs, parent: pulumi.Resource):
     child,
   );
 
-  return { kind: "xen", image, snapshotId, bucketName, ami: ami.id };
+  return {
+    kind: "xen",
+    instanceType: args.instanceType,
+    image,
+    snapshotId,
+    bucketName,
+    ami: ami.id,
+  };
 }

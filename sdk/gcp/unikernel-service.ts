@@ -1,30 +1,14 @@
 import type * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import { parseInstance, serialCommand } from "../../provider/gcp/serial";
-import { sha256 } from "../../provider/hash";
-import { DiskImage } from "../disk-image";
+import type { DiskImage } from "../disk-image";
 import { gcpSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
-import { groupBalancer, regionOfZone, vmAddress } from "./address";
-import { GceSerialWait, type GceSerialWaitArgs } from "./serial-wait";
-import {
-  checkLabels,
-  checkMachineType,
-  checkName,
-  checkNetDevices,
-  checkReplicas,
-  checkSourceRanges,
-  checkStaticIp,
-  checkTarget,
-  checkWaitFor,
-  firewallAllows,
-  type HealthCheckArgs,
-  healthCheckSpec,
-  kernelLabels,
-  type Port,
-  tcpPorts,
-} from "./validate";
-import { groupOfVms, singleVm, type VmSpec } from "./vms";
+import { bootWaitOf, imageGraph, networkGraph, oneVm, vmGroup } from "./graph";
+import { COMPONENT, resolveArgs } from "./resolve";
+import type { GceSerialWait } from "./serial-wait";
+import type { HealthCheckArgs, Port } from "./validate";
+import type { VmSpec } from "./vms";
 
 /**
  * Arguments of `gcp.UnikernelService`. The ones the component checks before anything is created
@@ -111,7 +95,8 @@ export interface UnikernelServiceArgs {
   labels?: Record<string, string>;
   /**
    * Make `pulumi up` wait until each VM's serial console (port 1) matches `serial`, a regular
-   * expression source, within `timeoutSeconds` (default 300); on failure the error shows the
+   * expression source, within `timeoutSeconds` (default 300; at most 2147483, the longest a
+   * Node timer waits); on failure the error shows the
    * console's last lines. It calls the Compute Engine API with the gcp provider's credentials
    * (an explicit provider's `accessToken`/`credentials`, or `gcp:accessToken`/`gcp:credentials`),
    * else GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_CREDENTIALS, then Application Default Credentials.
@@ -152,219 +137,40 @@ export class UnikernelService extends pulumi.ComponentResource {
   readonly bootCheck: GceSerialWait | undefined;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
-    const gcp = gcpSdk("gcp.UnikernelService");
+    gcpSdk(COMPONENT);
     // Everything that can be checked without outputs fails here, before anything is registered,
     // so preview reports it.
-    checkName(name);
-    const machineType = args.machineType ?? "e2-micro";
-    checkMachineType(machineType);
-    const replicas = args.replicas ?? 1;
-    checkReplicas(replicas);
-    const allows = firewallAllows(args.ports ?? []);
-    const sourceRanges = args.sourceRanges ?? ["0.0.0.0/0"];
-    checkSourceRanges(sourceRanges);
-    checkLabels(args.labels ?? {});
-    if (args.waitFor) checkWaitFor(args.waitFor);
-    if (args.staticIp) checkStaticIp(replicas, args.publicIp ?? true, args.ports ?? []);
-    // A group needs a health check; one VM is gated by its boot wait alone.
-    const health =
-      replicas > 1 ? healthCheckSpec(args.healthCheck, args.ports ?? [], replicas) : undefined;
-    if (args.subnetwork !== undefined && args.network === undefined) {
-      throw new Error(
-        "gcp.UnikernelService: subnetwork is given without network: give the network the subnetwork belongs to",
-      );
-    }
+    const spec = resolveArgs(name, args);
     super("pulumi-mirage:gcp:UnikernelService", name, {}, opts);
-    const parent = { parent: this };
-    const serviceAccount = args.serviceAccount && {
-      email: args.serviceAccount.email,
-      scopes: args.serviceAccount.scopes ?? ["https://www.googleapis.com/auth/cloud-platform"],
-    };
-    const uk = args.unikernel;
-
-    // Facts about the kernel, checked apart so each fails as soon as it is known: the target at
-    // preview, the devices once the kernel is built. A wrong kernel stops before any upload.
-    const kernelChecked = pulumi.all([
-      uk.target.apply(checkTarget),
-      uk.manifest.apply(checkNetDevices),
-    ]);
-
-    this.diskImage = new DiskImage(
-      `${name}-disk`,
-      { kernel: uk, format: "gce", bootArgs: args.bootArgs },
-      parent,
-    );
-
-    const bucket =
-      args.bucket ??
-      new gcp.storage.Bucket(
-        `${name}-images`,
-        {
-          project: args.project,
-          location: args.bucketLocation ?? args.region ?? "US",
-          uniformBucketLevelAccess: true,
-        },
-        parent,
-      ).name;
-    const upload = new gcp.storage.BucketObject(
-      `${name}-upload`,
-      {
-        bucket,
-        // Content-addressed: an unchanged image is never uploaded again.
-        name: pulumi
-          .all([kernelChecked, this.diskImage.objectName])
-          .apply(([, objectName]) => objectName),
-        source: this.diskImage.path.apply((path) => new pulumi.asset.FileAsset(path)),
-        contentType: "application/gzip",
-      },
-      parent,
-    );
-
-    const labels = pulumi
-      .all([uk.name, uk.sha256, uk.mirageVersion])
-      .apply(([ukName, kernelSha, mirageVersion]) => ({
-        ...args.labels,
-        ...kernelLabels(ukName, kernelSha, mirageVersion),
-      }));
-    const image = new gcp.compute.Image(
-      `${name}-image`,
-      {
-        project: args.project,
-        // The API accepts only this URL form, not gs:// (docs/platforms.md, Google Compute Engine).
-        rawDisk: {
-          source: pulumi.interpolate`https://storage.googleapis.com/${upload.bucket}/${upload.name}`,
-        },
-        family: args.imageFamily,
-        description: pulumi.interpolate`MirageOS unikernel ${uk.name}, kernel sha256 ${uk.sha256}`,
-        labels,
-        // No guestOsFeatures: a BIOS disk, no UEFI, no gVNIC.
-      },
-      parent,
-    );
-    this.imageSelfLink = image.selfLink;
-
-    const network =
-      args.network ??
-      // Solo5 assumes MTU 1500; GCE networks default to 1460 (docs/platforms.md, Google Compute Engine).
-      new gcp.compute.Network(
-        `${name}-net`,
-        { project: args.project, autoCreateSubnetworks: true, mtu: 1500 },
-        parent,
-      ).selfLink;
-    if (isDefaultNetwork(args.network)) {
-      pulumi.log.warn(
-        `network "${args.network}" has MTU 1460 while Solo5 sends 1500-byte frames: full-size ` +
-          "packets are dropped and large responses stall. Leave network unset (the component " +
-          "creates an MTU 1500 network), or give a network created with mtu: 1500.",
-        this,
-      );
-    }
-    const networkInterface = {
-      network,
-      subnetwork: args.subnetwork,
-      nicType: "VIRTIO_NET",
-      accessConfigs: args.publicIp === false ? [] : [{}],
-    };
-    // Tags scope the firewall to this component's VMs; the hash keeps two stacks apart.
-    const tag = `${name}-${sha256(`${pulumi.getProject()}/${pulumi.getStack()}/${name}`).slice(0, 8)}`;
-
-    let firewall: gcp.compute.Firewall | undefined;
-    if (allows.length > 0) {
-      firewall = new gcp.compute.Firewall(
-        `${name}-fw`,
-        {
-          project: args.project,
-          network: networkInterface.network,
-          direction: "INGRESS",
-          allows,
-          targetTags: [tag],
-          sourceRanges,
-        },
-        parent,
-      );
-    }
-
+    const image = imageGraph(spec, this);
+    const net = networkGraph(spec, this);
     const vm: VmSpec = {
-      project: args.project,
-      machineType,
-      image: image.selfLink,
-      network: networkInterface.network,
-      networkInterface,
-      tag,
-      labels,
-      serviceAccount,
+      project: spec.project,
+      machineType: spec.machineType,
+      image: image.image.selfLink,
+      network: net.network,
+      networkInterface: net.networkInterface,
+      tag: net.tag,
+      labels: image.labels,
+      serviceAccount: spec.serviceAccount,
     };
-    const vmOpts = { parent: this, dependsOn: firewall ? [firewall] : [] };
-    const waitFor = args.waitFor;
-    const bootWait = (
-      target: Pick<GceSerialWaitArgs, "instances" | "group">,
-      vms: pulumi.Resource,
-    ): GceSerialWait | undefined =>
-      waitFor === undefined
-        ? undefined
-        : new GceSerialWait(
-            `${name}-boot`,
-            {
-              ...target,
-              pattern: waitFor.serial,
-              timeoutSeconds: waitFor.timeoutSeconds ?? 300,
-              ...providerCredentials(this),
-            },
-            { parent: this, dependsOn: [vms] },
-          );
+    const vmOpts = { parent: this, dependsOn: net.firewall ? [net.firewall] : [] };
+    const bootWait = bootWaitOf(spec, providerCredentials(this), this);
+    const { health } = spec;
+    const serving =
+      health === undefined
+        ? oneVm(spec, vm, bootWait, vmOpts)
+        : vmGroup({ ...spec, health }, vm, bootWait, vmOpts);
 
-    let instanceLinks: pulumi.Output<string[]>;
-    if (health === undefined) {
-      const region =
-        args.region ?? (typeof args.zone === "string" ? regionOfZone(args.zone) : undefined);
-      const reserved = args.staticIp ? vmAddress(name, args.project, region, parent) : undefined;
-      const single = singleVm(name, vm, args.zone, reserved?.address, vmOpts);
-      this.bootCheck = bootWait(single.waitTarget, single.instance);
-      instanceLinks = single.instance.selfLink.apply((link) => [link]);
-      this.externalIps = single.instance.networkInterfaces.apply((nics) =>
-        (nics[0]?.accessConfigs ?? []).map((a) => a.natIp).filter((ip) => !!ip),
-      );
-      this.instanceGroup = undefined;
-      this.address = reserved
-        ? reserved.address
-        : this.externalIps.apply((ips): string | undefined => ips[0]);
-    } else {
-      const balancedPorts = args.staticIp ? tcpPorts(args.ports ?? []) : [];
-      const group = groupOfVms(
-        name,
-        vm,
-        {
-          replicas,
-          region: args.region,
-          health,
-          balancedPorts,
-          bootWait: args.waitFor !== undefined,
-        },
-        vmOpts,
-      );
-      this.bootCheck = bootWait(group.waitTarget, group.manager);
-      // The VMs that booted, when awaited; else the group's members once it is stable.
-      instanceLinks = this.bootCheck?.waited ?? groupMembers(group.manager, this);
-      this.externalIps = natIps(instanceLinks, this);
-      this.instanceGroup = group.manager.instanceGroup;
-      this.address = args.staticIp
-        ? groupBalancer(
-            name,
-            {
-              project: args.project,
-              instanceGroup: group.manager.instanceGroup,
-              healthCheck: group.healthCheck,
-              ports: balancedPorts,
-            },
-            parent,
-          )
-        : this.externalIps.apply((ips): string | undefined => ips[0]);
-    }
-    this.instanceNames = instanceLinks.apply((links) => links.map((l) => parseInstance(l).name));
-    this.serialCommands = instanceLinks.apply((links) =>
-      links.map((l) => serialCommand(parseInstance(l))),
-    );
-
+    this.diskImage = image.diskImage;
+    this.imageSelfLink = image.image.selfLink;
+    this.bootCheck = serving.bootCheck;
+    this.externalIps = serving.externalIps;
+    this.address = serving.address;
+    this.instanceGroup = serving.instanceGroup;
+    const links = serving.instanceLinks;
+    this.instanceNames = links.apply((all) => all.map((l) => parseInstance(l).name));
+    this.serialCommands = links.apply((all) => all.map((l) => serialCommand(parseInstance(l))));
     this.registerOutputs({
       imageSelfLink: this.imageSelfLink,
       instanceNames: this.instanceNames,
@@ -398,36 +204,4 @@ function providerCredentials(component: pulumi.ComponentResource): {
     accessToken: config.getSecret("accessToken"),
     credentials: config.getSecret("credentials"),
   };
-}
-
-/** A group's VMs, as the gcp provider lists them. */
-function groupMembers(
-  manager: gcp.compute.RegionInstanceGroupManager,
-  parent: pulumi.Resource,
-): pulumi.Output<string[]> {
-  const gcp = gcpSdk("gcp.UnikernelService");
-  return gcp.compute
-    .getRegionInstanceGroupOutput({ selfLink: manager.instanceGroup }, { parent })
-    .instances.apply((members) => members.map((m) => m.instance).sort());
-}
-
-/** The public IPs of instances given by selfLink; those without one are left out. */
-function natIps(links: pulumi.Output<string[]>, parent: pulumi.Resource): pulumi.Output<string[]> {
-  const gcp = gcpSdk("gcp.UnikernelService");
-  return links
-    .apply((selfLinks) =>
-      pulumi.all(
-        selfLinks.map((selfLink) =>
-          gcp.compute
-            .getInstanceOutput({ selfLink }, { parent })
-            .networkInterfaces.apply((nics) => nics[0]?.accessConfigs?.[0]?.natIp ?? ""),
-        ),
-      ),
-    )
-    .apply((ips) => ips.filter((ip) => ip !== ""));
-}
-
-/** The `default` network, by name or selfLink: GCE always gives it MTU 1460. */
-function isDefaultNetwork(network: pulumi.Input<string> | undefined): boolean {
-  return typeof network === "string" && /(^|\/networks\/)default$/.test(network);
 }

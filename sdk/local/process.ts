@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { ProcessTarget } from "../../rules/local";
+import type { WaitFor } from "../../rules/wait";
 import { engineProvider } from "../engine";
 import { Unikernel } from "../unikernel";
 import { Tap } from "./tap";
-import type { WaitFor } from "./vm";
 
-/** The targets that run as a local process. */
-export type ProcessTarget = "hvt" | "spt" | "unix";
+export type { ProcessTarget } from "../../rules/local";
 
 /** A network device's tap: a `Tap`, an existing tap's name, or either with the MAC address to use. */
 export type NetDevice =

@@ -1,26 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { AccelMode } from "../../rules/accel";
+import type { PortForward } from "../../rules/local";
+import type { WaitFor } from "../../rules/wait";
 import { DiskImage } from "../disk-image";
 import { engineProvider } from "../engine";
 
-/** A TCP port of the host (on 127.0.0.1) forwarded to a port of the guest. */
-export interface PortForward {
-  host: number;
-  guest: number;
-}
-
-/** Wait, when starting, until the console shows something. */
-export interface WaitFor {
-  /**
-   * A regular expression (its source, e.g. `"^Hello, World$"`) the console must match. It is
-   * matched line-wise: `^` and `$` match at each line's start and end.
-   */
-  console: string;
-  /**
-   * How long to wait before giving up (the start then fails with the console's tail): above 0, at
-   * most 2147483 (the longest a Node timer waits). Default: 60.
-   */
-  timeoutSeconds?: number;
-}
+export type { AccelMode } from "../../rules/accel";
+export type { PortForward } from "../../rules/local";
+export type { WaitFor } from "../../rules/wait";
 
 export interface VmArgs {
   /**
@@ -37,7 +24,10 @@ export interface VmArgs {
    * network device (known from a `DiskImage`), or when `ports` are given.
    */
   net?: pulumi.Input<boolean>;
-  /** Create finishes only once the console matches. Default: once QEMU has stayed up a second. */
+  /**
+   * Create finishes only once the console matches (`timeoutSeconds` default: 60). Default: once
+   * QEMU has stayed up a second.
+   */
   waitFor?: pulumi.Input<WaitFor>;
   /** Where the VM's files (console log) are kept. Default: the same cache as `Unikernel`, under `run/`. */
   cacheDir?: pulumi.Input<string>;
@@ -46,7 +36,7 @@ export interface VmArgs {
    * (a probe boot, remembered until the host reboots), else TCG; `kvm` and `tcg` force one.
    * Default: the PULUMI_MIRAGE_ACCEL environment variable, else `auto`.
    */
-  accel?: pulumi.Input<"auto" | "kvm" | "tcg">;
+  accel?: pulumi.Input<AccelMode>;
 }
 
 /**

@@ -1,12 +1,23 @@
-// Which kernels go into which image format, and what a cloud demands of a kernel's devices: the
-// one check both DiskImage (at preview) and `pulumi-mirage image` (before building) make. Pure:
-// each caller says how its users name the fields (a resource property, a command-line option),
-// so every message names the field the user wrote and says what to write instead.
+// The target → image format → platform table: which kernels go into which image format, where
+// each format boots, and what a cloud demands of a kernel's devices. The one check DiskImage (at
+// preview, also for the gcp and aws components' images) and `pulumi-mirage image` (before
+// building) make. Each caller says how its users name the fields (a resource property, a
+// command-line option), so every message names the field the user wrote and says what to write
+// instead.
+import type { Device } from "./targets";
 
 export type ImageFormat = "raw" | "gce" | "aws";
-/** raw: a bare BIOS disk; gce: that disk in the tar.gz Compute Engine imports; aws: the raw
- * disk, for an EC2 snapshot. */
+/**
+ * raw: a bare BIOS disk; gce: that disk in the tar.gz Compute Engine imports; aws: the raw disk,
+ * for an EC2 snapshot.
+ */
 export const IMAGE_FORMATS: readonly ImageFormat[] = ["raw", "gce", "aws"];
+
+/** Why `format` is not an image format, or undefined when it is one. */
+export function imageFormatProblem(format: unknown): string | undefined {
+  if (IMAGE_FORMATS.includes(format as ImageFormat)) return undefined;
+  return `${JSON.stringify(format)} is not an image format: use one of ${IMAGE_FORMATS.join(", ")}`;
+}
 
 /** The formats each bootable target goes into: GCE boots virtio kernels, Xen HVM hosts xen ones. */
 const FORMATS_FOR: Record<string, readonly ImageFormat[]> = {
@@ -62,7 +73,7 @@ export interface PlatformCheck {
 export interface KernelDescription {
   target: string;
   /** The devices the kernel declares; unknown before it is built. */
-  manifest?: readonly { name: string; type: string }[];
+  manifest?: readonly Device[];
 }
 
 /** Whether `kernel` can go into a `format` image, and GCE's demands on its devices. */
@@ -90,11 +101,9 @@ export function checkPlatform(
  * declare (docs/platforms.md): exactly one network device. Its disks are virtio-scsi, which Solo5
  * cannot drive, so a block device will not work there.
  */
-function gceDevices(
-  manifest: readonly { name: string; type: string }[],
-  fields: PlatformFields,
-): PlatformCheck {
-  const named = (type: string) => manifest.filter((d) => d.type === type).map((d) => d.name);
+function gceDevices(manifest: readonly Device[], fields: PlatformFields): PlatformCheck {
+  const named = (type: Device["type"]) =>
+    manifest.filter((d) => d.type === type).map((d) => d.name);
   const nets = named("net");
   const blocks = named("block");
   const problems: PlatformProblem[] = [];

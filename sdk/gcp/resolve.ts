@@ -1,0 +1,118 @@
+// gcp.UnikernelService's arguments, normalised and defaulted once: every later step reads the
+// spec, never the raw arguments. What is wrong with them is refused here, all at once.
+import type * as pulumi from "@pulumi/pulumi";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { type Problem, problemIf } from "../../rules/problem";
+import { waitProblems } from "../../rules/wait";
+import { refuse } from "../refuse";
+import type { Unikernel } from "../unikernel";
+import type { UnikernelServiceArgs } from "./unikernel-service";
+import {
+  type HealthCheckSpec,
+  labelsProblems,
+  machineTypeProblems,
+  nameProblems,
+  resolveHealthCheck,
+  resolvePorts,
+  type ServicePort,
+  sourceRangesProblems,
+  staticIpProblems,
+} from "./validate";
+
+export const COMPONENT = "gcp.UnikernelService";
+
+/** A gcp.UnikernelService's arguments with every default resolved. */
+export interface ServiceSpec {
+  name: string;
+  unikernel: Unikernel;
+  bootArgs: pulumi.Input<pulumi.Input<string>[]> | undefined;
+  project: pulumi.Input<string> | undefined;
+  zone: pulumi.Input<string> | undefined;
+  region: pulumi.Input<string> | undefined;
+  /** An existing bucket, or where the component's own bucket lives. */
+  bucket: { name: pulumi.Input<string> } | { location: pulumi.Input<string> };
+  imageFamily: pulumi.Input<string> | undefined;
+  machineType: string;
+  replicas: number;
+  /** A group's health check (replicas > 1); one VM has none. */
+  health: HealthCheckSpec | undefined;
+  network: pulumi.Input<string> | undefined;
+  subnetwork: pulumi.Input<string> | undefined;
+  publicIp: boolean;
+  staticIp: boolean;
+  ports: ServicePort[];
+  sourceRanges: string[];
+  serviceAccount:
+    | { email: pulumi.Input<string>; scopes: pulumi.Input<pulumi.Input<string>[]> }
+    | undefined;
+  labels: Record<string, string>;
+  waitFor: { pattern: string; timeoutSeconds: number } | undefined;
+}
+
+/** The spec of `args`, or an error listing every problem in them. */
+export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSpec {
+  const { ports, problems: portProblems } = resolvePorts(args.ports ?? []);
+  const replicas = args.replicas ?? 1;
+  const publicIp = args.publicIp ?? true;
+  const staticIp = args.staticIp ?? false;
+  // A group needs a health check; one VM is gated by its boot wait alone.
+  const group = replicas > 1 ? resolveHealthCheck(args.healthCheck, ports, replicas) : undefined;
+  const spec: ServiceSpec = {
+    name,
+    unikernel: args.unikernel,
+    bootArgs: args.bootArgs,
+    project: args.project,
+    zone: args.zone,
+    region: args.region,
+    bucket:
+      args.bucket !== undefined
+        ? { name: args.bucket }
+        : { location: args.bucketLocation ?? args.region ?? "US" },
+    imageFamily: args.imageFamily,
+    machineType: args.machineType ?? "e2-micro",
+    replicas,
+    health: group?.health,
+    network: args.network,
+    subnetwork: args.subnetwork,
+    publicIp,
+    staticIp,
+    ports,
+    sourceRanges: args.sourceRanges ?? ["0.0.0.0/0"],
+    serviceAccount: args.serviceAccount && {
+      email: args.serviceAccount.email,
+      scopes: args.serviceAccount.scopes ?? ["https://www.googleapis.com/auth/cloud-platform"],
+    },
+    labels: args.labels ?? {},
+    waitFor: args.waitFor && {
+      pattern: args.waitFor.serial,
+      timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
+    },
+  };
+  const problems: Problem[] = [
+    ...nameProblems(name),
+    ...machineTypeProblems(spec.machineType),
+    ...problemIf("replicas", outOfBounds(replicas, BOUNDS.count)),
+    ...portProblems,
+    ...sourceRangesProblems(spec.sourceRanges),
+    ...labelsProblems(spec.labels),
+    // The boot wait's own check (GceSerialWait) applies the same rule, under its own names.
+    ...(spec.waitFor
+      ? waitProblems(spec.waitFor, {
+          pattern: "waitFor.serial",
+          timeoutSeconds: "waitFor.timeoutSeconds",
+        })
+      : []),
+    ...(staticIp ? staticIpProblems(replicas, publicIp, ports) : []),
+    ...(group?.problems ?? []),
+    ...(args.subnetwork !== undefined && args.network === undefined
+      ? [
+          {
+            property: "subnetwork",
+            reason: "is given without network: give the network the subnetwork belongs to",
+          },
+        ]
+      : []),
+  ];
+  refuse(COMPONENT, name, problems);
+  return spec;
+}
