@@ -3,8 +3,8 @@
 // (local.Vm). Either way QEMU runs with `-snapshot`, so the image is never modified.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, mkdir, readFile, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { type AccelChoice, type AccelMode, chooseAccel } from "./accel";
 import {
   isRunning,
@@ -13,7 +13,7 @@ import {
   stopBackground,
   watchLog,
 } from "./background";
-import { diskImageFormat } from "./disk-check";
+import { archivedDiskProblem, diskImageFormat, NotADiskImage } from "./disk-check";
 import { findExecutable, killOnExit, killTree, run, TAIL_LINES } from "./exec";
 import { type DiskBus, guestStopped, type PortForward, QEMU, qemuArgs } from "./qemu";
 import { withScratch } from "./scratch";
@@ -48,13 +48,28 @@ const textOf = (path: string) => {
 };
 
 /**
- * The raw disk to boot: `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
- * is extracted into `dir` keeping it sparse. Anything else is refused, saying what it is.
+ * The raw disk to boot, as an absolute path (no tool may read `host:x` as a remote or `nbd:x` as
+ * a protocol): `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
+ * diskImageFormat has checked from its tar header and which is extracted into `dir` (fresh, ours)
+ * keeping it sparse, then checked again. Anything else is refused, saying what it is.
+ * (docs/platforms.md, Names, archives and exit statuses.)
  */
-async function diskOf(image: string, dir: string, env?: Record<string, string>): Promise<string> {
-  if ((await diskImageFormat(image)) === "raw") return image;
-  await run("tar", ["-xSzf", image, "-C", dir, "disk.raw"], { timeoutMs: 10 * 60 * 1000, env });
-  return join(dir, "disk.raw");
+async function diskOf(given: string, dir: string, env?: Record<string, string>): Promise<string> {
+  const format = await diskImageFormat(given);
+  const image = resolve(given);
+  if (format === "raw") return image;
+  // Only the first disk.raw: a later member of that name (a link) would replace it. Owner and
+  // mode come from us, not from the archive.
+  const options = ["--force-local", "--occurrence=1", "--no-same-owner", "--no-same-permissions"];
+  await run("tar", ["-xzf", image, ...options, "-C", dir, "disk.raw"], {
+    timeoutMs: 10 * 60 * 1000,
+    env,
+  });
+  const disk = join(dir, "disk.raw");
+  const info = await lstat(disk);
+  const problem = archivedDiskProblem(info.isFile() ? "regular file" : "special file", info.size);
+  if (problem) throw new NotADiskImage(`${given}: its disk.raw, extracted, ${problem}`);
+  return disk;
 }
 
 /** QEMU's command line, and the accelerator it uses. SeaBIOS's debug console goes to `debugLog`. */

@@ -1,6 +1,7 @@
 // The QEMU command line for booting a unikernel disk image, as a pure function so every choice
 // in it (disk bus, accelerator, network, console) is visible and unit-tested.
 import { closeSync, constants, openSync } from "node:fs";
+import { isAbsolute } from "node:path";
 
 /** The QEMU binary used unless a caller names another one. */
 export const QEMU = "qemu-system-x86_64";
@@ -19,7 +20,7 @@ export interface PortForward {
 }
 
 export interface QemuOptions {
-  /** A raw disk image. It is never modified: QEMU runs with `-snapshot`. */
+  /** A raw disk image, by absolute path. It is never modified: QEMU runs with `-snapshot`. */
   disk: string;
   /** Where the serial console goes (QEMU writes it, truncating the file first). */
   consoleFile: string;
@@ -115,7 +116,11 @@ export function qemuArgs(options: QemuOptions): string[] {
       "isa-debugcon,iobase=0x402,chardev=seabios",
     );
   }
-  const disk = `file=${optionValue(options.disk)},format=raw`;
+  // The file driver with its filename given as such: QEMU reads no protocol (nbd:, json:...)
+  // into it, and a relative path cannot start with one either (docs/platforms.md, Names, archives and exit statuses).
+  if (!isAbsolute(options.disk))
+    throw new Error(`the disk ${options.disk} is not an absolute path`);
+  const disk = `file.driver=file,file.filename=${optionValue(options.disk)},format=raw`;
   if ((options.bus ?? "ide") === "ide") {
     args.push("-drive", `${disk},if=ide`);
   } else {
