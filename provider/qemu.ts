@@ -2,6 +2,7 @@
 // in it (disk bus, accelerator, network, console) is visible and unit-tested.
 import { closeSync, constants, openSync } from "node:fs";
 import { isAbsolute } from "node:path";
+import { checkHostAddress } from "./resources/bounds";
 
 /** The QEMU binary used unless a caller names another one. */
 export const QEMU = "qemu-system-x86_64";
@@ -139,9 +140,10 @@ export function qemuArgs(options: QemuOptions): string[] {
     for (const forward of forwards) {
       checkPort(forward.host, "host port");
       checkPort(forward.guest, "guest port");
-      netdev.push(
-        `hostfwd=tcp:${forward.hostAddress ?? "127.0.0.1"}:${forward.host}-:${forward.guest}`,
-      );
+      const address = forward.hostAddress ?? "127.0.0.1";
+      const problem = checkHostAddress(address);
+      if (problem) throw new Error(`hostAddress ${problem}`);
+      netdev.push(`hostfwd=tcp:${address}:${forward.host}-:${forward.guest}`);
     }
     // No iPXE option ROM: a disk that does not boot must not fall through to a network boot.
     args.push("-netdev", netdev.join(","), "-device", "virtio-net-pci,netdev=n0,romfile=");

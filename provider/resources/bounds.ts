@@ -1,5 +1,6 @@
 // The bounds of every numeric input, in one place, checked at `check` (preview) so that a value
 // the code cannot honour is refused before anything runs. The SDK's doc comments cite them.
+import { isIPv4 } from "node:net";
 
 /** The longest delay a Node timer holds (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -54,4 +55,15 @@ export function outOfBounds(value: unknown, bound: Bound): string | undefined {
     : `from ${bound.min} to ${bound.max}`;
   const positive = bound.minExclusive && bound.min === 0 ? "a positive number of" : kind;
   return `must be ${positive} ${bound.unit} ${range}, not ${JSON.stringify(value)}`;
+}
+
+/**
+ * Why `value` cannot be the host address a port is forwarded from, or undefined when it can.
+ * QEMU's user network forwards IPv4 only, and the address goes into a QEMU option, where a comma
+ * or a colon would start options of the user's choosing (docs/platforms.md, Names, archives and
+ * exit statuses): only a plain dotted IPv4 address passes.
+ */
+export function checkHostAddress(value: unknown): string | undefined {
+  if (typeof value === "string" && isIPv4(value)) return undefined;
+  return `${JSON.stringify(value)} is not an IPv4 address: give one such as 127.0.0.1 (the default) or 0.0.0.0 (every interface); QEMU's user network forwards IPv4 only`;
 }

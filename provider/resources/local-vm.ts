@@ -17,7 +17,7 @@ import {
   type WaitFor,
 } from "../local-run";
 import type { PortForward } from "../qemu";
-import { BOUNDS, outOfBounds } from "./bounds";
+import { BOUNDS, checkHostAddress, outOfBounds } from "./bounds";
 import { type Device, isKnown } from "./inputs";
 
 export interface VmInputs {
@@ -80,6 +80,13 @@ function checkPorts(value: unknown, failures: pulumi.dynamic.CheckFailure[]): Po
     (Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535);
   const hosts = new Set<number>();
   value.forEach((forward: Partial<PortForward>, index) => {
+    const address = forward?.hostAddress;
+    const addressProblem = address !== undefined && isKnown(address) && checkHostAddress(address);
+    if (addressProblem)
+      failures.push({
+        property: `ports[${index}].hostAddress`,
+        reason: `ports[${index}].hostAddress ${addressProblem}`,
+      });
     if (!valid(forward?.host) || !valid(forward?.guest)) {
       failures.push({
         property: `ports[${index}]`,

@@ -2,10 +2,15 @@ import * as pulumi from "@pulumi/pulumi";
 import { DiskImage } from "../disk-image";
 import { engineProvider } from "../engine";
 
-/** A TCP port of the host (on 127.0.0.1) forwarded to a port of the guest. */
+/** A TCP port of the host (on 127.0.0.1 unless `hostAddress` says otherwise) forwarded to a port of the guest. */
 export interface PortForward {
   host: number;
   guest: number;
+  /**
+   * The host address to listen on: an IPv4 address (QEMU's user network forwards IPv4 only),
+   * e.g. 0.0.0.0 for every interface. Default: 127.0.0.1.
+   */
+  hostAddress?: string;
 }
 
 /** Wait, when starting, until the console shows something. */
