@@ -128,10 +128,24 @@ export interface BootResult {
   logFile: string;
   /** QEMU's exit status when it exited by itself (the guest powered off); null when we stopped it. */
   exitCode: number | null;
-  /** Why the guest could not go on, in QEMU's or SeaBIOS's words: KVM stopped it, or nothing to boot. */
+  /**
+   * Why the guest could not go on or never ran, in QEMU's or SeaBIOS's words: KVM stopped it,
+   * nothing to boot, or QEMU itself failed.
+   */
   failure?: string;
   /** The accelerator QEMU ran with, and why. */
   accel: AccelChoice;
+}
+
+/**
+ * QEMU's own failure (it could not open the disk, an option was wrong), in its words. It exits
+ * with status 1, as it does when the guest writes 0 to isa-debug-exit; what tells them apart is
+ * that QEMU then says why on stderr (anything but a warning): docs/platforms.md, Names, archives and exit statuses.
+ */
+function qemuFailed(exitCode: number | null, stderr: string): string | undefined {
+  if (exitCode !== 1) return undefined;
+  const error = stderr.split("\n").find((line) => line.trim() !== "" && !/\bwarning: /.test(line));
+  return error === undefined ? undefined : `QEMU could not run the guest: ${error.trim()}`;
 }
 
 /** On Linux, ties QEMU's life to ours even if we are SIGKILLed (the parent-death signal survives exec). */
@@ -184,7 +198,8 @@ export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
       killTree(child.pid, "SIGKILL");
       await exited;
       // QEMU may have said why on its way out.
-      const failure = watched.failure ?? guestStopped(stderr, textOf(debugLog));
+      const failure =
+        watched.failure ?? guestStopped(stderr, textOf(debugLog)) ?? qemuFailed(exitCode, stderr);
       return {
         failure,
         accel,
