@@ -214,5 +214,5 @@ export async function withCacheLock<T>(
 ): Promise<T> {
   const locks = join(dir, "locks");
   await mkdir(locks, { recursive: true });
-  return withLock(join(locks, `${checkName("lock", name)}.lock`), work, timeoutMs);
+  return withLock(join(locks, `${checkName("lock", name)}.lock`), work, { timeoutMs });
 }

@@ -92,7 +92,11 @@ export async function runImageCommand(args: ImageCommandArgs): Promise<number> {
   process.on("SIGTERM", onSignal);
   try {
     await checkKernelFor(args);
-    const result = await buildImage({ ...args, signal: controller.signal });
+    const result = await buildImage({
+      ...args,
+      signal: controller.signal,
+      onProgress: (line) => process.stderr.write(`pulumi-mirage ${line}\n`),
+    });
     const { disk, archive, seconds } = result;
     process.stdout.write(`${JSON.stringify({ disk, ...(archive ? { archive } : {}), seconds })}\n`);
     return 0;

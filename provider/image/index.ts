@@ -4,12 +4,12 @@
 // images); everything is built in a scratch directory inside the output directory (scratch.ts) and
 // renamed into place at the end, so the final names only ever hold complete files.
 import { constants } from "node:fs";
-import { access, mkdir, rename, rm, stat } from "node:fs/promises";
+import { access, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { explainFsError, lacksSpace, noSpace, withFsErrors } from "../fs-errors";
+import { explainFsError, lacksSpace, makeDirectory, noSpace, withFsErrors } from "../fs-errors";
 import { sha256File } from "../hash";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
-import { withLock } from "../lock";
+import { type LockOptions, withLock } from "../lock";
 import { withScratch } from "../scratch";
 import { checkBootArgs } from "./bootargs";
 import { buildDisk } from "./build-disk";
@@ -53,6 +53,7 @@ export interface BuildImageOptions {
   bootArgs: string[];
   /** Tool output is appended here; failures show its path. */
   logFile?: string;
+  /** Progress lines, and what the build waits for (another run publishing into outDir). */
   onProgress?: (line: string) => void;
   /** Aborting stops the build; the output directory is left without results or scratch files. */
   signal?: AbortSignal;
@@ -104,13 +105,15 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   const kernelSize = (await stat(kernel)).size;
 
   const asked = `writing the image into ${outDir}`;
-  await withFsErrors(outDir, asked, () => mkdir(outDir, { recursive: true }), { creating: true });
+  await makeDirectory(outDir, asked);
   // An existing directory we may not write to: say so of it, not of the first file we would make.
   await withFsErrors(outDir, asked, () => access(outDir, constants.W_OK));
   const diskPath = join(outDir, DISK_NAME);
   const archivePath = join(outDir, ARCHIVE_NAME);
+  // Another run publishing into outDir holds its lock: say what we wait for.
+  const lock = { signal, onWait: (message: string) => onProgress?.(`image: ${message}`) };
   // A failed build must not leave an older result that looks like this one's.
-  await withFsErrors(outDir, asked, () => replaceResults(outDir));
+  await withFsErrors(outDir, asked, () => replaceResults(outDir, lock));
 
   const tools: ToolOptions = { logFile, signal };
   return withFsErrors(outDir, asked, () =>
@@ -163,7 +166,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     signal?.throwIfAborted();
     // The archive first: disk.raw, the primary result, appears last, and the archive goes again
     // if that fails.
-    await replaceResults(outDir, async () => {
+    await replaceResults(outDir, lock, async () => {
       try {
         if (archive) await rename(scratchArchive, archivePath);
         await rename(scratchDisk, diskPath);
@@ -189,10 +192,18 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
  * archive. disk.raw goes first and comes last: whoever sees it sees its own archive or none.
  * (Two renames cannot be one atomic step; a reader may see no disk.raw while a run publishes.)
  */
-async function replaceResults(outDir: string, putNew = async () => {}): Promise<void> {
-  await withLock(join(outDir, PUBLISH_LOCK), async () => {
-    await rm(join(outDir, DISK_NAME), { force: true });
-    await rm(join(outDir, ARCHIVE_NAME), { force: true });
-    await putNew();
-  });
+async function replaceResults(
+  outDir: string,
+  lock: LockOptions,
+  putNew = async () => {},
+): Promise<void> {
+  await withLock(
+    join(outDir, PUBLISH_LOCK),
+    async () => {
+      await rm(join(outDir, DISK_NAME), { force: true });
+      await rm(join(outDir, ARCHIVE_NAME), { force: true });
+      await putNew();
+    },
+    lock,
+  );
 }
