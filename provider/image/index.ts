@@ -4,7 +4,7 @@
 // images); everything is built in a scratch directory inside the output directory (scratch.ts) and
 // renamed into place at the end, so the final names only ever hold complete files.
 import { constants } from "node:fs";
-import { access, rename, rm, stat } from "node:fs/promises";
+import { access, chmod, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { explainFsError, lacksSpace, makeDirectory, noSpace, withFsErrors } from "../fs-errors";
 import { sha256File } from "../hash";
@@ -164,6 +164,10 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       };
     }
     signal?.throwIfAborted();
+    // Boot arguments may be secrets (a token, a key): the files holding them are their owner's.
+    if (bootArgs.length > 0)
+      for (const file of archive ? [scratchDisk, scratchArchive] : [scratchDisk])
+        await chmod(file, 0o600);
     // The archive first: disk.raw, the primary result, appears last, and the archive goes again
     // if that fails.
     await replaceResults(outDir, lock, async () => {
