@@ -2,8 +2,8 @@
 // regex appears (the `boot` command, tests), or in the background as a VM that outlives us
 // (local.Vm). Either way QEMU runs with `-snapshot`, so the image is never modified.
 import { readFileSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, mkdir, readFile, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import {
   type AccelChoice,
   type AccelMode,
@@ -18,7 +18,7 @@ import {
   stopBackground,
   watchLog,
 } from "./background";
-import { diskImageFormat } from "./disk-check";
+import { archivedDiskProblem, diskImageFormat, NotADiskImage } from "./disk-check";
 import { findExecutable, run, startWatched, TAIL_LINES } from "./exec";
 import { type GuestSources, type GuestStop, guestStopped, withKvmAdvice } from "./guest-state";
 import { awaitStarted, type WaitFor } from "./local-run";
@@ -58,13 +58,28 @@ const textOf = (path: string) => {
 };
 
 /**
- * The raw disk to boot: `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
- * is extracted into `dir` keeping it sparse. Anything else is refused, saying what it is.
+ * The raw disk to boot, as an absolute path (no tool may read `host:x` as a remote or `nbd:x` as
+ * a protocol): `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
+ * diskImageFormat has checked from its tar header and which is extracted into `dir` (fresh, ours)
+ * keeping it sparse, then checked again. Anything else is refused, saying what it is.
+ * (docs/platforms.md, Names, archives and exit statuses.)
  */
-async function diskOf(image: string, dir: string, env?: Record<string, string>): Promise<string> {
-  if ((await diskImageFormat(image)) === "raw") return image;
-  await run("tar", ["-xSzf", image, "-C", dir, "disk.raw"], { timeoutMs: 10 * 60 * 1000, env });
-  return join(dir, "disk.raw");
+async function diskOf(given: string, dir: string, env?: Record<string, string>): Promise<string> {
+  const format = await diskImageFormat(given);
+  const image = resolve(given);
+  if (format === "raw") return image;
+  // Only the first disk.raw: a later member of that name (a link) would replace it. Owner and
+  // mode come from us, not from the archive.
+  const options = ["--force-local", "--occurrence=1", "--no-same-owner", "--no-same-permissions"];
+  await run("tar", ["-xzf", image, ...options, "-C", dir, "disk.raw"], {
+    timeoutMs: 10 * 60 * 1000,
+    env,
+  });
+  const disk = join(dir, "disk.raw");
+  const info = await lstat(disk);
+  const problem = archivedDiskProblem(info.isFile() ? "regular file" : "special file", info.size);
+  if (problem) throw new NotADiskImage(`${given}: its disk.raw, extracted, ${problem}`);
+  return disk;
 }
 
 /** The QEMU binary's path, or an error that says how to install it. */
@@ -177,10 +192,25 @@ export interface BootResult {
   logFile: string;
   /** QEMU's exit status when it exited by itself (the guest powered off); null when we stopped it. */
   exitCode: number | null;
-  /** Why the guest could not go on, in QEMU's or SeaBIOS's words: KVM stopped it, or nothing to boot. */
+  /**
+   * Why the guest could not go on or never ran, in QEMU's or SeaBIOS's words: KVM stopped it,
+   * nothing to boot, or QEMU itself failed.
+   */
   failure?: string;
   /** The accelerator QEMU ran with, and why. */
   accel: AccelChoice;
+}
+
+/**
+ * QEMU's own failure (it could not open the disk, an option was wrong), in its words. It exits
+ * with status 1, as it does when the guest writes 0 to isa-debug-exit; what tells them apart is
+ * that QEMU then says why on stderr (anything but a warning): docs/platforms.md, Names, archives
+ * and exit statuses.
+ */
+function qemuFailed(exitCode: number | null, stderr: string): string | undefined {
+  if (exitCode !== 1) return undefined;
+  const error = stderr.split("\n").find((line) => line.trim() !== "" && !/\bwarning: /.test(line));
+  return error === undefined ? undefined : `QEMU could not run the guest: ${error.trim()}`;
 }
 
 /**
@@ -243,7 +273,7 @@ async function bootOnce(
     return {
       stop,
       result: {
-        failure: stop && stopText(stop, accel),
+        failure: stop ? stopText(stop, accel) : qemuFailed(exitCode, qemu.stderr()),
         accel,
         matched: watched.outcome === "matched",
         timedOut: watched.outcome === "timeout",

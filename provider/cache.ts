@@ -54,6 +54,18 @@ export function cacheDir(explicit?: string, env: NodeJS.ProcessEnv = process.env
   return join(homedir(), ".cache", "pulumi-mirage");
 }
 
+/**
+ * `dir/...names`, made if missing, and private (0700), as every directory of the cache is: images
+ * may hold secret boot arguments, logs and run directories what tools and guests print. A
+ * directory an older version made 0755 is made private on its next use.
+ */
+export async function privateDir(dir: string, ...names: string[]): Promise<string> {
+  const path = join(dir, ...names);
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  await chmod(path, 0o700);
+  return path;
+}
+
 /** Keys and file names end up in paths: keep them to one harmless path component. */
 function checkName(what: string, value: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) {
@@ -73,15 +85,11 @@ function indexPath(dir: string, kind: Kind, key: string): string {
  * MB).
  */
 export async function workDir(dir: string): Promise<string> {
-  const path = join(dir, "work");
-  await mkdir(path, { recursive: true });
-  return path;
+  return privateDir(dir, "work");
 }
 
 export async function logsDir(dir: string): Promise<string> {
-  const path = join(dir, "logs");
-  await mkdir(path, { recursive: true });
-  return path;
+  return privateDir(dir, "logs");
 }
 
 /** What a stored file must hold: its sha256, and for an image its block map digest. */
@@ -174,7 +182,8 @@ export async function store(
   const folder = options.folder === undefined ? sha : checkName("folder", options.folder);
   const relative = `${kind}s/${folder}/${checkName("file name", options.fileName)}`;
   const path = join(dir, relative);
-  await mkdir(join(dir, `${kind}s`, folder), { recursive: true });
+  await privateDir(dir, `${kind}s`);
+  await privateDir(dir, `${kind}s`, folder);
   const present = await stat(path).then(
     (s) => s.size === size,
     () => false,
@@ -186,15 +195,18 @@ export async function store(
       if (options.move) await rename(file, temp);
       else await copyFile(file, temp);
       // Read-only, so nothing writes through a path handed out to users by mistake; a unix
-      // target's kernel is a program, and stays executable.
-      await chmod(temp, mode & 0o111 ? 0o555 : 0o444);
+      // target's kernel is a program, and stays executable; a private file (an image holding
+      // boot arguments) stays its owner's alone.
+      const readable = mode & 0o111 ? 0o555 : 0o444;
+      await chmod(temp, mode & 0o077 ? readable : readable & 0o700);
       await rename(temp, path);
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
     }
   }
-  await mkdir(join(dir, "index", `${kind}s`), { recursive: true });
+  await privateDir(dir, "index");
+  await privateDir(dir, "index", `${kind}s`);
   const record: IndexRecord = {
     file: relative,
     sha256: sha,
@@ -227,7 +239,6 @@ export async function withCacheLock<T>(
   work: () => Promise<T>,
   timeoutMs?: number,
 ): Promise<T> {
-  const locks = join(dir, "locks");
-  await mkdir(locks, { recursive: true });
-  return withLock(join(locks, `${checkName("lock", name)}.lock`), work, timeoutMs);
+  const locks = await privateDir(dir, "locks");
+  return withLock(join(locks, `${checkName("lock", name)}.lock`), work, { timeoutMs });
 }

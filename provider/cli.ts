@@ -80,7 +80,7 @@ const COMMANDS: Record<string, Command> = {
     summary:
       "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio kernel " +
       "(raw, gce) or a xen kernel (raw, aws), passing BOOTARGs to it, after the checks DiskImage " +
-      "makes; prints each file's path, sha256 and size as JSON",
+      "makes; prints each file's path, sha256 and size as JSON (progress goes to stderr)",
     run: (args) => runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
   },
 };

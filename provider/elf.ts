@@ -2,6 +2,9 @@
 // Only those parts are read (with positioned reads), never the whole file, and every offset and
 // size taken from the file is checked against the file's length before use, so a truncated or
 // damaged file gives an ElfFormatError that says what is wrong, not a RangeError or garbage.
+// What is read is bounded whatever the file says: header tables have the entry size of their
+// class and at most so many entries, and all note areas together at most MAX_NOTES_BYTES, read
+// once each however many headers name them. A crafted file costs milliseconds and little memory.
 import { type FileHandle, open } from "node:fs/promises";
 
 const PT_NOTE = 4;
@@ -65,8 +68,22 @@ export interface Elf {
   notes: ElfNote[];
 }
 
-/** Note segments larger than this are not notes anyone writes: refuse rather than read them. */
+/**
+ * All note areas together: real kernels carry a few notes (Solo5's manifest, the largest, is
+ * under 7 KiB); more is not notes anyone writes, so refuse rather than read them.
+ */
 const MAX_NOTES_BYTES = 1 << 20;
+/** Notes kept, from all areas: real kernels have a handful. */
+const MAX_NOTES = 256;
+/** Program headers: linkers write about ten. */
+const MAX_PROGRAM_HEADERS = 256;
+/** Section headers: a linked kernel has a few dozen; 4096 entries are 256 KiB to read. */
+const MAX_SECTION_HEADERS = 4096;
+/** Header entry sizes by class, exactly as the ELF specification lays the entries out. */
+const ENTRY_SIZES = {
+  program: { ELF32: 32, ELF64: 56 },
+  section: { ELF32: 40, ELF64: 64 },
+} as const;
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
 /** Field readers for one ELF class and byte order. */
@@ -163,18 +180,29 @@ function parseHeader(ident: Buffer, path: string): { header: ElfHeader; fields: 
   };
 }
 
-/** Refuses a header table whose entries are too small to hold the fields we read. */
-function checkEntrySize(
+/**
+ * Refuses a header table whose entries are not of its class's size, or that has more entries
+ * than any real file: reading them would cost what the file says, not what a kernel needs.
+ */
+function checkTable(
   reader: Reader,
   kind: "program" | "section",
-  entrySize: number,
-  minSize: number,
+  wide: boolean,
+  table: { entrySize: number; count: number },
 ): void {
-  if (entrySize < minSize) {
+  const size = ENTRY_SIZES[kind][wide ? "ELF64" : "ELF32"];
+  if (table.entrySize !== size) {
     throw new ElfFormatError(
       "malformed",
-      `${reader.path}: ${kind} header size ${entrySize} is below the ${minSize} bytes ` +
-        "an entry needs",
+      `${reader.path}: ${kind} header size ${table.entrySize}, where an ${wide ? "ELF64" : "ELF32"} ` +
+        `file has ${size}`,
+    );
+  }
+  const max = kind === "program" ? MAX_PROGRAM_HEADERS : MAX_SECTION_HEADERS;
+  if (table.count > max) {
+    throw new ElfFormatError(
+      "malformed",
+      `${reader.path}: ${table.count} ${kind} headers, more than any real kernel has (at most ${max} are read)`,
     );
   }
 }
@@ -197,7 +225,7 @@ async function readProgramHeaders(
   table: { offset: number; entrySize: number; count: number },
 ): Promise<ProgramHeader[]> {
   if (table.count === 0) return [];
-  checkEntrySize(reader, "program", table.entrySize, wide ? 56 : 32);
+  checkTable(reader, "program", wide, table);
   const buf = await reader.read(table.offset, table.entrySize * table.count, "the program headers");
   const f = new Fields(buf, little, wide);
   const headers: ProgramHeader[] = [];
@@ -245,17 +273,17 @@ async function readSectionHeaders(
   table: { offset: number; entrySize: number; count: number },
 ): Promise<SectionHeader[]> {
   if (table.offset === 0) return [];
-  const minSize = wide ? 64 : 40;
-  checkEntrySize(reader, "section", table.entrySize, minSize);
+  checkTable(reader, "section", wide, table);
   let count = table.count;
   if (count === 0) {
     // Extended numbering: more than 0xff00 sections, the real count is section 0's sh_size.
     const first = new Fields(
-      await reader.read(table.offset, minSize, "section header 0"),
+      await reader.read(table.offset, table.entrySize, "section header 0"),
       little,
       wide,
     );
     count = asNumber(wide ? first.u64(32) : BigInt(first.u32(20)), "section count", reader.path);
+    checkTable(reader, "section", wide, { ...table, count });
   }
   const buf = await reader.read(table.offset, table.entrySize * count, "the section headers");
   const f = new Fields(buf, little, wide);
@@ -284,11 +312,22 @@ const align4 = (n: number) => (n + 3) & ~3;
  * layout (name and descriptor each padded to 4 bytes), which is what Solo5's own loader reads
  * even for its 8-aligned manifest note.
  */
-function parseNotes(area: Buffer, areaOffset: number, little: boolean, path: string): ElfNote[] {
+function parseNotes(
+  area: Buffer,
+  areaOffset: number,
+  little: boolean,
+  path: string,
+  notes: ElfNote[],
+): void {
   const f = new Fields(area, little, false);
-  const notes: ElfNote[] = [];
   let at = 0;
   while (at < area.length) {
+    if (notes.length === MAX_NOTES) {
+      throw new ElfFormatError(
+        "malformed",
+        `${path}: more than ${MAX_NOTES} notes, more than any real kernel has`,
+      );
+    }
     const where = `${path}: the note at byte ${areaOffset + at}`;
     if (at + 12 > area.length) {
       throw new ElfFormatError("malformed", `${where} has an incomplete header`);
@@ -316,7 +355,6 @@ function parseNotes(area: Buffer, areaOffset: number, little: boolean, path: str
     });
     at = descAt + align4(descSize);
   }
-  return notes;
 }
 
 /** Reads every note: from PT_NOTE segments, or from SHT_NOTE sections when there are none. */
@@ -333,16 +371,20 @@ async function readNotes(
       : sectionHeaders
           .filter((s) => s.type === SHT_NOTE)
           .map((s, i) => ({ offset: s.offset, size: s.size, what: `note section ${i}` }));
+  // Several headers may name one area: it is read, and its notes kept, once.
+  const distinct = [...new Map(areas.map((a) => [`${a.offset}+${a.size}`, a])).values()];
+  const total = distinct.reduce((sum, area) => sum + area.size, 0);
+  if (total > MAX_NOTES_BYTES) {
+    throw new ElfFormatError(
+      "malformed",
+      `${reader.path}: its note areas hold ${total} bytes, more than any real kernel's ` +
+        `(at most ${MAX_NOTES_BYTES} are read)`,
+    );
+  }
   const notes: ElfNote[] = [];
-  for (const area of areas) {
-    if (area.size > MAX_NOTES_BYTES) {
-      throw new ElfFormatError(
-        "malformed",
-        `${reader.path}: ${area.what} is ${area.size} bytes, more than any real note area`,
-      );
-    }
+  for (const area of distinct) {
     const buf = await reader.read(area.offset, area.size, area.what);
-    notes.push(...parseNotes(buf, area.offset, little, reader.path));
+    parseNotes(buf, area.offset, little, reader.path, notes);
   }
   return notes;
 }

@@ -15,6 +15,7 @@ import {
   type WriteStream,
 } from "node:fs";
 import { delimiter, join } from "node:path";
+import type { Readable } from "node:stream";
 import { onExit } from "./on-exit";
 
 /** How many lines of output a failure message shows. */
@@ -24,8 +25,8 @@ export interface RunOptions {
   cwd?: string;
   /** Extra environment variables, merged over the current environment. */
   env?: Record<string, string | undefined>;
-  /** Data written to the tool's standard input. */
-  input?: string | Buffer;
+  /** Data written to the tool's standard input (a stream is sent as it comes). */
+  input?: string | Buffer | Readable;
   /** A file descriptor of ours to give the tool as its standard input (instead of `input`). */
   stdin?: number;
   /** Kill the tool and everything it started after this many milliseconds. */

@@ -2,8 +2,8 @@
 // what to do, instead of Node's `ENOSPC: no space left on device, write` without a path. The one
 // place where errno codes become sentences (the CLI and the resources both call it).
 import { constants } from "node:fs";
-import { access, stat, statfs } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { access, mkdir, stat, statfs } from "node:fs/promises";
+import { dirname, join, relative, resolve, sep } from "node:path";
 
 /** A file-system failure explained: the message names the path and the user's request. */
 export class FsError extends Error {
@@ -116,4 +116,55 @@ export async function lacksSpace(path: string, bytes: number): Promise<boolean> 
 /** An FsError for a tool's failure caused by a full disk under `path`. */
 export function noSpace(path: string, asked: string, cause: unknown): FsError {
   return new FsError(`${asked}: ${SENTENCES.ENOSPC(path)}`, "ENOSPC", path, { cause });
+}
+
+/**
+ * Kernel file systems, by statfs type: they hold no files of ours, and on procfs Node's recursive
+ * mkdir never returns (docs/platforms.md, Names, archives and exit statuses).
+ */
+const KERNEL_FILE_SYSTEMS = new Map<number, string>([
+  [0x9fa0, "procfs"],
+  [0x62656572, "sysfs"],
+  [0x1cd1, "devpts"],
+  [0x63677270, "cgroup2"],
+  [0x27e0eb, "cgroup"],
+  [0x64626720, "debugfs"],
+  [0x74726163, "tracefs"],
+  [0x73636673, "securityfs"],
+  [0xcafe4a11, "bpf"],
+  [0x6165676c, "pstore"],
+  [0x62656570, "configfs"],
+  [0xde5e81e4, "efivarfs"],
+]);
+
+/**
+ * Makes directory `path` and its missing parents, one at a time, for `asked` (e.g. "writing the
+ * image into /x"). Refused at once, in words, when the nearest existing directory is on a kernel
+ * file system (procfs, sysfs...) or a read-only one.
+ */
+export async function makeDirectory(path: string, asked: string): Promise<void> {
+  const target = resolve(path);
+  const found = await nearestExisting(target);
+  const fs = found && (await statfs(found.path).catch(() => undefined));
+  const kind = fs && KERNEL_FILE_SYSTEMS.get(fs.type);
+  if (found && kind)
+    throw new FsError(
+      `${asked}: ${found.path} is on ${kind}, a kernel file system that cannot hold files: choose a directory on a disk`,
+      "EKERNELFS",
+      found.path,
+    );
+  if (!found?.info.isDirectory()) {
+    // A file in the way (or nothing up to the root): mkdir says which, withFsErrors in words.
+    await withFsErrors(target, asked, () => mkdir(target), { creating: true });
+    return;
+  }
+  if (found.path === target) return;
+  const denied = await access(found.path, constants.W_OK).then(() => undefined, codeOf);
+  if (denied === "EROFS")
+    throw new FsError(`${asked}: ${SENTENCES.EROFS(found.path)}`, denied, found.path);
+  let current = found.path;
+  for (const part of relative(found.path, target).split(sep)) {
+    current = join(current, part);
+    await withFsErrors(target, asked, () => mkdir(current), { creating: true });
+  }
 }

@@ -61,6 +61,13 @@ const MULTIBOOT_MAGIC = 0x1badb002;
 const MULTIBOOT_SEARCH = 8192;
 const MULTIBOOT_AOUT_KLUDGE = 1 << 16;
 
+/**
+ * The largest file taken for a kernel: real unikernels are a few MB, the largest, with debug
+ * information, some tens of MB. Bigger is the wrong file, refused before anything hashes or
+ * copies it.
+ */
+export const MAX_KERNEL_BYTES = 2 * 1024 ** 3;
+
 const hex = (value: bigint | number) => `0x${value.toString(16)}`;
 
 const BUILD_ADVICE =
@@ -196,7 +203,7 @@ function readXenPvh(elf: Elf): KernelInfo["xenPvh"] {
 
 /**
  * Reads what a unikernel binary is. Only the ELF headers, the notes and the first 8 KiB are
- * read. Throws KernelFormatError, naming the file and what to do, when it is not a usable
+ * read, and a file above MAX_KERNEL_BYTES is refused. Throws KernelFormatError, naming the file and what to do, when it is not a usable
  * Solo5 unikernel.
  */
 export async function inspectKernel(path: string): Promise<KernelInfo> {
@@ -210,6 +217,12 @@ export async function inspectKernel(path: string): Promise<KernelInfo> {
     if (code === "EISDIR") throw new Error(`${path} is a directory; ${BUILD_ADVICE}`);
     throw error;
   }
+  if (elf.size > MAX_KERNEL_BYTES)
+    throw new KernelFormatError(
+      `${path} is ${elf.size} bytes, more than the ${MAX_KERNEL_BYTES / 1024 ** 3} GiB taken for a ` +
+        "kernel (real unikernels are a few MB, with debug information some tens of MB): is it the " +
+        "right file? A release build, stripped of debug information, is smaller",
+    );
   const solo5 = readAbi(elf);
   checkArchitecture(elf, path);
   const manifest = readManifest(elf);

@@ -14,7 +14,7 @@ import {
   type WatchResult,
   watchLog,
 } from "./background";
-import { cacheDir } from "./cache";
+import { cacheDir, privateDir } from "./cache";
 import { sha256File } from "./hash";
 import { RUN_TAG, recordRun, removeRun, sweepRuns } from "./run-records";
 
@@ -68,8 +68,7 @@ export async function createRun<T>(
   explicitCache: string | undefined,
   start: (run: NewRun) => Promise<T>,
 ): Promise<T> {
-  const root = runRoot(explicitCache);
-  await mkdir(root, { recursive: true });
+  const root = await privateDir(runRoot(explicitCache));
   await sweepRuns(root);
   const id = `${prefix}-${randomBytes(8).toString("hex")}`;
   const record = await recordRun(root, id);

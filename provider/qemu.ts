@@ -1,8 +1,9 @@
 // The QEMU command line for booting a unikernel disk image, as a pure function so every choice
 // in it (disk bus, accelerator, network, console) is visible and unit-tested.
 import { closeSync, constants, openSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import { BOUNDS, type Bound, outOfBounds } from "../rules/bounds";
-import { DEFAULT_VM_MEMORY_MIB } from "../rules/local";
+import { DEFAULT_VM_MEMORY_MIB, hostAddressProblem, type PortForward } from "../rules/local";
 import { qmpArgs } from "./qmp";
 
 /** The QEMU binary used unless a caller names another one. */
@@ -14,15 +15,10 @@ export const QEMU = "qemu-system-x86_64";
  */
 export type DiskBus = "ide" | "virtio-scsi";
 
-/** A TCP port forwarded from the host (on `hostAddress`, default 127.0.0.1) into the guest. */
-export interface PortForward {
-  host: number;
-  guest: number;
-  hostAddress?: string;
-}
+export type { PortForward };
 
 export interface QemuOptions {
-  /** A raw disk image. It is never modified: QEMU runs with `-snapshot`. */
+  /** A raw disk image, by absolute path. It is never modified: QEMU runs with `-snapshot`. */
   disk: string;
   /** Where the serial console goes (QEMU writes it, truncating the file first). */
   consoleFile: string;
@@ -97,7 +93,11 @@ export function qemuArgs(options: QemuOptions): string[] {
       "isa-debugcon,iobase=0x402,chardev=seabios",
     );
   }
-  const disk = `file=${optionValue(options.disk)},format=raw`;
+  // The file driver with its filename given as such: QEMU reads no protocol (nbd:, json:...)
+  // into it, and a relative path cannot start with one either (docs/platforms.md, Names, archives and exit statuses).
+  if (!isAbsolute(options.disk))
+    throw new Error(`the disk ${options.disk} is not an absolute path`);
+  const disk = `file.driver=file,file.filename=${optionValue(options.disk)},format=raw`;
   if ((options.bus ?? "ide") === "ide") {
     args.push("-drive", `${disk},if=ide`);
   } else {
@@ -116,9 +116,10 @@ export function qemuArgs(options: QemuOptions): string[] {
     for (const forward of forwards) {
       checkBound(forward.host, BOUNDS.port, "host port");
       checkBound(forward.guest, BOUNDS.port, "guest port");
-      netdev.push(
-        `hostfwd=tcp:${forward.hostAddress ?? "127.0.0.1"}:${forward.host}-:${forward.guest}`,
-      );
+      const address = forward.hostAddress ?? "127.0.0.1";
+      const problem = hostAddressProblem(address);
+      if (problem) throw new Error(`hostAddress ${problem}`);
+      netdev.push(`hostfwd=tcp:${address}:${forward.host}-:${forward.guest}`);
     }
     // No iPXE option ROM: a disk that does not boot must not fall through to a network boot.
     args.push("-netdev", netdev.join(","), "-device", "virtio-net-pci,netdev=n0,romfile=");

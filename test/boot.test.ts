@@ -135,6 +135,7 @@ describe("bootAndWatch", () => {
     const tarDir = join(dir, "gce");
     await run("mkdir", ["-p", tarDir]);
     await run("cp", ["--sparse=always", poweroff, join(tarDir, "disk.raw")]);
+    await run("truncate", ["-s", "1G", join(tarDir, "disk.raw")]);
     const image = join(dir, "image.tar.gz");
     await run("tar", ["--format=oldgnu", "-Sczf", image, "-C", tarDir, "disk.raw"]);
     const result = await bootAndWatch({
@@ -155,7 +156,7 @@ describe("bootAndWatch", () => {
     // A GCE archive is taken as it is; the zeroed disk inside has no boot sector.
     const zeroDir = join(dir, "zeroed");
     await run("mkdir", ["-p", zeroDir]);
-    await run("truncate", ["-s", "1M", join(zeroDir, "disk.raw")]);
+    await run("truncate", ["-s", "1G", join(zeroDir, "disk.raw")]);
     const image = join(dir, "zeroed.tar.gz");
     await run("tar", ["--format=oldgnu", "-Sczf", image, "-C", zeroDir, "disk.raw"]);
     const result = await bootToTheEnd(image);
@@ -417,7 +418,10 @@ describe("qemuArgs", () => {
 
   test("boots from IDE by default, on TCG without KVM, with no NIC and an untouched image", () => {
     const args = qemuArgs(base);
-    assert.match(joined(args), /-drive file=\/images\/disk\.raw,format=raw,if=ide/);
+    assert.match(
+      joined(args),
+      /-drive file\.driver=file,file\.filename=\/images\/disk\.raw,format=raw,if=ide/,
+    );
     assert.match(joined(args), /-machine accel=tcg/);
     assert.match(joined(args), /-nic none/);
     assert.ok(args.includes("-snapshot"));
@@ -464,12 +468,15 @@ describe("qemuArgs", () => {
   test("escapes commas in the disk path and refuses bad ports and memory sizes", () => {
     assert.match(
       joined(qemuArgs({ ...base, disk: "/a,b/disk.raw" })),
-      /file=\/a,,b\/disk\.raw,format=raw/,
+      /file\.filename=\/a,,b\/disk\.raw,format=raw/,
     );
     assert.throws(
       () => qemuArgs({ ...base, forwards: [{ host: 70000, guest: 80 }] }),
       /host port must be a port number from 1 to 65535, not 70000/,
     );
-    assert.throws(() => qemuArgs({ ...base, memoryMiB: 1.5 }), /memoryMiB 1\.5/);
+    assert.throws(
+      () => qemuArgs({ ...base, memoryMiB: 1.5 }),
+      /memoryMiB must be a whole number of MiB from 16 to 1048576, not 1\.5/,
+    );
   });
 });

@@ -80,17 +80,21 @@ function consoles(cacheDir: string): string {
 
 let dir: string;
 let forever: string;
-/** A gzip'd tar of a disk that is mostly zeros, stored without holes: extracting it takes a while. */
+/** A gzip'd tar of a disk with 256 MiB of zeros stored as data: extracting it takes a while. */
 let slowTarball: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "faults-crash-"));
   forever = await bootSectorDisk(dir, "forever", "Hello from a VM that keeps running\n", "run");
   const image = join(dir, "image");
   await mkdir(image);
-  await copyFile(forever, join(image, "disk.raw"));
-  await truncate(join(image, "disk.raw"), 256 * 1024 * 1024);
+  const disk = join(image, "disk.raw");
+  await copyFile(forever, disk);
+  // 256 MiB of written zeros (stored: tar finds holes, not zeros), then a hole to 1 GiB, the
+  // least a GCE disk.raw may be.
+  await run("dd", ["if=/dev/zero", `of=${disk}`, "bs=1M", "seek=1", "count=255", "conv=notrunc"]);
+  await truncate(disk, 1024 ** 3);
   slowTarball = join(dir, "slow.tar.gz");
-  await run("tar", ["-czf", slowTarball, "-C", image, "disk.raw"]);
+  await run("tar", ["--format=oldgnu", "-Sczf", slowTarball, "-C", image, "disk.raw"]);
   await rm(image, { recursive: true, force: true });
 });
 after(async () => {

@@ -80,6 +80,7 @@ async function foreverArchive(): Promise<string> {
   const disk = await bootSectorDisk(dir, "forever", "up and running\n", "run");
   await run("mkdir", [join(dir, "gce")]);
   await run("cp", ["--sparse=always", disk, join(dir, "gce", "disk.raw")]);
+  await run("truncate", ["-s", "1G", join(dir, "gce", "disk.raw")]);
   const archive = join(dir, "image.tar.gz");
   await run("tar", ["--format=oldgnu", "-Sczf", archive, "-C", join(dir, "gce"), "disk.raw"]);
   return archive;

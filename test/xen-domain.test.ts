@@ -1,13 +1,27 @@
-// xen.Domain against a real sshd on loopback, with the xl stand-in on the remote PATH.
+// xen.Domain against a real sshd on loopback, with the xl stand-in on the remote PATH. Hostile
+// inputs of issue 24 are here too (a domainDir not ours, the config's mode, a 1.9 GB kernel).
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { createServer, Socket } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { blockMap, mapDigest } from "../provider/block-map";
 import { run } from "../provider/exec";
 import { sha256 } from "../provider/hash";
 import { type DomainInputs, type DomainOutputs, provider } from "../provider/resources/xen-domain";
@@ -24,6 +38,7 @@ import {
   startDynamicProvider,
 } from "./support/dynamic-provider";
 import { testKernel } from "./support/kernels";
+import { readAsNobody } from "./support/nobody";
 import { Started } from "./support/process";
 
 const STANDIN_XL = resolve(__dirname, "../../test/standins/xl");
@@ -450,6 +465,54 @@ describe("xen.Domain engine, against a real sshd", () => {
     assert.ok(!log.includes(sshd.clientKey.split("\n")[1]), "no key in the log");
   });
 
+  test("a domainDir that is not ours survives a refused create; delete takes only what create wrote", async () => {
+    const inputs = await checked();
+    const domainDir = join(inputs.remoteDir, inputs.name);
+    await mkdir(domainDir, { recursive: true });
+    await writeFile(join(domainDir, "keep.txt"), "the user's\n");
+    const creates = async () => (await xlCalls(sshd)).filter((c) => c.startsWith("xl create "));
+    const createsBefore = await creates();
+    await assert.rejects(
+      provider.create(inputs),
+      new RegExp(
+        `name: ${domainDir} on 127\\.0\\.0\\.1 already exists and was not made by xen\\.Domain`,
+      ),
+    );
+    assert.deepEqual(await readdir(domainDir), ["keep.txt"], "nothing written, nothing removed");
+    assert.deepEqual(await creates(), createsBefore, "xl create was never run");
+
+    await rm(domainDir, { recursive: true });
+    const { id, outs } = await provider.create(inputs);
+    const domain = outs as DomainOutputs;
+    await writeFile(join(domain.domainDir, "notes.txt"), "added since\n");
+    await provider.delete(id, domain);
+    assert.deepEqual(await readdir(domain.domainDir), ["notes.txt"]);
+  });
+
+  test("the config, holding the boot arguments, is its owner's alone on the host", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("needs root, to read as nobody");
+    // Reachable by anyone down to remoteDir: only what create makes decides.
+    const root = join(work, "public");
+    await mkdir(root, { mode: 0o755 });
+    const control = join(root, "control.txt");
+    await writeFile(control, "anyone may read this\n", { mode: 0o644 });
+    assert.equal((await readAsNobody(root, control)).read, true, "the harness");
+    const inputs = await checked({
+      remoteDir: join(root, "remote"),
+      bootArgs: ["--token=xen-hostile-secret"],
+    });
+    const { id, outs } = await provider.create(inputs);
+    const domain = outs as DomainOutputs;
+    try {
+      assert.match(await readFile(domain.configPath, "utf8"), /--token=xen-hostile-secret/);
+      assert.equal((await stat(domain.configPath)).mode & 0o077, 0, "the config is private");
+      assert.equal((await stat(domain.domainDir)).mode & 0o077, 0, "so is its directory");
+      assert.match((await readAsNobody(root, domain.configPath)).said, /Permission denied/);
+    } finally {
+      await provider.delete(id, domain);
+    }
+  });
+
   test("a name already running on the host is refused, and that domain is left alone", async () => {
     const { id, outs } = await provider.create(await checked());
     const domain = outs as DomainOutputs;
@@ -688,6 +751,27 @@ describe("xen.Domain through the real dynamic-provider process", () => {
       });
     } finally {
       await rm(join(sshd.xlState, "fail-create"));
+    }
+  });
+
+  test("a sparse 1.9 GB kernel is hashed and sent in bounded memory, and stays sparse on the host", async () => {
+    const big = join(work, "big.xen");
+    await copyFile(kernel, big);
+    await truncate(big, 1_900_000_000);
+    const { id, outs } = await p.create("xen-domain", await checked({ kernelPath: big }));
+    try {
+      const status = await readFile(`/proc/${p.pid}/status`, "utf8");
+      const peakKiB = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]);
+      assert.ok(peakKiB < 512 * 1024, `the provider's peak RSS: ${peakKiB} KiB`);
+      const copy = String(outs.kernelRemotePath);
+      const { size, blocks } = await stat(copy);
+      assert.equal(size, 1_900_000_000);
+      assert.ok(blocks * 512 < 64 * 1024 ** 2, `${blocks * 512} bytes allocated on the host`);
+      // The same bytes: block maps read only the data, not 1.9 GB of holes.
+      assert.equal(mapDigest(await blockMap(copy)), mapDigest(await blockMap(big)));
+    } finally {
+      await p.delete("xen-domain", id, outs);
+      await rm(big);
     }
   });
 

@@ -95,7 +95,10 @@ export async function runImageCommand(args: ImageCommandArgs): Promise<number> {
   try {
     const info = await checkKernelFor(args);
     const plan = await planImage(args.kernel, args.format, args.bootArgs, info);
-    const result = await publishImage(plan, args.outDir, { signal: controller.signal });
+    const result = await publishImage(plan, args.outDir, {
+      signal: controller.signal,
+      onProgress: (line) => process.stderr.write(`pulumi-mirage ${line}\n`),
+    });
     const { disk, archive, seconds } = result;
     process.stdout.write(`${JSON.stringify({ disk, ...(archive ? { archive } : {}), seconds })}\n`);
     return 0;

@@ -1,7 +1,6 @@
 // The disk around the filesystem: its size, and the MBR with one bootable FAT32 partition from
 // 1 MiB to the end. The MBR is written here rather than by sfdisk: it is 66 bytes of fixed layout,
 // and sfdisk spends ~0.3 s probing a 1 GiB file, most of the time budget of a whole build.
-import { ImageError } from "./errors";
 
 export const SECTOR = 512;
 export const GIB = 1024 ** 3;
@@ -18,8 +17,6 @@ export const SECTORS_PER_TRACK = 63;
 /** mkfs.fat's FAT32 reserved area (sectors) and number of FATs. */
 const RESERVED_SECTORS = 32;
 const FATS = 2;
-/** FAT32 cannot hold a file of 4 GiB or more. */
-const MAX_FILE = 2 ** 32 - 1;
 
 const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
 
@@ -37,14 +34,6 @@ export function fat32Capacity(partitionBytes: number): number {
   const dataSectors = sectors - RESERVED_SECTORS - FATS * fatSectors;
   // The root directory takes one cluster.
   return (Math.floor(dataSectors / SECTORS_PER_CLUSTER) - 1) * CLUSTER;
-}
-
-/** Refuses a kernel FAT32 cannot hold; checked before anything is written. */
-export function checkKernelSize(kernel: string, size: number): void {
-  if (size > MAX_FILE)
-    throw new ImageError(
-      `${kernel} is ${size} bytes: a FAT32 boot partition cannot hold a file of 4 GiB or more. Build a smaller kernel (e.g. a release build, stripped of debug information).`,
-    );
 }
 
 /** The smallest multiple of 1 GiB whose partition holds `bytes` of clusters. */

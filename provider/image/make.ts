@@ -9,7 +9,7 @@
 // proves. No full-file sha256 of the disk is made: hashing 1 GiB of mostly zeros would take ten
 // times as long as everything else, and nothing needs it (the archive's sha256 is made as it is
 // written; a DiskImage of a bare disk hashes the stored file, see resources/disk-image.ts).
-import { stat } from "node:fs/promises";
+import { chmod, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { DISK_IMAGE_TARGETS, type ImageFormat, notBootable } from "../../rules/platform";
 import { blockMap, mapDigest } from "../block-map";
@@ -17,7 +17,7 @@ import { explainFsError, lacksSpace, noSpace } from "../fs-errors";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
 import { checkBootArgs } from "./bootargs";
 import { buildDisk } from "./build-disk";
-import { checkKernelSize, clusterBytes, diskSizeFor, GIB } from "./disk";
+import { clusterBytes, diskSizeFor, GIB } from "./disk";
 import { ImageError } from "./errors";
 import { writeGceArchive } from "./gce-archive";
 import { grubLayout } from "./grub";
@@ -115,7 +115,7 @@ export async function planImage(
   const path = resolve(kernel);
   const target = bootableTarget(info ?? (await inspectImageKernel(path)), path);
   const kernelSize = (await stat(path)).size;
-  checkKernelSize(path, kernelSize);
+  // inspectKernel refused a kernel too big for FAT32 (4 GiB) already.
   return { kernel: path, kernelSize, target, format, bootArgs };
 }
 
@@ -161,9 +161,15 @@ async function makeIn(plan: ImagePlan, dir: string, options: MakeOptions): Promi
   onProgress?.(`image: mapping the data of ${DISK_NAME}`);
   const map = await blockMap(diskPath, signal);
   const disk: DiskFile = { path: diskPath, size: map.size, mapDigest: mapDigest(map) };
+  // Boot arguments may be secrets (a token, a key): the files holding them are their owner's.
+  const owners = async (path: string) => {
+    if (bootArgs.length > 0) await chmod(path, 0o600);
+  };
+  await owners(diskPath);
   if (format !== "gce") return { disk, target };
   onProgress?.("image: writing the GCE archive");
   const archivePath = join(dir, ARCHIVE_NAME);
   const written = await writeGceArchive(diskPath, map.regions, map.size, archivePath, signal);
+  await owners(archivePath);
   return { disk, archive: { path: archivePath, ...written }, target };
 }

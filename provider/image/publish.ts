@@ -3,11 +3,11 @@
 // into place at the end, so the final names only ever hold complete files. Other runs may use
 // the same directory at the same time, so publishing takes the directory's lock.
 import { constants } from "node:fs";
-import { access, mkdir, rename, rm } from "node:fs/promises";
+import { access, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { ImageFormat } from "../../rules/platform";
-import { withFsErrors } from "../fs-errors";
-import { withLock } from "../lock";
+import { makeDirectory, withFsErrors } from "../fs-errors";
+import { type LockOptions, withLock } from "../lock";
 import { withScratch } from "../scratch";
 import {
   ARCHIVE_NAME,
@@ -25,6 +25,7 @@ const PUBLISH_LOCK = ".publish.lock";
 export interface PublishOptions {
   /** Tool output is appended here; failures show its path. */
   logFile?: string;
+  /** Progress lines, and what the build waits for (another run publishing into the directory). */
   onProgress?: (line: string) => void;
   /** Aborting stops the build; the output directory is left without results or scratch files. */
   signal?: AbortSignal;
@@ -59,18 +60,21 @@ export async function publishImage(
   const started = performance.now();
   const dir = resolve(outDir);
   const asked = `writing the image into ${dir}`;
-  await withFsErrors(dir, asked, () => mkdir(dir, { recursive: true }), { creating: true });
+  await makeDirectory(dir, asked);
   // An existing directory we may not write to: say so of it, not of the first file we would make.
   await withFsErrors(dir, asked, () => access(dir, constants.W_OK));
+  // Another run publishing into the directory holds its lock: say what we wait for.
+  const { signal, onProgress } = options;
+  const lock: LockOptions = { signal, onWait: (message) => onProgress?.(`image: ${message}`) };
   // A failed build must not leave an older result that looks like this one's.
-  await withFsErrors(dir, asked, () => replaceResults(dir));
+  await withFsErrors(dir, asked, () => replaceResults(dir, lock));
   return withFsErrors(dir, asked, () =>
     withScratch({ name: "image", parent: dir }, async (scratch) => {
       const made = await makeImage(plan, scratch, { ...options, place: dir });
       options.signal?.throwIfAborted();
       // The archive first: disk.raw, the primary result, appears last, and the archive goes
       // again if that fails.
-      await replaceResults(dir, async () => {
+      await replaceResults(dir, lock, async () => {
         try {
           if (made.archive) await rename(made.archive.path, join(dir, ARCHIVE_NAME));
           await rename(made.disk.path, join(dir, DISK_NAME));
@@ -97,10 +101,18 @@ export async function publishImage(
  * archive. disk.raw goes first and comes last: whoever sees it sees its own archive or none.
  * (Two renames cannot be one atomic step; a reader may see no disk.raw while a run publishes.)
  */
-async function replaceResults(outDir: string, putNew = async () => {}): Promise<void> {
-  await withLock(join(outDir, PUBLISH_LOCK), async () => {
-    await rm(join(outDir, DISK_NAME), { force: true });
-    await rm(join(outDir, ARCHIVE_NAME), { force: true });
-    await putNew();
-  });
+async function replaceResults(
+  outDir: string,
+  lock: LockOptions,
+  putNew = async () => {},
+): Promise<void> {
+  await withLock(
+    join(outDir, PUBLISH_LOCK),
+    async () => {
+      await rm(join(outDir, DISK_NAME), { force: true });
+      await rm(join(outDir, ARCHIVE_NAME), { force: true });
+      await putNew();
+    },
+    lock,
+  );
 }

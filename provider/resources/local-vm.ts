@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { type AccelMode, accelModeProblem } from "../../rules/accel";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
-import { DEFAULT_VM_MEMORY_MIB, type PortForward } from "../../rules/local";
+import { DEFAULT_VM_MEMORY_MIB, hostAddressProblem, type PortForward } from "../../rules/local";
 import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
 import { isKnown } from "../../rules/values";
@@ -79,6 +79,10 @@ function checkPorts(value: unknown): { ports: PortForward[]; problems: Problem[]
   const problems: Problem[] = [];
   const hosts = new Set<unknown>();
   value.forEach((forward: Partial<PortForward> | undefined, index) => {
+    const address = forward?.hostAddress;
+    const addressProblem = address !== undefined && isKnown(address) && hostAddressProblem(address);
+    if (addressProblem)
+      problems.push({ property: `ports[${index}].hostAddress`, reason: addressProblem });
     for (const end of ["host", "guest"] as const) {
       const port = forward?.[end];
       const reason = isKnown(port) ? outOfBounds(port, BOUNDS.port) : undefined;

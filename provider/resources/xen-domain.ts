@@ -1,21 +1,29 @@
 // xen.Domain: a MirageOS unikernel running as a PVH domain on a Xen host we reach over SSH.
 //
-// create copies the kernel (named by its sha256) and an xl config into a per-domain directory on
-// the host and runs `xl create`; read asks `xl list`; delete runs `xl destroy` and removes the
-// directory. The console comes from xenconsoled's per-guest log, when the host keeps one.
-// Anything that changes the domain replaces it; only how we connect (port, user, key, pinned host
-// key) is updated in place, after checking the new connection works.
-import { readFile } from "node:fs/promises";
+// create copies the kernel (named by its sha256, streamed and sparse) and an xl config into a
+// per-domain directory on the host, which it marks as its own, and runs `xl create`; read asks
+// `xl list`; delete runs `xl destroy` and removes what create wrote, and the directory if nothing
+// else is in it. A directory of that name that is not ours is refused, never written into. The
+// console comes from xenconsoled's per-guest log, when the host keeps one. Anything that changes
+// the domain replaces it; only how we connect (port, user, key, pinned host key) is updated in
+// place, after checking the new connection works.
 import { join, posix, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import { isFullyKnown } from "../../rules/values";
 import { cacheDir, logsDir } from "../cache";
 import { ToolError } from "../exec";
-import { sha256, sha256File } from "../hash";
+import { sha256File } from "../hash";
 import { checkBootArgs } from "../image/bootargs";
 import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
-import { parseHostKeys, type SshSession, type SshTarget, scanHostKeys, withSsh } from "../xen/ssh";
+import {
+  FileChangedError,
+  parseHostKeys,
+  type SshSession,
+  type SshTarget,
+  scanHostKeys,
+  withSsh,
+} from "../xen/ssh";
 import { listDomains } from "../xen/xl";
 import { BRIDGE_NAME, DOMAIN_NAME, renderXlConfig, xlStringProblem } from "../xen/xl-config";
 import { changedKeys } from "./inputs";
@@ -237,7 +245,13 @@ function targetOf(props: DomainInputs): SshTarget {
   return { host: props.host, port: props.port, user: props.user, privateKey: props.privateKey };
 }
 
-function pathsOf(props: DomainInputs, kernelSha256: string) {
+interface DomainPaths {
+  domainDir: string;
+  configPath: string;
+  kernelRemotePath: string;
+}
+
+function pathsOf(props: DomainInputs, kernelSha256: string): DomainPaths {
   const domainDir = `${props.remoteDir}/${props.name}`;
   return {
     domainDir,
@@ -273,15 +287,55 @@ async function remote(ssh: SshSession, props: DomainInputs, argv: string[], time
   }
 }
 
-async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult<DomainOutputs>> {
-  const kernel = await readFile(inputs.kernelPath);
-  const kernelSha256 = sha256(kernel);
-  if (inputs.kernelSha256 !== undefined && inputs.kernelSha256 !== kernelSha256) {
+/**
+ * The file create writes first into the domain's directory: the directory is ours. One that exists
+ * without it is someone else's, and is never written into or removed.
+ */
+const MARKER = ".pulumi-mirage-domain";
+
+/**
+ * Makes the domain's directory ($2, in remoteDir $1) with the marker ($3) in it, private; takes
+ * one that has the marker already (an earlier create of this name left it); prints `foreign` for
+ * one that exists without it, or is a link.
+ */
+const CLAIM_SCRIPT = `umask 077 && mkdir -p -- "$1" || exit 1
+if [ -L "$2" ] || { [ -e "$2" ] && [ ! -f "$2/$3" ]; }; then echo foreign; exit 0; fi
+[ -d "$2" ] || { mkdir -- "$2" && : > "$2/$3"; }`;
+
+/** Makes (or takes back) the domain's directory, refusing one that is not ours. */
+async function claimDomainDir(ssh: SshSession, props: DomainInputs, domainDir: string) {
+  const argv = ["sh", "-c", CLAIM_SCRIPT, "sh", props.remoteDir, domainDir, MARKER];
+  const { stdout } = await remote(ssh, props, argv);
+  if (stdout.trim() === "foreign")
     throw new Error(
-      `kernel: ${inputs.kernelPath} changed after it was checked (sha256 ${kernelSha256}, ` +
-        `expected ${inputs.kernelSha256}); run the update again`,
+      `name: ${domainDir} on ${props.host} already exists and was not made by xen.Domain (it has ` +
+        `no ${MARKER} file), so it is left alone: choose another name or remoteDir, or move ` +
+        "that directory away",
     );
-  }
+}
+
+/**
+ * Removes what create wrote (kernel, config, marker), then the domain's directory if nothing
+ * else is in it: files someone else put there stay, and so does the directory.
+ */
+async function removeDomainFiles(ssh: SshSession, props: DomainInputs, paths: DomainPaths) {
+  const script = 'rm -f -- "$2" "$3" "$1/$4" && { rmdir -- "$1" 2>/dev/null || true; }';
+  const { domainDir, kernelRemotePath, configPath } = paths;
+  await remote(ssh, props, [
+    "sh",
+    "-c",
+    script,
+    "sh",
+    domainDir,
+    kernelRemotePath,
+    configPath,
+    MARKER,
+  ]);
+}
+
+async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult<DomainOutputs>> {
+  // Streamed (a kernel is never held in memory); check computed it unless a Unikernel gave it.
+  const kernelSha256 = inputs.kernelSha256 ?? (await sha256File(inputs.kernelPath));
   const hostKeys = inputs.hostKey
     ? parseHostKeys(inputs.hostKey)
     : await scanHostKeys(inputs.host, inputs.port);
@@ -301,19 +355,27 @@ async function create(inputs: DomainInputs): Promise<pulumi.dynamic.CreateResult
             `choose another name, or remove that domain (xl destroy ${inputs.name})`,
         );
       }
+      await claimDomainDir(ssh, inputs, paths.domainDir);
       try {
-        await ssh.writeFile(paths.kernelRemotePath, kernel, { timeoutMs: UPLOAD_TIMEOUT_MS });
-        await ssh.writeFile(paths.configPath, config);
-      } catch (error) {
-        throw remoteFailure(`copying the kernel and config to ${paths.domainDir}`, inputs, error);
-      }
-      try {
+        try {
+          await ssh.upload(paths.kernelRemotePath, inputs.kernelPath, kernelSha256, {
+            timeoutMs: UPLOAD_TIMEOUT_MS,
+          });
+          await ssh.writeFile(paths.configPath, config);
+        } catch (error) {
+          if (error instanceof FileChangedError)
+            throw new Error(
+              `kernel: ${inputs.kernelPath} changed after it was checked (its sha256 is no ` +
+                `longer ${kernelSha256}); run the update again`,
+            );
+          throw remoteFailure(`copying the kernel and config to ${paths.domainDir}`, inputs, error);
+        }
         // The console log of an earlier domain of that name is not this one's.
         await remote(ssh, inputs, ["rm", "-f", "--", consoleLogPath(inputs.name)]);
         await remote(ssh, inputs, ["xl", "create", paths.configPath]);
       } catch (error) {
-        // Pulumi will not record a failed create: leave nothing behind on the host.
-        await ssh.run(["rm", "-rf", "--", paths.domainDir]).catch(() => undefined);
+        // Pulumi will not record a failed create: leave nothing of ours behind on the host.
+        await removeDomainFiles(ssh, inputs, paths).catch(() => undefined);
         throw error;
       }
       // A unikernel that has already finished (a hello world) is no longer listed.
@@ -377,7 +439,8 @@ async function del(_id: string, props: DomainOutputs): Promise<void> {
       if ((await listDomainsOn(ssh, props)).has(props.name)) {
         await remote(ssh, props, ["xl", "destroy", props.name]);
       }
-      await remote(ssh, props, ["rm", "-rf", "--", props.domainDir, consoleLogPath(props.name)]);
+      await removeDomainFiles(ssh, props, props);
+      await remote(ssh, props, ["rm", "-f", "--", consoleLogPath(props.name)]);
     },
     log,
   );

@@ -4,13 +4,17 @@
 // pinned by the user, or the keys `ssh-keyscan` recorded at the first connection (trust on first
 // use). ssh never reads the user's config or known_hosts files, so what is checked is exactly what
 // the resource state says. The private key only ever lives in a 0600 file in a private temporary
-// directory that is removed after use; it is never an argument, never logged.
+// directory that is removed after use; it is never an argument, never logged. Files written on
+// the host (a config holding boot arguments, which may be secret) are readable by their owner
+// only, in directories made private.
 
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
 import { formatCommand, type RunResult, run, ToolError } from "../exec";
 import { withScratch } from "../scratch";
+import { sparseUpload } from "./upload";
 
 /** Where and as whom to connect. */
 export interface SshTarget {
@@ -90,7 +94,7 @@ export class HostKeyMismatchError extends Error {
 
 export interface RemoteRunOptions {
   /** Data for the remote command's standard input. */
-  input?: string | Buffer;
+  input?: string | Buffer | Readable;
   timeoutMs?: number;
 }
 
@@ -103,7 +107,44 @@ export interface SshSession {
    * renamed, so the file is complete or absent. Creates the directory.
    */
   writeFile(path: string, data: string | Buffer, options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * Copies the local `file` to `path` on the host, like writeFile, in bounded memory and sending
+   * only its data (holes stay holes: upload.ts). Kept only if its bytes hash to `sha256`; when
+   * they do not (it changed since it was hashed), rejects with FileChangedError.
+   */
+  upload(
+    path: string,
+    file: string,
+    sha256: string,
+    options?: { timeoutMs?: number },
+  ): Promise<void>;
 }
+
+/** The local file sent by `upload` no longer hashed to the sha256 expected: nothing was kept. */
+export class FileChangedError extends Error {
+  constructor(readonly file: string) {
+    super(`${file} changed while it was being sent`);
+    this.name = "FileChangedError";
+  }
+}
+
+const q = (argv: string[]) => formatCommand(argv[0], argv.slice(1));
+
+/**
+ * A script that makes `path`'s directory, runs `write` (which fills `temp`, beside `path`) and
+ * renames `temp` to `path`, so the file is complete or absent; on failure `temp` goes. umask
+ * 077: what it makes is its owner's alone.
+ */
+function atomicWriteScript(path: string, temp: string, write: string): string {
+  return (
+    `umask 077 && ${q(["mkdir", "-p", "--", dirname(path)])} && ` +
+    `{ ${write} && ${q(["mv", "-f", "--", temp, path])}; } || ` +
+    `{ ${q(["rm", "-f", "--", temp])}; exit 1; }`
+  );
+}
+
+/** A fresh temporary name beside `path` on the host. */
+const tempBeside = (path: string) => join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
 
 /**
  * Runs `work` with a session on `target` that trusts only `hostKeys`. The private key is written
@@ -178,13 +219,22 @@ export async function withSsh<T>(
     const session: SshSession = {
       run: (argv, options) => remote(formatCommand(argv[0], argv.slice(1)), options),
       async writeFile(path, data, options) {
-        const temp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
-        const q = (argv: string[]) => formatCommand(argv[0], argv.slice(1));
-        const script =
-          `${q(["mkdir", "-p", "--", dirname(path)])} && ` +
-          `{ ${q(["cat"])} > ${q([temp])} && ${q(["mv", "-f", "--", temp, path])}; } || ` +
-          `{ ${q(["rm", "-f", "--", temp])}; exit 1; }`;
+        const temp = tempBeside(path);
+        const script = atomicWriteScript(path, temp, `${q(["cat"])} > ${q([temp])}`);
         await remote(script, { input: data, timeoutMs: options?.timeoutMs });
+      },
+      async upload(path, file, sha256, options) {
+        const temp = tempBeside(path);
+        const sending = await sparseUpload(file, sha256, temp);
+        try {
+          await remote(atomicWriteScript(path, temp, sending.write), {
+            input: sending.input,
+            timeoutMs: options?.timeoutMs,
+          });
+        } catch (error) {
+          if (sending.changed()) throw new FileChangedError(file);
+          throw error;
+        }
       },
     };
     return await work(session);
