@@ -7,6 +7,8 @@
  * the stand-in must decide, and tells the stand-in over the socket given as fd=N:
  *   "iret ADDR"   an iret (any prefixes) at linear ADDR is next, outside the BIOS once the boot
  *                 sector ran (every iret when the firmware is the guest's own, boot=bios);
+ *   "cr0"         firmware code in the ROM (boot=bios) runs its first instruction after writing
+ *                 CR0 (mov to CR0, lmsw): protected mode may have begun there;
  *   "reset"       the CPU is back at the reset vector after power-on: the guest reset;
  *   "start"       the first instruction of the run, and the first after a reset the stand-in
  *                 let through (hold=start only: a guest that hangs).
@@ -60,6 +62,9 @@ __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 /* Option ROMs and the BIOS itself, below 1 MiB. */
 #define BIOS_START 0xc0000
 #define BIOS_END 0x100000
+/* The firmware ROM: its last 128 KiB below 1 MiB, and all of it below 4 GiB. */
+#define ROM_LOW 0xe0000
+#define ROM_HIGH 0xfffe0000ULL
 
 static int channel = -1;
 /* boot=bios: the firmware is the code under test, so every iret counts from the first one. */
@@ -71,6 +76,7 @@ static bool hold_iret;
 static bool boot_sector_ran;
 static unsigned reset_vector_runs;
 static bool started;
+static bool cr0_written;
 
 /** Tells the stand-in what is next and waits for its 'g'. */
 static void ask(const char *what) {
@@ -107,6 +113,20 @@ static void on_reset_vector(unsigned int vcpu, void *userdata) {
   started = false; /* a guest that never runs does not run after a reset either */
 }
 
+static void on_cr0_write(unsigned int vcpu, void *userdata) {
+  (void)vcpu;
+  (void)userdata;
+  cr0_written = true;
+}
+
+static void on_rom_insn(unsigned int vcpu, void *userdata) {
+  (void)vcpu;
+  (void)userdata;
+  if (!cr0_written) return;
+  cr0_written = false;
+  ask("cr0\n");
+}
+
 static void on_iret(unsigned int vcpu, void *userdata) {
   (void)vcpu;
   uint64_t address = (uint64_t)(uintptr_t)userdata;
@@ -135,6 +155,20 @@ static bool is_iret(const uint8_t *bytes, size_t size) {
   return true;
 }
 
+/** After prefixes: 0f 22 /0 (mov to CR0) or 0f 01 /6 (lmsw). */
+static bool writes_cr0(const uint8_t *bytes, size_t size) {
+  size_t i = 0;
+  while (i < size && is_prefix(bytes[i])) i++;
+  if (i + 3 > size) return false;
+  if (bytes[i] != 0x0f) return false;
+  unsigned reg = (bytes[i + 2] >> 3) & 7;
+  return (bytes[i + 1] == 0x22 && reg == 0) || (bytes[i + 1] == 0x01 && reg == 6);
+}
+
+static bool in_rom(uint64_t address) {
+  return (address >= ROM_LOW && address < BIOS_END) || address >= ROM_HIGH;
+}
+
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
   (void)id;
   size_t count = qemu_plugin_tb_n_insns(tb);
@@ -147,6 +181,11 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_boot_sector, QEMU_PLUGIN_CB_NO_REGS, NULL);
     if (address == RESET_VECTOR)
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_reset_vector, QEMU_PLUGIN_CB_NO_REGS, NULL);
+    if (hold_iret && firmware_is_guest && in_rom(address)) {
+      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_rom_insn, QEMU_PLUGIN_CB_NO_REGS, NULL);
+      if (writes_cr0(qemu_plugin_insn_data(insn), qemu_plugin_insn_size(insn)))
+        qemu_plugin_register_vcpu_insn_exec_cb(insn, on_cr0_write, QEMU_PLUGIN_CB_NO_REGS, NULL);
+    }
     if (hold_iret && is_iret(qemu_plugin_insn_data(insn), qemu_plugin_insn_size(insn)))
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_iret, QEMU_PLUGIN_CB_NO_REGS,
                                              (void *)(uintptr_t)address);

@@ -10,11 +10,16 @@
 //     alive with the guest stopped: QMP query-status answers "internal-error";
 //   - a guest that resets (a triple fault) does not come back, and QEMU does not exit, even with
 //     -no-reboot: the guest makes no progress and nothing is said;
-//   - a -kernel boot makes no progress and says nothing.
+//   - a -kernel boot makes no progress and says nothing;
+//   - a -bios firmware runs its real-mode code from the ROM, but once it enters protected mode
+//     there (CR0.PE set), its next instruction never completes (measured: a firmware doing
+//     lgdt, mov to CR0, ljmpl stays at the ljmpl, CR0=0x60000011, with or without CD/NW
+//     cleared, status running, nothing said). Irets count as for a boot sector once the
+//     firmware runs its code from RAM.
 // QEMU_STANDIN picks the host (default pvm):
 //   pvm             as above;
-//   pvm-boot-only   -bios runs run to the end (a probe firmware that passes: "a probe that
-//                   misses"); disk boots stop at their iret;
+//   pvm-boot-only   -bios runs run to the end (a host where a probe firmware passes: "a probe
+//                   that misses"); disk boots stop at their iret;
 //   hang            no KVM run ever makes progress; nothing is said; query-status: running;
 //   hang-boot-only  -bios runs run; everything else hangs.
 // QEMU_STANDIN_PIDS, when set, is a file the stand-in's pid and the real QEMU's are appended to.
@@ -230,6 +235,11 @@ async function decide(request, state, qmpReady) {
   const cr0 = Number.parseInt(/CR0=([0-9a-f]+)/.exec(registers)[1], 16);
   if ((cr0 & 1) === 0) {
     state.release();
+    return;
+  }
+  if (what === "cr0") {
+    // Protected mode begun in the firmware ROM: kvm-pvm never finishes the next instruction.
+    state.hold("running");
     return;
   }
   const block = await emulationFailure(registers, (start, length) => readBytes(qmp, start, length));
