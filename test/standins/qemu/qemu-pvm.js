@@ -43,7 +43,7 @@ const { emulationFailure } = require("./qemu-pvm-dump");
 const VARIANTS = ["pvm", "pvm-boot-only", "hang", "hang-boot-only"];
 const PNI_WARNING =
   "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]\n";
-const ROOT = path.resolve(__dirname, "..", "..");
+const ROOT = path.resolve(__dirname, "..", "..", "..");
 
 function refuse(message) {
   process.stderr.write(`qemu-pvm stand-in: ${message}\n`);
