@@ -7,18 +7,19 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { chooseAccel, parseAccelMode, probeFile, requestedMode } from "../provider/accel";
 import { bootAndWatch } from "../provider/boot";
 import { findExecutable } from "../provider/exec";
 import { buildImage } from "../provider/image";
 import { type KvmProbe, probeKvm } from "../provider/kvm-probe";
 import { kvmUsable, QEMU } from "../provider/qemu";
-import { bootSectorDisk } from "./support/boot-sector";
 import { testKernel } from "./support/kernels";
 import { alive } from "./support/process";
 import { Scratch } from "./support/scratch";
 
-const STANDIN = resolve(__dirname, "..", "..", "test", "standins", "qemu-kvm-pvm");
+/** The stand-in for QEMU on a kvm-pvm host (test/standins/qemu/); QEMU_STANDIN picks the variant. */
+const STANDIN = resolve(__dirname, "..", "..", "test", "standins", "qemu", "qemu-system-x86_64");
 const scratch = Scratch.forThisFile("accel-test-");
 const qemu = findExecutable(QEMU);
 
@@ -165,11 +166,31 @@ describe("a boot the probe let through, with the real QEMU", {
   });
 });
 
-describe("the probe, with a stand-in QEMU", () => {
+describe("the probe and the fallback, with the stand-in for QEMU on a kvm-pvm host", {
+  skip: qemu ? false : "QEMU is not installed",
+}, () => {
+  /** A test kernel's raw disk image: syslinux runs protected-mode code, where kvm-pvm stops. */
+  let kernelDisk: string;
+  before(async () => {
+    const image = await buildImage({
+      kernel: await testKernel("virtio"),
+      outDir: join(scratch.path, "image-standin"),
+      format: "raw",
+      bootArgs: ["--hello=standin"],
+    });
+    kernelDisk = image.disk.path;
+  });
+
   test("a guest stopped by KVM (QEMU does not exit) ends the probe at once: TCG", async () => {
-    const probe = await withStandin("kvm-pvm", () => probeKvm(STANDIN));
+    const probe = await withStandin("pvm", () => probeKvm(STANDIN));
     assert.equal(probe.usable, false);
     assert.match(probe.reason, /stopped the probe guest: KVM internal error\. Suberror: 1/);
+  });
+
+  test("a probe guest that makes no progress and says nothing ends the probe: TCG", async () => {
+    const probe = await withStandin("hang", () => probeKvm(STANDIN));
+    assert.equal(probe.usable, false);
+    assert.match(probe.reason, /made no progress with the probe guest in 5 s/);
   });
 
   test("the answer is remembered for this host boot, QEMU binary and /dev/kvm", async () => {
@@ -178,19 +199,21 @@ describe("the probe, with a stand-in QEMU", () => {
     await writeFile(device, "");
     const cacheDir = join(scratch.path, "cache");
     const choose = () => chooseAccel({ qemu: STANDIN, cacheDir, device });
-    const pids = join(scratch.path, "standin-pids-kvm-works");
+    const pids = join(scratch.path, "standin-pids-pvm-boot-only");
+    const lines = () => readFileSync(pids, "utf8").split("\n").filter(Boolean).length;
 
-    const first = await withStandin("kvm-works", choose);
+    // A host where the probe firmware runs to its end.
+    const first = await withStandin("pvm-boot-only", choose);
     assert.deepEqual(
       [first.accel, first.reason],
       ["kvm", "QEMU ran a probe guest with KVM (real, protected and long mode)"],
     );
-    const probes = () => readFileSync(pids, "utf8").split("\n").filter(Boolean).length;
-    assert.equal(probes(), 1);
+    const afterFirst = lines();
+    assert.ok(afterFirst > 0);
     // The host has not rebooted: no second probe, the same answer.
-    const again = await withStandin("kvm-works", choose);
+    const again = await withStandin("pvm-boot-only", choose);
     assert.equal(again.accel, "kvm");
-    assert.equal(probes(), 1);
+    assert.equal(lines(), afterFirst);
 
     // Another host boot (another boot_id in the key): probed again, and now KVM fails.
     const file = probeFile(cacheDir);
@@ -198,25 +221,25 @@ describe("the probe, with a stand-in QEMU", () => {
     const key = JSON.parse(saved.key);
     key[0] = "another-boot";
     await writeFile(file, JSON.stringify({ ...saved, key: JSON.stringify(key) }));
-    const rebooted = await withStandin("kvm-pvm", choose);
+    const rebooted = await withStandin("pvm", choose);
     assert.equal(rebooted.accel, "tcg");
     assert.match(rebooted.reason, /KVM internal error/);
     assert.match(readFileSync(file, "utf8"), /KVM internal error/);
   });
 
-  test("a boot whose guest KVM stops fails at once with QEMU's words, and QEMU is gone", async () => {
-    const disk = await bootSectorDisk(scratch.path, "stopped", "never seen\n", "run");
-    const pids = join(scratch.path, "standin-pids-kvm-pvm");
-    await withStandin("kvm-pvm", async () => {
+  test("a forced kvm whose guest KVM stops fails at once with QEMU's words, and QEMU is gone", async () => {
+    const pids = join(scratch.path, "standin-pids-pvm");
+    await withStandin("pvm", async () => {
       const result = await bootAndWatch({
-        image: disk,
+        image: kernelDisk,
         qemu: STANDIN,
         accel: "kvm",
         timeoutSeconds: 600,
-        expect: /never seen/,
+        expect: /Hello, World/,
         logFile: join(scratch.path, "stopped.log"),
       });
       assert.equal(result.timedOut, false);
+      assert.equal(result.matched, false);
       assert.match(
         result.failure ?? "",
         /^QEMU stopped the guest: KVM internal error\. Suberror: 1/,
@@ -224,7 +247,41 @@ describe("the probe, with a stand-in QEMU", () => {
       assert.match(result.failure ?? "", /PULUMI_MIRAGE_ACCEL=tcg/);
       const started = readFileSync(pids, "utf8").split("\n").filter(Boolean).map(Number);
       assert.ok(started.length > 0);
+      // The real QEMU under the stand-in goes with it, by its parent-death signal: soon, not at once.
+      for (let i = 0; i < 100 && started.some(alive); i++) await sleep(50);
       for (const pid of started) assert.equal(alive(pid), false, `stand-in ${pid} still runs`);
     });
   });
+
+  for (const variant of ["pvm-boot-only", "hang-boot-only"]) {
+    test(`auto, where the probe passes and boots ${variant === "pvm-boot-only" ? "stop" : "hang"}: booted again with TCG, said once, remembered`, async (t) => {
+      if (!kvmUsable()) {
+        t.skip("no /dev/kvm that opens: auto uses TCG without a probe");
+        return;
+      }
+      const cacheDir = join(scratch.path, `cache-${variant}`);
+      const progress: string[] = [];
+      const result = await withStandin(variant, () =>
+        bootAndWatch({
+          image: kernelDisk,
+          qemu: STANDIN,
+          cacheDir,
+          accel: "auto",
+          timeoutSeconds: 120,
+          expect: /^Command line is: '--hello=standin'$/,
+          logFile: join(scratch.path, `${variant}.log`),
+          onProgress: (line) => progress.push(line),
+        }),
+      );
+      assert.equal(result.matched, true, [result.failure, ...result.qemuMessages].join("\n"));
+      assert.equal(result.accel.accel, "tcg");
+      const why = variant === "pvm-boot-only" ? /KVM internal error/ : /made no progress with KVM/;
+      assert.match(result.accel.reason, why);
+      assert.equal(progress.length, 1);
+      const next = await withStandin(variant, () =>
+        chooseAccel({ qemu: STANDIN, cacheDir, mode: "auto" }),
+      );
+      assert.deepEqual([next.accel, next.reason], ["tcg", result.accel.reason]);
+    });
+  }
 });

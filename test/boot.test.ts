@@ -394,14 +394,21 @@ describe("background VM", () => {
   test("a guest KVM stopped (QEMU still running) fails the start at once with QEMU's words", async () => {
     const dir = await mkdtemp(join(tmpdir(), "boot-vm-test-"));
     try {
-      const disk = await bootSectorDisk(dir, "stopped", "never seen\n", "run");
+      // A test kernel's disk: syslinux runs protected-mode code, where kvm-pvm stops a guest.
+      const image = await buildImage({
+        kernel: await testKernel("virtio"),
+        outDir: join(dir, "image"),
+        format: "raw",
+        bootArgs: [],
+      });
+      const disk = image.disk.path;
       // The stand-in plays QEMU on a kvm-pvm host: the guest stopped, QEMU waiting.
-      const qemu = resolve(__dirname, "..", "..", "test", "standins", "qemu-kvm-pvm");
+      const qemu = resolve(__dirname, "..", "..", "test", "standins", "qemu", "qemu-system-x86_64");
       const stateDir = join(dir, "state");
       await assert.rejects(
         startVmAndWait(
           { image: disk, stateDir, qemu, accel: "kvm" },
-          { console: "never seen", timeoutSeconds: 600 },
+          { console: "Hello, World", timeoutSeconds: 600 },
           "the VM",
         ),
         /the VM failed to start: QEMU stopped the guest: KVM internal error\. Suberror: 1 .*; it was stopped\./,

@@ -88,7 +88,8 @@ class QmpClient {
   execute(command, args) {
     return new Promise((resolve) => {
       this.pending.push(resolve);
-      const request = args === undefined ? { execute: command } : { execute: command, arguments: args };
+      const request =
+        args === undefined ? { execute: command } : { execute: command, arguments: args };
       this.socket.write(`${JSON.stringify(request)}\n`);
     });
   }
@@ -160,7 +161,8 @@ function serveQmp(callerPath, realPath, state) {
     }
 
     caller.on("data", (chunk) => {
-      for (const text of fromCaller.push(chunk)) session.turn = session.turn.then(() => relay(text));
+      for (const text of fromCaller.push(chunk))
+        session.turn = session.turn.then(() => relay(text));
     });
 
     /** Plays kvm-pvm's held guest for the run-state commands; false: relay `request` as is. */

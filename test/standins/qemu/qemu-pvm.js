@@ -161,7 +161,8 @@ async function main() {
   const plugin = [`file=${pluginLibrary()}`, "fd=3", ...holds(variant, run)].join(",");
   real.push("-singlestep", "-plugin", plugin);
   real.push("-qmp", `unix:${control.slice(1)},server=on,wait=off,abstract=on,tight=off`);
-  if (run.qmp) real.push("-qmp", `unix:${relayed.slice(1)},server=on,wait=off,abstract=on,tight=off`);
+  if (run.qmp)
+    real.push("-qmp", `unix:${relayed.slice(1)},server=on,wait=off,abstract=on,tight=off`);
 
   const state = new Run(run.noReboot);
   process.stderr.write(PNI_WARNING);
