@@ -84,7 +84,16 @@ function extraData(linear, code, before) {
   const size = Math.min(MAX_INSN_BYTES, 0x1000 - Number(linear & 0xfffn));
   const insn = [size, ...code.slice(before, before + size)];
   while (insn.length < 16) insn.push(0x90);
-  return [1n, littleEndian(insn.slice(0, 8)), littleEndian(insn.slice(8)), PVM_EXIT_REASON, 0n, 0n, 0n, 0n];
+  return [
+    1n,
+    littleEndian(insn.slice(0, 8)),
+    littleEndian(insn.slice(8)),
+    PVM_EXIT_REASON,
+    0n,
+    0n,
+    0n,
+    0n,
+  ];
 }
 
 /**
@@ -114,4 +123,4 @@ async function emulationFailure(infoRegisters, readCode) {
   ].join("\n");
 }
 
-module.exports = { emulationFailure, codeWindow };
+module.exports = { emulationFailure };

@@ -161,14 +161,15 @@ async function main() {
   const plugin = [`file=${pluginLibrary()}`, "fd=3", ...holds(variant, run)].join(",");
   real.push("-singlestep", "-plugin", plugin);
   real.push("-qmp", `unix:${control.slice(1)},server=on,wait=off,abstract=on,tight=off`);
-  if (run.qmp) real.push("-qmp", `unix:${relayed.slice(1)},server=on,wait=off,abstract=on,tight=off`);
+  if (run.qmp)
+    real.push("-qmp", `unix:${relayed.slice(1)},server=on,wait=off,abstract=on,tight=off`);
 
   const state = new Run(run.noReboot);
   process.stderr.write(PNI_WARNING);
   if (run.qmp) {
     // QEMU replaces whatever is at the path, and removes its socket when it exits.
     fs.rmSync(run.qmp, { force: true });
-    const { server, broadcast } = serveQmp(run.qmp, relayed, state);
+    const { server, broadcast } = serveQmp(relayed, state);
     state.broadcast = broadcast;
     await new Promise((resolve) => server.listen(run.qmp, resolve));
     process.on("exit", () => fs.rmSync(run.qmp, { force: true }));
