@@ -25,6 +25,7 @@ import { guestStopped, QEMU, qemuArgs } from "../provider/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
 import { CLI, startCli } from "./support/cli";
 import { testKernel } from "./support/kernels";
+import { modeGuest } from "./support/mode-guest";
 import { freePort } from "./support/net";
 import { processesMentioning } from "./support/process";
 
@@ -412,9 +413,10 @@ describe("background VM", () => {
   test("a guest KVM stopped (QEMU still running) fails the start at once with QEMU's words", async () => {
     const dir = await mkdtemp(join(tmpdir(), "boot-vm-test-"));
     try {
-      const disk = await bootSectorDisk(dir, "stopped", "never seen\n", "run");
-      // The stand-in plays QEMU on a kvm-pvm host: the guest stopped, QEMU waiting.
-      const qemu = resolve(__dirname, "..", "..", "test", "standins", "qemu-kvm-pvm");
+      // The stand-in plays QEMU on a kvm-pvm host: it stops this guest at its protected-mode
+      // iret, and QEMU waits.
+      const disk = await modeGuest(dir, "iret");
+      const qemu = resolve(__dirname, "..", "..", "test", "standins", "qemu", "qemu-system-x86_64");
       const vm = await startVm({ image: disk, stateDir: join(dir, "state"), qemu, accel: "kvm" });
       try {
         await assert.rejects(
