@@ -123,4 +123,4 @@ async function emulationFailure(infoRegisters, readCode) {
   ].join("\n");
 }
 
-module.exports = { emulationFailure, codeWindow };
+module.exports = { emulationFailure };

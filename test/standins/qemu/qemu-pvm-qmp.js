@@ -117,21 +117,22 @@ async function connectWhenListening(path) {
 }
 
 /**
- * Serves the caller's QMP socket `callerPath`, relaying to the real QEMU's `realPath`. `state`
+ * A server for the caller's QMP socket, relaying to the real QEMU's `realPath`. `state`
  * is the stand-in's view of the run (see qemu-pvm.js): `held` (null, "internal-error", "running"
  * or "paused"), `noReboot`, and the hooks release(), resetRequested() and shutDown().
  */
-function serveQmp(callerPath, realPath, state) {
+function serveQmp(realPath, state) {
   const sessions = new Set();
 
   const server = net.createServer((caller) => {
-    const session = { caller, negotiated: false, queue: [], turn: Promise.resolve() };
+    // The caller may connect before the real QEMU listens: it gets QEMU's greeting once it does.
+    const connected = connectWhenListening(realPath);
+    const session = { caller, negotiated: false, queue: [], turn: connected };
     sessions.add(session);
     const fromCaller = new JsonSplitter();
     const fromReal = new JsonSplitter();
-    const real = net.connect(realPath);
+    let real;
     caller.setEncoding("utf8");
-    real.setEncoding("utf8");
 
     /** Answers go out in the order the commands came, whoever answers them. */
     const flush = () => {
@@ -210,7 +211,18 @@ function serveQmp(callerPath, realPath, state) {
       }
     }
 
-    real.on("data", (chunk) => {
+    connected.then(
+      (socket) => {
+        real = socket;
+        real.setEncoding("utf8");
+        real.on("data", fromRealQemu);
+        real.on("close", close);
+        real.on("error", close);
+      },
+      () => close(),
+    );
+
+    function fromRealQemu(chunk) {
       for (const raw of fromReal.push(chunk)) {
         const text = raw.trim();
         const message = JSON.parse(text);
@@ -228,17 +240,15 @@ function serveQmp(callerPath, realPath, state) {
         } else entry.answer = text;
         flush();
       }
-    });
+    }
 
-    const close = () => {
+    function close() {
       sessions.delete(session);
       caller.destroy();
-      real.destroy();
-    };
+      real?.destroy();
+    }
     caller.on("close", close);
     caller.on("error", close);
-    real.on("close", close);
-    real.on("error", close);
   });
 
   /** Writes one message (JSON text) to the caller, ended as QEMU ends it. */

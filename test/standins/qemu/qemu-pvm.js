@@ -169,7 +169,7 @@ async function main() {
   if (run.qmp) {
     // QEMU replaces whatever is at the path, and removes its socket when it exits.
     fs.rmSync(run.qmp, { force: true });
-    const { server, broadcast } = serveQmp(run.qmp, relayed, state);
+    const { server, broadcast } = serveQmp(relayed, state);
     state.broadcast = broadcast;
     await new Promise((resolve) => server.listen(run.qmp, resolve));
     process.on("exit", () => fs.rmSync(run.qmp, { force: true }));
