@@ -58,13 +58,11 @@ export async function sparseUpload(
 ): Promise<SparseUpload> {
   const { size } = await stat(file);
   const regions = uploadRegions(await dataSegments(file, size), size);
-  const q = (argv: string[]) => formatCommand(argv[0], argv.slice(1));
   const write = [
     // Creates the file at its full size, all hole.
-    q(["dd", `of=${temp}`, "bs=1", `seek=${size}`, "count=0"]),
+    formatCommand("dd", [`of=${temp}`, "bs=1", `seek=${size}`, "count=0"]),
     ...regions.map(({ start, end }) =>
-      q([
-        "dd",
+      formatCommand("dd", [
         `of=${temp}`,
         "bs=65536",
         "iflag=fullblock,count_bytes",
