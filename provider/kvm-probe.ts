@@ -90,7 +90,9 @@ async function probeIn(dir: string, qemu: string, env?: Record<string, string>):
     } catch (error) {
       if (!(error instanceof ToolError)) throw error;
       const status = (error.cause as { exitCode?: number } | undefined)?.exitCode;
-      if (status === PROBE_STATUS && failure === undefined)
+      // Only QEMU's own exit with the probe's status counts: not a status seen after we killed it.
+      const exited = error.reason === `exited with status ${PROBE_STATUS}`;
+      if (status === PROBE_STATUS && exited && failure === undefined)
         return {
           usable: true,
           reason: "QEMU ran a probe guest with KVM (real, protected and long mode)",
