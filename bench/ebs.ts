@@ -2,7 +2,7 @@
 // - what is sent: the EBS direct path (measured against the local EBS/EC2 server of the tests:
 //   request bodies and requests) next to the S3 path, which uploads the whole disk as one object
 //   (then ImportSnapshot reads it from S3);
-// - the block map pass (provider/block-map.ts) next to sha256 of the whole file, GNU tar -S (which
+// - the block map pass (provider/core/block-map.ts) next to sha256 of the whole file, GNU tar -S (which
 //   also finds holes with SEEK_DATA) and the block map's full-read fallback (no perl);
 // - a cache hit on the raw image: lookup, which verifies it by its block map.
 // Goals (issue 15): bytes sent ≤ 1.1× the non-zero blocks; block map ≤ 3× tar -S; a cached raw
@@ -13,9 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { uploadSnapshot } from "../provider/aws/ebs-snapshot";
-import { BLOCK_SIZE, blockMap } from "../provider/block-map";
-import { lookup, store } from "../provider/cache";
-import { sha256File } from "../provider/hash";
+import { BLOCK_SIZE, blockMap } from "../provider/core/block-map";
+import { lookup, store } from "../provider/core/cache";
+import { sha256File } from "../provider/core/hash";
 import { buildImage } from "../provider/image";
 import { FakeAws } from "../test/support/fake-aws";
 import { testKernel } from "../test/support/kernels";

@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
-import { sha256File } from "../provider/hash";
+import { sha256File } from "../provider/core/hash";
 import { checkBootArgs } from "../provider/image/bootargs";
 import * as aws from "../sdk/aws";
 import { Unikernel } from "../sdk/unikernel";

@@ -10,7 +10,7 @@ import {
   linearChecksum,
   mapDigest,
   parseSegments,
-} from "../provider/block-map";
+} from "../provider/core/block-map";
 import { Scratch } from "./support/scratch";
 
 const scratch = Scratch.forThisFile("block-map-test-");

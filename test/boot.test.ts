@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type AccelChoice, chooseAccel } from "../provider/accel";
-import { bootAndWatch, isRunning, startVm, startVmAndWait, stopVm } from "../provider/boot";
-import { findExecutable, run } from "../provider/exec";
+import { findExecutable, run } from "../provider/core/exec";
 import { buildImage } from "../provider/image";
-import { QEMU, qemuArgs } from "../provider/qemu";
+import { type AccelChoice, chooseAccel } from "../provider/local/accel";
+import { bootAndWatch, isRunning, startVm, startVmAndWait, stopVm } from "../provider/local/boot";
+import { QEMU, qemuArgs } from "../provider/local/qemu";
 import { bootSectorDisk } from "./support/boot-sector";
 import { CLI, startCli } from "./support/cli";
 import { testKernel } from "./support/kernels";
@@ -145,7 +145,7 @@ describe("bootAndWatch", () => {
       logFile: join(dir, "gce.log"),
     });
     assert.equal(result.matched, true);
-    // The disk was extracted into this process's scratch area (provider/scratch.ts), now gone.
+    // The disk was extracted into this process's scratch area (provider/core/scratch.ts), now gone.
     assert.deepEqual(
       readdirSync(tmpdir()).filter((name) => name.startsWith(`pulumi-mirage-${process.pid}-`)),
       [],

@@ -13,8 +13,8 @@ import {
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { cacheDir, lookup, store, withEntryLock } from "../provider/cache";
-import { sha256 } from "../provider/hash";
+import { cacheDir, lookup, store, withEntryLock } from "../provider/core/cache";
+import { sha256 } from "../provider/core/hash";
 import { Scratch } from "./support/scratch";
 
 const scratch = Scratch.forThisFile("cache-test-");

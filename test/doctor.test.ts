@@ -6,16 +6,16 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { chooseAccel } from "../provider/accel";
 import {
   configuredKernel,
   defaultProgramCanRun,
   diagnose,
   type Finding,
   formatFindings,
-} from "../provider/doctor";
-import { findExecutable } from "../provider/exec";
-import { kvmUsable } from "../provider/qemu";
+} from "../provider/cli/doctor";
+import { findExecutable } from "../provider/core/exec";
+import { chooseAccel } from "../provider/local/accel";
+import { kvmUsable } from "../provider/local/qemu";
 import { testKernel } from "./support/kernels";
 
 const NAMES = [
@@ -92,7 +92,7 @@ async function fakeSwitch(prefix: string): Promise<string> {
 function doctorCli(path: string, args: string[] = [], cwd?: string, switchPrefix?: string) {
   return spawnSync(
     process.execPath,
-    [join(__dirname, "..", "provider", "cli.js"), "doctor", ...args],
+    [join(__dirname, "..", "provider", "cli", "main.js"), "doctor", ...args],
     {
       env: { ...process.env, PATH: path, OPAM_SWITCH_PREFIX: switchPrefix },
       encoding: "utf8",

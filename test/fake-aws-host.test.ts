@@ -6,7 +6,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { SignatureV4 } from "@smithy/signature-v4";
-import { findExecutable, run } from "../provider/exec";
+import { findExecutable, run } from "../provider/core/exec";
 import { EMPTY_SHA256 } from "../sdk/aws/host-script";
 import { FakeAwsHost, HOST_ROLE, OTHER_ROLE } from "./support/fake-aws-host";
 import { Scratch } from "./support/scratch";

@@ -9,9 +9,14 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, truncate, writeFile } from "node
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { isRunning, selfIdentity, startBackground, stopBackground } from "../provider/background";
-import { run } from "../provider/exec";
-import { RUN_TAG, recordRun, sweepRuns } from "../provider/run-records";
+import {
+  isRunning,
+  selfIdentity,
+  startBackground,
+  stopBackground,
+} from "../provider/core/background";
+import { run } from "../provider/core/exec";
+import { RUN_TAG, recordRun, sweepRuns } from "../provider/local/run-records";
 import type { EngineModule } from "../sdk/engine";
 import { bootSectorDisk } from "./support/boot-sector";
 import { type DynamicProvider, type Props, startDynamicProvider } from "./support/dynamic-provider";

@@ -21,10 +21,10 @@ import {
 import { dirname, join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
-import { processStartTime } from "../provider/background";
-import { run } from "../provider/exec";
-import { inspectKernel } from "../provider/inspect";
-import { QEMU, qemuArgs } from "../provider/qemu";
+import { processStartTime } from "../provider/core/background";
+import { run } from "../provider/core/exec";
+import { inspectKernel } from "../provider/kernel/inspect";
+import { QEMU, qemuArgs } from "../provider/local/qemu";
 import { provider as imageProvider } from "../provider/resources/disk-image";
 import { provider as vmProvider } from "../provider/resources/local-vm";
 import { bootSectorDisk } from "./support/boot-sector";

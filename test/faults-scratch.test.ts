@@ -9,11 +9,11 @@ import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
-import { processStartTime } from "../provider/background";
-import { blockMap, mapDigest } from "../provider/block-map";
-import { run } from "../provider/exec";
-import { sha256File } from "../provider/hash";
-import { withScratch } from "../provider/scratch";
+import { processStartTime } from "../provider/core/background";
+import { blockMap, mapDigest } from "../provider/core/block-map";
+import { run } from "../provider/core/exec";
+import { sha256File } from "../provider/core/hash";
+import { withScratch } from "../provider/core/scratch";
 import { bootSectorDisk } from "./support/boot-sector";
 import { CLI, type CliRun, type Ended, imageArgv, startCli } from "./support/cli";
 import { testKernel } from "./support/kernels";
@@ -56,7 +56,7 @@ async function quiet(dir: string): Promise<void> {
   );
 }
 
-/** The scratch in `dir`: areas (provider/scratch.ts) in an --out or a TMPDIR. */
+/** The scratch in `dir`: areas (provider/core/scratch.ts) in an --out or a TMPDIR. */
 const scratchIn = async (dir: string) =>
   (await readdir(dir)).filter((name) => /^(\.scratch|pulumi-mirage)-/.test(name));
 

@@ -6,7 +6,7 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
-import { inspectKernel } from "../provider/inspect";
+import { inspectKernel } from "../provider/kernel/inspect";
 import { provider as imageProvider } from "../provider/resources/disk-image";
 import { provider as vmProvider } from "../provider/resources/local-vm";
 import { provider as unikernelProvider } from "../provider/resources/unikernel";

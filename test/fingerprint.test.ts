@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { chmod, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { run } from "../provider/exec";
+import { run } from "../provider/core/exec";
 import {
   combineFingerprint,
   copySourceTree,

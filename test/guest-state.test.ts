@@ -3,15 +3,15 @@
 // progress. Pure: the sources are given as text.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { AccelChoice } from "../provider/accel";
+import type { AccelChoice } from "../provider/local/accel";
 import {
   FIRMWARE_DEADLINE_MS,
   type GuestSources,
   guestStopped,
   withKvmAdvice,
-} from "../provider/guest-state";
-import type { QmpSession } from "../provider/qmp";
-import { stoppedBecause } from "../provider/qmp";
+} from "../provider/local/guest-state";
+import type { QmpSession } from "../provider/local/qmp";
+import { stoppedBecause } from "../provider/local/qmp";
 
 const kvm: AccelChoice = { accel: "kvm", mode: "auto", reason: "probe" };
 const tcg: AccelChoice = { accel: "tcg", mode: "auto", reason: "probe" };

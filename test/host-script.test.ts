@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFile, writeFile as writeFileAsync } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { run } from "../provider/exec";
+import { run } from "../provider/core/exec";
 import { checkBootArgs } from "../provider/image/bootargs";
 import { EMPTY_SHA256, renderAwsHostScript } from "../sdk/aws/host-script";
 import { encodeSecretBootArgs, type HostScriptSpec } from "../sdk/host/script";

@@ -7,8 +7,8 @@ import { copyFile, mkdir, open, readdir, readFile, stat } from "node:fs/promises
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
-import { blockMap, mapDigest } from "../provider/block-map";
-import { sha256File } from "../provider/hash";
+import { blockMap, mapDigest } from "../provider/core/block-map";
+import { sha256File } from "../provider/core/hash";
 import {
   buildImage,
   checkBootArgs,

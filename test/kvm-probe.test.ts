@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
-import { findExecutable, run, type ToolError } from "../provider/exec";
-import { PROBE_STATUS, probeArgs, probeFirmware } from "../provider/kvm-probe";
-import { QEMU } from "../provider/qemu";
+import { findExecutable, run, type ToolError } from "../provider/core/exec";
+import { PROBE_STATUS, probeArgs, probeFirmware } from "../provider/local/kvm-probe";
+import { QEMU } from "../provider/local/qemu";
 import { Scratch } from "./support/scratch";
 
 const SOURCE = resolve(__dirname, "..", "..", "test", "kernels", "kvm-probe.S");

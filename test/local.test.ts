@@ -10,12 +10,12 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as pulumi from "@pulumi/pulumi";
-import { type AccelChoice, chooseAccel } from "../provider/accel";
-import { isRunning, type ProcessIdentity } from "../provider/background";
-import { findExecutable } from "../provider/exec";
+import { isRunning, type ProcessIdentity } from "../provider/core/background";
+import { findExecutable } from "../provider/core/exec";
 import { buildImage } from "../provider/image";
-import { type KvmProbe, probeKvm } from "../provider/kvm-probe";
-import { QEMU } from "../provider/qemu";
+import { type AccelChoice, chooseAccel } from "../provider/local/accel";
+import { type KvmProbe, probeKvm } from "../provider/local/kvm-probe";
+import { QEMU } from "../provider/local/qemu";
 import {
   type ProcessInputs,
   provider as processProvider,

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { run } from "../provider/exec";
+import { run } from "../provider/core/exec";
 import { consumerProject, repoRoot } from "./support/consumer";
 
 /**

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { cp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { run } from "../provider/exec";
-import { sha256File } from "../provider/hash";
+import { run } from "../provider/core/exec";
+import { sha256File } from "../provider/core/hash";
 import { unikernelInputs } from "../sdk/disk-image";
 import { repoRoot } from "./support/consumer";
 import {

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { requestedMode } from "../provider/accel";
+import { requestedMode } from "../provider/local/accel";
 import { provider as diskImage } from "../provider/resources/disk-image";
 import { provider as ec2ConsoleWait } from "../provider/resources/ec2-console-wait";
 import { provider as gceSerialWait } from "../provider/resources/gce-serial-wait";

@@ -11,9 +11,9 @@ import { openSync } from "node:fs";
 import { chmod, copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { processStartTime } from "../provider/background";
-import { blockMap, mapDigest } from "../provider/block-map";
-import { sha256File } from "../provider/hash";
+import { processStartTime } from "../provider/core/background";
+import { blockMap, mapDigest } from "../provider/core/block-map";
+import { sha256File } from "../provider/core/hash";
 import { buildImage } from "../provider/image";
 import { unikernelInputs } from "../sdk/disk-image";
 import type { EngineModule } from "../sdk/engine";
@@ -32,7 +32,7 @@ import { STANDIN, Standin } from "./support/standin";
 /** The version that recorded the state. */
 const RECORDED_WITH = "e9e19a6";
 const FIXTURE = join(repoRoot, "test", "fixtures", `stack-${RECORDED_WITH}.json`);
-/** The stand-in's run tag (provider/run-records.ts): every process of a local run carries it. */
+/** The stand-in's run tag (provider/local/run-records.ts): every process of a local run carries it. */
 const RUN_TAG = "PULUMI_MIRAGE_RUN";
 
 const started = Started.forThisFile();

@@ -16,9 +16,9 @@ import {
 } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe, it } from "node:test";
-import { lookup } from "../provider/cache";
-import { run } from "../provider/exec";
-import { sha256File } from "../provider/hash";
+import { lookup } from "../provider/core/cache";
+import { run } from "../provider/core/exec";
+import { sha256File } from "../provider/core/hash";
 import { provider } from "../provider/resources/unikernel";
 import { UNKNOWN } from "../rules/values";
 import { testKernel } from "./support/kernels";
@@ -418,7 +418,7 @@ describe("create", () => {
       await lookup(String(inputs.cacheDir), "kernel", String(inputs.fingerprint)),
       undefined,
     );
-    // Scratch areas are named .scratch-PID-START-XXXXXX (provider/scratch.ts).
+    // Scratch areas are named .scratch-PID-START-XXXXXX (provider/core/scratch.ts).
     const areaOf = (names: string[]) => names.some((n) => n.startsWith(`.scratch-${child.pid}-`));
     const left = await readdir(join(String(inputs.cacheDir), "work"));
     assert.ok(areaOf(left), "the killed build left its scratch area");

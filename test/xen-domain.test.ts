@@ -21,9 +21,9 @@ import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { blockMap, mapDigest } from "../provider/block-map";
-import { run } from "../provider/exec";
-import { sha256 } from "../provider/hash";
+import { blockMap, mapDigest } from "../provider/core/block-map";
+import { run } from "../provider/core/exec";
+import { sha256 } from "../provider/core/hash";
 import { type DomainInputs, type DomainOutputs, provider } from "../provider/resources/xen-domain";
 import { renderXlConfig } from "../provider/xen/xl-config";
 import { Unikernel } from "../sdk/unikernel";
@@ -577,7 +577,7 @@ describe("xen.Domain engine, against a real sshd", () => {
       process.env.TMPDIR = outerTmp;
       await rm(ownTmp, { recursive: true, force: true });
     });
-    // Key directories are made in this process's scratch area (provider/scratch.ts).
+    // Key directories are made in this process's scratch area (provider/core/scratch.ts).
     const keyDirs = async () =>
       (await readdir(tmpdir(), { recursive: true })).filter((path) => /(^|\/)ssh-/.test(path));
     const inputs = await checked();

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { run } from "../provider/exec";
+import { run } from "../provider/core/exec";
 import { buildImage } from "../provider/image";
 import { consoleLogPath } from "../provider/resources/xen-domain";
 import {

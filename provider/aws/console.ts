@@ -2,7 +2,7 @@
 // output, which current instance types keep) until it matches a pattern. A host service's script
 // and its tender write there (sdk/host/script.ts), so this is the sign a unikernel is up.
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { TAIL_LINES } from "../exec";
+import { TAIL_LINES } from "../core/exec";
 
 export interface ConsoleWaitOptions {
   /** A regular expression (its source text) the console output must match. */

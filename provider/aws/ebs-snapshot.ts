@@ -10,8 +10,14 @@
 import { open } from "node:fs/promises";
 import type { EBSClient } from "@aws-sdk/client-ebs";
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { BLOCK_SIZE, blockMap, linearChecksum, type MappedBlock, mapDigest } from "../block-map";
-import { sha256 } from "../hash";
+import {
+  BLOCK_SIZE,
+  blockMap,
+  linearChecksum,
+  type MappedBlock,
+  mapDigest,
+} from "../core/block-map";
+import { sha256 } from "../core/hash";
 
 const GIB = 1024 ** 3;
 /** Blocks in flight at once: EBS allows more, but a few dozen saturate one uplink. */

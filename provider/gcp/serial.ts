@@ -4,7 +4,7 @@
 //
 // The API returns `{ contents, start, next }`: the bytes from `start` (raised when older output
 // was dropped from the 1 MB buffer) up to `next`, which the following request passes as `start`.
-import { TAIL_LINES } from "../exec";
+import { TAIL_LINES } from "../core/exec";
 import { apiMessage, apiRequest } from "./api";
 import { type Authorize, authorizer } from "./auth";
 

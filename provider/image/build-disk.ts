@@ -3,7 +3,7 @@
 // device. What the tools did not write stays a hole.
 import { mkdir, open, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { run } from "../exec";
+import { run } from "../core/exec";
 import {
   DISK_ID,
   HEADS,

@@ -11,7 +11,7 @@ import { open } from "node:fs/promises";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { constants, createGzip } from "node:zlib";
-import type { Region } from "../block-map";
+import type { Region } from "../core/block-map";
 
 const TAR_BLOCK = 512;
 /** GNU tar's default record: 20 blocks; archives end padded to it. */

@@ -9,7 +9,7 @@
 // module) before loading the kernel; on bare QEMU and in a PVH domain this changes nothing.
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { run } from "../exec";
+import { run } from "../core/exec";
 import { PARTITION_OFFSET, SECTOR } from "./disk";
 import { ImageError } from "./errors";
 import { type Layout, requireFile, type ToolOptions, toolRun } from "./layout";

@@ -1,7 +1,7 @@
 // What a bootloader puts on the disk, as data: the disk builder (build-disk.ts) lays out any
 // bootloader the same way, and syslinux.ts / grub.ts only describe theirs.
 import { access } from "node:fs/promises";
-import type { RunOptions } from "../exec";
+import type { RunOptions } from "../core/exec";
 import { ImageError } from "./errors";
 
 const TOOL_TIMEOUT_MS = 60_000;

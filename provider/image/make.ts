@@ -1,10 +1,10 @@
 // Kernel → bootable, deterministic BIOS disk image (and GCE archive). planImage checks what a
 // build needs once, before anything is written; makeImage builds in a directory that is the
-// caller's alone (a scratch directory: scratch.ts), so it takes no lock and leaves the files there
+// caller's alone (a scratch directory: core/scratch.ts), so it takes no lock and leaves the files there
 // for the caller to move into place (the cache, or an --out directory: publish.ts). virtio kernels
 // get the syslinux layout, xen kernels the GRUB one (docs/platforms.md, Disk images).
 //
-// The disk is read once after it is laid out: its block map (block-map.ts) gives the regions the
+// The disk is read once after it is laid out: its block map (core/block-map.ts) gives the regions the
 // GCE archive carries and the disk's identity, a digest of its data that reading its data alone
 // proves. No full-file sha256 of the disk is made: hashing 1 GiB of mostly zeros would take ten
 // times as long as everything else, and nothing needs it (the archive's sha256 is made as it is
@@ -12,9 +12,9 @@
 import { chmod, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { DISK_IMAGE_TARGETS, type ImageFormat, notBootable } from "../../rules/platform";
-import { blockMap, mapDigest } from "../block-map";
-import { explainFsError, lacksSpace, noSpace } from "../fs-errors";
-import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
+import { blockMap, mapDigest } from "../core/block-map";
+import { explainFsError, lacksSpace, noSpace } from "../core/fs-errors";
+import { inspectKernel, KernelFormatError, type KernelInfo } from "../kernel/inspect";
 import { checkBootArgs } from "./bootargs";
 import { buildDisk } from "./build-disk";
 import { clusterBytes, diskSizeFor, GIB } from "./disk";
@@ -49,7 +49,7 @@ export interface ImagePlan {
 export interface DiskFile {
   path: string;
   size: number;
-  /** The digest of its block map (block-map.ts): equal digests, equal bytes. */
+  /** The digest of its block map (core/block-map.ts): equal digests, equal bytes. */
   mapDigest: string;
 }
 

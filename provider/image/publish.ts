@@ -1,14 +1,14 @@
 // An image built into an output directory a user names (`pulumi-mirage image --out DIR`, and the
-// tests): the build runs in a scratch directory inside it (scratch.ts) and its files are renamed
+// tests): the build runs in a scratch directory inside it (core/scratch.ts) and its files are renamed
 // into place at the end, so the final names only ever hold complete files. Other runs may use
 // the same directory at the same time, so publishing takes the directory's lock.
 import { constants } from "node:fs";
 import { access, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { ImageFormat } from "../../rules/platform";
-import { makeDirectory, withFsErrors } from "../fs-errors";
-import { type LockOptions, withLock } from "../lock";
-import { withScratch } from "../scratch";
+import { makeDirectory, withFsErrors } from "../core/fs-errors";
+import { type LockOptions, withLock } from "../core/lock";
+import { withScratch } from "../core/scratch";
 import {
   ARCHIVE_NAME,
   type ArchiveFile,

@@ -4,7 +4,7 @@
 // 115200.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { run } from "../exec";
+import { run } from "../core/exec";
 import { PARTITION_OFFSET } from "./disk";
 import { type Layout, requireFile, type ToolOptions, toolRun } from "./layout";
 

@@ -13,10 +13,10 @@ import {
   withCacheLock,
   withEntryLock,
   workDir,
-} from "../cache";
-import { run, ToolError } from "../exec";
-import { sha256, sha256File } from "../hash";
-import { withScratch } from "../scratch";
+} from "../core/cache";
+import { run, ToolError } from "../core/exec";
+import { sha256, sha256File } from "../core/hash";
+import { withScratch } from "../core/scratch";
 import { DepextScan } from "./depexts";
 import { combineFingerprint, copySourceTree } from "./fingerprint";
 import { distFile, plainName, unikernelName } from "./project";

@@ -8,7 +8,7 @@ import { close, type Dirent, fstat, open as openFd, read } from "node:fs";
 import { chmod, mkdir, open, readdir, realpath, stat } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
 import { promisify } from "node:util";
-import { sha256 } from "../hash";
+import { sha256 } from "../core/hash";
 
 const fdOpen = promisify(openFd);
 const fdStat = promisify(fstat);

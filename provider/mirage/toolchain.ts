@@ -4,7 +4,7 @@
 // reinstalled mirage, a switch that changed, is asked again).
 import { readFile, realpath, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { findExecutable, run } from "../exec";
+import { findExecutable, run } from "../core/exec";
 
 const NOT_FOUND =
   "mirage was not found on PATH: install it with `opam install mirage` or set the `mirage` property";

@@ -16,8 +16,17 @@ import type * as pulumi from "@pulumi/pulumi";
 import { imageFormatProblem, type PlatformFields } from "../../rules/platform";
 import type { Device } from "../../rules/targets";
 import { given, isKnown, UNKNOWN } from "../../rules/values";
-import { cacheDir, type Entry, logsDir, lookup, store, withEntryLock, workDir } from "../cache";
-import { sha256, sha256File } from "../hash";
+import {
+  cacheDir,
+  type Entry,
+  logsDir,
+  lookup,
+  store,
+  withEntryLock,
+  workDir,
+} from "../core/cache";
+import { sha256, sha256File } from "../core/hash";
+import { withScratch } from "../core/scratch";
 import {
   checkBootArgs,
   checkPlatform,
@@ -26,9 +35,8 @@ import {
   makeImage,
   planImage,
 } from "../image/index";
-import { inspectKernel } from "../inspect";
+import { inspectKernel } from "../kernel/inspect";
 import { plainName } from "../mirage/project";
-import { withScratch } from "../scratch";
 import { message, storedFileProvider } from "./inputs";
 
 export interface DiskImageProps {

@@ -4,7 +4,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { isKnown } from "../../rules/values";
 import { waitForConsole } from "../aws/console";
-import { sha256 } from "../hash";
+import { sha256 } from "../core/hash";
 import { changedKeys, checkWaitInputs } from "./inputs";
 
 export interface ConsoleWaitInputs {

@@ -5,6 +5,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import { isKnown } from "../../rules/values";
+import { sha256 } from "../core/hash";
 import { authorizer } from "../gcp/auth";
 import { newInstances, parseGroup } from "../gcp/group";
 import {
@@ -14,7 +15,6 @@ import {
   SerialWaitError,
   waitForSerial,
 } from "../gcp/serial";
-import { sha256 } from "../hash";
 import { checkWaitInputs } from "./inputs";
 
 /** A regional managed instance group whose new VMs to watch. */

@@ -5,8 +5,8 @@ import { basename, dirname } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import type { Problem } from "../../rules/problem";
 import { waitProblems } from "../../rules/wait";
-import { cacheDir, type Kind, lookup } from "../cache";
-import { sha256File } from "../hash";
+import { cacheDir, type Kind, lookup } from "../core/cache";
+import { sha256File } from "../core/hash";
 
 /** An error's message (a thrown non-Error as text), for check failures and wrapped errors. */
 export const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -36,7 +36,7 @@ type EngineProvider = Required<
 /**
  * Whether a state's cached file is the one it recorded: the cache stores files under their
  * sha256 (KIND/SHA256/NAME), so a refresh that found other content (or none) shows here. A file
- * whose hash must not be public is stored under its key instead (KIND/KEY/NAME: cache.ts, store);
+ * whose hash must not be public is stored under its key instead (KIND/KEY/NAME: core/cache.ts, store);
  * a refresh that finds it changed or gone reports its sha256 as "" (read asks the cache, which
  * discards a changed file).
  */

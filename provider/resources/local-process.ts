@@ -1,7 +1,7 @@
 // local.Process: a unikernel run as a local background process: hvt and spt kernels under their
 // Solo5 tender (`solo5-hvt`, `solo5-spt`), unix builds as plain programs. It outlives the dynamic
 // provider; every input except `waitFor` replaces it. The devices an hvt/spt kernel declares are
-// attached as solo5-devices.ts says; hvt needs a usable /dev/kvm.
+// attached as local/solo5-devices.ts says; hvt needs a usable /dev/kvm.
 import { existsSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
@@ -9,9 +9,11 @@ import { PROCESS_TARGETS, type ProcessTarget } from "../../rules/local";
 import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
 import { isKnown } from "../../rules/values";
-import { startBackground } from "../background";
-import { findExecutable } from "../exec";
-import { inspectKernel } from "../inspect";
+import { startBackground } from "../core/background";
+import { findExecutable } from "../core/exec";
+import { inspectKernel } from "../kernel/inspect";
+import { netnsProblem } from "../local/netif";
+import { kvmUsable } from "../local/qemu";
 import {
   awaitStarted,
   checkRunFile,
@@ -20,16 +22,14 @@ import {
   createRun,
   type RunOutputs,
   type WaitFor,
-} from "../local-run";
-import { netnsProblem } from "../netif";
-import { kvmUsable } from "../qemu";
+} from "../local/run";
 import {
   type BlockAttachment,
   checkAttachments,
   createBlockFiles,
   type NetAttachment,
   tenderDeviceArgs,
-} from "../solo5-devices";
+} from "../local/solo5-devices";
 import { definedOnly, message } from "./inputs";
 import { runLifecycle } from "./run-lifecycle";
 

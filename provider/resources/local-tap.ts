@@ -4,7 +4,7 @@
 import { isIP } from "node:net";
 import type * as pulumi from "@pulumi/pulumi";
 import { isKnown } from "../../rules/values";
-import { hasNetAdmin, INTERFACE_NAME, interfaceState, ip, netnsProblem } from "../netif";
+import { hasNetAdmin, INTERFACE_NAME, interfaceState, ip, netnsProblem } from "../local/netif";
 import { changedKeys, definedOnly } from "./inputs";
 
 export interface TapInputs {

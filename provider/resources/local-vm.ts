@@ -8,9 +8,9 @@ import { DEFAULT_VM_MEMORY_MIB, hostAddressProblem, type PortForward } from "../
 import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
 import { isKnown } from "../../rules/values";
-import { requestedMode } from "../accel";
-import { isRunning, startVmAndWait, vmHalted } from "../boot";
-import { diskImageFormat, NotADiskImage } from "../disk-check";
+import { requestedMode } from "../local/accel";
+import { isRunning, startVmAndWait, vmHalted } from "../local/boot";
+import { diskImageFormat, NotADiskImage } from "../local/disk-check";
 import {
   checkRunFile,
   checkWaitFor,
@@ -19,7 +19,7 @@ import {
   deleteRun,
   type RunOutputs,
   type WaitFor,
-} from "../local-run";
+} from "../local/run";
 import { definedOnly } from "./inputs";
 import { readRun, runLifecycle } from "./run-lifecycle";
 
@@ -39,7 +39,7 @@ export interface VmInputs {
   net?: boolean;
   waitFor?: WaitFor;
   cacheDir?: string;
-  /** `auto`, `kvm` or `tcg`; default: $PULUMI_MIRAGE_ACCEL, else auto (see accel.ts). */
+  /** `auto`, `kvm` or `tcg`; default: $PULUMI_MIRAGE_ACCEL, else auto (see local/accel.ts). */
   accel?: AccelMode;
 }
 

@@ -1,7 +1,7 @@
 // diff, read, update and delete, the same for every local run (local.Vm, local.Process): the
-// Pulumi side of local-run.ts's steps.
+// Pulumi side of local/run.ts's steps.
 import type * as pulumi from "@pulumi/pulumi";
-import { deleteRun, type RunOutputs, runStillThere } from "../local-run";
+import { deleteRun, type RunOutputs, runStillThere } from "../local/run";
 import { changedKeys, definedOnly } from "./inputs";
 
 /** read: the resource as recorded while its process runs; gone (no id) once it has died. */

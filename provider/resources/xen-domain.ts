@@ -11,11 +11,11 @@ import { join, posix, resolve } from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import { isFullyKnown } from "../../rules/values";
-import { cacheDir, logsDir } from "../cache";
-import { ToolError } from "../exec";
-import { sha256File } from "../hash";
+import { cacheDir, logsDir } from "../core/cache";
+import { ToolError } from "../core/exec";
+import { sha256File } from "../core/hash";
 import { checkBootArgs } from "../image/bootargs";
-import { inspectKernel, KernelFormatError, type KernelInfo } from "../inspect";
+import { inspectKernel, KernelFormatError, type KernelInfo } from "../kernel/inspect";
 import {
   FileChangedError,
   parseHostKeys,

@@ -12,8 +12,8 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { formatCommand, type RunResult, run, ToolError } from "../exec";
-import { withScratch } from "../scratch";
+import { formatCommand, type RunResult, run, ToolError } from "../core/exec";
+import { withScratch } from "../core/scratch";
 import { sparseUpload } from "./upload";
 
 /** Where and as whom to connect. */
@@ -148,7 +148,7 @@ const tempBeside = (path: string) => join(dirname(path), `.${randomBytes(6).toSt
 
 /**
  * Runs `work` with a session on `target` that trusts only `hostKeys`. The private key is written
- * to a 0600 file in a fresh private scratch directory (scratch.ts) and removed, with it, whatever
+ * to a 0600 file in a fresh private scratch directory (core/scratch.ts) and removed, with it, whatever
  * happens. With `logFile`, every command and what it printed is appended there (never the data
  * sent to it).
  */

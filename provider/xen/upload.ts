@@ -8,8 +8,8 @@
 import { createHash } from "node:crypto";
 import { open, stat } from "node:fs/promises";
 import { Readable } from "node:stream";
-import { dataSegments, type Segment } from "../block-map";
-import { formatCommand } from "../exec";
+import { dataSegments, type Segment } from "../core/block-map";
+import { formatCommand } from "../core/exec";
 
 /** Regions start and end on multiples of this (or the file's end). */
 const GRAIN = 1 << 20;

@@ -9,7 +9,7 @@
 // every start. A new kernel, tender or boot arguments is new user data (secret ones: a new
 // parameter version), which replaces the instance.
 import * as pulumi from "@pulumi/pulumi";
-import { sha256File } from "../../provider/hash";
+import { sha256File } from "../../provider/core/hash";
 import { checkBootArgs } from "../../provider/image/bootargs";
 import type { Device, Target } from "../../rules/targets";
 import { checkHostBootArgs, encodeSecretBootArgs } from "../host/script";

@@ -2,7 +2,7 @@
 // (written directly through the EBS direct APIs by default, or uploaded to S3 and imported), then
 // an HVM legacy-BIOS AMI that Xen-based instance types boot through the disk's own GRUB.
 import * as pulumi from "@pulumi/pulumi";
-import { sha256 } from "../../provider/hash";
+import { sha256 } from "../../provider/core/hash";
 import { DiskImage } from "../disk-image";
 import { awsSdk } from "../peers";
 import { refusal } from "../refuse";

@@ -4,7 +4,7 @@
 // and address.
 import type * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
-import { sha256 } from "../../provider/hash";
+import { sha256 } from "../../provider/core/hash";
 import { DiskImage } from "../disk-image";
 import { gcpSdk } from "../peers";
 import { groupBalancer, regionOfZone, vmAddress } from "./address";

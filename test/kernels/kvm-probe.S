@@ -1,5 +1,5 @@
 /*
- * The KVM probe's firmware (provider/kvm-probe.ts embeds the bytes this assembles to; the test
+ * The KVM probe's firmware (provider/local/kvm-probe.ts embeds the bytes this assembles to; the test
  * kvm-probe.test.ts checks that they match). QEMU runs it with `-bios`: no SeaBIOS, so it takes
  * milliseconds under a working KVM.
  *

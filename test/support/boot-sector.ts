@@ -3,7 +3,7 @@
 // at test time with binutils, like test/support/kernels.ts.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { run } from "../../provider/exec";
+import { run } from "../../provider/core/exec";
 
 /**
  * A 1 MiB disk whose boot sector prints `message` on COM1 and then powers QEMU off through

@@ -1,9 +1,9 @@
-// How tests and benchmarks run the `pulumi-mirage` command: the compiled provider/cli.js.
+// How tests and benchmarks run the `pulumi-mirage` command: the compiled provider/cli/main.js.
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 
 /** The compiled command, run with `node CLI ...`. */
-export const CLI = resolve(__dirname, "..", "..", "provider", "cli.js");
+export const CLI = resolve(__dirname, "..", "..", "provider", "cli", "main.js");
 
 /** The arguments of `pulumi-mirage image KERNEL --out DIR ...` after `node`. */
 export function imageArgv(kernel: string, outDir: string, ...rest: string[]): string[] {

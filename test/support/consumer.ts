@@ -13,10 +13,10 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { produceAtomically, writeFileAtomic } from "../../provider/atomic";
-import { run } from "../../provider/exec";
-import { sha256, sha256File } from "../../provider/hash";
-import { withLock } from "../../provider/lock";
+import { produceAtomically, writeFileAtomic } from "../../provider/core/atomic";
+import { run } from "../../provider/core/exec";
+import { sha256, sha256File } from "../../provider/core/hash";
+import { withLock } from "../../provider/core/lock";
 
 /** The repository root (this file runs from build/test/support/). */
 export const repoRoot = resolve(__dirname, "../../..");

@@ -4,10 +4,10 @@
 // each file appears by rename, so concurrent test processes can build them side by side safely.
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { produceAtomically } from "../../provider/atomic";
-import { run } from "../../provider/exec";
-import { sha256 } from "../../provider/hash";
-import { withScratch } from "../../provider/scratch";
+import { produceAtomically } from "../../provider/core/atomic";
+import { run } from "../../provider/core/exec";
+import { sha256 } from "../../provider/core/hash";
+import { withScratch } from "../../provider/core/scratch";
 
 export type TestKernelName =
   | "virtio"

@@ -4,7 +4,7 @@
 // by. Assembled at test time with binutils, like test/support/boot-sector.ts.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { run } from "../../provider/exec";
+import { run } from "../../provider/core/exec";
 
 /**
  * How far the guest goes: real mode only; protected mode (lgdt, CR0.PE, far jump); then an

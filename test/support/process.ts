@@ -3,10 +3,10 @@
 import type { ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { after } from "node:test";
-import { processAlive } from "../../provider/lock";
+import { processAlive } from "../../provider/core/lock";
 
 /** Whether a process is still there. */
-export { processAlive as alive } from "../../provider/lock";
+export { processAlive as alive } from "../../provider/core/lock";
 
 /** Polls `condition` every 50 ms until it holds; fails naming `what` after `ms`. */
 export async function waitFor(

@@ -24,11 +24,11 @@ import {
 } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { produceAtomically } from "../../provider/atomic";
-import { type RunResult, run } from "../../provider/exec";
-import { sha256 } from "../../provider/hash";
-import { withLock } from "../../provider/lock";
-import { withScratch } from "../../provider/scratch";
+import { produceAtomically } from "../../provider/core/atomic";
+import { type RunResult, run } from "../../provider/core/exec";
+import { sha256 } from "../../provider/core/hash";
+import { withLock } from "../../provider/core/lock";
+import { withScratch } from "../../provider/core/scratch";
 import { freePort } from "./net";
 
 /** The Debian packages the host is made of, and a file each one installs. */

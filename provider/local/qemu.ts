@@ -2,8 +2,8 @@
 // in it (disk bus, accelerator, network, console) is visible and unit-tested.
 import { closeSync, constants, openSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { BOUNDS, type Bound, outOfBounds } from "../rules/bounds";
-import { DEFAULT_VM_MEMORY_MIB, hostAddressProblem, type PortForward } from "../rules/local";
+import { BOUNDS, type Bound, outOfBounds } from "../../rules/bounds";
+import { DEFAULT_VM_MEMORY_MIB, hostAddressProblem, type PortForward } from "../../rules/local";
 import { qmpArgs } from "./qmp";
 
 /** The QEMU binary used unless a caller names another one. */

@@ -6,9 +6,9 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
-import { readPrefix } from "./elf";
-import { GIB } from "./image/disk";
-import { inspectKernel } from "./inspect";
+import { GIB } from "../image/disk";
+import { readPrefix } from "../kernel/elf";
+import { inspectKernel } from "../kernel/inspect";
 import { firstMember, HEAD_BYTES, TarFormatError, type TarMember } from "./tar-header";
 
 const MAKE_ONE = "make a disk image with a DiskImage or `pulumi-mirage image KERNEL --out DIR`";

@@ -4,18 +4,18 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { Problem } from "../rules/problem";
-import { isKnown } from "../rules/values";
-import { type WaitFor as WaitArgs, waitProblems } from "../rules/wait";
+import type { Problem } from "../../rules/problem";
+import { isKnown } from "../../rules/values";
+import { type WaitFor as WaitArgs, waitProblems } from "../../rules/wait";
 import {
   isRunning,
   type ProcessIdentity,
   stopBackground,
   type WatchResult,
   watchLog,
-} from "./background";
-import { cacheDir, privateDir } from "./cache";
-import { sha256File } from "./hash";
+} from "../core/background";
+import { cacheDir, privateDir } from "../core/cache";
+import { sha256File } from "../core/hash";
 import { RUN_TAG, recordRun, removeRun, sweepRuns } from "./run-records";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
@@ -54,7 +54,7 @@ export interface NewRun {
   env: Record<string, string>;
 }
 
-/** The cache's `run/` directory (`explicitCache`, else the default one: see cache.ts). */
+/** The cache's `run/` directory (`explicitCache`, else the default one: see core/cache.ts). */
 const runRoot = (explicitCache?: string) => join(cacheDir(explicitCache), "run");
 
 /**

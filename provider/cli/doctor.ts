@@ -5,11 +5,11 @@
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { ACCEL_ENV, chooseAccel } from "./accel";
-import { findExecutable, run } from "./exec";
-import { inspectKernel } from "./inspect";
-import { switchPrefix, switchVersions } from "./mirage/toolchain";
-import { kvmUsable, QEMU } from "./qemu";
+import { findExecutable, run } from "../core/exec";
+import { inspectKernel } from "../kernel/inspect";
+import { ACCEL_ENV, chooseAccel } from "../local/accel";
+import { kvmUsable, QEMU } from "../local/qemu";
+import { switchPrefix, switchVersions } from "../mirage/toolchain";
 
 export interface Finding {
   name: string;

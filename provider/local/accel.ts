@@ -6,15 +6,15 @@
 // `rememberKvmFailure` makes the next boots start with TCG (docs/platforms.md, KVM on hosts).
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { type AccelMode, accelModeProblem } from "../rules/accel";
-import { writeFileAtomic } from "./atomic";
-import { cacheDir } from "./cache";
+import { type AccelMode, accelModeProblem } from "../../rules/accel";
+import { writeFileAtomic } from "../core/atomic";
+import { cacheDir } from "../core/cache";
 import { type KvmProbe, probeKvm } from "./kvm-probe";
 import { kvmUsable } from "./qemu";
 
 // `auto` probes; `kvm` and `tcg` force one (a forced `kvm` fails with QEMU's words where it cannot
 // work). The modes are the rules' (rules/accel.ts), which local.Vm's check also applies.
-export type { AccelMode } from "../rules/accel";
+export type { AccelMode } from "../../rules/accel";
 /** The environment variable that sets the mode when no `--accel` / `accel` input is given. */
 export const ACCEL_ENV = "PULUMI_MIRAGE_ACCEL";
 
@@ -46,7 +46,7 @@ async function probeKey(qemu: string, device: string): Promise<string> {
   return JSON.stringify([bootId, qemu, binary.size, binary.mtimeMs, kvm.rdev, kvm.ino]);
 }
 
-/** The file where `auto` remembers the probe's answer (see cache.ts for the cache directory). */
+/** The file where `auto` remembers the probe's answer (see core/cache.ts for the cache directory). */
 export function probeFile(explicitCache?: string): string {
   return join(cacheDir(explicitCache), "accel.json");
 }

@@ -4,12 +4,12 @@
 // the same code.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type AccelMode, requestedMode } from "./accel";
-import { bootAndWatch } from "./boot";
+import { withScratch } from "../core/scratch";
+import { inspectKernel } from "../kernel/inspect";
+import { type AccelMode, requestedMode } from "../local/accel";
+import { bootAndWatch } from "../local/boot";
 import { configuredKernel, defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
-import { parseImageArgs, runImageCommand } from "./image/cli";
-import { inspectKernel } from "./inspect";
-import { withScratch } from "./scratch";
+import { parseImageArgs, runImageCommand } from "./image";
 
 /** Wrong arguments: the dispatcher prints the usage and exits with status 2. */
 export class UsageError extends Error {

@@ -5,26 +5,26 @@ import { readFileSync } from "node:fs";
 import { lstat, mkdir, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
+  isRunning,
+  type ProcessIdentity,
+  startBackground,
+  stopBackground,
+  watchLog,
+} from "../core/background";
+import { findExecutable, run, startWatched, TAIL_LINES } from "../core/exec";
+import { withScratch } from "../core/scratch";
+import {
   type AccelChoice,
   type AccelMode,
   type AccelOptions,
   chooseAccel,
   rememberKvmFailure,
 } from "./accel";
-import {
-  isRunning,
-  type ProcessIdentity,
-  startBackground,
-  stopBackground,
-  watchLog,
-} from "./background";
 import { archivedDiskProblem, diskImageFormat, NotADiskImage } from "./disk-check";
-import { findExecutable, run, startWatched, TAIL_LINES } from "./exec";
 import { type GuestSources, type GuestStop, guestStopped, withKvmAdvice } from "./guest-state";
-import { awaitStarted, type WaitFor } from "./local-run";
 import { type DiskBus, type PortForward, QEMU, qemuArgs } from "./qemu";
 import { QMP_SOCKET, QmpSession, qmpPath, queryStatus, stoppedBecause } from "./qmp";
-import { withScratch } from "./scratch";
+import { awaitStarted, type WaitFor } from "./run";
 
 /** What to boot and how: the parts of the QEMU command line a caller chooses. */
 export interface MachineOptions {
@@ -42,7 +42,7 @@ export interface MachineOptions {
   qemu?: string;
   /** Default: $PULUMI_MIRAGE_ACCEL, else auto (see accel.ts). */
   accel?: AccelMode;
-  /** The cache directory where `auto` remembers its probe (see cache.ts). */
+  /** The cache directory where `auto` remembers its probe (see core/cache.ts). */
   cacheDir?: string;
   /** Called with a progress line (a fallback to TCG). Default: console.log. */
   onProgress?: (line: string) => void;
@@ -219,7 +219,7 @@ function qemuFailed(exitCode: number | null, stderr: string): string | undefined
  * (guest-state.ts), or at the timeout (QEMU is killed). In `auto`, a boot that KVM stopped is
  * booted again with TCG, and TCG stays the choice on this host (accel.ts). No QEMU process
  * outlives the call: it is killed on every path, including exceptions and SIGINT/SIGTERM/SIGHUP
- * of this process; what it extracts is in a scratch directory (scratch.ts), which goes on those
+ * of this process; what it extracts is in a scratch directory (core/scratch.ts), which goes on those
  * paths too.
  */
 export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
@@ -337,7 +337,7 @@ export async function startVm(options: VmOptions, accel: AccelChoice): Promise<V
 
 /**
  * Starts a background VM with the accelerator `auto` (or the mode given) chooses, and waits until
- * it started (local-run.ts awaitStarted: its console matched `waitFor`, or it stayed up a moment).
+ * it started (run.ts awaitStarted: its console matched `waitFor`, or it stayed up a moment).
  * In `auto`, a VM that KVM stopped is stopped and started again with TCG, which stays the choice
  * on this host (accel.ts). `what` names the VM in errors.
  */

@@ -6,11 +6,11 @@
 import { constants, existsSync, statSync } from "node:fs";
 import { link, open, rm } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { BOUNDS, outOfBounds } from "../rules/bounds";
-import type { Problem } from "../rules/problem";
-import type { Device } from "../rules/targets";
-import { isKnown } from "../rules/values";
-import { tempPathFor } from "./atomic";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import type { Problem } from "../../rules/problem";
+import type { Device } from "../../rules/targets";
+import { isKnown } from "../../rules/values";
+import { tempPathFor } from "../core/atomic";
 import { INTERFACE_NAME, interfaceState } from "./netif";
 
 /** A network device's tap interface, and the MAC address the unikernel gets (default: random). */

@@ -6,9 +6,9 @@
 // just stops making progress, silently (docs/platforms.md, KVM on hosts).
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { run, ToolError } from "./exec";
+import { run, ToolError } from "../core/exec";
+import { withScratch } from "../core/scratch";
 import { KVM_FAILURE } from "./guest-state";
-import { withScratch } from "./scratch";
 
 /** The probe's finding: whether QEMU ran a guest with KVM here, and if not, what QEMU said. */
 export interface KvmProbe {

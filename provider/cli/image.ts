@@ -9,10 +9,10 @@ import {
   type ImageFormat,
   type PlatformFields,
 } from "../../rules/platform";
-import type { KernelInfo } from "../inspect";
-import { ImageError } from "./errors";
-import { ARCHIVE_NAME, inspectImageKernel, planImage } from "./make";
-import { publishImage } from "./publish";
+import { ImageError } from "../image/errors";
+import { ARCHIVE_NAME, inspectImageKernel, planImage } from "../image/make";
+import { publishImage } from "../image/publish";
+import type { KernelInfo } from "../kernel/inspect";
 
 export interface ImageCommandArgs {
   kernel: string;

@@ -2,7 +2,7 @@
 // (`ip netns add NAME`): what an interface is (iproute2's JSON), running `ip` there, and whether
 // this process may create interfaces at all.
 import { existsSync, readFileSync } from "node:fs";
-import { run, ToolError } from "./exec";
+import { run, ToolError } from "../core/exec";
 
 /** Linux interface names: at most IFNAMSIZ - 1 = 15 bytes; we allow the unsurprising ones. */
 export const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$/;

@@ -27,8 +27,13 @@
 // stored from one it never heard of.
 import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { isRunning, type ProcessIdentity, processesCarrying, selfIdentity } from "./background";
-import { killTree } from "./exec";
+import {
+  isRunning,
+  type ProcessIdentity,
+  processesCarrying,
+  selfIdentity,
+} from "../core/background";
+import { killTree } from "../core/exec";
 
 /** The environment variable naming the run a process was started for. */
 export const RUN_TAG = "PULUMI_MIRAGE_RUN";
