@@ -310,7 +310,10 @@ describe("pulumi-mirage boot", () => {
   test("exits 2 on a bad option", async () => {
     const result = await cli(["boot", forever, "--timeout", "soon"]);
     assert.equal(result.status, 2);
-    assert.match(result.stderr, /--timeout soon is not a positive number/);
+    assert.match(
+      result.stderr,
+      /--timeout must be a positive number of seconds, at most 2147483, not "soon"/,
+    );
     const accel = await cli(["boot", forever, "--accel", "fast"]);
     assert.equal(accel.status, 2);
     assert.match(accel.stderr, /--accel is "fast": give auto, kvm or tcg/);

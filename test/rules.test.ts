@@ -8,6 +8,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { parseImageArgs } from "../provider/cli/image";
+import { parseBootCommand } from "../provider/cli/main";
 import { requestedMode } from "../provider/local/accel";
 import { provider as diskImage } from "../provider/resources/disk-image";
 import { provider as ec2ConsoleWait } from "../provider/resources/ec2-console-wait";
@@ -131,9 +133,12 @@ interface Rule {
 const RULES: Rule[] = [
   {
     rule: "BOUNDS.timeoutSeconds (every boot wait)",
-    bad: [3_000_000, 0, -1],
+    bad: [3_000_000, 0, -1, "soon"],
     reason: (bad) => outOfBounds(bad, BOUNDS.timeoutSeconds),
     places: [
+      thrower("pulumi-mirage boot", "--timeout", (bad) =>
+        parseBootCommand(["disk.raw", `--timeout=${bad}`]),
+      ),
       sdk("gcp.UnikernelService", "waitFor.timeoutSeconds", (bad) =>
         gcpService({ waitFor: { serial: "x", timeoutSeconds: bad as number } }),
       ),
@@ -338,6 +343,9 @@ const RULES: Rule[] = [
     bad: ["qcow2", "GCE"],
     reason: imageFormatProblem,
     places: [
+      thrower("pulumi-mirage image", "--format", (bad) =>
+        parseImageArgs(["k", "--out", "d", `--format=${bad}`], (message) => new Error(message)),
+      ),
       engine("DiskImage", "format", diskImage.check, (bad) => ({
         kernelPath: "/k/web.virtio",
         kernelId: "f".repeat(64),

@@ -5,12 +5,13 @@
 import { constants } from "node:os";
 import {
   checkPlatform,
-  IMAGE_FORMATS,
   type ImageFormat,
+  imageFormatProblem,
   type PlatformFields,
 } from "../../rules/platform";
+import { describeProblem } from "../../rules/problem";
 import { ImageError } from "../image/errors";
-import { ARCHIVE_NAME, inspectImageKernel, planImage } from "../image/make";
+import { inspectImageKernel, planImage } from "../image/make";
 import { publishImage } from "../image/publish";
 import type { KernelInfo } from "../kernel/inspect";
 
@@ -44,10 +45,9 @@ export function parseImageArgs(
     if (flag === "--out") outDir = value();
     else if (flag === "--format") {
       const given = value();
-      if (!IMAGE_FORMATS.includes(given as ImageFormat))
-        throw usageError(
-          `--format ${given}: expected ${IMAGE_FORMATS.join(", ")} (gce also writes ${ARCHIVE_NAME})`,
-        );
+      const problem = imageFormatProblem(given);
+      if (problem !== undefined)
+        throw usageError(describeProblem({ property: "--format", reason: problem }));
       format = given as ImageFormat;
     } else if (arg.startsWith("-"))
       throw usageError(`unknown option ${arg} (boot arguments go after --)`);

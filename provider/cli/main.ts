@@ -4,10 +4,13 @@
 // the same code.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { describeProblem } from "../../rules/problem";
 import { withScratch } from "../core/scratch";
 import { inspectKernel } from "../kernel/inspect";
 import { type AccelMode, requestedMode } from "../local/accel";
 import { bootAndWatch } from "../local/boot";
+import type { DiskBus } from "../local/qemu";
 import { configuredKernel, defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
 import { parseImageArgs, runImageCommand } from "./image";
 
@@ -18,6 +21,9 @@ export class UsageError extends Error {
     this.name = "UsageError";
   }
 }
+
+/** How long `boot` waits without --timeout. */
+const DEFAULT_TIMEOUT_SECONDS = 60;
 
 interface Command {
   /** Argument synopsis, after the command name. */
@@ -32,7 +38,7 @@ const COMMANDS: Record<string, Command> = {
     args: "IMAGE [--timeout S] [--expect REGEX] [--net] [--bus ide|virtio-scsi] [--accel auto|kvm|tcg] [--log FILE]",
     summary:
       "Boot a disk.raw or image.tar.gz in QEMU, streaming the serial console; exit 0 as soon as " +
-      "REGEX appears (without --expect: when the guest powers off), 1 on timeout (default 60 s), " +
+      `REGEX appears (without --expect: when the guest powers off), 1 on timeout (default ${DEFAULT_TIMEOUT_SECONDS} s), ` +
       "when QEMU exits first or as soon as the guest cannot go on (KVM stopped it, nothing to " +
       "boot). --accel (default $PULUMI_MIRAGE_ACCEL, else auto): auto uses KVM where QEMU has " +
       "been seen to run a guest with it here, else TCG, and boots again with TCG when KVM " +
@@ -85,7 +91,19 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-async function bootCommand(args: string[]): Promise<number> {
+/** The `boot` command's arguments, checked. */
+export interface BootCommandArgs {
+  image: string;
+  timeoutSeconds: number;
+  expect?: RegExp;
+  net: boolean;
+  bus: DiskBus;
+  accel: AccelMode;
+  log?: string;
+}
+
+/** Parses the arguments after `boot`; throws UsageError, in the rules' words, on wrong ones. */
+export function parseBootCommand(args: string[]): BootCommandArgs {
   let parsed: ReturnType<typeof parseBootArgs>;
   try {
     parsed = parseBootArgs(args);
@@ -94,9 +112,10 @@ async function bootCommand(args: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError("boot takes exactly one IMAGE");
-  const timeoutSeconds = Number(values.timeout ?? "60");
-  if (!(timeoutSeconds > 0))
-    throw new UsageError(`--timeout ${values.timeout} is not a positive number of seconds`);
+  const timeoutSeconds = timeoutValue(values.timeout);
+  const timeoutProblem = outOfBounds(timeoutSeconds, BOUNDS.timeoutSeconds);
+  if (timeoutProblem !== undefined)
+    throw new UsageError(describeProblem({ property: "--timeout", reason: timeoutProblem }));
   let expect: RegExp | undefined;
   try {
     expect = values.expect === undefined ? undefined : new RegExp(values.expect);
@@ -112,13 +131,34 @@ async function bootCommand(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`--${(error as Error).message}`);
   }
+  return {
+    image: positionals[0],
+    // A number: the bound accepts nothing else.
+    timeoutSeconds: timeoutSeconds as number,
+    expect,
+    net: values.net,
+    bus,
+    accel,
+    log: values.log,
+  };
+}
+
+/** --timeout as the bound sees it: the number it spells, else the text itself (refused as given). */
+function timeoutValue(given: string | undefined): unknown {
+  if (given === undefined) return DEFAULT_TIMEOUT_SECONDS;
+  const seconds = Number(given);
+  return given.trim() !== "" && Number.isFinite(seconds) ? seconds : given;
+}
+
+async function bootCommand(args: string[]): Promise<number> {
+  const { image, timeoutSeconds, expect, net, bus, accel, log } = parseBootCommand(args);
   const boot = (logFile: string) =>
     bootAndWatch({
-      image: positionals[0],
+      image,
       accel,
       timeoutSeconds,
       expect,
-      net: values.net,
+      net,
       bus,
       logFile,
       onOutput: (text) => process.stdout.write(text),
@@ -127,8 +167,8 @@ async function bootCommand(args: string[]): Promise<number> {
     });
   // Without --log, the console (streamed to stdout) is scratch, gone when the boot is over.
   const result =
-    values.log !== undefined
-      ? await boot(values.log)
+    log !== undefined
+      ? await boot(log)
       : await withScratch({ name: "console" }, (dir) => boot(join(dir, "console.log")));
   const ok = expect ? result.matched : result.exitCode !== null && result.failure === undefined;
   const outcome = result.matched
@@ -144,7 +184,7 @@ async function bootCommand(args: string[]): Promise<number> {
     if (result.qemuMessages.length > 0) report.push("QEMU said:", ...result.qemuMessages);
   }
   report.push(`accelerator: ${result.accel.accel} (${result.accel.reason})`);
-  if (values.log !== undefined) report.push(`console log: ${result.logFile}`);
+  if (log !== undefined) report.push(`console log: ${result.logFile}`);
   process.stderr.write(`${report.join("\n")}\n`);
   return ok ? 0 : 1;
 }
