@@ -8,17 +8,25 @@
 // node_modules.
 import type * as pulumi from "@pulumi/pulumi";
 
+/**
+ * The engine module of each dynamic resource type, by the name a state loads it under. Each
+ * entry is that module's own type, so a name with no module in provider/resources/ does not
+ * compile; the name alone reaches the dynamic-provider process.
+ */
+interface Engines {
+  unikernel: typeof import("../provider/resources/unikernel");
+  "disk-image": typeof import("../provider/resources/disk-image");
+  "xen-domain": typeof import("../provider/resources/xen-domain");
+  "local-vm": typeof import("../provider/resources/local-vm");
+  "local-process": typeof import("../provider/resources/local-process");
+  "local-tap": typeof import("../provider/resources/local-tap");
+  "gce-serial-wait": typeof import("../provider/resources/gce-serial-wait");
+  "ebs-snapshot": typeof import("../provider/resources/ebs-snapshot");
+  "ec2-console-wait": typeof import("../provider/resources/ec2-console-wait");
+}
+
 /** The engine modules, one per dynamic resource type, each exporting `provider`. */
-export type EngineModule =
-  | "unikernel"
-  | "disk-image"
-  | "xen-domain"
-  | "local-vm"
-  | "local-process"
-  | "local-tap"
-  | "gce-serial-wait"
-  | "ebs-snapshot"
-  | "ec2-console-wait";
+export type EngineModule = keyof Engines;
 
 export function engineProvider(name: EngineModule): pulumi.dynamic.ResourceProvider {
   const load = (): Required<pulumi.dynamic.ResourceProvider> =>
