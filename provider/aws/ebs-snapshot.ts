@@ -1,4 +1,4 @@
-// A disk image written straight into an EBS snapshot with the EBS direct APIs (FACTS.md): only
+// A disk image written straight into an EBS snapshot with the EBS direct APIs (docs/platforms.md, AWS EC2): only
 // the non-zero 512 KiB blocks of the block map are sent, each with its sha256, and the snapshot is
 // completed with the LINEAR aggregate checksum, so EBS itself checks that it holds exactly our
 // data. No S3 object, no import role; seconds instead of the quarter hour of ImportSnapshot.

@@ -1,5 +1,5 @@
 /*
- * What makes a test kernel look like a Solo5 binary to our code (FACTS.md, "Solo5 binaries"),
+ * What makes a test kernel look like a Solo5 binary to our code (docs/platforms.md, "Solo5 binaries"),
  * shared by kernel.S and xen.S: the Multiboot1 header (a.out kludge, entry `multiboot_entry`,
  * which differs from the ELF entry), the OpenBSD, Solo5 ABI1 and MFT1 notes, and the Xen PVH
  * note (entry `pvh_entry`), and the ELF entry `_start`. Symbols set with `as --defsym`: TARGET,

@@ -9,7 +9,7 @@
  *     ring, signalling the event channel;
  *   - prints a banner, then enables interrupts for a moment as Solo5 does, with every vector
  *     fatal: a BIOS-programmed legacy PIC delivers its timer on vector 8, which a Solo5 kernel
- *     takes for a double fault (FACTS.md, HVM boot), and so does this one;
+ *     takes for a double fault (docs/platforms.md, Xen), and so does this one;
  *   - prints "Hello, World" and `Command line is: '...'`: the command line exactly as given
  *     (Solo5 xen drops no word, neither from the PVH command line nor from the multiboot one);
  *   - waits for the console to be read, then shuts the domain down (SCHEDOP_shutdown, poweroff);

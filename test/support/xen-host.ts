@@ -4,9 +4,9 @@
 // The dom0 initramfs is made at test time from the installed Debian packages (busybox, the
 // toolstack and its libraries, the kernel's Xen modules, sshd, bash for the hotplug scripts,
 // qemu-system-xen as the HVM device model) and cached by the packages' versions in the per-user
-// test cache (pulumi-mirage-test/xen-host/). Boot flags are the ones FACTS.md ("A real Xen host")
-// found necessary under TCG: PVH dom0 behind an AMD IOMMU on q35, no RDTSCP or PKU in the CPU,
-// noxsave in dom0.
+// test cache (pulumi-mirage-test/xen-host/). Boot flags are the ones docs/platforms.md (Xen)
+// says are necessary under TCG: PVH dom0 behind an AMD IOMMU on q35, no RDTSCP or PKU in the
+// CPU, noxsave in dom0.
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import {
