@@ -541,7 +541,7 @@ describe("pulumi-mirage image", () => {
 
     const format = await exec("node", imageArgv(kernel, outDir, "--format", "vhd")).catch((e) => e);
     assert.equal(format.code, 2);
-    assert.match(format.stderr, /--format vhd: expected raw, gce, aws/);
+    assert.match(format.stderr, /--format "vhd" is not an image format: use one of raw, gce, aws/);
 
     const bad = await exec("node", imageArgv(kernel, outDir, "--", "a b")).catch((e) => e);
     assert.equal(bad.code, 1);
