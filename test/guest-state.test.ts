@@ -51,6 +51,15 @@ describe("guestStopped", () => {
     });
   });
 
+  test("QEMU that could not start KVM at all is a KVM stop too (auto then uses TCG)", () => {
+    const stderr =
+      "kvm version too old\nqemu-system-x86_64: failed to initialize kvm: Inappropriate ioctl for device\n";
+    assert.deepEqual(guestStopped(sources({ qemuOutput: () => stderr })), {
+      why: "QEMU could not start KVM: failed to initialize kvm: Inappropriate ioctl for device",
+      kvm: true,
+    });
+  });
+
   test("QMP's run state: internal-error under KVM is KVM's; a panic is the guest's", () => {
     assert.deepEqual(guestStopped(sources({ qmp: qmpSaying("internal-error") })), {
       why: "QEMU stopped the guest on an internal error (KVM could not run its code) (QMP run state internal-error)",

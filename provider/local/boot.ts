@@ -374,6 +374,8 @@ export async function startVmAndWait(
       );
       return vm;
     } catch (error) {
+      // QEMU may have said why on its way out (KVM that would not start).
+      stop ??= guestStopped({ ...watch, qmp: undefined });
       // A second round runs with TCG, where no stop is KVM's: this loop runs at most twice.
       if (!(stop?.kvm && accel.mode === "auto")) throw error;
       accel = await rememberKvmFailure(accelFor, stop.why);

@@ -6,10 +6,11 @@ import type { QmpSession } from "./qmp";
 
 /**
  * The first line QEMU prints on stderr when KVM stopped the guest (accel/kvm/kvm-all.c,
- * target/i386/kvm/kvm.c in QEMU 7.2). QEMU then keeps running with the guest stopped.
+ * target/i386/kvm/kvm.c in QEMU 7.2; QEMU then keeps running with the guest stopped), or when KVM
+ * would not even start (a /dev/kvm whose ioctls fail: QEMU then exits with status 1).
  */
 export const KVM_FAILURE =
-  /^(KVM internal error\b.*|KVM: entry failed\b.*|KVM: unknown exit\b.*|error: kvm run failed\b.*)$/m;
+  /^(KVM internal error\b.*|KVM: entry failed\b.*|KVM: unknown exit\b.*|error: kvm run failed\b.*|qemu-system-\S+: failed to initialize kvm\b.*)$/m;
 
 /** SeaBIOS's lines on its debug console when it found nothing to boot (it retries only after 60 s). */
 const SEABIOS_FAILURE = /^(Boot failed: .*|No bootable device\..*)$/gm;
@@ -50,7 +51,13 @@ export interface GuestSources {
 /** Why the guest cannot go on, or undefined while nothing says so. */
 export function guestStopped(sources: GuestSources): GuestStop | undefined {
   const kvmWords = KVM_FAILURE.exec(sources.qemuOutput());
-  if (kvmWords) return { why: `QEMU stopped the guest: ${kvmWords[1]}`, kvm: true };
+  if (kvmWords) {
+    const start = /^qemu-system-\S+: (failed to initialize kvm\b.*)/.exec(kvmWords[1]);
+    const why = start
+      ? `QEMU could not start KVM: ${start[1]}`
+      : `QEMU stopped the guest: ${kvmWords[1]}`;
+    return { why, kvm: true };
+  }
   if (sources.qmp?.stopped) {
     const kvm = sources.accel.accel === "kvm" && sources.qmp.stopped.includes("internal-error");
     return { why: sources.qmp.stopped, kvm };
