@@ -2,6 +2,7 @@
 // spec, never the raw arguments. What is wrong with them is refused here, all at once.
 import type * as pulumi from "@pulumi/pulumi";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import { virtioMachineTypeProblem } from "../../rules/gce-machines";
 import { type Problem, problemIf } from "../../rules/problem";
 import { waitProblems } from "../../rules/wait";
 import { refuse } from "../refuse";
@@ -10,7 +11,6 @@ import type { UnikernelServiceArgs } from "./unikernel-service";
 import {
   type HealthCheckSpec,
   labelsProblems,
-  machineTypeProblems,
   nameProblems,
   resolveHealthCheck,
   resolvePorts,
@@ -90,7 +90,7 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
   };
   const problems: Problem[] = [
     ...nameProblems(name),
-    ...machineTypeProblems(spec.machineType),
+    ...problemIf("machineType", virtioMachineTypeProblem(spec.machineType)),
     ...problemIf("replicas", outOfBounds(replicas, BOUNDS.count)),
     ...portProblems,
     ...sourceRangesProblems(spec.sourceRanges),
