@@ -80,12 +80,17 @@ export function machineArchitecture(machineType: string): "x86_64" | "aarch64" |
   return known.processors === "arm" ? "aarch64" : "x86_64";
 }
 
+/** Whether `machineType` offers virtio-net (else it is gVNIC only, or not a family we know). */
+export function offersVirtio(machineType: string): boolean {
+  return FAMILIES[machineFamily(machineType)]?.virtio === true;
+}
+
 /** Why a virtio kernel cannot boot on `machineType`, or undefined when it can. */
 export function virtioMachineTypeProblem(machineType: string): string | undefined {
+  if (offersVirtio(machineType)) return undefined;
   const known = FAMILIES[machineFamily(machineType)];
-  if (known?.virtio) return undefined;
   const why = known
-    ? `is a ${machineFamily(machineType)} machine, which offers only gVNIC network interfaces; Solo5 unikernels drive virtio-net only`
+    ? `is a ${machineFamily(machineType)} machine, which offers only gVNIC network interfaces, while Solo5 unikernels drive virtio-net only`
     : "is not a machine family known to offer virtio-net, the only network interface Solo5 drives";
   const families = names((f) => f.virtio).join(", ");
   return `${JSON.stringify(machineType)} ${why}. Use one of the families ${families} (e.g. e2-micro, n2-standard-2), or run an spt or hvt build of the unikernel on any family with host: { tender }.`;
@@ -101,10 +106,10 @@ export function hostMachineTypeProblem(
     return `${JSON.stringify(machineType)} is not a machine family pulumi-mirage knows the architecture of: use one of ${names(() => true).join(", ")}`;
   }
   if (target === "spt" || known.nested) return undefined;
-  const why =
-    known.processors === "intel"
-      ? "which does not offer nested virtualization"
-      : `whose ${known.processors === "arm" ? "Arm" : "AMD"} processors Compute Engine offers no nested virtualization on`;
+  const maker = { amd: "AMD", arm: "Arm" }[known.processors as string];
+  const why = maker
+    ? `whose ${maker} processors Compute Engine offers no nested virtualization on`
+    : "which does not offer nested virtualization";
   return (
     `${JSON.stringify(machineType)} is a ${machineFamily(machineType)} machine, ${why}, and solo5-hvt needs KVM: ` +
     `use one of the Intel families ${names((f) => f.nested).join(", ")} (e.g. ${DEFAULT_HVT_MACHINE_TYPE}), ` +
