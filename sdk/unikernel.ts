@@ -67,6 +67,11 @@ export class Unikernel extends pulumi.dynamic.Resource {
   /** The devices the unikernel declares. */
   declare readonly manifest: pulumi.Output<Device[]>;
   /**
+   * The architecture the kernel is built for, as its ELF header names it: `x86_64` or `aarch64`
+   * (undefined for unix). Known at preview for a prebuilt kernel, else once it is built.
+   */
+  declare readonly architecture: pulumi.Output<string | undefined>;
+  /**
    * What the build depends on: the source files (without mirage's generated files and build
    * directories), target, configure arguments, mirage's version and its switch's Solo5 and
    * ocaml-solo5 versions; for a prebuilt kernel, its
@@ -94,6 +99,7 @@ export class Unikernel extends pulumi.dynamic.Resource {
         size: undefined,
         name: undefined,
         manifest: undefined,
+        architecture: undefined,
         fingerprint: undefined,
         mirageVersion: undefined,
         switchVersions: undefined,

@@ -10,6 +10,7 @@ import { sha256File } from "../provider/core/hash";
 import { checkBootArgs } from "../provider/image/bootargs";
 import * as aws from "../sdk/aws";
 import { Unikernel } from "../sdk/unikernel";
+import { programErrors } from "./support/program-errors";
 
 interface Created {
   type: string;
@@ -96,30 +97,6 @@ function value<T>(output: pulumi.Output<T>): Promise<T> {
       return v;
     });
   });
-}
-
-/**
- * The errors a program fails with while `make` registers its resources: what `pulumi preview`
- * shows. They surface as rejected registrations, so they are collected here instead of failing
- * the test run (node:test's own handlers are put back afterwards).
- */
-async function programErrors(make: () => void): Promise<string[]> {
-  const errors: string[] = [];
-  const theirs = process.listeners("unhandledRejection");
-  process.removeAllListeners("unhandledRejection");
-  const mine = (reason: unknown) => errors.push(String((reason as Error)?.message ?? reason));
-  process.on("unhandledRejection", mine);
-  try {
-    make();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    // The failed registrations never settle: forget them, or the runtime fails the process at
-    // exit for "leaked" promises.
-    require("@pulumi/pulumi/runtime/debuggable").leakedPromises();
-  } finally {
-    process.off("unhandledRejection", mine);
-    for (const listener of theirs) process.on("unhandledRejection", listener);
-  }
-  return errors;
 }
 
 /** Creates a service, waits until all its resources are registered, and returns them. */

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { run } from "../provider/core/exec";
 import { checkBootArgs } from "../provider/image/bootargs";
 import { EMPTY_SHA256, renderAwsHostScript } from "../sdk/aws/host-script";
+import { gceHost, gcsObjectUrl, renderGceHostScript } from "../sdk/gcp/host-script";
 import { encodeSecretBootArgs, type HostScriptSpec } from "../sdk/host/script";
 import { shellQuote, writeFile } from "../sdk/host/shell";
 import { Scratch } from "./support/scratch";
@@ -127,6 +128,62 @@ describe("renderHostScript on AWS", () => {
     assert.ok(!script.includes("--hello"));
     assert.equal(encodeSecretBootArgs(["--a=1", "--b"]), "2 --a=1 --b");
     assert.equal(encodeSecretBootArgs([]), "0");
+  });
+});
+
+describe("renderHostScript on Compute Engine", () => {
+  const gce = (change: Partial<HostScriptSpec> = {}) =>
+    renderGceHostScript({
+      ...spec,
+      kernel: { url: gcsObjectUrl("b", "kernels/ab/web.spt"), sha256: "a".repeat(64) },
+      tender: { url: gcsObjectUrl("b", "tenders/cd/solo5-spt"), sha256: "b".repeat(64) },
+      ...change,
+    });
+
+  test("is valid sh, the same for the same inputs, and reads objects' content with the metadata server's token", async () => {
+    assert.equal(gce(), gce());
+    const script = gce();
+    const path = join(scratch.path, "startup-script.sh");
+    await writeFileAsync(path, script);
+    await run("sh", ["-n", path], { timeoutMs: 10_000 });
+    assert.ok(
+      script.includes("https://storage.googleapis.com/storage/v1/b/b/o/kernels%2Fab%2Fweb.spt"),
+      "an object's name is one encoded path segment",
+    );
+    const { library } = gceHost();
+    assert.ok(library.includes(`"$2?alt=media"`), "the content, not the object's metadata");
+    assert.ok(library.includes("-H 'Metadata-Flavor: Google'"));
+    assert.ok(library.includes('-K - "$3" <<EOF'), "the token on stdin, never in argv");
+    assert.ok(!script.includes("per-boot"), "GCE runs the startup-script at every boot");
+  });
+
+  test("refuses what has no place in its script", () => {
+    assert.match(
+      thrown(() => gce({ bootArgs: { secret: "projects/p/secrets/s'$(id)'/versions/1" } })),
+      /is not a Secret Manager version \(projects\/PROJECT\/secrets\/SECRET\/versions\/VERSION\)/,
+    );
+    assert.match(
+      thrown(() => gce({ bootArgs: { secret: "projects/p/secrets/s/versions/latest" } })),
+      /is not a Secret Manager version/,
+    );
+    assert.match(
+      thrown(() => gce({ perBootDir: "/var/lib/cloud/scripts/per-boot" })),
+      /perBootDir: Google Compute Engine runs the script at every boot, which needs no hook/,
+    );
+    assert.match(
+      thrown(() => renderGceHostScript(spec, { metadataUrl: "http://x/'$(id)'" })),
+      /metadataUrl "http:\/\/x\/'\$\(id\)'": give scheme, host and port only/,
+    );
+    assert.match(
+      thrown(() => renderGceHostScript(spec, { grantWaitSeconds: 1.5 })),
+      /grantWaitSeconds 1.5: give a whole number from 0 to 3600/,
+    );
+    for (const arg of ["a\nPULUMI_MIRAGE_EOF\necho INJECTED", "it's", 'say "hi"']) {
+      assert.equal(
+        thrown(() => gce({ bootArgs: ["--ok", arg] })),
+        `bootArgs: ${thrown(() => checkBootArgs(["--ok", arg]))}`,
+      );
+    }
   });
 });
 

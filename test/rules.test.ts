@@ -4,9 +4,10 @@
 // preview refuses exactly what `up` would and says the same thing wherever it is found. And
 // rules/ stays pure: it imports nothing but itself.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { parseImageArgs } from "../provider/cli/image";
 import { parseBootCommand } from "../provider/cli/main";
@@ -20,6 +21,12 @@ import { provider as unikernel } from "../provider/resources/unikernel";
 import { provider as xenDomain } from "../provider/resources/xen-domain";
 import { accelModeProblem } from "../rules/accel";
 import { BOUNDS, outOfBounds } from "../rules/bounds";
+import {
+  architectureProblem,
+  hostMachineTypeProblem,
+  virtioMachineTypeProblem,
+} from "../rules/gce-machines";
+import { hostDevicesProblem, hostTargetProblem } from "../rules/host";
 import { checkPlatform, imageFormatProblem } from "../rules/platform";
 import { servicePortProblems } from "../rules/ports";
 import { describeProblem } from "../rules/problem";
@@ -27,6 +34,8 @@ import { patternProblem } from "../rules/wait";
 import * as aws from "../sdk/aws";
 import * as gcp from "../sdk/gcp";
 import { repoRoot } from "./support/consumer";
+import { elfHeader } from "./support/elf-header";
+import { programErrors } from "./support/program-errors";
 
 // Components that accept a value go on to register resources: the mocks take them.
 pulumi.runtime.setMocks(
@@ -87,6 +96,22 @@ function engine(
   };
 }
 
+/**
+ * A component refusing at preview, once an output it depends on is known: the sentences of the
+ * errors the program fails with.
+ */
+function preview(where: string, property: string, make: (bad: unknown) => unknown): Place {
+  return {
+    where,
+    property,
+    async sentences(bad) {
+      const errors = await programErrors(() => make(bad));
+      const prefix = /^(gcp|aws)\.UnikernelService rule: /;
+      return errors.flatMap((text) => text.replace(prefix, "").split("; "));
+    },
+  };
+}
+
 /** A function that throws `PROPERTY REASON` for a value it refuses. */
 function thrower(where: string, property: string, use: (bad: unknown) => unknown): Place {
   return {
@@ -113,6 +138,40 @@ const awsHost = (args: Omit<aws.UnikernelServiceArgs, "unikernel" | "host">, hos
   });
 const awsAmi = (args: Omit<aws.UnikernelServiceArgs, "unikernel" | "ami">) =>
   new aws.UnikernelService("rule", { unikernel: {} as never, ami: {}, ...args });
+
+/** An x86_64 tender: the ELF header, all a component reads of it. */
+const TENDER = join(tmpdir(), `pulumi-mirage-rules-tender-${process.pid}`);
+writeFileSync(TENDER, elfHeader(62));
+after(() => rmSync(TENDER, { force: true }));
+
+interface Kernel {
+  target?: string;
+  manifest?: { name: string; type: "net" | "block" }[];
+  architecture?: string;
+}
+
+/** A Unikernel as a component reads it: its outputs, here known values. */
+const unikernelOf = ({ target = "spt", manifest = [], architecture = "x86_64" }: Kernel) =>
+  ({
+    target: pulumi.output(target),
+    manifest: pulumi.output(manifest),
+    architecture: pulumi.output(architecture),
+    name: pulumi.output("web"),
+    sha256: pulumi.output("ab".repeat(32)),
+    kernelPath: pulumi.output(`/cache/web.${target}`),
+    mirageVersion: pulumi.output("4.11.0"),
+  }) as never;
+const gcpHost = (args: Omit<gcp.UnikernelServiceArgs, "unikernel" | "host">, kernel: Kernel = {}) =>
+  new gcp.UnikernelService("rule", {
+    unikernel: unikernelOf(kernel),
+    host: { tender: TENDER },
+    ...args,
+  });
+const awsHostOf = (kernel: Kernel) =>
+  new aws.UnikernelService("rule", {
+    unikernel: unikernelOf(kernel),
+    host: { tender: TENDER },
+  });
 
 const INSTANCE = "projects/p/zones/europe-west1-b/instances/web";
 const GROUP = "projects/p/regions/europe-west1/instanceGroupManagers/web";
@@ -352,6 +411,72 @@ const RULES: Rule[] = [
         target: "virtio",
         format: bad,
       })),
+    ],
+  },
+  {
+    rule: "virtioMachineTypeProblem (gcp, a virtio kernel)",
+    bad: ["c3-standard-4", "t2a-standard-1", "zz9-standard-2"],
+    reason: (bad) => virtioMachineTypeProblem(bad as string),
+    places: [
+      sdk("gcp.UnikernelService", "machineType", (bad) =>
+        gcpService({ machineType: bad as string }),
+      ),
+    ],
+  },
+  {
+    rule: "hostMachineTypeProblem: a family we know (gcp host)",
+    bad: ["zz9-standard-2", "x9"],
+    reason: (bad) => hostMachineTypeProblem(bad as string, "spt"),
+    places: [
+      sdk("gcp.UnikernelService", "machineType", (bad) => gcpHost({ machineType: bad as string })),
+    ],
+  },
+  {
+    rule: "hostMachineTypeProblem: hvt needs nested virtualization (gcp host)",
+    bad: ["e2-small", "c3d-standard-4", "n2d-standard-2", "t2a-standard-1", "h3-standard-88"],
+    reason: (bad) => hostMachineTypeProblem(bad as string, "hvt"),
+    places: [
+      preview("gcp.UnikernelService", "machineType", (bad) =>
+        gcpHost({ machineType: bad as string }, { target: "hvt" }),
+      ),
+    ],
+  },
+  {
+    rule: "architectureProblem: an x86_64 kernel on an Arm family (gcp host)",
+    bad: ["t2a-standard-1", "c4a-standard-2", "n4a-standard-2"],
+    reason: (bad) => architectureProblem(bad as string, "x86_64", "a kernel"),
+    places: [
+      preview("gcp.UnikernelService", "unikernel", (bad) =>
+        gcpHost({ machineType: bad as string }, { architecture: "x86_64" }),
+      ),
+    ],
+  },
+  {
+    rule: "hostTargetProblem (gcp and aws hosts)",
+    bad: ["unix", "muen"],
+    reason: (bad) => hostTargetProblem(bad as string),
+    places: [
+      preview("gcp.UnikernelService", "host", (bad) => gcpHost({}, { target: bad as string })),
+      preview("aws.UnikernelService", "host", (bad) => awsHostOf({ target: bad as string })),
+    ],
+  },
+  {
+    rule: "hostDevicesProblem (gcp and aws hosts)",
+    bad: [
+      [{ name: "storage", type: "block" }],
+      [
+        { name: "a", type: "net" },
+        { name: "b", type: "block" },
+      ],
+    ],
+    reason: (bad) => hostDevicesProblem(bad as Kernel["manifest"] & object),
+    places: [
+      preview("gcp.UnikernelService", "unikernel", (bad) =>
+        gcpHost({}, { manifest: bad as Kernel["manifest"] }),
+      ),
+      preview("aws.UnikernelService", "unikernel", (bad) =>
+        awsHostOf({ manifest: bad as Kernel["manifest"] }),
+      ),
     ],
   },
 ];

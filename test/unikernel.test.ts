@@ -275,6 +275,7 @@ describe("create", () => {
     assert.equal(outs.target, "virtio");
     assert.equal(outs.mirageVersion, "v4.11.1");
     assert.deepEqual(outs.manifest, [{ name: "service", type: "net" }]);
+    assert.equal(outs.architecture, "x86_64", "the kernel's ELF machine");
     const steps = await standin.buildSteps(before);
     assert.deepEqual(
       steps.map((s) => s.step),
@@ -321,16 +322,18 @@ describe("create", () => {
     const outs = await created(sourceInputs(await standin.source(), { target: "unix" }));
     assert.ok(String(outs.kernelPath).endsWith("/hello"));
     assert.deepEqual(outs.manifest, []);
+    assert.equal(outs.architecture, undefined, "a program, not a Solo5 kernel");
     const { stdout } = await run(String(outs.kernelPath), ["--hello"]);
     assert.match(stdout, /Hello, World/);
   });
 
-  it("takes a prebuilt kernel into the cache, with its manifest", async () => {
+  it("takes a prebuilt kernel into the cache, with its manifest and architecture known at check", async () => {
     const kernel = await testKernel("xen-net");
     const inputs = await checked({ kernel, target: "xen", cacheDir: standin.path("cache") });
     assert.equal(inputs.mirageVersion, "prebuilt");
     assert.equal(inputs.sha256, await sha256File(kernel));
     assert.deepEqual(inputs.manifest, [{ name: "service", type: "net" }]);
+    assert.equal(inputs.architecture, "x86_64");
     const { outs } = await provider.create(inputs);
     assert.notEqual(outs.kernelPath, kernel);
     assert.equal(await sha256File(String(outs.kernelPath)), inputs.sha256);

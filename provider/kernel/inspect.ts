@@ -41,6 +41,11 @@ const TARGETS: Record<number, Solo5Target> = {
 
 const MACHINES: Record<number, string> = { 3: "x86", 40: "arm", 62: "x86_64", 183: "aarch64" };
 
+/** An ELF header's e_machine as we name it: x86_64, aarch64, ... or EM_N. */
+export function elfMachineName(machine: number): string {
+  return MACHINES[machine] ?? `EM_${machine}`;
+}
+
 // The manifest layout of Solo5's mft_abi.h (MFT_VERSION 1): struct mft { u32 version;
 // u32 entries; struct mft_entry e[] } is 8-aligned relative to the note's start, so its
 // descriptor (at note offset 20) begins with 4 bytes of padding. Each entry is 104 bytes:
@@ -231,7 +236,7 @@ export async function inspectKernel(path: string): Promise<KernelInfo> {
     path,
     elf: {
       class: elf.header.class,
-      machine: MACHINES[machine] ?? `EM_${machine}`,
+      machine: elfMachineName(machine),
       entry: hex(entry),
     },
     solo5,

@@ -47,6 +47,8 @@ export interface UnikernelProps {
   sha256?: string;
   size?: number;
   manifest?: Device[];
+  /** The kernel's ELF machine (x86_64, aarch64); none for unix. */
+  architecture?: string;
 }
 
 const USER_INPUTS = [
@@ -224,6 +226,7 @@ async function checkPrebuilt(
   const target = news.target;
   if (!isKnown(target) || !isTarget(target)) return {};
   let manifest: Device[] = [];
+  let architecture: string | undefined;
   if (target !== "unix") {
     try {
       const inspected = await inspectKernel(kernel);
@@ -235,6 +238,7 @@ async function checkPrebuilt(
         return {};
       }
       manifest = inspected.manifest.devices.map(({ name, type }) => ({ name, type }));
+      architecture = inspected.elf.machine;
     } catch (error) {
       failures.push({ property: "kernel", reason: message(error) });
       return {};
@@ -248,6 +252,7 @@ async function checkPrebuilt(
     sha256: kernelSha256,
     size: info.size,
     manifest,
+    ...(architecture === undefined ? {} : { architecture }),
   };
 }
 
@@ -323,20 +328,15 @@ async function produce(props: UnikernelProps, olds?: Record<string, unknown>) {
           : undefined,
     });
   }
-  const manifest =
-    props.target === "unix"
-      ? []
-      : (await inspectKernel(entry.path)).manifest.devices.map(({ name, type }) => ({
-          name,
-          type,
-        }));
+  const inspected = props.target === "unix" ? undefined : await inspectKernel(entry.path);
   const outs: UnikernelProps = {
     ...props,
     name: String(entry.meta.name ?? props.name),
     kernelPath: entry.path,
     sha256: entry.sha256,
     size: entry.size,
-    manifest,
+    manifest: (inspected?.manifest.devices ?? []).map(({ name, type }) => ({ name, type })),
+    ...(inspected ? { architecture: inspected.elf.machine } : {}),
   };
   return { id: props.fingerprint, outs };
 }

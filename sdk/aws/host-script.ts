@@ -8,7 +8,7 @@
 // reach curl on its standard input (`-K -`), never on its command line, which every process on
 // the instance can read.
 import { type HostCloud, type HostScriptSpec, renderHostScript } from "../host/script";
-import { shellQuote } from "../host/shell";
+import { checkServiceUrl, shellQuote } from "../host/shell";
 
 /** sha256 of an empty body: the `x-amz-content-sha256` of a GET. */
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -28,14 +28,8 @@ function checkEndpoints(aws: AwsHostEndpoints): void {
   if (!/^[a-z]{2}(-[a-z]+)+-[0-9]+$/.test(aws.region)) {
     throw new Error(`region ${JSON.stringify(aws.region)} is not an AWS region name`);
   }
-  for (const [what, url] of [
-    ["metadataUrl", aws.metadataUrl],
-    ["ssmUrl", aws.ssmUrl],
-  ] as const) {
-    if (url !== undefined && !/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(url)) {
-      throw new Error(`${what} ${JSON.stringify(url)}: give scheme, host and port only`);
-    }
-  }
+  checkServiceUrl("metadataUrl", aws.metadataUrl);
+  checkServiceUrl("ssmUrl", aws.ssmUrl);
 }
 
 export function awsHost(aws: AwsHostEndpoints): HostCloud {
@@ -92,6 +86,8 @@ read_secret() {
   return {
     name: "AWS EC2",
     library,
+    // User data runs at the first boot only.
+    everyBoot: false,
     checkSecret(ref) {
       if (!PARAMETER.test(ref)) {
         throw new Error(

@@ -9,12 +9,10 @@
 // every start. A new kernel, tender or boot arguments is new user data (secret ones: a new
 // parameter version), which replaces the instance.
 import * as pulumi from "@pulumi/pulumi";
-import { sha256File } from "../../provider/core/hash";
-import { checkBootArgs } from "../../provider/image/bootargs";
-import type { Device, Target } from "../../rules/targets";
-import { checkHostBootArgs, encodeSecretBootArgs } from "../host/script";
+import { problemIf } from "../../rules/problem";
+import { encodeSecretBootArgs } from "../host/script";
+import { hostUnikernel } from "../host/service";
 import { awsSdk } from "../peers";
-import { refusal, refuse } from "../refuse";
 import { renderAwsHostScript } from "./host-script";
 import {
   DEFAULT_HVT_INSTANCE_TYPE,
@@ -43,42 +41,6 @@ export interface HostLaunch {
   bucketName: pulumi.Output<string>;
 }
 
-/** The host target, or an error naming what to do instead; checked at preview (target is an input). */
-function hostTarget(service: string, target: Target, instanceType: string | undefined) {
-  if (target !== "spt" && target !== "hvt") {
-    const instead =
-      target === "xen"
-        ? "use ami: {} instead of host (a xen unikernel becomes an AMI)"
-        : "build it for spt or hvt";
-    const reason = `is for spt and hvt unikernels, and this one is ${target}: ${instead}`;
-    throw refusal(COMPONENT, service, [{ property: "host", reason }]);
-  }
-  const problem =
-    target === "hvt" && instanceType ? hvtInstanceTypeProblem(instanceType) : undefined;
-  refuse(COMPONENT, service, problem ? [{ property: "instanceType", reason: problem }] : []);
-  return target;
-}
-
-function networks(service: string, manifest: Device[] | undefined): string[] {
-  const blocks = (manifest ?? []).filter((d) => d.type === "block").map((d) => d.name);
-  const reason = `declares block device(s) ${blocks.join(", ")}, which a host service cannot attach yet: remove them from config.ml`;
-  refuse(COMPONENT, service, blocks.length > 0 ? [{ property: "unikernel", reason }] : []);
-  return (manifest ?? []).filter((d) => d.type === "net").map((d) => d.name);
-}
-
-/**
- * The boot arguments' rules (DiskImage's, and the host's own once the devices are known), in the
- * same words at construction and at preview.
- */
-function checkArgs(service: string, args: readonly string[], networks?: readonly string[]): void {
-  try {
-    if (networks) checkHostBootArgs(args, networks);
-    else checkBootArgs(args);
-  } catch (error) {
-    throw new Error(`${COMPONENT} ${service}: bootArgs: ${(error as Error).message}`);
-  }
-}
-
 export function hostLaunch(
   name: string,
   args: HostLaunchArgs,
@@ -87,20 +49,21 @@ export function hostLaunch(
   const aws = awsSdk(COMPONENT);
   const child = { parent };
   const { unikernel, tags } = args;
-  const given = args.bootArgs;
-  if (Array.isArray(given) && given.every((a) => typeof a === "string")) checkArgs(name, given);
-  const bootArgs = pulumi.output(given);
-  const devices = unikernel.manifest.apply((m) => networks(name, m));
-  const checkedArgs = pulumi.all([bootArgs, devices]).apply(([a, n]) => {
-    checkArgs(name, a, n);
-    return a;
+  const host = hostUnikernel(COMPONENT, name, {
+    unikernel,
+    bootArgs: args.bootArgs,
+    tender: args.tender,
+    instead: (target) =>
+      target === "xen" ? "use ami: {} instead of host (a xen unikernel becomes an AMI)" : undefined,
+    targetProblems: (target) =>
+      problemIf(
+        "instanceType",
+        target === "hvt" && args.instanceType
+          ? hvtInstanceTypeProblem(args.instanceType)
+          : undefined,
+      ),
   });
-  const target = unikernel.target.apply((t) => hostTarget(name, t, args.instanceType));
-  const tenderPath = pulumi.output(args.tender);
-  const tenderSha = tenderPath.apply(sha256File);
-  const kernelName = pulumi.interpolate`${unikernel.name}.${target}`;
-  const kernelKey = pulumi.interpolate`kernels/${unikernel.sha256}/${kernelName}`;
-  const tenderKey = pulumi.interpolate`tenders/${tenderSha}/solo5-${target}`;
+  const { target, networks: devices, bootArgs: checkedArgs } = host;
 
   const bucket = new aws.s3.Bucket(`${name}-artifacts`, { forceDestroy: true, tags }, child);
   new aws.s3.BucketPublicAccessBlock(
@@ -126,8 +89,8 @@ export function hostLaunch(
       },
       child,
     );
-  const kernelObject = upload("kernel", kernelKey, unikernel.kernelPath);
-  const tenderObject = upload("tender", tenderKey, tenderPath);
+  const kernelObject = upload("kernel", host.kernelObject, unikernel.kernelPath);
+  const tenderObject = upload("tender", host.tenderObject, host.tenderPath);
 
   const role = new aws.iam.Role(
     `${name}-host`,
@@ -148,7 +111,7 @@ export function hostLaunch(
     child,
   );
   // Whether the arguments are secret is known at preview, whatever their values.
-  const parameter = pulumi.output(pulumi.isSecret(bootArgs)).apply((secret) =>
+  const parameter = host.secret.apply((secret) =>
     secret
       ? new aws.ssm.Parameter(
           `${name}-boot-args`,
@@ -201,11 +164,11 @@ export function hostLaunch(
       bucketName: bucket.bucket,
       regionName: region,
       t: target,
-      kernelFile: kernelName,
+      kernelFile: host.kernelName,
       kKey: kernelObject.key,
       kSha: unikernel.sha256,
       tKey: tenderObject.key,
-      tSha: tenderSha,
+      tSha: host.tenderSha256,
       devices,
       bootArgs: scriptArgs,
     })

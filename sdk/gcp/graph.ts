@@ -1,5 +1,6 @@
-// The resources of a gcp.UnikernelService, built from its resolved spec in three steps: the image
-// (DiskImage → bucket object → Compute Engine image), the network (network, firewall, the tag
+// The resources of a gcp.UnikernelService, built from its resolved spec in three steps: what the
+// VMs boot (a virtio kernel's image here: DiskImage → bucket object → Compute Engine image; a
+// host's Linux and startup-script in host-service.ts), the network (network, firewall, the tag
 // that scopes it), and the VMs that serve (one instance, or a group; vms.ts) with their boot wait
 // and address.
 import type * as gcp from "@pulumi/gcp";
@@ -16,8 +17,22 @@ import { groupOfVms, singleVm, type VmSpec } from "./vms";
 export interface ImageGraph {
   diskImage: DiskImage;
   image: gcp.compute.Image;
-  /** The labels of the image and the VMs: the user's and the kernel's. */
-  labels: pulumi.Output<Record<string, string>>;
+}
+
+/** A suffix unique to this stack and service, for names that must be unique in the project. */
+export function stackUnique(name: string): string {
+  return sha256(`${pulumi.getProject()}/${pulumi.getStack()}/${name}`).slice(0, 8);
+}
+
+/** The labels of the image and the VMs: the user's and the kernel's. */
+export function serviceLabels(spec: ServiceSpec): pulumi.Output<Record<string, string>> {
+  const uk = spec.unikernel;
+  return pulumi
+    .all([uk.name, uk.sha256, uk.mirageVersion])
+    .apply(([ukName, kernelSha, mirageVersion]) => ({
+      ...spec.labels,
+      ...kernelLabels(ukName, kernelSha, mirageVersion),
+    }));
 }
 
 /**
@@ -52,12 +67,6 @@ export function imageGraph(spec: ServiceSpec, parent: pulumi.Resource): ImageGra
     },
     child,
   );
-  const labels = pulumi
-    .all([uk.name, uk.sha256, uk.mirageVersion])
-    .apply(([ukName, kernelSha, mirageVersion]) => ({
-      ...spec.labels,
-      ...kernelLabels(ukName, kernelSha, mirageVersion),
-    }));
   const image = new gcp.compute.Image(
     `${name}-image`,
     {
@@ -68,17 +77,18 @@ export function imageGraph(spec: ServiceSpec, parent: pulumi.Resource): ImageGra
       },
       family: spec.imageFamily,
       description: pulumi.interpolate`MirageOS unikernel ${uk.name}, kernel sha256 ${uk.sha256}`,
-      labels,
+      labels: serviceLabels(spec),
       // No guestOsFeatures: a BIOS disk, no UEFI, no gVNIC.
     },
     child,
   );
-  return { diskImage, image, labels };
+  return { diskImage, image };
 }
 
 export interface NetworkGraph {
   network: pulumi.Input<string>;
-  networkInterface: VmSpec["networkInterface"];
+  /** The VMs' interface, but for its type (what they boot decides it). */
+  networkInterface: Omit<VmSpec["networkInterface"], "nicType">;
   /** Scopes the firewall to this component's VMs. */
   tag: string;
   firewall: gcp.compute.Firewall | undefined;
@@ -107,11 +117,10 @@ export function networkGraph(spec: ServiceSpec, parent: pulumi.Resource): Networ
   const networkInterface = {
     network,
     subnetwork: spec.subnetwork,
-    nicType: "VIRTIO_NET",
     accessConfigs: spec.publicIp ? [{}] : [],
   };
   // The hash keeps two stacks' tags apart.
-  const tag = `${name}-${sha256(`${pulumi.getProject()}/${pulumi.getStack()}/${name}`).slice(0, 8)}`;
+  const tag = `${name}-${stackUnique(name)}`;
   const allows = firewallAllows(spec.ports);
   const firewall =
     allows.length === 0

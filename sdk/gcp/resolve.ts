@@ -1,7 +1,15 @@
 // gcp.UnikernelService's arguments, normalised and defaulted once: every later step reads the
-// spec, never the raw arguments. What is wrong with them is refused here, all at once.
+// spec, never the raw arguments. What is wrong with them is refused here, all at once. The service
+// has two paths: a virtio kernel's own image, or, with `host`, an spt or hvt kernel under its
+// tender on a stock Linux VM; what depends on the kernel's target (hvt's machine families) is
+// refused at preview, once the target is known (host-service.ts).
 import type * as pulumi from "@pulumi/pulumi";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
+import {
+  DEFAULT_MACHINE_TYPE,
+  hostMachineTypeProblem,
+  virtioMachineTypeProblem,
+} from "../../rules/gce-machines";
 import { type Problem, problemIf } from "../../rules/problem";
 import { waitProblems } from "../../rules/wait";
 import { refuse } from "../refuse";
@@ -10,7 +18,6 @@ import type { UnikernelServiceArgs } from "./unikernel-service";
 import {
   type HealthCheckSpec,
   labelsProblems,
-  machineTypeProblems,
   nameProblems,
   resolveHealthCheck,
   resolvePorts,
@@ -20,6 +27,13 @@ import {
 } from "./validate";
 
 export const COMPONENT = "gcp.UnikernelService";
+
+/** The host path: the kernel under its tender on a Linux VM. */
+export interface HostSpec {
+  tender: pulumi.Input<string>;
+  /** Undefined: Debian 12 of the machine type's architecture. */
+  image: pulumi.Input<string> | undefined;
+}
 
 /** A gcp.UnikernelService's arguments with every default resolved. */
 export interface ServiceSpec {
@@ -32,7 +46,10 @@ export interface ServiceSpec {
   /** An existing bucket, or where the component's own bucket lives. */
   bucket: { name: pulumi.Input<string> } | { location: pulumi.Input<string> };
   imageFamily: pulumi.Input<string> | undefined;
-  machineType: string;
+  /** Undefined only on the host path: by the kernel's target, known only once it is. */
+  machineType: string | undefined;
+  /** The host path, or undefined: the virtio path. */
+  host: HostSpec | undefined;
   replicas: number;
   /** A group's health check (replicas > 1); one VM has none. */
   health: HealthCheckSpec | undefined;
@@ -69,7 +86,8 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
         ? { name: args.bucket }
         : { location: args.bucketLocation ?? args.region ?? "US" },
     imageFamily: args.imageFamily,
-    machineType: args.machineType ?? "e2-micro",
+    machineType: args.machineType ?? (args.host ? undefined : DEFAULT_MACHINE_TYPE),
+    host: args.host && { tender: args.host.tender, image: args.host.image },
     replicas,
     health: group?.health,
     network: args.network,
@@ -90,7 +108,7 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
   };
   const problems: Problem[] = [
     ...nameProblems(name),
-    ...machineTypeProblems(spec.machineType),
+    ...pathProblems(args, spec),
     ...problemIf("replicas", outOfBounds(replicas, BOUNDS.count)),
     ...portProblems,
     ...sourceRangesProblems(spec.sourceRanges),
@@ -115,4 +133,35 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
   ];
   refuse(COMPONENT, name, problems);
   return spec;
+}
+
+/** What the path `args` choose (virtio, or host) refuses of them. */
+function pathProblems(args: UnikernelServiceArgs, spec: ServiceSpec): Problem[] {
+  if (args.host === undefined) {
+    return problemIf("machineType", virtioMachineTypeProblem(spec.machineType as string));
+  }
+  const problems: Problem[] = [];
+  if (args.host.tender === undefined)
+    problems.push({
+      property: "host.tender",
+      reason: "is required: the path of your opam switch's solo5-spt or solo5-hvt",
+    });
+  // The target, known at preview, decides the rest (hvt needs nested virtualization).
+  if (spec.machineType !== undefined)
+    problems.push(...problemIf("machineType", hostMachineTypeProblem(spec.machineType, "spt")));
+  const virtioOnly: [keyof UnikernelServiceArgs, string][] = [
+    [
+      "bucket",
+      "a host's kernel and tender go into a bucket of its own, which only its service account may read",
+    ],
+    ["imageFamily", "a host runs a stock Linux image (host.image), the component makes none"],
+    [
+      "serviceAccount",
+      "a host runs as a service account of its own, which may read only its kernel, tender and secret",
+    ],
+  ];
+  for (const [property, why] of virtioOnly)
+    if (args[property] !== undefined)
+      problems.push({ property, reason: `is not taken with host: ${why}; leave it out` });
+  return problems;
 }

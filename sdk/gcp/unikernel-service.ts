@@ -4,11 +4,35 @@ import { parseInstance, serialCommand } from "../../provider/gcp/serial";
 import type { DiskImage } from "../disk-image";
 import { gcpSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
-import { bootWaitOf, imageGraph, networkGraph, oneVm, vmGroup } from "./graph";
-import { COMPONENT, resolveArgs } from "./resolve";
+import {
+  bootWaitOf,
+  imageGraph,
+  networkGraph,
+  oneVm,
+  serviceLabels,
+  stackUnique,
+  vmGroup,
+} from "./graph";
+import { hostLaunch } from "./host-service";
+import { COMPONENT, type HostSpec, resolveArgs, type ServiceSpec } from "./resolve";
 import type { GceSerialWait } from "./serial-wait";
 import type { HealthCheckArgs, Port } from "./validate";
 import type { VmSpec } from "./vms";
+
+/** The host path's options: an spt or hvt unikernel under its Solo5 tender on a Linux VM. */
+export interface HostArgs {
+  /**
+   * The path of the unikernel's tender, `solo5-spt` or `solo5-hvt` (your opam switch's, e.g.
+   * `$(opam var bin)/solo5-spt`), built for the machine type's architecture; uploaded with the
+   * kernel.
+   */
+  tender: pulumi.Input<string>;
+  /**
+   * The VMs' boot image. Default: `debian-cloud/debian-12` (`debian-cloud/debian-12-arm64` on Arm
+   * machine types), resolved by Compute Engine when a VM is made.
+   */
+  image?: pulumi.Input<string>;
+}
 
 /**
  * Arguments of `gcp.UnikernelService`. The ones the component checks before anything is created
@@ -17,10 +41,19 @@ import type { VmSpec } from "./vms";
  */
 export interface UnikernelServiceArgs {
   /**
-   * The unikernel to run: a virtio kernel declaring exactly one network device. The component
-   * makes its GCE disk image (a `DiskImage` of format `gce`).
+   * The unikernel to run: a virtio kernel declaring exactly one network device, whose GCE disk
+   * image the component makes (a `DiskImage` of format `gce`); or, with `host`, an spt or hvt
+   * kernel (no block devices) run under its tender.
    */
   unikernel: Unikernel;
+  /**
+   * Run the unikernel (spt or hvt) under its Solo5 tender on a stock Debian 12 VM, which any
+   * machine family can be (gVNIC-only ones too), instead of booting a virtio kernel's own image.
+   * The kernel and the tender go into a private bucket that only the VMs' own service account may
+   * read; each VM's startup-script fetches and checks them, forwards `ports` to the unikernel and
+   * runs the tender as a systemd service, at every boot. Default: none (the virtio path).
+   */
+  host?: HostArgs;
   /** Arguments the unikernel receives at boot, e.g. `["--port=8080"]`. Default: none. */
   bootArgs?: pulumi.Input<pulumi.Input<string>[]>;
   /** The project for every resource. Default: the gcp provider's project. */
@@ -30,17 +63,27 @@ export interface UnikernelServiceArgs {
   /** The region of the instance group (several replicas). Default: the gcp provider's region. */
   region?: pulumi.Input<string>;
   /**
-   * An existing Cloud Storage bucket to upload the image to. Default: a bucket the component
-   * creates in `bucketLocation`.
+   * An existing Cloud Storage bucket to upload the image to (virtio only). Default: a bucket the
+   * component creates in `bucketLocation`.
    */
   bucket?: pulumi.Input<string>;
-  /** Where the component's own bucket lives. Default: `region` if given, else `US`. */
+  /**
+   * Where the component's own bucket (the image's, or a host's) lives. Default: `region` if
+   * given, else `US`.
+   */
   bucketLocation?: pulumi.Input<string>;
-  /** An image family to put the image in, so `family/NAME` finds the newest. Default: none. */
+  /**
+   * An image family to put the image in, so `family/NAME` finds the newest (virtio only).
+   * Default: none.
+   */
   imageFamily?: pulumi.Input<string>;
   /**
-   * The machine type. Solo5 drives virtio-net only, so gVNIC-only families (c3, c4, n4, t2a and
-   * other third-generation types) are refused. Default: `e2-micro`.
+   * The machine type. A virtio kernel: Solo5 drives virtio-net only, so gVNIC-only families (c3,
+   * c4, n4, t2a and other third-generation types) are refused; default `e2-micro`. With `host`:
+   * any family for spt (default `e2-micro`); for hvt, which needs KVM, an Intel family offering
+   * nested virtualization (n1, n2, c2, m1, m2, c3, c4, n4, m3; default `n2-standard-2`). The
+   * kernel and the tender must be built for its architecture (Arm families: t2a, c4a, n4a). What
+   * is refused is refused at preview.
    */
   machineType?: string;
   /**
@@ -83,8 +126,8 @@ export interface UnikernelServiceArgs {
   /** Who may reach `ports`, as CIDR ranges. Default: `["0.0.0.0/0"]`. */
   sourceRanges?: string[];
   /**
-   * A service account for the VMs; `scopes` default to `cloud-platform` (IAM decides). Default:
-   * none (a unikernel calls no Google APIs).
+   * A service account for the VMs (virtio only: a host runs as one of its own); `scopes` default
+   * to `cloud-platform` (IAM decides). Default: none (a unikernel calls no Google APIs).
    */
   serviceAccount?: { email: pulumi.Input<string>; scopes?: pulumi.Input<pulumi.Input<string>[]> };
   /**
@@ -106,15 +149,16 @@ export interface UnikernelServiceArgs {
 }
 
 /**
- * A MirageOS unikernel served from Google Compute Engine: its disk image uploaded to Cloud
- * Storage, a Compute Engine image, one VM (or a regional managed instance group), and a firewall
- * opening the declared ports to these VMs only. A new kernel or new boot arguments give a new
- * image, and new VMs boot before the old ones go.
+ * A MirageOS unikernel served from Google Compute Engine: one VM (or a regional managed instance
+ * group) and a firewall opening the declared ports to these VMs only. A virtio kernel boots from
+ * its own disk image, uploaded to Cloud Storage and registered as a Compute Engine image; with
+ * `host`, an spt or hvt kernel runs under its tender on a stock Debian 12 VM of any machine
+ * family. A new kernel or new boot arguments give new VMs, which boot before the old ones go.
  */
 export class UnikernelService extends pulumi.ComponentResource {
-  /** The disk image built for GCE. */
-  readonly diskImage: DiskImage;
-  /** The Compute Engine image's selfLink. */
+  /** The disk image built for GCE (virtio; none with `host`). */
+  readonly diskImage: DiskImage | undefined;
+  /** The Compute Engine image's selfLink (virtio), or the host VMs' boot image as given. */
   readonly imageSelfLink: pulumi.Output<string>;
   /** The VMs' names. */
   readonly instanceNames: pulumi.Output<string[]>;
@@ -142,17 +186,17 @@ export class UnikernelService extends pulumi.ComponentResource {
     // so preview reports it.
     const spec = resolveArgs(name, args);
     super("pulumi-mirage:gcp:UnikernelService", name, {}, opts);
-    const image = imageGraph(spec, this);
     const net = networkGraph(spec, this);
+    const boots = spec.host
+      ? hostBoots({ ...spec, host: spec.host }, this)
+      : virtioBoots(spec, this);
     const vm: VmSpec = {
       project: spec.project,
-      machineType: spec.machineType,
-      image: image.image.selfLink,
       network: net.network,
-      networkInterface: net.networkInterface,
+      networkInterface: { ...net.networkInterface, nicType: boots.nicType },
       tag: net.tag,
-      labels: image.labels,
-      serviceAccount: spec.serviceAccount,
+      labels: serviceLabels(spec),
+      ...boots.vm,
     };
     const vmOpts = { parent: this, dependsOn: net.firewall ? [net.firewall] : [] };
     const bootWait = bootWaitOf(spec, providerCredentials(this), this);
@@ -162,8 +206,8 @@ export class UnikernelService extends pulumi.ComponentResource {
         ? oneVm(spec, vm, bootWait, vmOpts)
         : vmGroup({ ...spec, health }, vm, bootWait, vmOpts);
 
-    this.diskImage = image.diskImage;
-    this.imageSelfLink = image.image.selfLink;
+    this.diskImage = boots.diskImage;
+    this.imageSelfLink = pulumi.output(boots.vm.image);
     this.bootCheck = serving.bootCheck;
     this.externalIps = serving.externalIps;
     this.address = serving.address;
@@ -180,6 +224,46 @@ export class UnikernelService extends pulumi.ComponentResource {
       instanceGroup: this.instanceGroup,
     });
   }
+}
+
+/** What the VMs boot, and how: the parts of a VmSpec that differ between the two paths. */
+interface Boots {
+  vm: Pick<
+    VmSpec,
+    "machineType" | "image" | "serviceAccount" | "startupScript" | "nestedVirtualization"
+  >;
+  nicType: pulumi.Input<string | undefined>;
+  diskImage: DiskImage | undefined;
+}
+
+/** A virtio kernel's own image, on a family offering virtio-net. */
+function virtioBoots(spec: ServiceSpec, parent: pulumi.Resource): Boots {
+  const { diskImage, image } = imageGraph(spec, parent);
+  return {
+    vm: {
+      machineType: spec.machineType as string,
+      image: image.selfLink,
+      serviceAccount: spec.serviceAccount,
+    },
+    nicType: "VIRTIO_NET",
+    diskImage,
+  };
+}
+
+/** A Linux VM running the kernel under its tender (host-service.ts). */
+function hostBoots(spec: ServiceSpec & { host: HostSpec }, parent: pulumi.Resource): Boots {
+  const host = hostLaunch(spec, stackUnique(spec.name), parent);
+  return {
+    vm: {
+      machineType: host.machineType,
+      image: host.image,
+      serviceAccount: host.serviceAccount,
+      startupScript: host.startupScript,
+      nestedVirtualization: host.nestedVirtualization,
+    },
+    nicType: host.nicType,
+    diskImage: undefined,
+  };
 }
 
 /**

@@ -3,7 +3,7 @@
 // to fix it; resolveArgs (resolve.ts) refuses them all at once, before anything is registered, so
 // `pulumi preview` shows them. What the kernel must be (a virtio kernel with one network device)
 // is the platform rule DiskImage's check applies to the component's `gce` image
-// (rules/platform.ts).
+// (rules/platform.ts); what a machine type must be, rules/gce-machines.ts.
 import { isIP } from "node:net";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import type { Protocol } from "../../rules/ports";
@@ -19,34 +19,6 @@ export interface ServicePort {
   protocol: Protocol;
 }
 
-/**
- * Machine families with a virtio-net NIC, the only NIC Solo5 drives (docs/platforms.md, Google
- * Compute Engine).
- */
-const VIRTIO_FAMILIES = ["e2", "n1", "n2", "n2d", "c2", "c2d", "t2d", "m1", "m2", "f1", "g1"];
-
-/** Third-generation and later families (and Arm T2A) offer only gVNIC. */
-const GVNIC_ONLY = [
-  "c3",
-  "c3d",
-  "c4",
-  "c4a",
-  "c4d",
-  "n4",
-  "n4a",
-  "n4d",
-  "t2a",
-  "h3",
-  "h4d",
-  "z3",
-  "m3",
-  "m4",
-  "x4",
-  "a3",
-  "a4",
-  "g4",
-];
-
 /** The component's name is the stem of GCE resource names, which are lowercase RFC 1035 labels. */
 export function nameProblems(name: string): Problem[] {
   if (/^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$/.test(name)) return [];
@@ -54,19 +26,6 @@ export function nameProblems(name: string): Problem[] {
     `${JSON.stringify(name)} is not usable in Compute Engine resource names: use 1-40 lowercase ` +
     "letters, digits and hyphens, starting with a letter and not ending with a hyphen (e.g. web)";
   return [{ property: "name", reason }];
-}
-
-/** Accepts `e2-micro`, custom types (`n2-custom-2-4096`) and machine type URLs. */
-export function machineTypeProblems(machineType: string): Problem[] {
-  const type = machineType.split("/").at(-1) ?? "";
-  const family = type.split("-")[0].toLowerCase();
-  if (VIRTIO_FAMILIES.includes(family)) return [];
-  const why = GVNIC_ONLY.includes(family)
-    ? `is a ${family} machine, which offers only gVNIC network interfaces; Solo5 unikernels drive virtio-net only`
-    : `is not a machine family known to offer virtio-net, the only network interface Solo5 drives`;
-  const families = VIRTIO_FAMILIES.join(", ");
-  const reason = `${JSON.stringify(machineType)} ${why}. Use one of the families ${families} (e.g. e2-micro, n2-standard-2).`;
-  return [{ property: "machineType", reason }];
 }
 
 /** The ports with their protocols, and what is wrong with them. */

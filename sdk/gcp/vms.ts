@@ -14,8 +14,8 @@ export const HEALTH_CHECK_RANGES = ["35.191.0.0/16", "130.211.0.0/22"];
 /** What the VMs are made of, whether one instance or a group. */
 export interface VmSpec {
   project: pulumi.Input<string> | undefined;
-  machineType: string;
-  image: pulumi.Output<string>;
+  machineType: pulumi.Input<string>;
+  image: pulumi.Input<string>;
   /** The network of `networkInterface`. */
   network: pulumi.Input<string>;
   networkInterface: gcp.types.input.compute.InstanceNetworkInterface &
@@ -25,6 +25,21 @@ export interface VmSpec {
   serviceAccount:
     | { email: pulumi.Input<string>; scopes: pulumi.Input<pulumi.Input<string>[]> }
     | undefined;
+  /** A host's startup-script (`startup-script` metadata): a new one is a new VM. */
+  startupScript?: pulumi.Input<string>;
+  /** Give the VMs KVM (a host of solo5-hvt). */
+  nestedVirtualization?: pulumi.Input<boolean>;
+}
+
+/** What an instance and a template take alike of a VmSpec. */
+function bootOf(vm: VmSpec) {
+  return {
+    metadataStartupScript: vm.startupScript,
+    advancedMachineFeatures:
+      vm.nestedVirtualization === undefined
+        ? undefined
+        : { enableNestedVirtualization: vm.nestedVirtualization },
+  };
 }
 
 export interface SingleVm {
@@ -57,15 +72,16 @@ export function singleVm(
       tags: [vm.tag],
       labels: vm.labels,
       serviceAccount: vm.serviceAccount,
+      ...bootOf(vm),
       // A unikernel keeps no state: a machine type change may stop and restart it.
       allowStoppingForUpdate: true,
     },
     {
       ...opts,
-      // A new image is a new VM (auto-named, so both exist for a moment): the new one is
-      // created, and verified when `waitFor` is set, before the old one is deleted. An address
-      // belongs to one VM at a time, so with one the old VM must go first.
-      replaceOnChanges: ["bootDisk.initializeParams.image"],
+      // A new image or startup-script is a new VM (auto-named, so both exist for a moment): the
+      // new one is created, and verified when `waitFor` is set, before the old one is deleted.
+      // An address belongs to one VM at a time, so with one the old VM must go first.
+      replaceOnChanges: ["bootDisk.initializeParams.image", "metadataStartupScript"],
       deleteBeforeReplace: natIp !== undefined,
     },
   );
@@ -142,6 +158,7 @@ export function groupOfVms(
       tags: [vm.tag],
       labels: vm.labels,
       serviceAccount: vm.serviceAccount,
+      ...bootOf(vm),
     },
     // Templates are immutable: a new image is a new template, made before the old one goes.
     { ...parent, deleteBeforeReplace: false },

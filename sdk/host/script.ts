@@ -1,18 +1,23 @@
-// The script a cloud instance runs once, at its first boot, to host an spt or hvt unikernel under
-// its Solo5 tender; the same for every cloud but for a small module (HostCloud) saying how the
-// host authenticates, downloads an object and reads a secret. A pure function of its inputs: the
-// same inputs give the same script, byte for byte, so an unchanged service keeps its instance.
+// The script a cloud instance runs at boot to host an spt or hvt unikernel under its Solo5
+// tender; the same for every cloud but for a small module (HostCloud) saying how the host
+// authenticates, downloads an object and reads a secret, and whether the cloud runs the script at
+// every boot (GCE's startup-script) or at the first only (EC2's user data). It is idempotent: run
+// again, it keeps the files it has when they are the planned ones and the service that runs. A
+// pure function of its inputs: the same inputs give the same script, byte for byte, so an
+// unchanged service keeps its instance.
 //
 // What it installs in the state directory, each step saying so on the serial console (a failure
 // as a `FATAL:` line naming the step, with curl's HTTP status where there is one):
 // - `host.sh`, sourced by the others: the settings, the console lines, `http` (curl, failing on
-//   anything but 2xx) and the cloud's `fetch_object` and `read_secret`;
+//   anything but 2xx; `try_http` leaves the failure to its caller) and the cloud's `fetch_object`
+//   and `read_secret`;
 // - `start`, run at every start: checks the kernel and the tender against their sha256 (fetching
 //   them again when they are not the planned ones), runs `setup-network` (network.ts), reads the
 //   boot arguments (from the cloud's secret store, when they are secret: they are never in the
 //   script), runs the tender and says how it ended;
 // - a systemd unit that runs `start` and restarts it, at every boot; without systemd, `supervise`
-//   (a loop doing the same) and `boot`, which starts it, run from cloud-init's per-boot scripts.
+//   (a loop doing the same) and `boot`, which starts it unless it runs, run by the script and,
+//   where the cloud runs the script at the first boot only, by cloud-init's per-boot scripts.
 // The script itself fetches and checks the files first, so a wrong kernel installs nothing.
 import { checkBootArgs } from "../../provider/image/bootargs";
 import { type HostPort, nftRules, setupNetworkScript, tapAddresses, tapName } from "./network";
@@ -38,6 +43,11 @@ export interface HostCloud {
   library: string;
   /** Throws if `ref` is not a reference to a secret of this cloud that the library can read. */
   checkSecret(ref: string): void;
+  /**
+   * The cloud runs the script at every boot (GCE's startup-script). Else it runs it at the first
+   * boot only (EC2's user data), and without systemd a per-boot hook brings the service back.
+   */
+  everyBoot: boolean;
 }
 
 export interface HostScriptSpec {
@@ -61,7 +71,10 @@ export interface HostScriptSpec {
   stateDir?: string;
   /** Where console lines go. Default: `/dev/ttyS0`, the serial console. */
   console?: string;
-  /** Where cloud-init takes the scripts it runs at every boot (used without systemd). */
+  /**
+   * Where cloud-init takes the scripts it runs at every boot (used without systemd, by a cloud
+   * that runs the script at the first boot only).
+   */
   perBootDir?: string;
 }
 
@@ -149,6 +162,9 @@ function checkSpec(spec: HostScriptSpec, cloud: HostCloud): void {
   if (spec.stateDir !== undefined) checkPath("stateDir", spec.stateDir);
   if (spec.console !== undefined) checkPath("console", spec.console);
   if (spec.perBootDir !== undefined) checkPath("perBootDir", spec.perBootDir);
+  if (spec.perBootDir !== undefined && cloud.everyBoot) {
+    throw new Error(`perBootDir: ${cloud.name} runs the script at every boot, which needs no hook`);
+  }
 }
 
 /** host.sh: what every script of the host sources. */
@@ -171,10 +187,10 @@ fail() {
   exit 1
 }
 
-# http STEP FILE CURL_ARGS...: curl, writing the answer to FILE (to stdout when FILE is "").
-# A status other than 2xx fails naming STEP, the status and the answer's start; no answer fails
-# with curl's own message.
-http() {
+# try_http STEP FILE CURL_ARGS...: curl, writing the answer to FILE (to stdout when FILE is "").
+# A status other than 2xx returns 1, leaving it in HTTP_STATUS and the answer's start in
+# HTTP_ANSWER; no answer at all fails with curl's own message.
+try_http() {
   step=$1
   file=$2
   shift 2
@@ -183,20 +199,28 @@ http() {
     -w '\\n%{http_code}' "$@" 2>>"$LOG"); then
     fail "$step: curl failed: $(tail -n 1 "$LOG") (log: $LOG)"
   fi
-  status=\${answer##*"
+  HTTP_STATUS=\${answer##*"
 "}
   answer=\${answer%"
 "*}
-  case $status in
-  2??) if [ -z "$file" ]; then printf '%s\\n' "$answer"; fi ;;
-  *)
-    if [ -n "$file" ]; then
-      answer=$(head -c 300 "$file")
-      rm -f "$file"
-    fi
-    fail "$step: HTTP $status: $(printf '%s' "$answer" | tr '\\r\\n' '  ' | head -c 300)"
+  case $HTTP_STATUS in
+  2??)
+    if [ -z "$file" ]; then printf '%s\\n' "$answer"; fi
+    return 0
     ;;
   esac
+  if [ -n "$file" ]; then
+    answer=$(head -c 300 "$file")
+    rm -f "$file"
+  fi
+  HTTP_ANSWER=$(printf '%s' "$answer" | tr '\\r\\n' '  ' | head -c 300)
+  return 1
+}
+
+# http STEP FILE CURL_ARGS...: try_http, failing on a status other than 2xx with STEP, the status
+# and the answer's start.
+http() {
+  try_http "$@" || fail "$1: HTTP $HTTP_STATUS: $HTTP_ANSWER"
 }
 
 sha256() {
@@ -208,14 +232,16 @@ ensure() {
   if [ -f "$2" ] && [ "$(sha256 "$2")" = "$3" ]; then return 0; fi
   what=$(basename "$2")
   if [ -e "$2" ]; then say "$what on disk is not the planned one (sha256 $(sha256 "$2")): fetching it again"; fi
-  fetch_object "downloading $what from $1" "$1" "$2.part"
-  actual=$(sha256 "$2.part")
+  # Named by our pid: the script and the service it started may fetch at once.
+  part="$2.$$.part"
+  fetch_object "downloading $what from $1" "$1" "$part"
+  actual=$(sha256 "$part")
   if [ "$actual" != "$3" ]; then
-    rm -f "$2.part"
+    rm -f "$part"
     fail "$what: sha256 is $actual, expected $3: refusing to run it"
   fi
-  chmod 0555 "$2.part"
-  mv -f "$2.part" "$2"
+  chmod 0555 "$part"
+  mv -f "$part" "$2"
 }
 
 # The kernel and the tender, checked.
@@ -312,11 +338,25 @@ done
 `;
 }
 
-/** `boot`: starts `supervise` in a session of its own; run by the script and at every boot. */
+/**
+ * `boot`: starts `supervise` in a session of its own, unless it runs (the script run again in the
+ * same boot); run by the script, and at every boot.
+ */
 function bootScript(spec: HostScriptSpec, dir: string): string {
   return `#!/bin/sh
 set -eu
 . ${shellQuote(`${dir}/host.sh`)}
+# After a reboot the file names a process of the last boot: only one running supervise is ours.
+pid=$(cat "$DIR/supervisor.pid" 2>/dev/null || :)
+case $pid in
+'' | *[!0-9]*) ;;
+*)
+  if tr '\\0' '\\n' < "/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$DIR/supervise"; then
+    say "solo5-${spec.target} runs already under its supervisor (pid $pid)"
+    exit 0
+  fi
+  ;;
+esac
 rm -f "$DIR/supervisor.pid"
 setsid "$DIR/supervise" >> "$CONSOLE" 2>> "$LOG" < /dev/null &
 # Until setsid has run, the supervisor is in this script's process group, which whoever ran the
@@ -338,6 +378,12 @@ export function renderHostScript(spec: HostScriptSpec, cloud: HostCloud): string
   const tender = `solo5-${spec.target}`;
   const unit = `pulumi-mirage-${spec.name}.service`;
   const hook = `${spec.perBootDir ?? "/var/lib/cloud/scripts/per-boot"}/pulumi-mirage-${spec.name}`;
+  // A script run at the first boot only leaves cloud-init a hook to run at the others.
+  const perBoot = cloud.everyBoot
+    ? ""
+    : `  mkdir -p ${shellQuote(hook.slice(0, hook.lastIndexOf("/")))}
+${writeFile(hook, `#!/bin/sh\nexec ${shellQuote(`${dir}/boot`)}\n`, "0755")}
+`;
   const forwards = spec.ports.map((p) => `${p.protocol}/${p.port}`).join(" ") || "no ports";
   return `#!/bin/sh
 # pulumi-mirage: host for the ${spec.target} unikernel ${spec.name} on ${cloud.name}. Generated; do not edit.
@@ -372,9 +418,7 @@ ${writeFile(`/etc/systemd/system/${unit}`, unitFile(spec, dir), "0644")}
 else
 ${writeFile(`${dir}/supervise`, superviseScript(dir), "0755")}
 ${writeFile(`${dir}/boot`, bootScript(spec, dir), "0755")}
-  mkdir -p ${shellQuote(hook.slice(0, hook.lastIndexOf("/")))}
-${writeFile(hook, `#!/bin/sh\nexec ${shellQuote(`${dir}/boot`)}\n`, "0755")}
-  "$DIR/boot"
+${perBoot}  "$DIR/boot"
 fi
 `;
 }

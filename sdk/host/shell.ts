@@ -18,3 +18,10 @@ export function writeFile(path: string, content: string, mode: "0444" | "0555" |
     `mv -f ${temporary} ${shellQuote(path)}`,
   ].join("\n");
 }
+
+/** Throws unless `url` (the option `what`) is a service's root URL: scheme, host and port only. */
+export function checkServiceUrl(what: string, url: string | undefined): void {
+  if (url !== undefined && !/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(url)) {
+    throw new Error(`${what} ${JSON.stringify(url)}: give scheme, host and port only`);
+  }
+}

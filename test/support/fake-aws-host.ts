@@ -16,8 +16,8 @@
 // prints its port, then one line per request and its answer.
 import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage } from "node:http";
+import { FakeHttpServer, type Reply, runAsProgram, text } from "./fake-http";
 import { checkSigV4, type Identity, type RefusalKind } from "./sigv4-check";
 
 const ACCOUNT = "123456789012";
@@ -54,17 +54,6 @@ export interface FakeAwsHostOptions {
 }
 
 const EMPTY_SHA256 = createHash("sha256").digest("hex");
-
-/** What the server answers; `code` names the error, for the request log. */
-interface Reply {
-  status: number;
-  body: string | Buffer;
-  type: string;
-  code?: string;
-  headers?: Record<string, string>;
-}
-
-const text = (status: number, body = ""): Reply => ({ status, body, type: "text/plain" });
 
 function s3Error(status: number, code: string, message: string): Reply {
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>FAKE</RequestId></Error>`;
@@ -103,44 +92,18 @@ const SSM_REFUSALS: Record<RefusalKind, string> = {
   signature: "InvalidSignatureException",
 };
 
-export class FakeAwsHost {
-  private readonly server: Server;
+export class FakeAwsHost extends FakeHttpServer {
   /** Live IMDSv2 tokens and when each expires (ms since the epoch). */
   private readonly tokens = new Map<string, number>();
-  /** One line per request: method, path, status and error code. */
-  readonly log: string[] = [];
 
   constructor(
     private readonly options: FakeAwsHostOptions,
-    private readonly onLog: (line: string) => void = () => {},
+    onLog?: (line: string) => void,
   ) {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (chunk: Buffer) => chunks.push(chunk));
-      req.on("end", async () => {
-        const reply = await this.handle(req, Buffer.concat(chunks)).catch((error) =>
-          text(500, String(error)),
-        );
-        const line = `${req.method} ${req.url} -> ${reply.status}${reply.code ? ` ${reply.code}` : ""}`;
-        this.log.push(line);
-        this.onLog(line);
-        res.writeHead(reply.status, { "content-type": reply.type, ...reply.headers });
-        res.end(reply.body);
-      });
-    });
+    super(onLog);
   }
 
-  async start(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private async handle(req: IncomingMessage, body: Buffer): Promise<Reply> {
+  protected async handle(req: IncomingMessage, body: Buffer): Promise<Reply> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (path.startsWith("/latest/")) return this.imds(req, path);
     if (req.method === "POST" && path === "/" && req.headers["x-amz-target"]) {
@@ -282,7 +245,5 @@ export class FakeAwsHost {
 }
 
 if (require.main === module) {
-  const fake = new FakeAwsHost(JSON.parse(process.argv[2]), (line) => console.log(line));
-  fake.start().then((port) => console.log(port));
-  process.on("SIGTERM", () => process.exit(0));
+  runAsProgram((options: FakeAwsHostOptions, onLog) => new FakeAwsHost(options, onLog));
 }
