@@ -7,9 +7,9 @@ import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { sha256File } from "../provider/core/hash";
-import { checkBootArgs } from "../provider/image/bootargs";
 import * as aws from "../sdk/aws";
 import { Unikernel } from "../sdk/unikernel";
+import { bootArgRefusal, INJECTIONS } from "./support/injections";
 import { programErrors } from "./support/program-errors";
 
 interface Created {
@@ -567,16 +567,8 @@ describe("aws.UnikernelService", () => {
 
   test("a boot argument that could end a quoted region is refused at construction and at preview, in DiskImage's words", async () => {
     const unikernel = new Unikernel("inject-kernel", { kernel: "dist/hello.spt", target: "spt" });
-    const words = (arg: string) => {
-      try {
-        checkBootArgs([arg]);
-      } catch (error) {
-        return (error as Error).message;
-      }
-      throw new Error("accepted");
-    };
-    for (const arg of ["a\nPULUMI_MIRAGE_EOF\necho INJECTED", "it's", 'say"hi"']) {
-      const expected = `aws.UnikernelService inject: bootArgs: ${words(arg)}`;
+    for (const arg of INJECTIONS) {
+      const expected = `aws.UnikernelService inject: bootArgs: ${bootArgRefusal(arg)}`;
       assert.throws(
         () =>
           new aws.UnikernelService("inject", {

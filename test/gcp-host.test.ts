@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { sha256File } from "../provider/core/hash";
-import { checkBootArgs } from "../provider/image/bootargs";
 import * as gcp from "../sdk/gcp";
 import { gcsObjectUrl } from "../sdk/gcp/host-script";
 import { Unikernel } from "../sdk/unikernel";
@@ -30,6 +29,7 @@ import {
   value,
   ZONE,
 } from "./support/gcp-mocks";
+import { bootArgRefusal, INJECTIONS } from "./support/injections";
 import { programErrors } from "./support/program-errors";
 import { Scratch } from "./support/scratch";
 
@@ -323,16 +323,8 @@ describe("gcp.UnikernelService with host refuses", () => {
   });
 
   it("a boot argument that could end a quoted region, at construction and at preview, in DiskImage's words", async () => {
-    const words = (arg: string) => {
-      try {
-        checkBootArgs([arg]);
-      } catch (error) {
-        return (error as Error).message;
-      }
-      throw new Error("accepted");
-    };
-    for (const arg of ["a\nPULUMI_MIRAGE_EOF\necho INJECTED", "it's", 'say"hi"']) {
-      const expected = `gcp.UnikernelService web: bootArgs: ${words(arg)}`;
+    for (const arg of INJECTIONS) {
+      const expected = `gcp.UnikernelService web: bootArgs: ${bootArgRefusal(arg)}`;
       await mockStack(SPT, true);
       assert.throws(construct({ bootArgs: [arg] }), (error: Error) => error.message === expected);
       const errors = await refusedAtPreview(SPT, { bootArgs: pulumi.output([arg]) });

@@ -1,6 +1,7 @@
-// The host script's renderer (sdk/host/script.ts, with the AWS module): the same inputs give the
-// same script; every value is refused or quoted so that none can end its quoting; what a boot
-// argument may hold is DiskImage's rule, in DiskImage's words. (test/aws-host.test.ts runs it.)
+// The host script's renderer (sdk/host/script.ts, with the AWS and GCE modules): the same inputs
+// give the same script; every value is refused or quoted so that none can end its quoting; what a
+// boot argument may hold is DiskImage's rule, in DiskImage's words. (test/aws-host.test.ts and
+// test/gce-host.test.ts run it.)
 import assert from "node:assert/strict";
 import { readFile, writeFile as writeFileAsync } from "node:fs/promises";
 import { join } from "node:path";
