@@ -61,9 +61,6 @@ pvh_entry:
 
         /* %esi = the argument string (0: none). */
 main:
-.if DEMO
-        movl %esi, demo_cmdline              /* what demo_start hands to the network code */
-.endif
         call serial_init
         pushl %esi
         movl $banner, %esi
