@@ -5,6 +5,12 @@
 # Needs binutils (as, ld) and gcc. Deterministic: the same source and tools make the same bytes.
 # `npm run build` and `prepare` run it; the registry tarball ships its output.
 set -eu
+for tool in as ld gcc; do
+  command -v "$tool" >/dev/null || {
+    echo "kernels/build-demo.sh: $tool is missing: building the demo kernel needs binutils and gcc (Debian: apt-get install binutils gcc, or npm run setup)" >&2
+    exit 1
+  }
+done
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-"$here/../build/kernels/demo.virtio"}
 work=$(mktemp -d)
