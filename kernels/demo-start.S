@@ -3,7 +3,7 @@
  * protected mode, paging off, interrupts off): it identity-maps the first GiB with 2 MiB pages,
  * enters 64-bit long mode and calls demo_main in demo-net.c, which serves on the virtio-net NIC.
  * Should demo_main return (no NIC), the CPU halts and the VM stays up. Also here: the entry
- * points of the interrupt handlers demo-net.c installs.
+ * points of the interrupt handlers demo-virtio.c installs.
  */
         .set EFER, 0xc0000080
         .set EFER_LME, 0x100
