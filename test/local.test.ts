@@ -567,7 +567,8 @@ describe("through the real dynamic-provider process", () => {
   });
 
   test("the default program's chain: a Unikernel built, its DiskImage, booted in a local.Vm", async () => {
-    // What examples/local declares, as the SDK sends it; `mirage` is the stand-in (test kernels).
+    // What examples/local declares with `source` set, as the SDK sends it; `mirage` is the
+    // stand-in (test kernels). (Without it, test/default-program.test.ts: the demo kernel.)
     const standin = await Standin.setUp();
     const provider = await startDynamicProvider();
     const cacheDir = join(dir, "cache-chain");

@@ -3,7 +3,7 @@
 // add their provider SDK; every example type-checks against the tarball on TypeScript 5.9 and 6.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { run } from "../provider/core/exec";
@@ -61,6 +61,21 @@ describe("a user with @pulumi/pulumi alone", { timeout: 10 * 60_000 }, () => {
         "pulumi-nodejs:dynamic/pulumi-mirage:Domain::d",
       ],
     );
+  });
+
+  it("ships the demo kernel: `demoKernel` is the installed copy of the one the build made", async () => {
+    const dir = await consumerProject("pulumi-only");
+    const result = await runIn(
+      dir,
+      `const { demoKernel } = require("pulumi-mirage");
+console.log(JSON.stringify({ demoKernel, bytes: require("node:fs").readFileSync(demoKernel).toString("base64") }));`,
+    );
+    assert.equal(
+      result.demoKernel,
+      join(dir, "node_modules", "pulumi-mirage", "build", "kernels", "demo.virtio"),
+    );
+    const built = await readFile(join(repoRoot, "build", "kernels", "demo.virtio"));
+    assert.equal(result.bytes, built.toString("base64"));
   });
 
   it("gets an error naming the package to install from gcp and aws, at the root and subpaths", async () => {

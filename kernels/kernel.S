@@ -1,5 +1,6 @@
 /*
- * A tiny stand-in for a Solo5 unikernel, written for pulumi-mirage's tests.
+ * A tiny Solo5-like unikernel of our own: the test kernels (test/support/kernels.ts) and, as the
+ * DEMO variant, the demo unikernel the package ships (kernels/build-demo.sh).
  *
  * It carries what our code looks at in a real MirageOS/Solo5 binary (docs/platforms.md, "Solo5
  * binaries"): the Solo5 ABI1 and MFT1 notes, a Multiboot1 header using the a.out kludge (virtio
@@ -15,6 +16,8 @@
  *   MULTIBOOT   1: carry the Multiboot1 header
  *   PVH         1: carry the Xen PVH note
  *   NET, BLOCK  1: declare a net device "service" / a block device "storage" in the manifest
+ *   DEMO        1: the demo unikernel: its own banner, and instead of powering off it goes on to
+ *               demo_start (kernels/demo-start.S), which serves on its virtio-net NIC
  */
 
         .set COM1, 0x3f8
@@ -72,6 +75,9 @@ main:
         call puts
 3:      movl $cmdline_suffix, %esi
         call puts
+.if DEMO
+        jmp demo_start
+.endif
 poweroff:
         movw $0x501, %dx                     /* QEMU isa-debug-exit: exits with status 1 */
         xorb %al, %al
@@ -127,7 +133,11 @@ puts:
 /* ---------------------------------------------------------------- strings */
         .section .rodata
 banner:
+.if DEMO
+        .ascii "pulumi-mirage demo unikernel (Solo5-like) target="
+.else
         .ascii "Solo5-like test unikernel (pulumi-mirage) target="
+.endif
 .if TARGET == 6
         .asciz "xen\r\n"
 .else
