@@ -57,7 +57,7 @@ describe("gcp.UnikernelService", () => {
       imageFamily: "web",
       ports: [8080, { port: 53, protocol: "udp" }],
       labels: { team: "edge" },
-      waitFor: { serial: "listening on \\d+", timeoutSeconds: 120 },
+      waitFor: { console: /listening on \d+/, timeoutSeconds: 120 },
     });
 
     // Registration order depends on when inputs resolve: compare the graph by name.
@@ -264,6 +264,7 @@ describe("gcp.UnikernelService", () => {
         bucket: "b",
         replicas: 3,
         ports: [{ port: 53, protocol: "udp" }, 8080, 8443],
+        // `serial`, console's name in 0.1, is still taken.
         waitFor: { serial: "listening" },
       },
       "fleet",
@@ -329,6 +330,7 @@ describe("gcp.UnikernelService", () => {
       link("regions/europe-west1/instanceGroups", "fleet"),
     );
     const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.equal(wait.inputs.pattern, "listening");
     assert.deepEqual(wait.inputs.group, {
       manager: link("regions/europe-west1/instanceGroupManagers", "fleet-group-1a2b3c4"),
       template: `${link("global/instanceTemplates", "fleet-template-1a2b3c4")}?uniqueId=42`,
@@ -502,7 +504,7 @@ describe("gcp.UnikernelService", () => {
     const explicit = new gcp_.Provider("explicit", { accessToken: "ya29.provider-token" });
     const service = new gcp.UnikernelService(
       "cred",
-      { unikernel: kernel(), zone: ZONE, bucket: "b", waitFor: { serial: "x" } },
+      { unikernel: kernel(), zone: ZONE, bucket: "b", waitFor: { console: "x" } },
       { providers: [explicit] },
     );
     await value(service.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
@@ -519,7 +521,7 @@ describe("gcp.UnikernelService", () => {
         unikernel: kernel(),
         zone: ZONE,
         bucket: "b",
-        waitFor: { serial: "x" },
+        waitFor: { console: "x" },
       });
       await value(other.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
     } finally {
@@ -538,7 +540,7 @@ describe("gcp.UnikernelService", () => {
       zone: ZONE,
       bucket: "b",
       ports: [8080],
-      waitFor: { serial: "listening" },
+      waitFor: { console: "listening" },
     });
     // Nothing is known about the VM until it exists.
     const known = await new Promise<boolean>((resolve) => {
@@ -641,9 +643,17 @@ describe("gcp.UnikernelService refuses", () => {
       { labels: { team: "Edge Team" } },
       /labels\["team"\] "Edge Team" is not a valid label value/,
     );
+    await refuse(
+      { waitFor: { console: "(" } },
+      /waitFor\.console is not a valid regular expression/,
+    );
     await refuse({ waitFor: { serial: "(" } }, /waitFor\.serial is not a valid regular expression/);
     await refuse(
-      { waitFor: { serial: "x", timeoutSeconds: -1 } },
+      { waitFor: { console: "x", serial: "y" } as never },
+      /waitFor\.serial is console's former name, and console is given too: keep console only/,
+    );
+    await refuse(
+      { waitFor: { console: "x", timeoutSeconds: -1 } },
       /waitFor\.timeoutSeconds must be a positive number of seconds, at most 2147483, not -1/,
     );
     await refuse(

@@ -33,6 +33,7 @@ import { describeProblem } from "../rules/problem";
 import { patternProblem } from "../rules/wait";
 import * as aws from "../sdk/aws";
 import * as gcp from "../sdk/gcp";
+import * as local from "../sdk/local";
 import { repoRoot } from "./support/consumer";
 import { elfHeader } from "./support/elf-header";
 import { programErrors } from "./support/program-errors";
@@ -69,8 +70,8 @@ function sdk(where: string, property: string, make: (bad: unknown) => unknown): 
         return [];
       } catch (error) {
         const text = (error as Error).message;
-        const prefix = /^(gcp|aws)\.UnikernelService rule: /;
-        assert.match(text, prefix, `${where} names itself and the service`);
+        const prefix = /^((gcp|aws)\.UnikernelService|local\.(Vm|Process)) rule: /;
+        assert.match(text, prefix, `${where} names itself and the resource`);
         return text.replace(prefix, "").split("; ");
       }
     },
@@ -199,7 +200,7 @@ const RULES: Rule[] = [
         parseBootCommand(["disk.raw", `--timeout=${bad}`]),
       ),
       sdk("gcp.UnikernelService", "waitFor.timeoutSeconds", (bad) =>
-        gcpService({ waitFor: { serial: "x", timeoutSeconds: bad as number } }),
+        gcpService({ waitFor: { console: "x", timeoutSeconds: bad as number } }),
       ),
       sdk("aws.UnikernelService", "host.waitFor.timeoutSeconds", (bad) =>
         awsHost({}, { waitFor: { console: "x", timeoutSeconds: bad as number } }),
@@ -228,6 +229,10 @@ const RULES: Rule[] = [
     bad: ["(", "a[", ""],
     reason: patternProblem,
     places: [
+      sdk("gcp.UnikernelService", "waitFor.console", (bad) =>
+        gcpService({ waitFor: { console: bad as string } }),
+      ),
+      // `serial` is console's former name: still taken, refused in the same words.
       sdk("gcp.UnikernelService", "waitFor.serial", (bad) =>
         gcpService({ waitFor: { serial: bad as string } }),
       ),
@@ -250,6 +255,31 @@ const RULES: Rule[] = [
       })),
       engine("local.Process", "waitFor.console", localProcess.check, (bad) =>
         unixProcess({ waitFor: { console: bad } }),
+      ),
+    ],
+  },
+  {
+    // A RegExp's flags cannot reach an engine (it gets the source): refused where it is given.
+    rule: "patternProblem: a RegExp's flags (every boot wait)",
+    bad: [/x/i, /x/su, /x/y],
+    reason: patternProblem,
+    places: [
+      sdk("gcp.UnikernelService", "waitFor.console", (bad) =>
+        gcpService({ waitFor: { console: bad as RegExp } }),
+      ),
+      sdk("aws.UnikernelService", "host.waitFor.console", (bad) =>
+        awsHost({}, { waitFor: { console: bad as RegExp } }),
+      ),
+      sdk(
+        "local.Vm",
+        "waitFor.console",
+        (bad) => new local.Vm("rule", { image: MISSING, waitFor: { console: bad as RegExp } }),
+      ),
+      sdk(
+        "local.Process",
+        "waitFor.console",
+        (bad) =>
+          new local.Process("rule", { kernel: MISSING, waitFor: { console: bad as RegExp } }),
       ),
     ],
   },

@@ -37,7 +37,7 @@ const service = new gcp.UnikernelService("web", {
   // an Arm one (t2a, c4a) an aarch64 kernel and tender.
   machineType: config.get("machineType") ?? "e2-micro",
   ports: [8080],
-  waitFor: { serial: "serving HTTP on port 8080", timeoutSeconds: 600 },
+  waitFor: { console: "serving HTTP on port 8080", timeoutSeconds: 600 },
 });
 
 export const instances = service.instanceNames;

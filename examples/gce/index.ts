@@ -37,7 +37,7 @@ const service = new gcp.UnikernelService("web", {
   // No network given: the component creates one with MTU 1500, the frame size Solo5 uses.
   ports: [8080],
   labels: { example: "web" },
-  waitFor: { serial: "serving HTTP on port 8080", timeoutSeconds: 300 },
+  waitFor: { console: "serving HTTP on port 8080", timeoutSeconds: 300 },
 });
 
 export const image = service.imageSelfLink;

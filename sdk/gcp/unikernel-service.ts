@@ -1,6 +1,7 @@
 import type * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import { parseInstance, serialCommand } from "../../provider/gcp/serial";
+import type { WaitFor } from "../../rules/wait";
 import type { DiskImage } from "../disk-image";
 import { gcpSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
@@ -137,15 +138,22 @@ export interface UnikernelServiceArgs {
    */
   labels?: Record<string, string>;
   /**
-   * Make `pulumi up` wait until each VM's serial console (port 1) matches `serial`, a regular
-   * expression source, within `timeoutSeconds` (default 300; at most 2147483, the longest a
-   * Node timer waits); on failure the error shows the
-   * console's last lines. It calls the Compute Engine API with the gcp provider's credentials
+   * Make `pulumi up` wait until each VM's serial console (port 1) matches `console`, a regular
+   * expression or its source (as for every boot wait), within `timeoutSeconds` (default 300; at
+   * most 2147483, the longest a Node timer waits); on failure the error shows the console's last
+   * lines. The former `{ serial }` is still taken (deprecated: rename it `console`). It calls the Compute Engine API with the gcp provider's credentials
    * (an explicit provider's `accessToken`/`credentials`, or `gcp:accessToken`/`gcp:credentials`),
    * else GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_CREDENTIALS, then Application Default Credentials.
    * Default: no wait.
    */
-  waitFor?: { serial: string; timeoutSeconds?: number };
+  waitFor?: WaitFor | SerialWaitFor;
+}
+
+/** `waitFor` as it was in 0.1: `serial` is `console`'s former name. */
+export interface SerialWaitFor {
+  /** @deprecated Renamed `console`, as on every other boot wait; still taken. */
+  serial: string;
+  timeoutSeconds?: number;
 }
 
 /**

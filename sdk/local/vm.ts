@@ -4,6 +4,7 @@ import type { PortForward } from "../../rules/local";
 import type { WaitFor } from "../../rules/wait";
 import { DiskImage } from "../disk-image";
 import { engineProvider } from "../engine";
+import { waitForInput } from "../wait";
 
 export type { AccelMode } from "../../rules/accel";
 export type { PortForward } from "../../rules/local";
@@ -79,7 +80,7 @@ export class Vm extends pulumi.dynamic.Resource {
         ports: args.ports ?? [],
         memoryMiB: args.memoryMiB,
         net: args.net,
-        waitFor: args.waitFor,
+        waitFor: waitForInput("local.Vm", name, args.waitFor),
         cacheDir: args.cacheDir,
         accel: args.accel,
         accelReason: undefined,
