@@ -293,6 +293,16 @@ const RULES: Rule[] = [
         gcpService({ replicas: 2, ports: [80], healthCheck: { port: bad as number } }),
       ),
       sdk("aws.UnikernelService", "ports[0]", (bad) => awsAmi({ ports: [bad as number] })),
+      engine("local.Vm", "ports[0]", localVm.check, (bad) => ({ image: MISSING, ports: [bad] })),
+      engine("local.Vm", "ports[0]", localVm.check, (bad) => ({
+        image: MISSING,
+        ports: [{ port: bad, host: 8080 }],
+      })),
+      engine("local.Vm", "ports[0].host", localVm.check, (bad) => ({
+        image: MISSING,
+        ports: [{ port: 80, host: bad }],
+      })),
+      // 0.1's { host, guest }, still taken.
       engine("local.Vm", "ports[0].host", localVm.check, (bad) => ({
         image: MISSING,
         ports: [{ host: bad, guest: 80 }],
@@ -305,7 +315,7 @@ const RULES: Rule[] = [
     ],
   },
   {
-    rule: "servicePortProblems: a port's protocol",
+    rule: "servicePortProblems: a port's protocol (clouds, local.Vm's forwards)",
     bad: ["sctp", "TCP"],
     reason: (bad) => servicePortProblems("p", 80, bad)[0]?.reason,
     places: [
@@ -315,6 +325,10 @@ const RULES: Rule[] = [
       sdk("aws.UnikernelService", "ports[0].protocol", (bad) =>
         awsAmi({ ports: [{ port: 80, protocol: bad as "tcp" }] }),
       ),
+      engine("local.Vm", "ports[0].protocol", localVm.check, (bad) => ({
+        image: MISSING,
+        ports: [{ port: 80, protocol: bad }],
+      })),
     ],
   },
   {
