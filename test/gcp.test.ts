@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import * as gcp_ from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "../sdk/gcp";
+import { DiskImage } from "../sdk/disk-image";
 import { Unikernel } from "../sdk/unikernel";
 import {
   byType,
@@ -25,6 +26,7 @@ import {
   value,
   ZONE,
 } from "./support/gcp-mocks";
+import { programErrors } from "./support/program-errors";
 
 /** A virtio kernel, built from source. */
 
@@ -576,6 +578,58 @@ describe("gcp.UnikernelService", () => {
     assert.equal((vm.inputs.networkInterfaces as Loose)[0].nicType, "VIRTIO_NET");
     const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
     assert.ok(unknown(wait.inputs.instances));
+  });
+});
+
+describe("gcp.UnikernelService given a DiskImage", () => {
+  it("uploads the program's own gce DiskImage, boot arguments and all, and makes none", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const diskImage = new DiskImage("own", {
+      kernel: kernel(),
+      format: "gce",
+      bootArgs: ["--port=8080"],
+    });
+    const service = new gcp.UnikernelService("web", {
+      unikernel: diskImage,
+      project: PROJECT,
+      zone: ZONE,
+      bucket: "b",
+    });
+    await value(service.imageSelfLink, "imageSelfLink");
+    await outputsDone(service.urn);
+    assert.equal(service.diskImage, diskImage);
+    assert.deepEqual(
+      byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage").map((r) => r.name),
+      ["own"],
+    );
+    const upload = one(seen, "gcp:storage/bucketObject:BucketObject");
+    assert.equal(upload.inputs.name, "web-0123456789ab.tar.gz");
+    // Which kernel it runs, from the image: the toolchain's version is not known there.
+    assert.deepEqual(one(seen, "gcp:compute/instance:Instance").inputs.labels, {
+      "mirage-unikernel": "web",
+      "mirage-kernel-sha256": KERNEL_SHA.slice(0, 32),
+    });
+  });
+
+  it("refuses one not made for GCE at preview, and boot arguments or a host beside it", async () => {
+    await mockStack(GOOD_KERNEL, true);
+    const errors = await programErrors(() => {
+      const raw = new DiskImage("raw", { kernel: kernel(), format: "raw" });
+      new gcp.UnikernelService("web", { unikernel: raw, zone: ZONE, bucket: "b" });
+    });
+    assert.equal(
+      errors[0],
+      'gcp.UnikernelService web: unikernel must be a DiskImage of format "gce", not "raw": make it with format: "gce", or give its Unikernel',
+    );
+    const image = new DiskImage("gce", { kernel: kernel(), format: "gce" });
+    assert.throws(
+      () => new gcp.UnikernelService("web", { unikernel: image, bootArgs: ["--port=80"] }),
+      /^Error: gcp\.UnikernelService web: bootArgs are the image's own with a DiskImage as unikernel: give them to its DiskImage instead$/,
+    );
+    assert.throws(
+      () => new gcp.UnikernelService("web", { unikernel: image, host: { tender: "/solo5-spt" } }),
+      /unikernel is a DiskImage, and a host runs a kernel under its tender: give the spt or hvt Unikernel itself/,
+    );
   });
 });
 

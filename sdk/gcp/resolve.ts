@@ -12,6 +12,7 @@ import {
 } from "../../rules/gce-machines";
 import { type Problem, problemIf } from "../../rules/problem";
 import { type ConsolePattern, patternSource, waitProblems } from "../../rules/wait";
+import { DiskImage } from "../disk-image";
 import { refuse } from "../refuse";
 import type { Unikernel } from "../unikernel";
 import type { UnikernelServiceArgs } from "./unikernel-service";
@@ -38,7 +39,8 @@ export interface HostSpec {
 /** A gcp.UnikernelService's arguments with every default resolved. */
 export interface ServiceSpec {
   name: string;
-  unikernel: Unikernel;
+  /** A Unikernel, or (the virtio path only) its gce DiskImage, made by the program. */
+  unikernel: Unikernel | DiskImage;
   bootArgs: pulumi.Input<pulumi.Input<string>[]> | undefined;
   project: pulumi.Input<string> | undefined;
   zone: pulumi.Input<string> | undefined;
@@ -139,10 +141,28 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
 
 /** What the path `args` choose (virtio, or host) refuses of them. */
 function pathProblems(args: UnikernelServiceArgs, spec: ServiceSpec): Problem[] {
+  const image = args.unikernel instanceof DiskImage;
   if (args.host === undefined) {
-    return problemIf("machineType", virtioMachineTypeProblem(spec.machineType as string));
+    return [
+      ...problemIf("machineType", virtioMachineTypeProblem(spec.machineType as string)),
+      ...(image && args.bootArgs !== undefined
+        ? [
+            {
+              property: "bootArgs",
+              reason:
+                "are the image's own with a DiskImage as unikernel: give them to its DiskImage instead",
+            },
+          ]
+        : []),
+    ];
   }
   const problems: Problem[] = [];
+  if (image)
+    problems.push({
+      property: "unikernel",
+      reason:
+        "is a DiskImage, and a host runs a kernel under its tender: give the spt or hvt Unikernel itself",
+    });
   if (args.host.tender === undefined)
     problems.push({
       property: "host.tender",

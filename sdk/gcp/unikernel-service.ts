@@ -43,10 +43,11 @@ export interface HostArgs {
 export interface UnikernelServiceArgs {
   /**
    * The unikernel to run: a virtio kernel declaring exactly one network device, whose GCE disk
-   * image the component makes (a `DiskImage` of format `gce`); or, with `host`, an spt or hvt
-   * kernel (no block devices) run under its tender.
+   * image the component makes (a `DiskImage` of format `gce`), or that `DiskImage` itself, made
+   * by the program (with its own boot arguments: give no `bootArgs` then); or, with `host`, an spt
+   * or hvt `Unikernel` (no block devices) run under its tender.
    */
-  unikernel: Unikernel;
+  unikernel: Unikernel | DiskImage;
   /**
    * Run the unikernel (spt or hvt) under its Solo5 tender on a stock Debian 12 VM, which any
    * machine family can be (gVNIC-only ones too), instead of booting a virtio kernel's own image.
@@ -164,7 +165,7 @@ export interface SerialWaitFor {
  * family. A new kernel or new boot arguments give new VMs, which boot before the old ones go.
  */
 export class UnikernelService extends pulumi.ComponentResource {
-  /** The disk image built for GCE (virtio; none with `host`). */
+  /** The disk image for GCE, made by the component or given (virtio; none with `host`). */
   readonly diskImage: DiskImage | undefined;
   /** The Compute Engine image's selfLink (virtio), or the host VMs' boot image as given. */
   readonly imageSelfLink: pulumi.Output<string>;
