@@ -158,7 +158,7 @@ export const domain = new xen.Domain("d", {
   kernel: new Unikernel("x", { kernel: "/kernels/hello.xen" }),
 });
 export const service = new gcp.UnikernelService("web", {
-  unikernel: kernel,
+  unikernel: new DiskImage("web", { kernel, format: "gce" }),
   ports: [8080, { port: 53, protocol: "udp" }],
   waitFor: { console: "^ready$" },
 });
@@ -168,6 +168,10 @@ export const sameAws: typeof aws.UnikernelService = root.aws.UnikernelService;
 export const sizeProblem: string | undefined = aws.instanceTypeProblem("t3.micro");
 // @ts-expect-error: a Unikernel takes a source or a kernel, not neither
 new Unikernel("none", {});
+// @ts-expect-error: nor both
+new Unikernel("both", { source: "src", kernel: "k.hvt", target: "hvt" });
+// @ts-expect-error: a build from source names its target
+new Unikernel("untargeted", { source: "src" });
 // @ts-expect-error: a port is a number or an object
 export const badPort: gcp.Port = "8080";
 // @ts-expect-error: an instance type is a string
