@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as gcp_ from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
-import * as gcp from "../sdk/gcp";
 import { DiskImage } from "../sdk/disk-image";
+import * as gcp from "../sdk/gcp";
 import { Unikernel } from "../sdk/unikernel";
 import {
   byType,
