@@ -510,6 +510,22 @@ describe("sdk local.Vm and local.Process under mocks", () => {
     assert.equal(await pulumi.isSecret(hidden.console), true);
   });
 
+  test("a waitFor's RegExp reaches the engine as its source, given plain or as an output", async () => {
+    const plain = new local.Vm("vm-regexp", {
+      image: "/images/disk.raw",
+      waitFor: { console: /^Hello, (World|you)$/m, timeoutSeconds: 30 },
+    });
+    const later = new local.Process("proc-regexp", {
+      kernel: "/kernels/hello",
+      target: "unix",
+      waitFor: pulumi.output("ready").apply((word) => ({ console: new RegExp(`^${word}`) })),
+    });
+    await Promise.all([settled(plain.pid), settled(later.pid)]);
+    const inputs = (name: string) => registered.find((r) => r.name === name)?.inputs.waitFor;
+    assert.deepEqual(inputs("vm-regexp"), { console: "^Hello, (World|you)$", timeoutSeconds: 30 });
+    assert.deepEqual(inputs("proc-regexp"), { console: "^ready" });
+  });
+
   test("a Process takes a kernel path with its target, and registers as LocalProcess", async () => {
     const process_ = new local.Process("proc", {
       kernel: "/kernels/hello",
