@@ -31,7 +31,7 @@ const image = new DiskImage("hello", { kernel: hello, format: "raw" });
 
 const vm = new local.Vm("hello", {
   image,
-  ports: demo ? [{ host: port, guest: demoKernelPort }] : [],
+  ports: demo ? [{ port: demoKernelPort, host: port }] : [],
   waitFor: demo
     ? // The demo kernel prints this once it answers on its NIC.
       { console: "^demo: serving on ", timeoutSeconds: 120 }
