@@ -1,0 +1,100 @@
+// A service's stable address and health check when it declares ports: a Network Load Balancer
+// with a target group and a listener per declared port, every target group checked over TCP on
+// the health-check port. The group registers its instances in the target groups, and EC2 Auto
+// Scaling counts an instance the checks fail as unhealthy and replaces it. With `staticIp`, each
+// of the balancer's subnets (one per zone) gets an Elastic IP through its subnet mapping.
+import * as pulumi from "@pulumi/pulumi";
+import { awsSdk } from "../peers";
+import type { Network } from "./network";
+import { COMPONENT, type ServiceSpec } from "./resolve";
+
+export interface Balancer {
+  /** The balancer's DNS name: the address clients use. */
+  dnsName: pulumi.Output<string>;
+  /** The Elastic IPs in front of it, with `staticIp`; else none. */
+  staticIps: pulumi.Output<string[]>;
+  targetGroupArns: pulumi.Output<string>[];
+  /** What must exist before the group's health counts: the listeners (a target group none
+   * uses is never checked). */
+  listeners: pulumi.Resource[];
+}
+
+export function balancerOf(
+  spec: ServiceSpec,
+  network: Network,
+  parent: pulumi.Resource,
+): Balancer | undefined {
+  const { name, tags, ports, health } = spec;
+  if (ports.length === 0 || health.port === undefined) return undefined;
+  const aws = awsSdk(COMPONENT);
+  const child = { parent };
+  // Named by subnet, so adding a subnet leaves the others' addresses where they are.
+  const addresses = spec.staticIp
+    ? network.subnetIds.apply((ids) =>
+        ids.map((subnetId) => ({
+          subnetId,
+          eip: new aws.ec2.Eip(`${name}-address-${subnetId}`, { domain: "vpc", tags }, child),
+        })),
+      )
+    : undefined;
+  const balancer = new aws.lb.LoadBalancer(
+    `${name}-lb`,
+    {
+      loadBalancerType: "network",
+      internal: false,
+      ...(addresses
+        ? {
+            subnetMappings: addresses.apply((all) =>
+              all.map(({ subnetId, eip }) => ({ subnetId, allocationId: eip.allocationId })),
+            ),
+          }
+        : { subnets: network.subnetIds }),
+      // Fewer instances than zones, or a client holding one zone's static IP, must still reach
+      // a healthy instance in another zone.
+      enableCrossZoneLoadBalancing: true,
+      tags,
+    },
+    child,
+  );
+  const forwarded = ports.map(({ port, protocol }) => {
+    const targetGroup = new aws.lb.TargetGroup(
+      `${name}-${protocol}-${port}`,
+      {
+        port,
+        protocol: protocol.toUpperCase(),
+        vpcId: network.vpcId,
+        targetType: "instance",
+        healthCheck: {
+          protocol: "TCP",
+          port: String(health.port),
+          // Healthy after two passes 10 s apart, rather than the default five 30 s apart.
+          interval: 10,
+          healthyThreshold: 2,
+          unhealthyThreshold: 2,
+        },
+        tags,
+      },
+      child,
+    );
+    const listener = new aws.lb.Listener(
+      `${name}-${protocol}-${port}`,
+      {
+        loadBalancerArn: balancer.arn,
+        port,
+        protocol: protocol.toUpperCase(),
+        defaultActions: [{ type: "forward", targetGroupArn: targetGroup.arn }],
+        tags,
+      },
+      child,
+    );
+    return { targetGroupArn: targetGroup.arn, listener };
+  });
+  return {
+    dnsName: balancer.dnsName,
+    staticIps: addresses
+      ? addresses.apply((all) => pulumi.all(all.map(({ eip }) => eip.publicIp)))
+      : pulumi.output([]),
+    targetGroupArns: forwarded.map((f) => f.targetGroupArn),
+    listeners: forwarded.map((f) => f.listener),
+  };
+}
