@@ -1,6 +1,7 @@
 // A service behind a load balancer (aws.UnikernelService's Network Load Balancer): which port its
 // health check probes, and what a static address needs. The balancer forwards the declared ports
-// and checks a TCP port, so both rules are about the ports the user declared.
+// and checks a TCP port, so both rules are about the ports the user declared. (No reason holds
+// "; ": the SDK joins a refusal's problems with it.)
 import type { Protocol } from "./ports";
 
 /** A declared port with its protocol. */
@@ -35,7 +36,7 @@ export function healthCheckPortProblem(
  */
 export function healthCheckNeedProblem(ports: readonly DeclaredPort[]): string | undefined {
   if (ports.length === 0 || tcpPortsOf(ports).length > 0) return undefined;
-  return "has no port to probe: the declared ports are all UDP, and the load balancer's health check connects over TCP; declare the service's TCP port in ports too (e.g. a TCP port it answers on)";
+  return "has no port to probe: the declared ports are all UDP, and the load balancer's health check connects over TCP, so declare a TCP port the service answers on in ports too";
 }
 
 /**
@@ -47,7 +48,7 @@ export function staticIpProblem(
   ports: readonly DeclaredPort[],
 ): string | undefined {
   if (!staticIp || ports.length > 0) return undefined;
-  return "needs ports: the static addresses belong to the load balancer in front of the declared ports, and none is declared; declare the service's ports (e.g. ports: [8080]) or leave staticIp out";
+  return "needs ports, and none is declared: the static addresses belong to the load balancer in front of the declared ports, so declare the service's ports (e.g. ports: [8080]) or leave staticIp out";
 }
 
 /** Why a port is declared twice (a reason for `ports[i]`), or undefined. */

@@ -20,6 +20,7 @@ import { provider as localVm } from "../provider/resources/local-vm";
 import { provider as unikernel } from "../provider/resources/unikernel";
 import { provider as xenDomain } from "../provider/resources/xen-domain";
 import { accelModeProblem } from "../rules/accel";
+import { healthCheckPortProblem, staticIpProblem } from "../rules/balancer";
 import { BOUNDS, outOfBounds } from "../rules/bounds";
 import {
   architectureProblem,
@@ -263,6 +264,9 @@ const RULES: Rule[] = [
         gcpService({ replicas: 2, ports: [80], healthCheck: { port: bad as number } }),
       ),
       sdk("aws.UnikernelService", "ports[0]", (bad) => awsAmi({ ports: [bad as number] })),
+      sdk("aws.UnikernelService", "healthCheck.port", (bad) =>
+        awsAmi({ ports: [80], healthCheck: { port: bad as number } }),
+      ),
       engine("local.Vm", "ports[0].host", localVm.check, (bad) => ({
         image: MISSING,
         ports: [{ host: bad, guest: 80 }],
@@ -301,6 +305,11 @@ const RULES: Rule[] = [
         pattern: "x",
         timeoutSeconds: 60,
       })),
+      engine("Ec2ConsoleWait", "group.size", ec2ConsoleWait.check as never, (bad) => ({
+        group: { name: "web", launchTemplateId: "lt-0abc", version: 1, size: bad },
+        pattern: "x",
+        timeoutSeconds: 60,
+      })),
     ],
   },
   {
@@ -314,6 +323,44 @@ const RULES: Rule[] = [
       sdk("gcp.UnikernelService", "healthCheck.minReadySec", (bad) =>
         gcpService({ replicas: 2, ports: [80], healthCheck: { minReadySec: bad as number } }),
       ),
+      sdk("aws.UnikernelService", "healthCheck.initialDelaySec", (bad) =>
+        awsHost({ healthCheck: { initialDelaySec: bad as number } }),
+      ),
+      sdk("aws.UnikernelService", "healthCheck.minReadySec", (bad) =>
+        awsAmi({ ports: [80], healthCheck: { minReadySec: bad as number } }),
+      ),
+    ],
+  },
+  {
+    rule: "healthCheckPortProblem: the balancer checks a declared TCP port (aws)",
+    bad: [9090, 53],
+    reason: (bad) =>
+      healthCheckPortProblem(bad as number, [
+        { port: 80, protocol: "tcp" },
+        { port: 53, protocol: "udp" },
+      ]),
+    places: [
+      sdk("aws.UnikernelService", "healthCheck.port", (bad) =>
+        awsAmi({
+          ports: [80, { port: 53, protocol: "udp" }],
+          healthCheck: { port: bad as number },
+        }),
+      ),
+      sdk("aws.UnikernelService", "healthCheck.port", (bad) =>
+        awsHost({
+          ports: [80, { port: 53, protocol: "udp" }],
+          healthCheck: { port: bad as number },
+        }),
+      ),
+    ],
+  },
+  {
+    rule: "staticIpProblem: static addresses sit on the balancer in front of ports (aws)",
+    bad: [true],
+    reason: (bad) => staticIpProblem(bad as boolean, []),
+    places: [
+      sdk("aws.UnikernelService", "staticIp", (bad) => awsAmi({ staticIp: bad as boolean })),
+      sdk("aws.UnikernelService", "staticIp", (bad) => awsHost({ staticIp: bad as boolean })),
     ],
   },
   {
