@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type * as pulumi from "@pulumi/pulumi";
 import * as aws from "../sdk/aws";
+import { lbNamePrefix } from "../sdk/aws/balancer";
 import { Unikernel } from "../sdk/unikernel";
 import { type Created, created, DEFAULT_SUBNETS, deploy, TENDER } from "./support/aws-mocks";
 
@@ -85,6 +86,8 @@ describe("aws.UnikernelService's group", () => {
     assert.equal(balancer.inputs.internal, false);
     assert.deepEqual(balancer.inputs.subnets, DEFAULT_SUBNETS);
     assert.equal(balancer.inputs.enableCrossZoneLoadBalancing, true);
+    assert.equal(balancer.inputs.namePrefix, "balan-", "AWS completes it: 32 characters at most");
+    assert.equal(balancer.inputs.tags.Name, "balanced");
     const groups = mine.filter((r) => r.type === "aws:lb/targetGroup:TargetGroup");
     assert.deepEqual(
       groups.map((g) => [g.inputs.protocol, g.inputs.port, g.inputs.vpcId, g.inputs.targetType]),
@@ -95,6 +98,11 @@ describe("aws.UnikernelService's group", () => {
       ],
     );
     for (const g of groups) {
+      assert.equal(g.inputs.namePrefix, "balan-");
+      assert.equal(
+        g.inputs.tags.Name,
+        `balanced-${g.inputs.protocol.toLowerCase()}-${g.inputs.port}`,
+      );
       assert.equal(g.inputs.healthCheck.protocol, "TCP");
       assert.equal(g.inputs.healthCheck.port, "8080", "the first TCP port, for every port");
     }
@@ -219,6 +227,28 @@ describe("aws.UnikernelService's group", () => {
       }
     });
   }
+});
+
+test("a stack made with plain instances upgrades in place: the security group and the boot wait keep their names, and the security group its description", async () => {
+  // What earlier versions registered: SecurityGroup NAME-ports with this description (a new
+  // description would replace it, under instances that still use it), Ec2ConsoleWait NAME-boot,
+  // and Instance NAME-instance(-i), which the next `up` deletes once the group is up.
+  const { one, count } = await deploy("upgraded", {
+    unikernel: spt("upgraded-kernel"),
+    host: { tender: TENDER, waitFor: { console: "serving" } },
+    ports: [8080],
+  });
+  const securityGroup = one("aws:ec2/securityGroup:SecurityGroup");
+  assert.equal(securityGroup.name, "upgraded-ports");
+  assert.equal(securityGroup.inputs.description, "pulumi-mirage: the unikernel's declared ports");
+  assert.equal(one("pulumi-nodejs:dynamic/pulumi-mirage:Ec2ConsoleWait").name, "upgraded-boot");
+  assert.equal(count("aws:ec2/instance:Instance"), 0);
+});
+
+test("the balancer's name prefix: at most 6 letters, digits and hyphens, from any service name", () => {
+  assert.equal(lbNamePrefix("web"), "web-");
+  assert.equal(lbNamePrefix("my_very-long.service"), "myver-");
+  assert.equal(lbNamePrefix("__"), "mrg-");
 });
 
 describe("aws.UnikernelService's refusals", () => {

@@ -19,6 +19,16 @@ export interface Balancer {
   listeners: pulumi.Resource[];
 }
 
+/**
+ * The start of the balancer's and target groups' names. Their names hold at most 32 characters
+ * of letters, digits and hyphens, and must be unique, also while a replacement and the resource
+ * it replaces both exist: AWS completes a prefix of at most 6 characters with a unique suffix,
+ * and the `Name` tag says whose they are.
+ */
+export function lbNamePrefix(service: string): string {
+  return `${service.replace(/[^A-Za-z0-9]/g, "").slice(0, 5) || "mrg"}-`;
+}
+
 export function balancerOf(
   spec: ServiceSpec,
   network: Network,
@@ -28,6 +38,7 @@ export function balancerOf(
   if (ports.length === 0 || health.port === undefined) return undefined;
   const aws = awsSdk(COMPONENT);
   const child = { parent };
+  const namePrefix = lbNamePrefix(name);
   // Named by subnet, so adding a subnet leaves the others' addresses where they are.
   const addresses = spec.staticIp
     ? network.subnetIds.apply((ids) =>
@@ -40,6 +51,7 @@ export function balancerOf(
   const balancer = new aws.lb.LoadBalancer(
     `${name}-lb`,
     {
+      namePrefix,
       loadBalancerType: "network",
       internal: false,
       ...(addresses
@@ -52,7 +64,7 @@ export function balancerOf(
       // Fewer instances than zones, or a client holding one zone's static IP, must still reach
       // a healthy instance in another zone.
       enableCrossZoneLoadBalancing: true,
-      tags,
+      tags: { Name: name, ...tags },
     },
     child,
   );
@@ -60,6 +72,7 @@ export function balancerOf(
     const targetGroup = new aws.lb.TargetGroup(
       `${name}-${protocol}-${port}`,
       {
+        namePrefix,
         port,
         protocol: protocol.toUpperCase(),
         vpcId: network.vpcId,
@@ -72,7 +85,7 @@ export function balancerOf(
           healthyThreshold: 2,
           unhealthyThreshold: 2,
         },
-        tags,
+        tags: { Name: `${name}-${protocol}-${port}`, ...tags },
       },
       child,
     );
