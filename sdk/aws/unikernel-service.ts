@@ -104,11 +104,12 @@ export interface UnikernelServiceArgs {
    */
   ports?: (number | ServicePort)[];
   /**
-   * How the group tells a serving instance. With `ports`, the load balancer connects to `port`
-   * over TCP (default: the first TCP port in `ports`; it must be one of them), and `pulumi up`
-   * and every rolling refresh wait until instances pass; without ports, EC2's status checks.
-   * No check counts during `initialDelaySec` after an instance starts (default 120); a refresh
-   * moves on `minReadySec` after a replacement is in service (default 30). Both 0 to 3600.
+   * How the group tells a serving instance, and replaces one that fails. With `ports`, the load
+   * balancer connects to `port` over TCP (default: the first TCP port in `ports`; it must be one
+   * of them): `pulumi up` waits until `instanceCount` instances pass, and a rolling refresh
+   * terminates an old instance only once its replacement passes. Without ports, EC2's status
+   * checks. No check counts during `initialDelaySec` after an instance starts (default 120); a
+   * refresh moves on `minReadySec` after a replacement is in service (default 30). Both 0 to 3600.
    */
   healthCheck?: { port?: number; initialDelaySec?: number; minReadySec?: number };
   /**
