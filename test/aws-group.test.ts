@@ -245,6 +245,16 @@ test("a stack made with plain instances upgrades in place: the security group an
   assert.equal(count("aws:ec2/instance:Instance"), 0);
 });
 
+test("the health checks' rule is left out when a declared port already admits the VPC's range", async () => {
+  const { one } = await deploy("inside", {
+    ami: {},
+    ports: [{ port: 8080, cidrBlocks: ["172.31.0.0/16"] }],
+  });
+  assert.deepEqual(one("aws:ec2/securityGroup:SecurityGroup").inputs.ingress, [
+    { protocol: "tcp", fromPort: 8080, toPort: 8080, cidrBlocks: ["172.31.0.0/16"] },
+  ]);
+});
+
 test("the balancer's name prefix: at most 6 letters, digits and hyphens, from any service name", () => {
   assert.equal(lbNamePrefix("web"), "web-");
   assert.equal(lbNamePrefix("my_very-long.service"), "myver-");

@@ -34,34 +34,37 @@ export function networkOf(spec: ServiceSpec, parent: pulumi.Resource): Network {
       child,
     ).ids;
   // A load balancer's health checks come from its own addresses in the VPC: with clients
-  // limited by cidrBlocks, they need a rule of their own.
+  // limited by cidrBlocks, they need a rule of their own (unless a declared one has that range
+  // already: EC2 refuses a rule twice).
   const healthPort = spec.health.port;
-  const healthRule =
+  const declared = spec.ports.map((p) => ({
+    protocol: p.protocol,
+    fromPort: p.port,
+    toPort: p.port,
+    cidrBlocks: p.cidrBlocks,
+  }));
+  const ingress =
     healthPort === undefined
-      ? []
-      : [
-          {
+      ? declared
+      : aws.ec2.getVpcOutput({ id: vpcId }, child).cidrBlock.apply((range) => {
+          const covered = spec.ports.some(
+            (p) => p.protocol === "tcp" && p.port === healthPort && p.cidrBlocks.includes(range),
+          );
+          const rule = {
             protocol: "tcp",
             fromPort: healthPort,
             toPort: healthPort,
-            cidrBlocks: [aws.ec2.getVpcOutput({ id: vpcId }, child).cidrBlock],
+            cidrBlocks: [range],
             description: "the load balancer's health checks",
-          },
-        ];
+          };
+          return covered ? declared : [...declared, rule];
+        });
   const securityGroup = new aws.ec2.SecurityGroup(
     `${name}-ports`,
     {
       description: "pulumi-mirage: the unikernel's declared ports",
       vpcId,
-      ingress: [
-        ...spec.ports.map((p) => ({
-          protocol: p.protocol,
-          fromPort: p.port,
-          toPort: p.port,
-          cidrBlocks: p.cidrBlocks,
-        })),
-        ...healthRule,
-      ],
+      ingress,
       egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }],
       tags,
     },
