@@ -280,6 +280,13 @@ describe("aws.UnikernelService's refusals", () => {
     );
   });
 
+  test("an empty list of subnets", () => {
+    assert.throws(
+      refused({ subnetIds: [] }),
+      /^Error: aws\.UnikernelService refused: subnetIds is empty: name at least one subnet \(one per zone\), or leave subnetIds out for the default VPC's$/,
+    );
+  });
+
   test("a static IP without ports", () => {
     assert.throws(
       refused({ staticIp: true }),

@@ -107,6 +107,12 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
   const health = resolveHealth(args, ports, problems);
   const staticIp = args.staticIp ?? false;
   problems.push(...problemIf("staticIp", staticIpProblem(staticIp, ports)));
+  if (Array.isArray(args.subnetIds) && args.subnetIds.length === 0)
+    problems.push({
+      property: "subnetIds",
+      reason:
+        "is empty: name at least one subnet (one per zone), or leave subnetIds out for the default VPC's",
+    });
   const instanceCount = args.instanceCount ?? 1;
   problems.push(...problemIf("instanceCount", outOfBounds(instanceCount, BOUNDS.count)));
   const path = resolvePath(args, problems);
