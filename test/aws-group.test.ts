@@ -67,6 +67,13 @@ describe("aws.UnikernelService's group", () => {
       for (const type of ["aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"])
         assert.equal(count(type), 0, `no ${type}`);
       assert.equal(parents.get(`${name}-group`), name);
+      const rollout = one("pulumi-nodejs:dynamic/pulumi-mirage:Ec2RefreshWait").inputs;
+      assert.deepEqual(
+        rollout.group,
+        { name: `${name}-group-5e0b`, launchTemplateId: template.id, version: 1 },
+        "up waits until the group runs this version everywhere",
+      );
+      assert.equal(rollout.region, "eu-west-1");
       assert.equal(outputs.groupName, `${name}-group-5e0b`);
       assert.equal(outputs.launchTemplateId, template.id);
       assert.equal(outputs.address, "203.0.113.10", "without ports, the first instance's IP");
@@ -201,6 +208,7 @@ describe("aws.UnikernelService's group", () => {
         const { one, options } = await deploy(name, { ...args, ports: [8080], instanceCount: 2 });
         const group = one("aws:autoscaling/group:Group");
         return {
+          rollout: one("pulumi-nodejs:dynamic/pulumi-mirage:Ec2RefreshWait"),
           template: one("aws:ec2/launchTemplate:LaunchTemplate"),
           group,
           groupOptions: options.get(`aws:autoscaling/group:Group ${group.name}`) as
@@ -218,6 +226,11 @@ describe("aws.UnikernelService's group", () => {
         ["1", "2"],
       );
       assert.equal(second.group.name, first.group.name, "the same group");
+      assert.deepEqual(
+        [first.rollout.inputs.group.version, second.rollout.inputs.group.version],
+        [1, 2],
+        "up waits for the new version's rollout",
+      );
       const { launchTemplate: _a, ...before } = first.group.inputs;
       const { launchTemplate: _b, ...after } = second.group.inputs;
       assert.deepEqual(after, before, "only the version changes: an in-place update");

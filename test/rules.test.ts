@@ -14,6 +14,7 @@ import { parseBootCommand } from "../provider/cli/main";
 import { requestedMode } from "../provider/local/accel";
 import { provider as diskImage } from "../provider/resources/disk-image";
 import { provider as ec2ConsoleWait } from "../provider/resources/ec2-console-wait";
+import { provider as ec2RefreshWait } from "../provider/resources/ec2-refresh-wait";
 import { provider as gceSerialWait } from "../provider/resources/gce-serial-wait";
 import { provider as localProcess } from "../provider/resources/local-process";
 import { provider as localVm } from "../provider/resources/local-vm";
@@ -213,6 +214,10 @@ const RULES: Rule[] = [
       engine("Ec2ConsoleWait", "timeoutSeconds", ec2ConsoleWait.check as never, (bad) => ({
         instances: ["i-0abc"],
         pattern: "x",
+        timeoutSeconds: bad,
+      })),
+      engine("Ec2RefreshWait", "timeoutSeconds", ec2RefreshWait.check as never, (bad) => ({
+        group: { name: "web", launchTemplateId: "lt-0abc", version: 1 },
         timeoutSeconds: bad,
       })),
       engine("local.Vm", "waitFor.timeoutSeconds", localVm.check, (bad) => ({

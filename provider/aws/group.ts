@@ -8,16 +8,29 @@ import type {
   DescribeAutoScalingGroupsCommandOutput,
 } from "@aws-sdk/client-auto-scaling";
 
-/** A group and the template version whose instances to find. */
-export interface GroupRef {
+/** A group and a version of its launch template. */
+export interface GroupVersion {
   name: string;
   launchTemplateId: string;
   version: number;
+}
+
+/** A group and the template version whose instances to find. */
+export interface GroupRef extends GroupVersion {
   /** How many such instances the group runs. */
   size: number;
 }
 
-export interface GroupInstancesOptions {
+/** What the API says of one of a group's instances, with its template version here. */
+export interface GroupInstance {
+  id: string;
+  state: string;
+  health: string;
+  /** The version of the group's template it was launched from; "" for another template. */
+  version: string;
+}
+
+export interface GroupOptions {
   /** Default: the SDK's chain. */
   region?: string;
   deadline: number;
@@ -27,25 +40,59 @@ export interface GroupInstancesOptions {
 }
 
 /** Lifecycle states in which an instance exists and is not on its way out. */
-const LIVE = new Set(["Pending", "Pending:Wait", "Pending:Proceed", "InService"]);
+export const LIVE = new Set(["Pending", "Pending:Wait", "Pending:Proceed", "InService"]);
 
-async function client(region?: string): Promise<AutoScalingClient> {
+/** An Auto Scaling client of the SDK's credential chain, loaded when first needed. */
+export async function autoScalingClient(region?: string): Promise<AutoScalingClient> {
   const { AutoScalingClient } = await import("@aws-sdk/client-auto-scaling");
   return new AutoScalingClient({ region, maxAttempts: 8 });
 }
 
 /** An error of the API, with the group it was about. */
-function apiFailure(what: string, group: GroupRef, error: unknown): Error {
+export function apiFailure(what: string, group: GroupVersion, error: unknown): Error {
   return new Error(
     `${what} of Auto Scaling group ${group.name} failed: ${(error as Error).name}: ${(error as Error).message}`,
     { cause: error },
   );
 }
 
-/** The last failed or cancelled scaling activities' messages: why instances did not come. */
-async function failedActivities(
+/** The group's instances; fails at once when there is no such group or the API refuses. */
+export async function describeGroup(
   autoscaling: AutoScalingClient,
-  group: GroupRef,
+  group: GroupVersion,
+  options: Pick<GroupOptions, "region" | "signal">,
+): Promise<GroupInstance[]> {
+  const { DescribeAutoScalingGroupsCommand } = await import("@aws-sdk/client-auto-scaling");
+  let answer: DescribeAutoScalingGroupsCommandOutput;
+  try {
+    answer = await autoscaling.send(
+      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group.name] }),
+      { abortSignal: options.signal },
+    );
+  } catch (error) {
+    throw apiFailure("reading the instances", group, error);
+  }
+  const described = answer.AutoScalingGroups?.[0];
+  if (!described) {
+    throw new Error(
+      `there is no Auto Scaling group ${group.name}${options.region ? ` in ${options.region}` : ""}: was it deleted outside Pulumi? Run \`pulumi refresh\``,
+    );
+  }
+  return (described.Instances ?? []).map((i) => ({
+    id: i.InstanceId ?? "",
+    state: i.LifecycleState ?? "no state",
+    health: i.HealthStatus ?? "no health",
+    version:
+      i.LaunchTemplate?.LaunchTemplateId === group.launchTemplateId
+        ? (i.LaunchTemplate.Version ?? "")
+        : "",
+  }));
+}
+
+/** The last failed or cancelled scaling activities' messages: why instances did not come. */
+export async function failedActivities(
+  autoscaling: AutoScalingClient,
+  group: GroupVersion,
   signal: AbortSignal | undefined,
 ): Promise<string[]> {
   const { DescribeScalingActivitiesCommand } = await import("@aws-sdk/client-auto-scaling");
@@ -62,54 +109,35 @@ async function failedActivities(
   }
 }
 
+/** Instances as lines of an error message, and the failed activities after them. */
+export function describeTrouble(instances: GroupInstance[], activities: string[]): string {
+  const states = instances.map((i) => `  ${i.id}: ${i.state}, ${i.health}`);
+  return (
+    (states.length > 0 ? states.join("\n") : "  (none yet)") +
+    (activities.length > 0
+      ? `\nFailed scaling activities:\n${activities.map((a) => `  ${a}`).join("\n")}`
+      : "")
+  );
+}
+
 /**
  * Waits until `size` instances of the group run the template version, and returns their ids,
  * sorted. Fails at the deadline naming each such instance's state and the group's failed
  * scaling activities; at once when there is no such group or the API refuses the call.
  */
-export async function groupInstances(
-  group: GroupRef,
-  options: GroupInstancesOptions,
-): Promise<string[]> {
-  const autoscaling = await client(options.region);
-  const { DescribeAutoScalingGroupsCommand } = await import("@aws-sdk/client-auto-scaling");
-  const wanted = String(group.version);
+export async function groupInstances(group: GroupRef, options: GroupOptions): Promise<string[]> {
+  const autoscaling = await autoScalingClient(options.region);
   for (;;) {
-    let answer: DescribeAutoScalingGroupsCommandOutput;
-    try {
-      answer = await autoscaling.send(
-        new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group.name] }),
-        { abortSignal: options.signal },
-      );
-    } catch (error) {
-      throw apiFailure("reading the instances", group, error);
-    }
-    const described = answer.AutoScalingGroups?.[0];
-    if (!described) {
-      throw new Error(
-        `there is no Auto Scaling group ${group.name}${options.region ? ` in ${options.region}` : ""}: was it deleted outside Pulumi? Run \`pulumi refresh\``,
-      );
-    }
-    const found = (described.Instances ?? []).filter(
-      (i) =>
-        i.LaunchTemplate?.LaunchTemplateId === group.launchTemplateId &&
-        i.LaunchTemplate?.Version === wanted,
+    const found = (await describeGroup(autoscaling, group, options)).filter(
+      (i) => i.version === String(group.version),
     );
-    const live = found.filter((i) => i.InstanceId && LIVE.has(i.LifecycleState ?? ""));
-    if (live.length >= group.size) return live.map((i) => i.InstanceId as string).sort();
+    const live = found.filter((i) => i.id && LIVE.has(i.state));
+    if (live.length >= group.size) return live.map((i) => i.id).sort();
     const left = options.deadline - Date.now();
     if (left <= 0) {
-      const states = found.map(
-        (i) =>
-          `  ${i.InstanceId}: ${i.LifecycleState ?? "no state"}, ${i.HealthStatus ?? "no health"}`,
-      );
       const activities = await failedActivities(autoscaling, group, options.signal);
       throw new Error(
-        `Auto Scaling group ${group.name} has ${live.length} of ${group.size} instances of launch template ${group.launchTemplateId} version ${wanted}:\n` +
-          (states.length > 0 ? states.join("\n") : "  (none yet)") +
-          (activities.length > 0
-            ? `\nFailed scaling activities:\n${activities.map((a) => `  ${a}`).join("\n")}`
-            : ""),
+        `Auto Scaling group ${group.name} has ${live.length} of ${group.size} instances of launch template ${group.launchTemplateId} version ${group.version}:\n${describeTrouble(found, activities)}`,
       );
     }
     await sleep(Math.min(options.pollMs ?? 5000, left), undefined, { signal: options.signal });

@@ -10,6 +10,7 @@ import { Ec2ConsoleWait } from "./console-wait";
 import { groupOf } from "./group";
 import { hostLaunch } from "./host-service";
 import { networkOf } from "./network";
+import { Ec2RefreshWait } from "./refresh-wait";
 import { COMPONENT, resolveArgs } from "./resolve";
 import { xenLaunch } from "./xen-ami";
 
@@ -135,6 +136,12 @@ export interface UnikernelServiceArgs {
 }
 
 /**
+ * How long `pulumi up` waits for a rollout. A refresh whose replacements fail their health checks
+ * ends Failed (and rolls back) by itself; this bounds only a refresh that makes no progress.
+ */
+const ROLLOUT_TIMEOUT_SECONDS = 3600;
+
+/**
  * A MirageOS unikernel on EC2, as an Auto Scaling group of `instanceCount` instances launched
  * from one launch template, behind a Network Load Balancer when it declares ports. With `host`,
  * an spt or hvt unikernel runs under its Solo5 tender on a Linux instance that fetches the kernel
@@ -175,6 +182,11 @@ export class UnikernelService extends pulumi.ComponentResource {
    * current launch template version; depend on it to act once the unikernels run.
    */
   declare readonly bootCheck: Ec2ConsoleWait | undefined;
+  /**
+   * The rollout: done once the group runs the current launch template version on every instance
+   * (a new version's instance refresh succeeded). `pulumi up` waits for it.
+   */
+  declare readonly rollout: Ec2RefreshWait;
   /** The AWS CLI commands that print each instance's console output. */
   declare readonly consoleOutputCommands: pulumi.Output<string[]>;
 
@@ -213,13 +225,26 @@ export class UnikernelService extends pulumi.ComponentResource {
         },
         { parent: this, dependsOn: [group.group] },
       );
-    // Read once the group is done: what runs behind it now.
+    this.rollout = new Ec2RefreshWait(
+      `${name}-rollout`,
+      {
+        group: {
+          name: group.groupName,
+          launchTemplateId: group.launchTemplateId,
+          version: group.launchTemplateVersion,
+        },
+        timeoutSeconds: ROLLOUT_TIMEOUT_SECONDS,
+        region,
+      },
+      { parent: this, dependsOn: [group.group] },
+    );
+    // Read once the rollout (and the boot check) is done: what runs behind the group now.
     const found = aws.ec2.getInstancesOutput(
       {
         filters: [{ name: "tag:aws:autoscaling:groupName", values: [group.groupName] }],
         instanceStateNames: ["pending", "running"],
       },
-      { parent: this, dependsOn: this.bootCheck ? [this.bootCheck] : [group.group] },
+      { parent: this, dependsOn: [this.rollout, ...(this.bootCheck ? [this.bootCheck] : [])] },
     );
 
     this.image = launch.kind === "xen" ? launch.image : undefined;

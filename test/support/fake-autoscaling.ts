@@ -3,7 +3,8 @@
 // form body, Action=...&Version=2011-01-01), XML answers (<ActionResponse><ActionResult>), errors
 // as <ErrorResponse><Error><Type><Code><Message>. It plays DescribeAutoScalingGroups (a group's
 // instances, each with its lifecycle state, health and launch template version; an unknown name
-// is simply not listed) and DescribeScalingActivities. Like the service, it refuses a request
+// is simply not listed), DescribeScalingActivities and DescribeInstanceRefreshes (newest first,
+// each with its status, reason and desired configuration). Like the service, it refuses a request
 // without a valid SigV4 signature for `autoscaling` (sigv4-check.ts): 403 with
 // MissingAuthenticationToken, InvalidClientTokenId or SignatureDoesNotMatch.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -26,9 +27,21 @@ export interface FakeActivity {
   statusMessage?: string;
 }
 
+export interface FakeRefresh {
+  id: string;
+  /** Pending, InProgress, Successful, Failed, RollbackSuccessful, ... */
+  status: string;
+  reason?: string;
+  percentage?: number;
+  launchTemplateId: string;
+  version: number;
+}
+
 export interface FakeGroup {
   instances: FakeGroupInstance[];
   activities: FakeActivity[];
+  /** Newest first, as the service lists them. */
+  refreshes?: FakeRefresh[];
 }
 
 const NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
@@ -39,6 +52,8 @@ export class FakeAutoScaling {
   readonly actions: string[] = [];
   /** Called before each DescribeAutoScalingGroups is answered: a group changing over time. */
   onDescribe: (() => void) | undefined;
+  /** Called before each DescribeInstanceRefreshes is answered: a refresh moving on. */
+  onDescribeRefreshes: (() => void) | undefined;
   private server: Server;
 
   constructor() {
@@ -123,6 +138,20 @@ export class FakeAutoScaling {
       return xml(
         res,
         `<DescribeScalingActivitiesResponse xmlns="${NS}"><DescribeScalingActivitiesResult><Activities>${activities}</Activities></DescribeScalingActivitiesResult><ResponseMetadata><RequestId>r-2</RequestId></ResponseMetadata></DescribeScalingActivitiesResponse>`,
+      );
+    }
+    if (action === "DescribeInstanceRefreshes") {
+      this.onDescribeRefreshes?.();
+      const name = form.get("AutoScalingGroupName") ?? "";
+      const refreshes = (this.groups.get(name)?.refreshes ?? [])
+        .map(
+          (r) =>
+            `<member><InstanceRefreshId>${r.id}</InstanceRefreshId><AutoScalingGroupName>${name}</AutoScalingGroupName><Status>${r.status}</Status>${r.reason ? `<StatusReason>${xmlText(r.reason)}</StatusReason>` : ""}<StartTime>2026-01-01T00:00:00Z</StartTime><PercentageComplete>${r.percentage ?? 0}</PercentageComplete><InstancesToUpdate>1</InstancesToUpdate><DesiredConfiguration><LaunchTemplate><LaunchTemplateId>${r.launchTemplateId}</LaunchTemplateId><Version>${r.version}</Version></LaunchTemplate></DesiredConfiguration></member>`,
+        )
+        .join("");
+      return xml(
+        res,
+        `<DescribeInstanceRefreshesResponse xmlns="${NS}"><DescribeInstanceRefreshesResult><InstanceRefreshes>${refreshes}</InstanceRefreshes></DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>r-3</RequestId></ResponseMetadata></DescribeInstanceRefreshesResponse>`,
       );
     }
     error(res, 400, "InvalidAction", `The action ${action} is not valid for this web service.`);
