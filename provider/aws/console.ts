@@ -8,7 +8,10 @@ export interface ConsoleWaitOptions {
   /** A regular expression (its source text) the console output must match. */
   pattern: string;
   timeoutMs: number;
-  /** When to give up, if earlier waits (finding a group's instances) took part of the timeout. Default: `timeoutMs` from now. */
+  /**
+   * When to give up, when an earlier wait (finding a group's instances) took part of the
+   * timeout. Default: `timeoutMs` from now.
+   */
   deadline?: number;
   /** Default: the SDK's chain. */
   region?: string;

@@ -14,8 +14,7 @@ export interface Balancer {
   /** The Elastic IPs in front of it, with `staticIp`; else none. */
   staticIps: pulumi.Output<string[]>;
   targetGroupArns: pulumi.Output<string>[];
-  /** What must exist before the group's health counts: the listeners (a target group none
-   * uses is never checked). */
+  /** The listeners, which the group waits for: a target group no listener uses is never checked. */
   listeners: pulumi.Resource[];
 }
 
