@@ -50,7 +50,10 @@ export const BOUNDS = {
   xenMemoryMiB: { min: 8, max: 1024 * 1024, integer: true, unit: "MiB" },
   /** xen.Domain vcpus. */
   vcpus: { min: 1, max: 128, integer: true, unit: "vcpus" },
-  /** A GCE health check's delays (initialDelaySec, minReadySec): the API takes 0 to 3600. */
+  /**
+   * A health check's delays (initialDelaySec, minReadySec): GCE's API takes 0 to 3600; aws (the
+   * group's grace period, a refresh's instance warmup) takes the same words and bounds.
+   */
   healthCheckSeconds: { min: 0, max: 3600, integer: true, unit: "seconds" },
   /** A block file made for a Solo5 tender: its size in bytes must stay an exact number. */
   blockSizeMiB: {

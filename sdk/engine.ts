@@ -23,6 +23,7 @@ interface Engines {
   "gce-serial-wait": typeof import("../provider/resources/gce-serial-wait");
   "ebs-snapshot": typeof import("../provider/resources/ebs-snapshot");
   "ec2-console-wait": typeof import("../provider/resources/ec2-console-wait");
+  "ec2-refresh-wait": typeof import("../provider/resources/ec2-refresh-wait");
 }
 
 /** The engine modules, one per dynamic resource type, each exporting `provider`. */

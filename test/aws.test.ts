@@ -2,143 +2,15 @@
 // (@pulumi/aws resources need the AWS provider plugin and an account; docs/platforms.md, Pulumi
 // dynamic providers.)
 import assert from "node:assert/strict";
-import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { sha256File } from "../provider/core/hash";
 import * as aws from "../sdk/aws";
 import { Unikernel } from "../sdk/unikernel";
+import { created, deploy, IMAGE_OBJECT, IMAGE_PATH, TENDER, userDataOf } from "./support/aws-mocks";
 import { bootArgRefusal, INJECTIONS } from "./support/injections";
 import { programErrors } from "./support/program-errors";
-
-interface Created {
-  type: string;
-  name: string;
-  // biome-ignore lint/suspicious/noExplicitAny: mocked inputs are untyped JSON, read by the tests
-  inputs: Record<string, any>;
-  id: string;
-}
-
-const created: Created[] = [];
-
-const IMAGE_OBJECT = "hello-0123456789ab.raw";
-let snapshots = 0;
-const IMAGE_PATH = "/cache/images/0123456789ab/disk.raw";
-
-pulumi.runtime.setMocks(
-  {
-    newResource(args) {
-      // Every snapshot written is a new one, with a new id, as in EBS.
-      const id = args.type.endsWith(":EbsSnapshot") ? `snap-${++snapshots}` : `${args.name}-id`;
-      const extra: Record<string, unknown> = {};
-      if (args.type.endsWith(":EbsSnapshot")) extra.snapshotId = id;
-      if (args.type.endsWith(":DiskImage"))
-        Object.assign(extra, {
-          path: IMAGE_PATH,
-          objectName: IMAGE_OBJECT,
-          sha256: "cd".repeat(32),
-        });
-      if (args.type.endsWith(":Unikernel"))
-        Object.assign(extra, {
-          kernelPath: `/cache/kernels/hello.${args.inputs.target}`,
-          sha256: "ab".repeat(32),
-          name: "hello",
-          manifest: [{ name: "service", type: "net" }],
-        });
-      if (args.type === "aws:s3/bucket:Bucket") extra.bucket = `${args.name}-4f2a`;
-      if (args.type === "aws:iam/role:Role") extra.name = `${args.name}-81c3`;
-      if (args.type === "aws:iam/instanceProfile:InstanceProfile") extra.name = `${args.name}-p1`;
-      if (args.type === "aws:ssm/parameter:Parameter")
-        Object.assign(extra, {
-          name: `${args.name}-7d1e`,
-          version: 4,
-          arn: `arn:aws:ssm:eu-west-1:123456789012:parameter/${args.name}-7d1e`,
-        });
-      if (args.type === "aws:ec2/instance:Instance")
-        Object.assign(extra, { publicIp: `203.0.113.${created.length}`, region: "eu-west-1" });
-      created.push({ type: args.type, name: args.name, inputs: args.inputs, id });
-      return { id, state: { ...args.inputs, ...extra } };
-    },
-    call(args) {
-      if (args.token === "aws:index/getPartition:getPartition") {
-        return {
-          id: "aws",
-          partition: "aws",
-          dnsSuffix: "amazonaws.com",
-          reverseDnsPrefix: "com.amazonaws",
-        };
-      }
-      if (args.token === "aws:ec2/getAmi:getAmi") {
-        assert.deepEqual(args.inputs.owners, ["136693071363"], "Debian's own AMIs");
-        assert.deepEqual(args.inputs.filters[0].values, ["debian-12-amd64-*"]);
-        return { id: "ami-debian12", ...args.inputs };
-      }
-      if (args.token === "aws:index/getRegion:getRegion") {
-        return { id: "eu-west-1", region: "eu-west-1", name: "eu-west-1" };
-      }
-      throw new Error(`unexpected call ${args.token}`);
-    },
-  },
-  "project",
-  "stack",
-  false,
-);
-
-const TENDER = join(resolve(__dirname, "..", ".."), "test", "standins", "solo5-spt");
-
-/** An output's value; a provider serialization error would leave it pending forever. */
-function value<T>(output: pulumi.Output<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("output did not resolve within 20 s")), 20_000);
-    output.apply((v) => {
-      clearTimeout(timer);
-      resolve(v);
-      return v;
-    });
-  });
-}
-
-/** Creates a service, waits until all its resources are registered, and returns them. */
-async function deploy(name: string, args: Partial<aws.UnikernelServiceArgs>) {
-  const parents = new Map<string, string | undefined>();
-  const unikernel =
-    args.ami?.image === undefined && !("unikernel" in args)
-      ? new Unikernel(`${name}-kernel`, { kernel: "dist/hello.xen", target: "xen" })
-      : args.unikernel;
-  const service = new aws.UnikernelService(
-    name,
-    { unikernel, ...args },
-    {
-      transformations: [
-        (t) => {
-          parents.set(t.name, (t.opts.parent as pulumi.Resource & { __name?: string })?.__name);
-          return undefined;
-        },
-      ],
-    },
-  );
-  const outputs = await value(
-    pulumi.output({
-      amiId: service.amiId,
-      instanceIds: service.instanceIds,
-      publicIps: service.publicIps,
-      consoleOutputCommands: service.consoleOutputCommands,
-      bucketName: service.bucketName,
-      snapshotId: service.snapshotId,
-    }),
-  );
-  // Let the last registrations (those no output depends on) land.
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  const mine = created.filter((r) => r.name.startsWith(`${name}-`));
-  const one = (type: string) => {
-    const found = mine.filter((r) => r.type === type);
-    assert.equal(found.length, 1, `one ${type} in ${mine.map((r) => r.type).join(", ")}`);
-    return found[0];
-  };
-  const count = (type: string) => mine.filter((r) => r.type === type).length;
-  return { service, outputs, mine, one, count, parents };
-}
 
 describe("aws.UnikernelService", () => {
   test("writes the disk into an EBS snapshot, with no bucket or role, as an HVM legacy-BIOS AMI on t2.micro", async () => {
@@ -174,9 +46,10 @@ describe("aws.UnikernelService", () => {
       [["/dev/xvda", snapshot.id]],
     );
     assert.equal(ami.inputs.name, aws.amiName("fast", IMAGE_OBJECT, snapshot.id, "/dev/xvda"));
-    const instance = one("aws:ec2/instance:Instance");
-    assert.equal(instance.inputs.instanceType, "t2.micro");
-    assert.equal(instance.inputs.ami, ami.id);
+    const template = one("aws:ec2/launchTemplate:LaunchTemplate");
+    assert.equal(template.inputs.instanceType, "t2.micro");
+    assert.equal(template.inputs.imageId, ami.id);
+    assert.equal(count("aws:ec2/instance:Instance"), 0, "no plain instance");
     assert.equal(outputs.snapshotId, snapshot.id);
     assert.equal(outputs.bucketName, undefined);
     for (const r of mine.filter((r) => !r.type.endsWith(":Unikernel"))) {
@@ -271,25 +144,49 @@ describe("aws.UnikernelService", () => {
     assert.equal(outputs.bucketName, bucketName);
 
     const group = one("aws:ec2/securityGroup:SecurityGroup");
+    assert.equal(group.inputs.vpcId, "vpc-default");
     assert.deepEqual(
-      group.inputs.ingress.map((r: Record<string, unknown>) => [r.protocol, r.fromPort, r.toPort]),
+      group.inputs.ingress.map((r: Record<string, unknown>) => [
+        r.protocol,
+        r.fromPort,
+        r.toPort,
+        r.cidrBlocks,
+      ]),
       [
-        ["tcp", 80, 80],
-        ["tcp", 443, 443],
+        ["tcp", 80, 80, ["0.0.0.0/0"]],
+        ["tcp", 443, 443, ["0.0.0.0/0"]],
+        ["tcp", 80, 80, ["172.31.0.0/16"]],
       ],
+      "the declared ports, and the health checks from the VPC",
     );
 
-    const instance = one("aws:ec2/instance:Instance");
-    assert.equal(instance.inputs.instanceType, "t2.micro");
-    assert.equal(instance.inputs.ami, ami.id);
-    assert.deepEqual(instance.inputs.vpcSecurityGroupIds, [group.id]);
+    const template = one("aws:ec2/launchTemplate:LaunchTemplate");
+    assert.equal(template.inputs.instanceType, "t2.micro");
+    assert.equal(template.inputs.imageId, ami.id);
+    assert.deepEqual(template.inputs.networkInterfaces, [
+      {
+        deviceIndex: 0,
+        associatePublicIpAddress: "true",
+        securityGroups: [group.id],
+        deleteOnTermination: "true",
+      },
+    ]);
 
     assert.equal(outputs.amiId, ami.id);
-    assert.deepEqual(outputs.instanceIds, [instance.id]);
-    assert.match(outputs.publicIps[0], /^203\.0\.113\.\d+$/);
-    assert.deepEqual(outputs.consoleOutputCommands, [
-      `aws ec2 get-console-output --region eu-west-1 --instance-id ${instance.id} --latest --output text`,
+    const asg = one("aws:autoscaling/group:Group");
+    assert.equal(outputs.groupName, `${asg.name}-5e0b`);
+    assert.deepEqual(outputs.instanceIds, [
+      `i-0${outputs.groupName.length}a`,
+      `i-0${outputs.groupName.length}b`,
     ]);
+    assert.deepEqual(outputs.publicIps, ["203.0.113.10", "203.0.113.11"]);
+    assert.deepEqual(
+      outputs.consoleOutputCommands,
+      outputs.instanceIds.map(
+        (id: string) =>
+          `aws ec2 get-console-output --region eu-west-1 --instance-id ${id} --latest --output text`,
+      ),
+    );
     for (const r of mine.filter((r) => !r.type.endsWith(":Unikernel"))) {
       assert.equal(parents.get(r.name), "web", `${r.type} is a child of the component`);
     }
@@ -308,16 +205,28 @@ describe("aws.UnikernelService", () => {
     const snapshot = one("aws:ebs/snapshotImport:SnapshotImport");
     assert.equal(snapshot.inputs.roleName, "vmimport");
     assert.equal(snapshot.inputs.diskContainer.userBucket.s3Bucket, "my-images");
-    assert.equal(count("aws:ec2/instance:Instance"), 2);
+    const asg = one("aws:autoscaling/group:Group").inputs;
+    assert.deepEqual([asg.desiredCapacity, asg.minSize, asg.maxSize], [2, 2, 2]);
   });
 
-  test("opens only the declared ports, with their protocol and sources", async () => {
+  test("opens only the declared ports, with their protocol and sources, and the health check to the VPC", async () => {
     const { one } = await deploy("dns", {
       ami: {},
-      ports: [{ port: 53, protocol: "udp", cidrBlocks: ["192.0.2.0/24"] }],
+      ports: [
+        { port: 53, protocol: "udp", cidrBlocks: ["192.0.2.0/24"] },
+        { port: 53, cidrBlocks: ["192.0.2.0/24"] },
+      ],
     });
     assert.deepEqual(one("aws:ec2/securityGroup:SecurityGroup").inputs.ingress, [
       { protocol: "udp", fromPort: 53, toPort: 53, cidrBlocks: ["192.0.2.0/24"] },
+      { protocol: "tcp", fromPort: 53, toPort: 53, cidrBlocks: ["192.0.2.0/24"] },
+      {
+        protocol: "tcp",
+        fromPort: 53,
+        toPort: 53,
+        cidrBlocks: ["172.31.0.0/16"],
+        description: "the load balancer's health checks",
+      },
     ]);
   });
 
@@ -440,7 +349,15 @@ describe("aws.UnikernelService", () => {
       ports: [8080],
     });
     const wait = one("pulumi-nodejs:dynamic/pulumi-mirage:Ec2ConsoleWait");
-    assert.deepEqual(wait.inputs.instances, [one("aws:ec2/instance:Instance").id]);
+    const template = one("aws:ec2/launchTemplate:LaunchTemplate");
+    const asg = one("aws:autoscaling/group:Group");
+    assert.deepEqual(wait.inputs.group, {
+      name: `${asg.name}-5e0b`,
+      launchTemplateId: template.id,
+      version: 1,
+      size: 1,
+    });
+    assert.equal(wait.inputs.region, "eu-west-1");
     assert.equal(wait.inputs.pattern, "serving on port 8080");
     assert.equal(wait.inputs.timeoutSeconds, 600);
     for (const type of [
@@ -493,17 +410,21 @@ describe("aws.UnikernelService", () => {
       one("aws:ec2/securityGroup:SecurityGroup").inputs.ingress.map(
         (r: Record<string, unknown>) => [r.protocol, r.fromPort, r.toPort],
       ),
-      [["tcp", 8080, 8080]],
-      "only the declared port",
+      [
+        ["tcp", 8080, 8080],
+        ["tcp", 8080, 8080],
+      ],
+      "only the declared port (for clients, and for health checks from the VPC)",
     );
-    const instance = one("aws:ec2/instance:Instance");
-    assert.equal(instance.inputs.ami, "ami-debian12");
-    assert.equal(instance.inputs.instanceType, "t3.micro");
-    assert.equal(instance.inputs.iamInstanceProfile, `${profile.name}-p1`);
-    assert.equal(instance.inputs.userDataReplaceOnChange, true);
-    assert.equal(instance.inputs.metadataOptions.httpTokens, "required");
-    assert.equal(instance.inputs.cpuOptions?.nestedVirtualization, undefined);
-    const script: string = instance.inputs.userData;
+    assert.equal(template.inputs.imageId, "ami-debian12");
+    assert.equal(template.inputs.instanceType, "t3.micro");
+    assert.deepEqual(template.inputs.iamInstanceProfile, { name: `${profile.name}-p1` });
+    assert.deepEqual(template.inputs.metadataOptions, {
+      httpTokens: "required",
+      httpEndpoint: "enabled",
+    });
+    assert.equal(template.inputs.cpuOptions, undefined);
+    const script = userDataOf(template);
     assert.match(
       script,
       new RegExp(
@@ -558,7 +479,7 @@ describe("aws.UnikernelService", () => {
       Action: ["ssm:GetParameter"],
       Resource: [`arn:aws:ssm:eu-west-1:123456789012:parameter/${parameter.name}-7d1e`],
     });
-    const script: string = one("aws:ec2/instance:Instance").inputs.userData;
+    const script = userDataOf(one("aws:ec2/launchTemplate:LaunchTemplate"));
     assert.ok(!script.includes("s3cr3t") && !script.includes("--hello=aws"), "no argument in it");
     assert.ok(
       script.includes(`read_secret "reading the boot arguments from "${parameter.name}-7d1e:4`),
@@ -593,9 +514,9 @@ describe("aws.UnikernelService", () => {
   test("hvt: runs on a type with nested virtualization, and is refused at preview on others, naming those with it", async () => {
     const unikernel = new Unikernel("nested-kernel", { kernel: "dist/hello.hvt", target: "hvt" });
     const { one } = await deploy("nested", { unikernel, host: { tender: TENDER } });
-    const instance = one("aws:ec2/instance:Instance");
-    assert.equal(instance.inputs.instanceType, "c8i.large");
-    assert.equal(instance.inputs.cpuOptions.nestedVirtualization, "enabled");
+    const template = one("aws:ec2/launchTemplate:LaunchTemplate");
+    assert.equal(template.inputs.instanceType, "c8i.large");
+    assert.deepEqual(template.inputs.cpuOptions, { nestedVirtualization: "enabled" });
 
     const errors = await programErrors(() => {
       const refused = new Unikernel("flat-kernel", { kernel: "dist/hello.hvt", target: "hvt" });

@@ -14,12 +14,14 @@ import { parseBootCommand } from "../provider/cli/main";
 import { requestedMode } from "../provider/local/accel";
 import { provider as diskImage } from "../provider/resources/disk-image";
 import { provider as ec2ConsoleWait } from "../provider/resources/ec2-console-wait";
+import { provider as ec2RefreshWait } from "../provider/resources/ec2-refresh-wait";
 import { provider as gceSerialWait } from "../provider/resources/gce-serial-wait";
 import { provider as localProcess } from "../provider/resources/local-process";
 import { provider as localVm } from "../provider/resources/local-vm";
 import { provider as unikernel } from "../provider/resources/unikernel";
 import { provider as xenDomain } from "../provider/resources/xen-domain";
 import { accelModeProblem } from "../rules/accel";
+import { healthCheckPortProblem, staticIpProblem } from "../rules/balancer";
 import { BOUNDS, outOfBounds } from "../rules/bounds";
 import {
   architectureProblem,
@@ -215,6 +217,10 @@ const RULES: Rule[] = [
         pattern: "x",
         timeoutSeconds: bad,
       })),
+      engine("Ec2RefreshWait", "timeoutSeconds", ec2RefreshWait.check as never, (bad) => ({
+        group: { name: "web", launchTemplateId: "lt-0abc", version: 1 },
+        timeoutSeconds: bad,
+      })),
       engine("local.Vm", "waitFor.timeoutSeconds", localVm.check, (bad) => ({
         image: MISSING,
         waitFor: { console: "x", timeoutSeconds: bad },
@@ -293,6 +299,9 @@ const RULES: Rule[] = [
         gcpService({ replicas: 2, ports: [80], healthCheck: { port: bad as number } }),
       ),
       sdk("aws.UnikernelService", "ports[0]", (bad) => awsAmi({ ports: [bad as number] })),
+      sdk("aws.UnikernelService", "healthCheck.port", (bad) =>
+        awsAmi({ ports: [80], healthCheck: { port: bad as number } }),
+      ),
       engine("local.Vm", "ports[0]", localVm.check, (bad) => ({ image: MISSING, ports: [bad] })),
       engine("local.Vm", "ports[0]", localVm.check, (bad) => ({
         image: MISSING,
@@ -345,6 +354,11 @@ const RULES: Rule[] = [
         pattern: "x",
         timeoutSeconds: 60,
       })),
+      engine("Ec2ConsoleWait", "group.size", ec2ConsoleWait.check as never, (bad) => ({
+        group: { name: "web", launchTemplateId: "lt-0abc", version: 1, size: bad },
+        pattern: "x",
+        timeoutSeconds: 60,
+      })),
     ],
   },
   {
@@ -358,6 +372,44 @@ const RULES: Rule[] = [
       sdk("gcp.UnikernelService", "healthCheck.minReadySec", (bad) =>
         gcpService({ replicas: 2, ports: [80], healthCheck: { minReadySec: bad as number } }),
       ),
+      sdk("aws.UnikernelService", "healthCheck.initialDelaySec", (bad) =>
+        awsHost({ healthCheck: { initialDelaySec: bad as number } }),
+      ),
+      sdk("aws.UnikernelService", "healthCheck.minReadySec", (bad) =>
+        awsAmi({ ports: [80], healthCheck: { minReadySec: bad as number } }),
+      ),
+    ],
+  },
+  {
+    rule: "healthCheckPortProblem: the balancer checks a declared TCP port (aws)",
+    bad: [9090, 53],
+    reason: (bad) =>
+      healthCheckPortProblem(bad as number, [
+        { port: 80, protocol: "tcp" },
+        { port: 53, protocol: "udp" },
+      ]),
+    places: [
+      sdk("aws.UnikernelService", "healthCheck.port", (bad) =>
+        awsAmi({
+          ports: [80, { port: 53, protocol: "udp" }],
+          healthCheck: { port: bad as number },
+        }),
+      ),
+      sdk("aws.UnikernelService", "healthCheck.port", (bad) =>
+        awsHost({
+          ports: [80, { port: 53, protocol: "udp" }],
+          healthCheck: { port: bad as number },
+        }),
+      ),
+    ],
+  },
+  {
+    rule: "staticIpProblem: static addresses sit on the balancer in front of ports (aws)",
+    bad: [true],
+    reason: (bad) => staticIpProblem(bad as boolean, []),
+    places: [
+      sdk("aws.UnikernelService", "staticIp", (bad) => awsAmi({ staticIp: bad as boolean })),
+      sdk("aws.UnikernelService", "staticIp", (bad) => awsHost({ staticIp: bad as boolean })),
     ],
   },
   {

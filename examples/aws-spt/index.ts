@@ -2,13 +2,15 @@
 // process under solo5-spt on a stock Debian 12 instance (any type: no Xen, no nested
 // virtualization needed). The kernel and your tender go to a private bucket; the instance
 // fetches and checks them, puts the unikernel behind a tap, forwards port 8080 to it and runs
-// the tender as a systemd service. `pulumi up` returns once the console shows it serving.
+// the tender as a systemd service. The instance is an Auto Scaling group's, behind a Network Load
+// Balancer whose DNS name is `address`; a new kernel rolls out with no instance down. `pulumi up`
+// returns once the console shows it serving.
 //
 //   pulumi config set aws:region eu-west-1
 //   pulumi config set tender "$(opam var bin)/solo5-spt"   # your switch's tender (solo5 package)
 //   pulumi config set kernel dist/web.spt                   # optional: a prebuilt spt kernel (*)
 //   pulumi up
-//   curl http://$(pulumi stack output publicIps | jq -r '.[0]'):8080/
+//   curl http://$(pulumi stack output address):8080/    # the load balancer's stable DNS name
 //
 // (*) A relative path is taken from this directory, where Pulumi runs the program.
 import * as path from "node:path";
@@ -38,6 +40,8 @@ const service = new aws.UnikernelService("web", {
   ports: [8080],
 });
 
+export const address = service.address;
+export const groupName = service.groupName;
 export const instanceIds = service.instanceIds;
 export const publicIps = service.publicIps;
 export const consoleOutputCommands = service.consoleOutputCommands;

@@ -34,6 +34,8 @@ const service = new aws.UnikernelService("hello", {
 });
 
 export const amiId = service.amiId;
+export const address = service.address;
+export const groupName = service.groupName;
 export const instanceIds = service.instanceIds;
 export const publicIps = service.publicIps;
 /** Run one to read what the unikernel printed (it may be empty: Solo5 xen prints to the PV console). */

@@ -8,6 +8,11 @@ export interface ConsoleWaitOptions {
   /** A regular expression (its source text) the console output must match. */
   pattern: string;
   timeoutMs: number;
+  /**
+   * When to give up, when an earlier wait (finding a group's instances) took part of the
+   * timeout. Default: `timeoutMs` from now.
+   */
+  deadline?: number;
   /** Default: the SDK's chain. */
   region?: string;
   /** Between polls. Default: 5000 (EC2 throttles GetConsoleOutput). */
@@ -36,7 +41,7 @@ export async function waitForConsole(
   const pattern = new RegExp(options.pattern, "m");
   const ec2 = await client(options.region);
   const { GetConsoleOutputCommand } = await import("@aws-sdk/client-ec2");
-  const deadline = Date.now() + options.timeoutMs;
+  const deadline = options.deadline ?? Date.now() + options.timeoutMs;
   let output = "";
   for (;;) {
     let answer: { Output?: string };

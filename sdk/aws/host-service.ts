@@ -7,7 +7,7 @@
 // ec2:DescribeInstanceAttribute and any process on the instance can read: they go into an SSM
 // SecureString parameter that only the instance's role is granted, and the host reads them at
 // every start. A new kernel, tender or boot arguments is new user data (secret ones: a new
-// parameter version), which replaces the instance.
+// parameter version): a new version of the group's launch template (group.ts), rolled out.
 import * as pulumi from "@pulumi/pulumi";
 import { problemIf } from "../../rules/problem";
 import { encodeSecretBootArgs } from "../host/script";

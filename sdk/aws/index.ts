@@ -4,6 +4,7 @@
 export { Ec2ConsoleWait, type Ec2ConsoleWaitArgs } from "./console-wait";
 export { EbsSnapshot, type EbsSnapshotArgs } from "./ebs-snapshot";
 export { DEFAULT_INSTANCE_TYPE, instanceTypeProblem, XEN_FAMILIES } from "./instance-types";
+export { Ec2RefreshWait, type Ec2RefreshWaitArgs } from "./refresh-wait";
 export {
   type AmiArgs,
   type HostArgs,

@@ -3,6 +3,13 @@
 // a Linux instance) or `ami` (a xen unikernel's disk as an AMI). What is wrong is refused here,
 // all at once, before anything is registered.
 import type * as pulumi from "@pulumi/pulumi";
+import {
+  duplicatePortProblem,
+  healthCheckNeedProblem,
+  healthCheckPortProblem,
+  staticIpProblem,
+  tcpPortsOf,
+} from "../../rules/balancer";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import { type Protocol, servicePortProblems } from "../../rules/ports";
 import { type Problem, problemIf } from "../../rules/problem";
@@ -49,6 +56,16 @@ export type SnapshotSpec =
   | { via: "ebs"; kmsKeyArn?: pulumi.Input<string> }
   | { via: "s3"; bucket?: pulumi.Input<string>; vmimportRoleName?: pulumi.Input<string> };
 
+/** How the group's instances are checked, with every default resolved. */
+export interface HealthSpec {
+  /** The TCP port the load balancer probes; undefined without ports (no load balancer). */
+  port: number | undefined;
+  /** The group's grace period: no health check counts before. */
+  initialDelaySec: number;
+  /** A refresh's instance warmup: how long a new instance serves before the next goes. */
+  minReadySec: number;
+}
+
 /** An aws.UnikernelService's arguments with every default resolved. */
 export interface ServiceSpec {
   name: string;
@@ -56,7 +73,11 @@ export interface ServiceSpec {
   bootArgs: pulumi.Input<pulumi.Input<string>[]>;
   instanceCount: number;
   ports: PortSpec[];
-  subnetId: pulumi.Input<string> | undefined;
+  health: HealthSpec;
+  staticIp: boolean;
+  /** Undefined: the default subnets (one per zone) of `vpcId`. */
+  subnetIds: pulumi.Input<pulumi.Input<string>[]> | undefined;
+  /** Undefined: the VPC of `subnetIds`, else the default VPC. */
   vpcId: pulumi.Input<string> | undefined;
   associatePublicIpAddress: boolean;
   tags: Record<string, pulumi.Input<string>>;
@@ -80,6 +101,23 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
     problems.push(...servicePortProblems(`ports[${i}]`, port, protocol));
     return { port, protocol, cidrBlocks };
   });
+  ports.forEach((_, i) => {
+    problems.push(...problemIf(`ports[${i}]`, duplicatePortProblem(i, ports)));
+  });
+  const health = resolveHealth(args, ports, problems);
+  const staticIp = args.staticIp ?? false;
+  problems.push(...problemIf("staticIp", staticIpProblem(staticIp, ports)));
+  if (args.subnetId !== undefined && args.subnetIds !== undefined)
+    problems.push({
+      property: "subnetId",
+      reason: "is 0.1's name for subnetIds: give only subnetIds (a list of subnets, one per zone)",
+    });
+  if (Array.isArray(args.subnetIds) && args.subnetIds.length === 0)
+    problems.push({
+      property: "subnetIds",
+      reason:
+        "is empty: name at least one subnet (one per zone), or leave subnetIds out for the default VPC's",
+    });
   const instanceCount = args.instanceCount ?? 1;
   problems.push(...problemIf("instanceCount", outOfBounds(instanceCount, BOUNDS.count)));
   const path = resolvePath(args, problems);
@@ -91,11 +129,38 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
     bootArgs: args.bootArgs ?? [],
     instanceCount,
     ports,
-    subnetId: args.subnetId,
+    health,
+    staticIp,
+    subnetIds: args.subnetIds ?? (args.subnetId === undefined ? undefined : [args.subnetId]),
     vpcId: args.vpcId,
     associatePublicIpAddress: args.associatePublicIpAddress ?? true,
     tags: args.tags ?? {},
   };
+}
+
+/** The health check `args` ask for, adding what is wrong with it to `problems`. */
+function resolveHealth(
+  args: UnikernelServiceArgs,
+  ports: PortSpec[],
+  problems: Problem[],
+): HealthSpec {
+  const given = args.healthCheck ?? {};
+  const health: HealthSpec = {
+    port: given.port ?? tcpPortsOf(ports)[0],
+    initialDelaySec: given.initialDelaySec ?? 120,
+    minReadySec: given.minReadySec ?? 30,
+  };
+  if (given.port !== undefined) {
+    const bound = outOfBounds(given.port, BOUNDS.port);
+    problems.push(
+      ...problemIf("healthCheck.port", bound ?? healthCheckPortProblem(given.port, ports)),
+    );
+  } else problems.push(...problemIf("healthCheck", healthCheckNeedProblem(ports)));
+  for (const delay of ["initialDelaySec", "minReadySec"] as const)
+    problems.push(
+      ...problemIf(`healthCheck.${delay}`, outOfBounds(health[delay], BOUNDS.healthCheckSeconds)),
+    );
+  return health;
 }
 
 /** The path `args` choose, adding what is wrong with it to `problems`. */

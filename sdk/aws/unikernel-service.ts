@@ -1,13 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
+import { consoleCommand } from "../../provider/aws/console";
 import type { Protocol } from "../../rules/ports";
 import type { WaitFor } from "../../rules/wait";
 import type { DiskImage } from "../disk-image";
 import { awsSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
+import { balancerOf } from "./balancer";
 import { Ec2ConsoleWait } from "./console-wait";
-import { type HostLaunch, hostLaunch } from "./host-service";
-import { COMPONENT, resolveArgs, type ServiceSpec } from "./resolve";
-import { type XenLaunch, xenLaunch } from "./xen-ami";
+import { groupOf } from "./group";
+import { hostLaunch } from "./host-service";
+import { networkOf } from "./network";
+import { Ec2RefreshWait } from "./refresh-wait";
+import { COMPONENT, resolveArgs } from "./resolve";
+import { xenLaunch } from "./xen-ami";
 
 /** A port the unikernel serves, opened in its security group. */
 export interface ServicePort {
@@ -88,16 +93,43 @@ export interface UnikernelServiceArgs {
    * `t3.micro` (spt host), `c8i.large` (hvt host).
    */
   instanceType?: string;
-  /** How many instances to run. Default: 1. */
+  /**
+   * How many instances the Auto Scaling group runs: its desired, minimum and maximum size, spread
+   * over `subnetIds`. The group replaces an instance that fails its health check. Default: 1.
+   */
   instanceCount?: number;
   /**
    * The ports to open to the instances (a number is a TCP port open to anyone); no other inbound
-   * traffic is allowed. Default: none.
+   * traffic is allowed, but the load balancer's health checks. With ports, a Network Load
+   * Balancer forwards each of them to the group's healthy instances. Default: none.
    */
   ports?: (number | ServicePort)[];
-  /** The subnet to launch into. Default: the default VPC's default subnet. */
+  /**
+   * How the group tells a serving instance, and replaces one that fails. With `ports`, the load
+   * balancer connects to `port` over TCP (default: the first TCP port in `ports`; it must be one
+   * of them): `pulumi up` waits until `instanceCount` instances pass, and a rolling refresh
+   * terminates an old instance only once its replacement passes. Without ports, EC2's status
+   * checks. No check counts during `initialDelaySec` after an instance starts (default 120); a
+   * refresh moves on `minReadySec` after a replacement is in service (default 30). Both 0 to 3600.
+   */
+  healthCheck?: { port?: number; initialDelaySec?: number; minReadySec?: number };
+  /**
+   * Give the load balancer one Elastic IP per zone (through its subnet mappings), output in
+   * `staticIps`: addresses that stay through every deploy, for clients that cannot use a DNS
+   * name. Needs `ports`. Default: false (the balancer's DNS name, `address`, is stable anyway).
+   */
+  staticIp?: boolean;
+  /**
+   * The subnets to launch into, one per zone for the load balancer. Default: the default VPC's
+   * default subnets, one in every zone of the region.
+   */
+  subnetIds?: pulumi.Input<pulumi.Input<string>[]>;
+  /** @deprecated 0.1's single subnet: use `subnetIds`. Taken as `subnetIds: [subnetId]`. */
   subnetId?: pulumi.Input<string>;
-  /** The VPC of the security group; must contain `subnetId`. Default: the default VPC. */
+  /**
+   * The VPC of the security group and target groups; must contain `subnetIds`. Default: the VPC
+   * of the first of `subnetIds`, else the default VPC.
+   */
   vpcId?: pulumi.Input<string>;
   /** Give the instances public IP addresses. Default: true. */
   associatePublicIpAddress?: boolean;
@@ -106,11 +138,21 @@ export interface UnikernelServiceArgs {
 }
 
 /**
- * A MirageOS unikernel on EC2. With `host`, an spt or hvt unikernel runs under its Solo5 tender
- * on a Linux instance that fetches the kernel and the tender from a private bucket. With `ami`
- * (experimental), a xen unikernel's raw disk (GRUB multiboot of the `.xen` kernel) becomes an EBS
- * snapshot (written directly, or imported from S3), registered as an HVM legacy-BIOS AMI and
- * launched on Xen-based instance types, whose HVM guests boot the disk's own bootloader.
+ * How long `pulumi up` waits for a rollout. A refresh whose replacements fail their health checks
+ * ends Failed (and rolls back) by itself; this bounds only a refresh that makes no progress.
+ */
+const ROLLOUT_TIMEOUT_SECONDS = 3600;
+
+/**
+ * A MirageOS unikernel on EC2, as an Auto Scaling group of `instanceCount` instances launched
+ * from one launch template, behind a Network Load Balancer when it declares ports. With `host`,
+ * an spt or hvt unikernel runs under its Solo5 tender on a Linux instance that fetches the kernel
+ * and the tender from a private bucket. With `ami` (experimental), a xen unikernel's raw disk
+ * (GRUB multiboot of the `.xen` kernel) becomes an EBS snapshot (written directly, or imported
+ * from S3), registered as an HVM legacy-BIOS AMI and launched on Xen-based instance types, whose
+ * HVM guests boot the disk's own bootloader. A new kernel, tender or boot arguments is a new
+ * version of the launch template, rolled out by an instance refresh: each replacement is up and
+ * healthy before an old instance goes, and a failed refresh rolls back.
  */
 export class UnikernelService extends pulumi.ComponentResource {
   /** The AMI path's disk image. */
@@ -121,15 +163,37 @@ export class UnikernelService extends pulumi.ComponentResource {
   declare readonly bucketName: pulumi.Output<string | undefined>;
   /** The AMI the instances run: the registered xen AMI, or the host's Linux AMI. */
   declare readonly amiId: pulumi.Output<string>;
+  /** The launch template the group's instances come from. */
+  declare readonly launchTemplateId: pulumi.Output<string>;
+  /** The Auto Scaling group's name. */
+  declare readonly groupName: pulumi.Output<string>;
+  /**
+   * What clients use: with `ports`, the load balancer's DNS name (stable; with `staticIp` it
+   * resolves to `staticIps`); without, the first instance's public IP, which changes when the
+   * group replaces the instance. Undefined when there is none.
+   */
+  declare readonly address: pulumi.Output<string | undefined>;
+  /** The load balancer's Elastic IPs, one per zone, with `staticIp`; else empty. */
+  declare readonly staticIps: pulumi.Output<string[]>;
+  /** The instances found in the group once it (and the boot check) is done. */
   declare readonly instanceIds: pulumi.Output<string[]>;
+  /** Their public IPs, in the same order (empty where one has none). */
   declare readonly publicIps: pulumi.Output<string[]>;
-  /** The boot check, when `host.waitFor` is set: depend on it to act once the unikernels run. */
+  /**
+   * The boot check, when `host.waitFor` is set: it waits for the instances of the group's
+   * current launch template version; depend on it to act once the unikernels run.
+   */
   declare readonly bootCheck: Ec2ConsoleWait | undefined;
+  /**
+   * The rollout: done once the group runs the current launch template version on every instance
+   * (a new version's instance refresh succeeded). `pulumi up` waits for it.
+   */
+  declare readonly rollout: Ec2RefreshWait;
   /** The AWS CLI commands that print each instance's console output. */
   declare readonly consoleOutputCommands: pulumi.Output<string[]>;
 
   constructor(name: string, args: UnikernelServiceArgs, opts?: pulumi.ComponentResourceOptions) {
-    awsSdk(COMPONENT);
+    const aws = awsSdk(COMPONENT);
     // Argument mistakes are found before anything is created, so preview shows them.
     const spec = resolveArgs(name, args);
     super("pulumi-mirage:aws:UnikernelService", name, {}, opts);
@@ -142,85 +206,75 @@ export class UnikernelService extends pulumi.ComponentResource {
             this,
           )
         : xenLaunch(name, { ...path, bootArgs: spec.bootArgs, tags: spec.tags }, this);
-    const instances = instancesOf(spec, launch, this);
-
-    this.image = launch.kind === "xen" ? launch.image : undefined;
-    this.snapshotId = launch.kind === "xen" ? launch.snapshotId : pulumi.output(undefined);
-    this.bucketName = launch.bucketName;
-    this.amiId = launch.ami;
-    this.instanceIds = pulumi.all(instances.map((i) => i.id));
-    this.publicIps = pulumi.all(instances.map((i) => i.publicIp));
-    this.consoleOutputCommands = pulumi.all(
-      instances.map(
-        (i) =>
-          pulumi.interpolate`aws ec2 get-console-output --region ${i.region} --instance-id ${i.id} --latest --output text`,
-      ),
-    );
+    const network = networkOf(spec, this);
+    const balancer = balancerOf(spec, network, this);
+    const group = groupOf(spec, launch, network, balancer, this);
+    const region = aws.getRegionOutput({}, { parent: this }).region;
     const waitFor = path.kind === "host" ? path.waitFor : undefined;
     this.bootCheck =
       waitFor &&
       new Ec2ConsoleWait(
         `${name}-boot`,
-        { instances: this.instanceIds, ...waitFor, region: instances[0].region },
-        { parent: this },
+        {
+          group: {
+            name: group.groupName,
+            launchTemplateId: group.launchTemplateId,
+            version: group.launchTemplateVersion,
+            size: spec.instanceCount,
+          },
+          ...waitFor,
+          region,
+        },
+        { parent: this, dependsOn: [group.group] },
       );
+    this.rollout = new Ec2RefreshWait(
+      `${name}-rollout`,
+      {
+        group: {
+          name: group.groupName,
+          launchTemplateId: group.launchTemplateId,
+          version: group.launchTemplateVersion,
+        },
+        timeoutSeconds: ROLLOUT_TIMEOUT_SECONDS,
+        region,
+      },
+      { parent: this, dependsOn: [group.group] },
+    );
+    // Read once the rollout (and the boot check) is done: what runs behind the group now.
+    const found = aws.ec2.getInstancesOutput(
+      {
+        filters: [{ name: "tag:aws:autoscaling:groupName", values: [group.groupName] }],
+        instanceStateNames: ["pending", "running"],
+      },
+      { parent: this, dependsOn: [this.rollout, ...(this.bootCheck ? [this.bootCheck] : [])] },
+    );
+
+    this.image = launch.kind === "xen" ? launch.image : undefined;
+    this.snapshotId = launch.kind === "xen" ? launch.snapshotId : pulumi.output(undefined);
+    this.bucketName = launch.bucketName;
+    this.amiId = launch.ami;
+    this.launchTemplateId = group.launchTemplateId;
+    this.groupName = group.groupName;
+    this.instanceIds = found.ids;
+    this.publicIps = found.publicIps;
+    this.staticIps = balancer ? balancer.staticIps : pulumi.output([]);
+    this.address = balancer
+      ? balancer.dnsName
+      : found.publicIps.apply((ips): string | undefined => ips[0]);
+    this.consoleOutputCommands = pulumi
+      .all([found.ids, region])
+      .apply(([ids, r]) => ids.map((id) => consoleCommand(id, r)));
     this.registerOutputs({
       snapshotId: this.snapshotId,
       bucketName: this.bucketName,
       amiId: this.amiId,
+      launchTemplateId: this.launchTemplateId,
+      groupName: this.groupName,
+      address: this.address,
+      staticIps: this.staticIps,
       instanceIds: this.instanceIds,
       publicIps: this.publicIps,
       consoleOutputCommands: this.consoleOutputCommands,
     });
   }
-}
-
-/** The instances, from the launch's AMI, behind a security group opening only `ports`. */
-function instancesOf(spec: ServiceSpec, launch: HostLaunch | XenLaunch, parent: pulumi.Resource) {
-  const aws = awsSdk(COMPONENT);
-  const { name, tags, instanceCount } = spec;
-  const securityGroup = new aws.ec2.SecurityGroup(
-    `${name}-ports`,
-    {
-      description: "pulumi-mirage: the unikernel's declared ports",
-      vpcId: spec.vpcId,
-      ingress: spec.ports.map((p) => ({
-        protocol: p.protocol,
-        fromPort: p.port,
-        toPort: p.port,
-        cidrBlocks: p.cidrBlocks,
-      })),
-      egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }],
-      tags,
-    },
-    { parent },
-  );
-  const launched =
-    launch.kind === "host"
-      ? {
-          instanceType: launch.instanceType,
-          userData: launch.userData,
-          // New user data (a new kernel or tender) is a new instance, made before the old goes.
-          userDataReplaceOnChange: true,
-          iamInstanceProfile: launch.iamInstanceProfile,
-          cpuOptions: { nestedVirtualization: launch.nestedVirtualization },
-          metadataOptions: { httpTokens: "required", httpEndpoint: "enabled" },
-        }
-      : { instanceType: launch.instanceType };
-  return Array.from(
-    { length: instanceCount },
-    (_, i) =>
-      new aws.ec2.Instance(
-        instanceCount === 1 ? `${name}-instance` : `${name}-instance-${i}`,
-        {
-          ami: launch.ami,
-          ...launched,
-          subnetId: spec.subnetId,
-          vpcSecurityGroupIds: [securityGroup.id],
-          associatePublicIpAddress: spec.associatePublicIpAddress,
-          tags: { Name: instanceCount === 1 ? name : `${name}-${i}`, ...tags },
-        },
-        { parent },
-      ),
-  );
 }

@@ -160,6 +160,7 @@ const TYPE_NAMES: Record<EngineModule, string> = {
   "gce-serial-wait": "GceSerialWait",
   "ebs-snapshot": "EbsSnapshot",
   "ec2-console-wait": "Ec2ConsoleWait",
+  "ec2-refresh-wait": "Ec2RefreshWait",
 };
 
 /** Every engine module name sdk/engine.ts knows. */

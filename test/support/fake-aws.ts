@@ -17,9 +17,9 @@ import type { AddressInfo } from "node:net";
 import { checkSigV4, type Identity } from "./sigv4-check";
 
 const BLOCK = 512 * 1024;
-const REGION = "eu-west-1";
+export const REGION = "eu-west-1";
 /** The long-term key env() hands the AWS SDK. */
-const USER: Identity = {
+export const USER: Identity = {
   role: "pulumi-mirage-test",
   accessKeyId: "AKIDPULUMIMIRAGETEST",
   secretAccessKey: "test-secret",
