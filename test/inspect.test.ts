@@ -50,7 +50,7 @@ const EXPECTED: Record<
   "hvt-devices": { target: "hvt", abiVersion: 2, devices: DEVICES },
   "spt-devices": { target: "spt", abiVersion: 2, devices: DEVICES },
   "spt-net": { target: "spt", abiVersion: 2, devices: [{ name: "service", type: "net" }] },
-  muen: { target: "muen", abiVersion: 3, devices: [] },
+  muen: { target: "muen", abiVersion: 4, devices: [] },
   genode: { target: "genode", abiVersion: 1, devices: [] },
 };
 const NAMES = Object.keys(EXPECTED) as TestKernelName[];

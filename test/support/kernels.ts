@@ -38,13 +38,14 @@ interface Variant {
 
 /**
  * The ABI1 note's target numbers, and the ABI versions real Solo5 binaries declare (as
- * ocaml-solo5-elftool's test binaries show; genode's is not known to us).
+ * ocaml-solo5-elftool's test binaries show, and Solo5 v0.12.1's bindings/muen/start.c for muen;
+ * genode's is not known to us).
  */
 const ABI: Record<Target, { number: number; version: number }> = {
   hvt: { number: 1, version: 2 },
   spt: { number: 2, version: 2 },
   virtio: { number: 3, version: 1 },
-  muen: { number: 4, version: 3 },
+  muen: { number: 4, version: 4 },
   genode: { number: 5, version: 1 },
   xen: { number: 6, version: 1 },
 };
