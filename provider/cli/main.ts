@@ -2,65 +2,124 @@
 // The `pulumi-mirage` command: a dispatcher over subcommands. Each subcommand is one entry in
 // COMMANDS and does its work through a provider module, so the CLI and the Pulumi resources run
 // the same code.
-import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import { describeProblem } from "../../rules/problem";
 import { withScratch } from "../core/scratch";
 import { inspectKernel } from "../kernel/inspect";
 import { type AccelMode, requestedMode } from "../local/accel";
-import { bootAndWatch } from "../local/boot";
+import { type BootResult, bootAndWatch } from "../local/boot";
 import type { DiskBus } from "../local/qemu";
 import { configuredKernel, defaultProgramCanRun, diagnose, formatFindings } from "./doctor";
-import { parseImageArgs, runImageCommand } from "./image";
+import { IMAGE_COMMAND, parseImageArgs, runImageCommand } from "./image";
+import { RUN_COMMAND, runCommand } from "./run";
+import {
+  type CommandLine,
+  type CommandSpec,
+  commandHelp,
+  flagValue,
+  readCommandLine,
+  synopsis,
+  UsageError,
+  wrap,
+} from "./usage";
 
-/** Wrong arguments: the dispatcher prints the usage and exits with status 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
 /** How long `boot` waits without --timeout. */
 const DEFAULT_TIMEOUT_SECONDS = 60;
 
-interface Command {
-  /** Argument synopsis, after the command name. */
-  args: string;
-  summary: string;
-  /** Runs with the arguments after the command name; resolves with the exit status. */
-  run(args: string[]): Promise<number>;
+interface Command extends CommandSpec {
+  /** Runs with the command line read; resolves with the exit status. */
+  run(line: CommandLine, args: string[]): Promise<number>;
 }
 
+const BOOT_COMMAND: CommandSpec = {
+  args: "IMAGE",
+  summary:
+    "The test harness: boot a disk.raw or image.tar.gz in QEMU, streaming its serial console " +
+    "to stdout, and exit 0 as soon as --expect matches (without --expect: when the guest " +
+    "powers off by itself), 1 on --timeout, when QEMU exits first, or as soon as the guest " +
+    "cannot go on (KVM stopped it, nothing to boot). A xen or aws image is refused: it runs " +
+    "only on Xen. To run a unikernel until you stop it, use `pulumi-mirage run`.",
+  flags: [
+    {
+      name: "timeout",
+      value: "S",
+      help: `give up after S seconds (default ${DEFAULT_TIMEOUT_SECONDS}).`,
+    },
+    {
+      name: "expect",
+      value: "REGEX",
+      help: "succeed as soon as the console matches REGEX (a JavaScript regular expression, matched line-wise).",
+    },
+    {
+      name: "net",
+      help: "attach a virtio-net NIC (user-mode network); a unikernel that declares a network device stops at start without one.",
+    },
+    { name: "bus", value: "BUS", help: "the disk's bus: ide (default) or virtio-scsi." },
+    {
+      name: "accel",
+      value: "MODE",
+      help: "auto, kvm or tcg (default: $PULUMI_MIRAGE_ACCEL, else auto: KVM where QEMU has been seen to run a guest with it here, else TCG; a guest KVM stops is booted again with TCG).",
+    },
+    { name: "log", value: "FILE", help: "keep a copy of the console in FILE." },
+  ],
+  examples: [
+    "pulumi-mirage boot out/disk.raw --expect 'Hello, World'",
+    "pulumi-mirage boot out/image.tar.gz --net --timeout 120 --log console.txt",
+  ],
+};
+
 const COMMANDS: Record<string, Command> = {
-  boot: {
-    args: "IMAGE [--timeout S] [--expect REGEX] [--net] [--bus ide|virtio-scsi] [--accel auto|kvm|tcg] [--log FILE]",
+  run: { ...RUN_COMMAND, run: runCommand },
+  boot: { ...BOOT_COMMAND, run: (line) => bootCommand(bootArgs(line)) },
+  image: {
+    ...IMAGE_COMMAND,
+    run: (_line, args) =>
+      runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
+  },
+  inspect: {
+    args: "KERNEL",
     summary:
-      "Boot a disk.raw or image.tar.gz in QEMU, streaming the serial console; exit 0 as soon as " +
-      `REGEX appears (without --expect: when the guest powers off), 1 on timeout (default ${DEFAULT_TIMEOUT_SECONDS} s), ` +
-      "when QEMU exits first or as soon as the guest cannot go on (KVM stopped it, nothing to " +
-      "boot). --accel (default $PULUMI_MIRAGE_ACCEL, else auto): auto uses KVM where QEMU has " +
-      "been seen to run a guest with it here, else TCG, and boots again with TCG when KVM " +
-      "stops the guest. --log FILE keeps a copy of the console",
-    run: bootCommand,
+      "Show what a unikernel binary is, as JSON: its Solo5 target and ABI version, the devices " +
+      "it declares (each needs a NIC, tap or file to run), and its multiboot and Xen PVH " +
+      "entry points (what boots it from a disk).",
+    flags: [],
+    examples: ["pulumi-mirage inspect dist/hello.virtio"],
+    async run(line) {
+      if (line.positionals.length !== 1)
+        throw new UsageError(
+          line.positionals.length === 0 ? "KERNEL is missing" : "give one KERNEL",
+        );
+      const info = await inspectKernel(line.positionals[0]);
+      process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+      return 0;
+    },
   },
   doctor: {
-    args: "[--kernel PATH]",
+    args: "",
     summary:
-      "List each prerequisite with its version, or what is missing and how to install it; " +
-      "exit 0 only when the default program (examples/local) can run. With a prebuilt kernel " +
-      "(--kernel, or `kernel` in a Pulumi.*.yaml stack config of the current directory) mirage " +
-      "and opam are not required",
-    async run(args) {
-      let kernel: string | undefined;
+      "Check this machine for what pulumi-mirage drives: each tool with its version, or what " +
+      "is missing and how to install it. REQUIRED tools are needed to run your program here; " +
+      "optional ones only for some targets and clouds. With a prebuilt kernel (--kernel, or " +
+      "`kernel` in a Pulumi.*.yaml stack config of the current directory) nothing is built, " +
+      "so mirage and opam are not required. Exits 0 when everything required is there.",
+    flags: [
+      {
+        name: "kernel",
+        value: "PATH",
+        help: "the prebuilt kernel your program uses (default: the stack config's `kernel`).",
+      },
+    ],
+    examples: ["pulumi-mirage doctor", "pulumi-mirage doctor --kernel dist/hello.virtio"],
+    async run(line) {
+      if (line.positionals.length > 0)
+        throw new UsageError(`unexpected argument ${line.positionals[0]}`);
+      let kernel = flagValue(line, "kernel");
       try {
-        const { values } = parseArgs({
-          args,
-          strict: true,
-          options: { kernel: { type: "string" } },
-        });
-        kernel = values.kernel ?? (await configuredKernel(process.cwd()));
+        kernel ??= await configuredKernel(process.cwd());
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
@@ -68,26 +127,6 @@ const COMMANDS: Record<string, Command> = {
       process.stdout.write(`${formatFindings(findings)}\n`);
       return defaultProgramCanRun(findings) ? 0 : 1;
     },
-  },
-  inspect: {
-    args: "KERNEL",
-    summary:
-      "Show what a unikernel binary is (Solo5 target, ABI version, declared devices, " +
-      "multiboot and Xen PVH entry points) as JSON",
-    async run(args) {
-      if (args.length !== 1) throw new UsageError("inspect takes exactly one argument, KERNEL");
-      const info = await inspectKernel(args[0]);
-      process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
-      return 0;
-    },
-  },
-  image: {
-    args: "KERNEL --out DIR [--format raw|gce|aws] [-- BOOTARG...]",
-    summary:
-      "Make a bootable BIOS disk (DIR/disk.raw; gce adds DIR/image.tar.gz) from a virtio kernel " +
-      "(raw, gce) or a xen kernel (raw, aws), passing BOOTARGs to it, after the checks DiskImage " +
-      "makes; prints each file's path, sha256 and size as JSON (progress goes to stderr)",
-    run: (args) => runImageCommand(parseImageArgs(args, (message) => new UsageError(message))),
   },
 };
 
@@ -104,42 +143,42 @@ export interface BootCommandArgs {
 
 /** Parses the arguments after `boot`; throws UsageError, in the rules' words, on wrong ones. */
 export function parseBootCommand(args: string[]): BootCommandArgs {
-  let parsed: ReturnType<typeof parseBootArgs>;
-  try {
-    parsed = parseBootArgs(args);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new UsageError("boot takes exactly one IMAGE");
-  const timeoutSeconds = timeoutValue(values.timeout);
+  return bootArgs(readCommandLine(args, BOOT_COMMAND));
+}
+
+function bootArgs(line: CommandLine): BootCommandArgs {
+  if (line.positionals.length !== 1)
+    throw new UsageError(line.positionals.length === 0 ? "IMAGE is missing" : "give one IMAGE");
+  const given = flagValue(line, "timeout");
+  const timeoutSeconds = timeoutValue(given);
   const timeoutProblem = outOfBounds(timeoutSeconds, BOUNDS.timeoutSeconds);
   if (timeoutProblem !== undefined)
     throw new UsageError(describeProblem({ property: "--timeout", reason: timeoutProblem }));
+  const pattern = flagValue(line, "expect");
   let expect: RegExp | undefined;
   try {
-    expect = values.expect === undefined ? undefined : new RegExp(values.expect);
+    expect = pattern === undefined ? undefined : new RegExp(pattern);
   } catch (error) {
     throw new UsageError(`--expect is not a valid regular expression: ${(error as Error).message}`);
   }
-  const bus = values.bus ?? "ide";
+  const bus = flagValue(line, "bus") ?? "ide";
   if (bus !== "ide" && bus !== "virtio-scsi")
     throw new UsageError(`--bus ${bus}: give ide or virtio-scsi`);
   let accel: AccelMode;
   try {
-    accel = requestedMode(values.accel);
+    accel = requestedMode(flagValue(line, "accel"));
   } catch (error) {
     throw new UsageError(`--${(error as Error).message}`);
   }
   return {
-    image: positionals[0],
+    image: line.positionals[0],
     // A number: the bound accepts nothing else.
     timeoutSeconds: timeoutSeconds as number,
     expect,
-    net: values.net,
+    net: line.values.has("net"),
     bus,
     accel,
-    log: values.log,
+    log: flagValue(line, "log"),
   };
 }
 
@@ -150,8 +189,8 @@ function timeoutValue(given: string | undefined): unknown {
   return given.trim() !== "" && Number.isFinite(seconds) ? seconds : given;
 }
 
-async function bootCommand(args: string[]): Promise<number> {
-  const { image, timeoutSeconds, expect, net, bus, accel, log } = parseBootCommand(args);
+async function bootCommand(args: BootCommandArgs): Promise<number> {
+  const { image, timeoutSeconds, expect, net, bus, accel, log } = args;
   const boot = (logFile: string) =>
     bootAndWatch({
       image,
@@ -161,6 +200,7 @@ async function bootCommand(args: string[]): Promise<number> {
       net,
       bus,
       logFile,
+      virtioOnly: true,
       onOutput: (text) => process.stdout.write(text),
       // stdout is the guest's console.
       onProgress: (line) => process.stderr.write(`pulumi-mirage boot: ${line}\n`),
@@ -178,15 +218,28 @@ async function bootCommand(args: string[]): Promise<number> {
         ? `timed out after ${timeoutSeconds} s${expect ? ` without the console matching /${expect.source}/` : ""}`
         : `QEMU exited with status ${result.exitCode}${expect ? ` before the console matched /${expect.source}/` : ""}${exitMeaning(result.exitCode)}`));
   const report = [`pulumi-mirage boot: ${outcome}`];
-  if (!ok) {
-    if (result.tail.length > 0)
-      report.push(`last ${result.tail.length} console lines:`, ...result.tail);
-    if (result.qemuMessages.length > 0) report.push("QEMU said:", ...result.qemuMessages);
-  }
+  // The console went to stdout as it came: only QEMU's own words are repeated here.
+  if (!ok && result.qemuMessages.length > 0) report.push("QEMU said:", ...result.qemuMessages);
+  const hint = netHint(result, net);
+  if (!ok && hint) report.push(hint);
   report.push(`accelerator: ${result.accel.accel} (${result.accel.reason})`);
   if (log !== undefined) report.push(`console log: ${result.logFile}`);
   process.stderr.write(`${report.join("\n")}\n`);
   return ok ? 0 : 1;
+}
+
+/**
+ * QEMU's exit status whenever a Solo5 virtio kernel exits: it writes 41 to isa-debug-exit
+ * (bindings/virtio/platform.c), which QEMU turns into 41 << 1 | 1, whatever the kernel's status.
+ */
+const SOLO5_VIRTIO_EXIT = 83;
+
+/** A hint when a kernel that declares a network exited, booted without a NIC. */
+function netHint(result: BootResult, net: boolean): string | undefined {
+  const nets = result.kernel?.manifest.devices.filter((device) => device.type === "net") ?? [];
+  if (net || result.exitCode !== SOLO5_VIRTIO_EXIT || nets.length === 0) return undefined;
+  const names = nets.map((device) => device.name).join(", ");
+  return `hint: the unikernel declares network device ${names} and was booted without a NIC; Solo5 exits at start when a declared device is missing ("not attached" on its console): add --net`;
 }
 
 /** What QEMU's exit status says about the guest: isa-debug-exit statuses are odd, a reset gives 0. */
@@ -196,62 +249,67 @@ function exitMeaning(status: number | null): string {
   return " (the guest powered off)";
 }
 
-function parseBootArgs(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      timeout: { type: "string" },
-      expect: { type: "string" },
-      net: { type: "boolean", default: false },
-      bus: { type: "string" },
-      accel: { type: "string" },
-      log: { type: "string" },
-    },
-  });
+/** The package's version, from its package.json (two levels above build/provider/cli/). */
+function version(): string {
+  for (const up of ["../..", "../../.."]) {
+    try {
+      const manifest = JSON.parse(readFileSync(resolve(__dirname, up, "package.json"), "utf8"));
+      if (manifest.name === "pulumi-mirage") return manifest.version;
+    } catch {
+      // Not here: one level up.
+    }
+  }
+  return "unknown";
 }
 
 function usage(): string {
-  const width = Math.max(...Object.entries(COMMANDS).map(([n, c]) => `${n} ${c.args}`.length));
-  const lines = Object.entries(COMMANDS).map(
-    ([name, c]) => `  ${`${name} ${c.args}`.padEnd(width)}  ${c.summary}`,
-  );
-  return [
+  const lines = [
     "usage: pulumi-mirage COMMAND [ARGS...]",
+    "       pulumi-mirage --version",
+    "",
+    ...wrap(
+      "Run MirageOS unikernels here, and make the disk images pulumi-mirage's resources upload.",
+    ),
     "",
     "Commands:",
-    ...lines,
-    "",
-    "pulumi-mirage COMMAND --help shows one command's usage.",
-    "",
-  ].join("\n");
+  ];
+  for (const [name, command] of Object.entries(COMMANDS)) {
+    lines.push(`  ${synopsis(name, command).replace("pulumi-mirage ", "")}`);
+    lines.push(...wrap(command.summary.split(/(?<=\.) /)[0], "      "));
+  }
+  lines.push("", "pulumi-mirage COMMAND --help shows a command's options and examples.", "");
+  return lines.join("\n");
 }
 
-const isHelp = (arg: string | undefined) => arg === "--help" || arg === "-h" || arg === "help";
+const isHelp = (arg: string | undefined) => arg === "--help" || arg === "-h";
 
 /** Runs the command line `argv` (without node and the script); resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || isHelp(name)) {
+  if (name === undefined || isHelp(name) || name === "help") {
     (name === undefined ? process.stderr : process.stdout).write(usage());
     return name === undefined ? 2 : 0;
   }
+  if (name === "--version" || name === "-V") {
+    process.stdout.write(`pulumi-mirage ${version()}\n`);
+    return 0;
+  }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
-    process.stderr.write(`pulumi-mirage: unknown command '${name}'\n\n${usage()}`);
+    const what = name.startsWith("-") ? "option" : "command";
+    process.stderr.write(`pulumi-mirage: unknown ${what} ${name}\n\n${usage()}`);
     return 2;
   }
-  if (isHelp(args[0])) {
-    process.stdout.write(`usage: pulumi-mirage ${name} ${command.args}\n\n${command.summary}\n`);
+  if (args.some((arg, index) => isHelp(arg) && !args.slice(0, index).includes("--"))) {
+    process.stdout.write(commandHelp(name, command));
     return 0;
   }
   try {
-    return await command.run(args);
+    return await command.run(readCommandLine(args, command), args);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(
-        `pulumi-mirage: ${error.message}\nusage: pulumi-mirage ${name} ${command.args}\n`,
+        `pulumi-mirage ${name}: ${error.message}\n${wrap(synopsis(name, command), "    ", 80, "usage: ").join("\n")}\n(pulumi-mirage ${name} --help shows every option)\n`,
       );
       return 2;
     }

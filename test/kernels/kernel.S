@@ -15,6 +15,7 @@
  *   MULTIBOOT   1: carry the Multiboot1 header
  *   PVH         1: carry the Xen PVH note
  *   NET, BLOCK  1: declare a net device "service" / a block device "storage" in the manifest
+ *   EXIT        the value written to QEMU's isa-debug-exit (0: QEMU exits 1; Solo5 virtio's 41: 83)
  */
 
         .set COM1, 0x3f8
@@ -73,8 +74,8 @@ main:
 3:      movl $cmdline_suffix, %esi
         call puts
 poweroff:
-        movw $0x501, %dx                     /* QEMU isa-debug-exit: exits with status 1 */
-        xorb %al, %al
+        movw $0x501, %dx                     /* QEMU isa-debug-exit: exits with EXIT << 1 | 1 */
+        movb $EXIT, %al
         outb %al, %dx
         movw $0x604, %dx                     /* QEMU ACPI power off */
         movw $0x2000, %ax

@@ -14,6 +14,7 @@ export type TestKernelName =
   | "virtio-net"
   | "virtio-block"
   | "virtio-nomb"
+  | "virtio-net-exit83"
   | "xen"
   | "xen-net"
   | "xenpv"
@@ -34,6 +35,8 @@ interface Variant {
   multiboot?: boolean;
   net?: boolean;
   block?: boolean;
+  /** Exit as Solo5 virtio does, writing 41 to isa-debug-exit (QEMU exits 83); default: 0 (1). */
+  solo5Exit?: boolean;
 }
 
 /**
@@ -55,6 +58,7 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   "virtio-net": { target: "virtio", multiboot: true, net: true },
   "virtio-block": { target: "virtio", multiboot: true, block: true },
   "virtio-nomb": { target: "virtio" },
+  "virtio-net-exit83": { target: "virtio", multiboot: true, net: true, solo5Exit: true },
   xen: { target: "xen", multiboot: true },
   "xen-net": { target: "xen", multiboot: true, net: true },
   xenpv: { target: "xen", multiboot: true, source: "xen.S" },
@@ -141,6 +145,7 @@ export async function testKernel(name: TestKernelName): Promise<string> {
     PVH: flag(variant.target === "xen"),
     NET: flag(variant.net),
     BLOCK: flag(variant.block),
+    EXIT: variant.solo5Exit ? "41" : "0",
   };
   const object = join(SCRATCH, "kernel.o");
   return build(`${name}.${variant.target}`, [
