@@ -27,6 +27,7 @@ import {
   startProcess,
 } from "../local/process";
 import { checkAttachments, type Spelling } from "../local/solo5-devices";
+import { exitMeaning } from "./boot";
 import { type CommandLine, type CommandSpec, flagValue, UsageError } from "./usage";
 
 export const RUN_COMMAND: CommandSpec = {
@@ -38,7 +39,8 @@ export const RUN_COMMAND: CommandSpec = {
     "made into a disk first (ARGS are its boot arguments). An hvt or spt kernel runs under its " +
     "Solo5 tender (solo5-hvt, solo5-spt), each network device it declares on a tap (--net), " +
     "each block device on a file (--block); a unix build runs as a program. Exits with the " +
-    "unikernel's status (QEMU's, the tender's), or 128 + the signal's number when stopped.",
+    "unikernel's status (the tender's, or QEMU's: 83 whenever a Solo5 virtio kernel exits), " +
+    "or 128 + the signal's number when stopped.",
   rest: "ARGS...",
   flags: [
     {
@@ -293,13 +295,13 @@ async function runVm(
         end = undefined;
         if (forwards.length > 0 && vm.kernel && !vm.kernel.manifest.devices.some(isNet))
           throw new Error(noNetwork(image));
-        say(`QEMU (pid ${vm.pid}, ${vm.accel.accel}: ${vm.accel.reason}) is running ${image}`);
+        say(`QEMU (pid ${vm.pid}) is running ${image}`);
+        say(`accelerator: ${vm.accel.accel} (${vm.accel.reason})`);
         for (const f of forwards)
           say(`port ${f.hostAddress ?? "127.0.0.1"}:${f.host} goes to the guest's port ${f.guest}`);
         return follow(vm, stopped, () => end, failed);
       });
-      if (ending.report) say(ending.report);
-      else say(`QEMU exited with status ${ending.status}`);
+      say(ending.report ?? `QEMU exited with status ${ending.status}${exitMeaning(ending.status)}`);
       return ending.status;
     }),
   );
