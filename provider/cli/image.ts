@@ -54,9 +54,7 @@ export function parseImageArgs(
   try {
     line = readCommandLine(args, IMAGE_COMMAND);
   } catch (error) {
-    throw usageError(
-      `${(error as Error).message}${/^unknown option/.test((error as Error).message) ? " (boot arguments go after --)" : ""}`,
-    );
+    throw usageError((error as Error).message);
   }
   const [kernel, ...extra] = line.positionals;
   if (extra.length > 0)

@@ -124,7 +124,10 @@ export function readCommandLine(args: readonly string[], spec: CommandSpec): Com
       : [arg.slice(1, 2), arg.length > 2 ? arg.slice(2) : undefined];
     const flag = spec.flags.find((f) => (long ? f.name === key : f.short === key));
     const spelled = long ? `--${key}` : `-${key}`;
-    if (!flag) throw new UsageError(`unknown option ${spelled}`);
+    if (!flag)
+      throw new UsageError(
+        `unknown option ${spelled}${spec.rest ? ` (${spec.rest} go after --)` : ""}`,
+      );
     let value = "true";
     if (flag.value) {
       if (inline !== undefined) value = inline;
