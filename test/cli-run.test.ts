@@ -58,9 +58,9 @@ after(async () => {
 
 let runs = 0;
 /** Starts `pulumi-mirage run ARGS...` with a TMPDIR of its own; `tmp` is that directory. */
-async function start(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const tmp = join(dir, `tmp-${++runs}`);
-  await mkdir(tmp);
+async function start(args: string[], env: NodeJS.ProcessEnv = {}, given?: string) {
+  const tmp = given ?? join(dir, `tmp-${++runs}`);
+  await mkdir(tmp, { recursive: true });
   const cli = startCli([CLI, "run", ...args], {
     TMPDIR: tmp,
     PULUMI_MIRAGE_CACHE: cache,
@@ -137,6 +137,23 @@ describe("pulumi-mirage run in QEMU", () => {
     assert.match(ended.stderr, /stopped by SIGINT/);
     assert.deepEqual(processesMentioning(forever), []);
     assert.equal(await accepts(port), false);
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+});
+
+describe("pulumi-mirage run killed with SIGKILL", () => {
+  test("takes QEMU with it, and the next run removes the files it left", async () => {
+    const forever = await bootSectorDisk(dir, "killed", "up until killed\n", "run");
+    const { cli, tmp } = await start([forever]);
+    await consoleShows(cli, "up until killed");
+    assert.equal(processesMentioning(forever).length, 1, "QEMU runs");
+    cli.child.kill("SIGKILL");
+    await cli.ended;
+    // QEMU gets the parent-death signal the moment `run` dies.
+    await waitFor("QEMU to go", () => processesMentioning(forever).length === 0, 10_000);
+    assert.notDeepEqual(readdirSync(tmp), [], "the killed run could not remove its scratch");
+    const next = await start([await testKernel("virtio")], {}, tmp);
+    assert.equal((await next.cli.ended).status, 1);
     assert.deepEqual(readdirSync(tmp), []);
   });
 });

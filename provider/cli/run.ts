@@ -227,18 +227,28 @@ async function follow(
   return { status: end?.status ?? 1 };
 }
 
-/** Listens for SIGINT, SIGTERM and SIGHUP while `work` runs; `stopped()` says which came. */
-async function stoppable<T>(
-  work: (stopped: () => NodeJS.Signals | undefined) => Promise<T>,
-): Promise<T> {
+/**
+ * Listens for SIGINT, SIGTERM and SIGHUP while `work` runs: `stopped()` says which came, and
+ * `abort` is aborted then (it stops an image being made).
+ */
+async function stoppable(
+  work: (stopped: () => NodeJS.Signals | undefined, abort: AbortSignal) => Promise<number>,
+): Promise<number> {
   let signal: NodeJS.Signals | undefined;
+  const controller = new AbortController();
   const onSignal = (received: NodeJS.Signals) => {
     signal ??= received;
+    controller.abort(new Error(`stopped by ${received}`));
   };
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const s of signals) process.on(s, onSignal);
   try {
-    return await work(() => signal);
+    return await work(() => signal, controller.signal);
+  } catch (error) {
+    // What the signal cut short (an image being made) ends as a stop, not as its own failure.
+    if (signal === undefined) throw error;
+    say(`stopped by ${signal}`);
+    return 128 + constants.signals[signal];
   } finally {
     for (const s of signals) process.off(s, onSignal);
   }
@@ -269,13 +279,14 @@ async function runVm(
     );
   if (kernel && forwards.length > 0 && !kernel.manifest.devices.some((d) => d.type === "net"))
     throw new Error(noNetwork(image));
-  return stoppable((stopped) =>
+  return stoppable((stopped, abort) =>
     withScratch({ name: "run" }, async (dir) => {
       let disk = image;
       if (kernel) {
         say(`making a disk image of ${image}`);
         const plan = await planImage(image, "raw", line.rest, kernel);
-        disk = (await makeImage(plan, dir, { logFile: `${dir}/image.log` })).disk.path;
+        disk = (await makeImage(plan, dir, { logFile: `${dir}/image.log`, signal: abort })).disk
+          .path;
       }
       let end: { status: number | null; signal: NodeJS.Signals | null } | undefined;
       const options: VmOptions = {

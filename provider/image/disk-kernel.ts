@@ -2,8 +2,9 @@
 // puts it (syslinux.ts: /unikernel.bin, grub.ts: /boot/unikernel.bin), so that a run knows what it
 // boots before it boots it: a xen kernel is refused at once, and a declared network is known. A
 // disk made by other tools has no such file: the caller then boots it as it is.
-import { type FileHandle, open, writeFile } from "node:fs/promises";
+import { type FileHandle, open, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { MAX_KERNEL_BYTES } from "../kernel/inspect";
 import {
   ATTR_DIRECTORY,
   ATTR_LFN,
@@ -97,18 +98,30 @@ export async function extractDiskKernel(disk: string, dir: string): Promise<stri
     for (const place of KERNEL_PLACES) {
       const entry = await lookup(file, fs, place).catch(() => undefined);
       if (!entry) continue;
-      const parts: Buffer[] = [];
-      let left = entry.size;
-      for (const cluster of chain(fs, entry.cluster)) {
-        if (left <= 0) break;
-        const length = Math.min(left, fs.clusterBytes);
-        parts.push(await readAt(file, clusterOffset(fs, cluster), length));
-        left -= length;
+      if (entry.size > MAX_KERNEL_BYTES) return undefined; // no kernel of ours: inspect refuses it
+      let clusters: number[];
+      try {
+        clusters = chain(fs, entry.cluster);
+      } catch {
+        return undefined; // a looping chain: not ours
       }
-      if (left > 0) return undefined; // a chain shorter than the file: not ours
       const kernel = join(dir, KERNEL_NAME);
-      await writeFile(kernel, Buffer.concat(parts), { mode: 0o600 });
-      return kernel;
+      // Cluster by cluster: a disk's claims cost no more memory than one cluster.
+      const out = await open(kernel, "wx", 0o600);
+      let left = entry.size;
+      try {
+        for (const cluster of clusters) {
+          if (left <= 0) break;
+          const length = Math.min(left, fs.clusterBytes);
+          await out.write(await readAt(file, clusterOffset(fs, cluster), length));
+          left -= length;
+        }
+      } finally {
+        await out.close();
+      }
+      if (left === 0) return kernel;
+      await rm(kernel, { force: true }); // a chain shorter than the file: not ours
+      return undefined;
     }
     return undefined;
   } finally {
