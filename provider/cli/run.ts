@@ -206,7 +206,7 @@ async function follow(
   stopped: () => NodeJS.Signals | undefined,
   ended: () => { status: number | null; signal: NodeJS.Signals | null } | undefined,
   failed: () => string | undefined = () => undefined,
-): Promise<Ending & { failure?: string }> {
+): Promise<Ending> {
   const watched = await watchLog(what.consoleLog, {
     timeoutMs: Number.POSITIVE_INFINITY,
     alive: () => isRunning(what),
@@ -217,8 +217,7 @@ async function follow(
   await stopBackground(what);
   if (signal !== undefined)
     return { status: 128 + constants.signals[signal], report: `stopped by ${signal}` };
-  if (watched.outcome === "failed")
-    return { status: 1, failure: watched.failure, report: watched.failure };
+  if (watched.outcome === "failed") return { status: 1, report: watched.failure };
   // The exit event may follow the process's end by a moment.
   for (let i = 0; i < 100 && ended() === undefined; i++)
     await new Promise((resolve) => setTimeout(resolve, 10));

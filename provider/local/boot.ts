@@ -387,11 +387,12 @@ export async function startVm(options: VmOptions, accel: AccelChoice): Promise<V
 export type VmWatcher<T> = (vm: VmProcess, failed: () => string | undefined) => Promise<T>;
 
 /**
- * Starts a background VM with the accelerator `auto` (or the mode given) chooses and hands it to
- * `watch`. In `auto`, a VM that KVM stopped while `watch` watched it (`failed` said so, or `watch`
- * threw and QEMU's last words say so) is stopped and started again with TCG, which stays the
- * choice on this host (accel.ts). What local.Vm's create (startVmAndWait) and `pulumi-mirage run`
- * share. `what` names the VM in progress lines.
+ * Starts a background VM with the accelerator `auto` (or the mode given) chooses and hands it
+ * to `watch`; when `watch` throws, the VM is stopped. In `auto`, a VM that KVM stopped while
+ * `watch` watched it (`failed` said so, or `watch` threw and QEMU's last words say so) is
+ * stopped and started again with TCG, which stays the choice on this host (accel.ts). What
+ * local.Vm's create (startVmAndWait) and `pulumi-mirage run` share. `what` names the VM in
+ * progress lines.
  */
 export async function watchVm<T>(
   options: VmOptions,
@@ -420,6 +421,8 @@ export async function watchVm<T>(
       const result = await watch(vm, failed);
       if (!(stop?.kvm && accel.mode === "auto")) return result;
     } catch (error) {
+      // A watcher that gives up leaves no VM behind.
+      await stopBackground(vm);
       // QEMU may have said why on its way out (KVM that would not start).
       stop ??= guestStopped({ ...guest, qmp: undefined });
       // A second round runs with TCG, where no stop is KVM's: this loop runs at most twice.
