@@ -5,7 +5,7 @@
 // TMPDIR of its own, which must be empty once it has ended.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -301,7 +301,13 @@ describe("pulumi-mirage run refuses", () => {
   test("what is neither a disk image nor a unikernel, and kernels of other platforms", async () => {
     const notes = join(dir, "notes.txt");
     await writeFile(notes, "not a unikernel\n");
+    // A damaged kernel, executable as kernels are, is never taken for a unix build and run.
+    const damaged = join(dir, "damaged.hvt");
+    await writeFile(damaged, readFileSync(await testKernel("hvt")).subarray(0, 200), {
+      mode: 0o755,
+    });
     const cases: [string, RegExp][] = [
+      [damaged, /damaged\.hvt.*the file is incomplete/],
       [notes, /notes\.txt is a text file, not a disk image/],
       [join(dir, "nothing-here"), /nothing-here does not exist: give a disk image or a unikernel/],
       [dir, /is not a file: give a disk image or a unikernel/],

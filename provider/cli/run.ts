@@ -14,7 +14,7 @@ import { stopBackground, watchLog } from "../core/background";
 import { withScratch } from "../core/scratch";
 import { makeImage, planImage } from "../image/make";
 import { readPrefix } from "../kernel/elf";
-import { inspectKernel, type KernelInfo } from "../kernel/inspect";
+import { inspectKernel, KernelFormatError, type KernelInfo } from "../kernel/inspect";
 import { type AccelMode, requestedMode } from "../local/accel";
 import { isRunning, type VmOptions, watchVm } from "../local/boot";
 import { diskImageFormat } from "../local/disk-check";
@@ -128,10 +128,9 @@ async function runnable(path: string): Promise<Runnable> {
     kernel = await inspectKernel(path);
   } catch (error) {
     // An ELF executable without Solo5's notes: a unix build (`mirage configure -t unix`).
+    if (!(error instanceof KernelFormatError && error.notSolo5)) throw error;
     if (info.mode & 0o111) return { kind: "unix" };
-    throw new Error(
-      `${(error as Error).message} (a unix build runs too, but ${path} is not executable)`,
-    );
+    throw new Error(`${error.message} (a unix build runs too, but ${path} is not executable)`);
   }
   const target = kernel.solo5.target;
   if (target === "virtio") return { kind: "virtio", info: kernel };
