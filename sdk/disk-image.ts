@@ -69,6 +69,8 @@ export class DiskImage extends pulumi.dynamic.Resource {
   declare readonly target: pulumi.Output<Target>;
   /** The unikernel's name. */
   declare readonly name: pulumi.Output<string>;
+  /** The kernel binary's sha256 (its Unikernel's, or read from the file given by path). */
+  declare readonly kernelSha256: pulumi.Output<string>;
   /** The devices the unikernel declares. */
   declare readonly manifest: pulumi.Output<Device[]>;
   /** The boot arguments (secret when any input was). */

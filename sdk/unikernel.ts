@@ -4,15 +4,22 @@ import { engineProvider } from "./engine";
 
 export type { Device, Target } from "../rules/targets";
 
-export interface UnikernelArgs {
+/** What every Unikernel takes, built from source or prebuilt. */
+interface UnikernelCommonArgs {
   /**
-   * A directory holding the unikernel's `config.ml`; it is built with the MirageOS toolchain.
-   * Exactly one of `source` and `kernel` must be given.
+   * Where built kernels and images are kept, by content. Default: `$PULUMI_MIRAGE_CACHE`, else
+   * `$XDG_CACHE_HOME/pulumi-mirage`, else `~/.cache/pulumi-mirage`.
    */
-  source?: pulumi.Input<string>;
-  /** A prebuilt unikernel binary (for example `dist/hello.virtio`), used as it is. */
-  kernel?: pulumi.Input<string>;
-  /** The MirageOS target to build for; a prebuilt kernel must be built for it. */
+  cacheDir?: pulumi.Input<string>;
+}
+
+/** A unikernel built from its source with the MirageOS toolchain. */
+export interface UnikernelSourceArgs extends UnikernelCommonArgs {
+  /** A directory holding the unikernel's `config.ml`; it is built with the MirageOS toolchain. */
+  source: pulumi.Input<string>;
+  /** Give `source` or `kernel`, not both. */
+  kernel?: never;
+  /** The MirageOS target to build for (`mirage configure -t`). */
   target: pulumi.Input<Target>;
   /**
    * Extra `mirage configure` arguments, e.g. `["--net=socket"]` for a unix build of a unikernel
@@ -37,12 +44,32 @@ export interface UnikernelArgs {
    * Default: 30.
    */
   buildTimeoutMinutes?: pulumi.Input<number>;
-  /**
-   * Where built kernels and images are kept, by content. Default: `$PULUMI_MIRAGE_CACHE`, else
-   * `$XDG_CACHE_HOME/pulumi-mirage`, else `~/.cache/pulumi-mirage`.
-   */
-  cacheDir?: pulumi.Input<string>;
 }
+
+/** A prebuilt unikernel binary, used as it is. */
+export interface UnikernelKernelArgs extends UnikernelCommonArgs {
+  /**
+   * The unikernel binary (for example `dist/hello.virtio`), read by the provider: a relative path
+   * is taken from the directory `pulumi` runs the program in (the project's), as every path
+   * input is.
+   */
+  kernel: pulumi.Input<string>;
+  /** Give `source` or `kernel`, not both. */
+  source?: never;
+  /**
+   * The kernel's MirageOS target. Default: read from the kernel's Solo5 note (known at preview);
+   * a unix build, which carries none, needs `"unix"`. Given, it must agree with the note.
+   */
+  target?: pulumi.Input<Target>;
+  /** Builds from source only. */
+  configureArgs?: never;
+}
+
+/**
+ * A `Unikernel`'s arguments: a `source` to build, or a prebuilt `kernel` (exactly one of them;
+ * TypeScript refuses neither or both, and so does `pulumi preview` for JavaScript programs).
+ */
+export type UnikernelArgs = UnikernelSourceArgs | UnikernelKernelArgs;
 
 /**
  * A MirageOS unikernel, built from source with the MirageOS toolchain or taken prebuilt.
@@ -61,6 +88,7 @@ export class Unikernel extends pulumi.dynamic.Resource {
   declare readonly sha256: pulumi.Output<string>;
   /** The kernel binary's size in bytes. */
   declare readonly size: pulumi.Output<number>;
+  /** The MirageOS target: as given, or read from a prebuilt kernel (known at preview). */
   declare readonly target: pulumi.Output<Target>;
   /** The unikernel's name (`register "NAME"` in config.ml). */
   declare readonly name: pulumi.Output<string>;
@@ -92,6 +120,8 @@ export class Unikernel extends pulumi.dynamic.Resource {
       name,
       {
         ...args,
+        // An output also when not given: a prebuilt kernel's is read from it.
+        target: args.target,
         // Dynamic providers are not told which resource they work for: progress lines need it.
         resourceName: name,
         kernelPath: undefined,

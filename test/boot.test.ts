@@ -457,19 +457,20 @@ describe("qemuArgs", () => {
     );
   });
 
-  test("forwards host ports on loopback, which implies a NIC", () => {
+  test("forwards host ports (TCP, or UDP when asked) on loopback, which implies a NIC", () => {
     const text = joined(
       qemuArgs({
         ...base,
         forwards: [
           { host: 8080, guest: 80 },
           { host: 2222, guest: 22, hostAddress: "0.0.0.0" },
+          { host: 5353, guest: 53, protocol: "udp" },
         ],
       }),
     );
     assert.match(
       text,
-      /-netdev user,id=n0,hostfwd=tcp:127\.0\.0\.1:8080-:80,hostfwd=tcp:0\.0\.0\.0:2222-:22 -device virtio-net-pci,netdev=n0/,
+      /-netdev user,id=n0,hostfwd=tcp:127\.0\.0\.1:8080-:80,hostfwd=tcp:0\.0\.0\.0:2222-:22,hostfwd=udp:127\.0\.0\.1:5353-:53 -device virtio-net-pci,netdev=n0/,
     );
   });
 

@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildImage } from "../provider/image";
 import { kvmUsable } from "../provider/local/qemu";
+import { demoKernel, demoKernelPort } from "../sdk/demo";
 import { bootSectorDisk } from "./support/boot-sector";
 import { CLI, type CliRun, type Ended, startCli } from "./support/cli";
 import { testKernel, testTapEcho, testUnixProgram } from "./support/kernels";
@@ -121,21 +122,23 @@ describe("pulumi-mirage run in QEMU", () => {
     assert.match(ended.stdout, /Command line is: '--hello=Hi -l \*:debug'/);
   });
 
-  test("-p forwards a host port to the guest's port while it runs; Ctrl-C stops it, leaving nothing", async () => {
-    const forever = await bootSectorDisk(dir, "forever", "up and serving\n", "run");
+  test("-p forwards a host port to the guest, where the demo kernel answers HTTP; Ctrl-C stops it, leaving nothing", async () => {
     const port = await freePort();
-    const { cli, tmp } = await start([forever, "-p", `${port}:80`]);
-    await consoleShows(cli, "up and serving");
-    const [qemu] = processesMentioning(forever);
+    const { cli, tmp } = await start([demoKernel, "-p", `${port}:${demoKernelPort}`]);
+    await consoleShows(cli, "demo: serving on");
+    const [qemu] = processesMentioning(tmp);
     assert.ok(qemu, "QEMU runs");
-    // The forward, on 127.0.0.1 by default, goes to the guest's port 80.
-    assert.match(qemu, new RegExp(`hostfwd=tcp:127\\.0\\.0\\.1:${port}-:80`));
-    assert.equal(await accepts(port), true);
+    // The forward, on 127.0.0.1 by default, goes to the guest's port; the NIC came with -p.
+    assert.match(qemu, new RegExp(`hostfwd=tcp:127\\.0\\.0\\.1:${port}-:${demoKernelPort}\\b`));
+    const response = await fetch(`http://127.0.0.1:${port}/hello`);
+    assert.equal(response.status, 200);
+    assert.match(await response.text(), /the pulumi-mirage demo unikernel served request 1/);
+    await consoleShows(cli, "demo: HTTP request 1 from 10.0.2.2: GET /hello");
     cli.child.kill("SIGINT");
     const ended = await cli.ended;
     assert.equal(ended.status, 130, ended.stderr);
     assert.match(ended.stderr, /stopped by SIGINT/);
-    assert.deepEqual(processesMentioning(forever), []);
+    assert.deepEqual(processesMentioning(tmp), []);
     assert.equal(await accepts(port), false);
     assert.deepEqual(readdirSync(tmp), []);
   });
@@ -340,12 +343,19 @@ describe("pulumi-mirage run refuses", () => {
         [disk, "-p", "70000:80"],
         /-p 70000:80: the host port must be a port number from 1 to 65535/,
       ],
-      [[disk, "-p", "8080"], /-p 8080: give HOST:GUEST or ADDR:HOST:GUEST/],
+      [[disk, "-p", "8080"], /-p 8080: give HOST:GUEST, ADDR:HOST:GUEST, or either with \/udp/],
+      [
+        [disk, "-p", "8080:80/sctp"],
+        /-p 8080:80\/sctp: the protocol must be "tcp" or "udp", not "sctp"/,
+      ],
       [
         [disk, "-p", "1.2.3:8080:80"],
         /-p 1\.2\.3:8080:80: the host address "1\.2\.3" is not an IPv4 address/,
       ],
-      [[disk, "-p", "8080:80", "-p", "8080:81"], /8080 is forwarded twice/],
+      [
+        [disk, "-p", "8080:80", "-p", "8080:81"],
+        /-p 8080:81: the host port 8080 is forwarded twice: each host port can go to one guest port/,
+      ],
       [[disk, "--", "--hello=Hi"], /boot arguments are part of a disk image/],
       [[disk, "--net", "tap0"], /--net attaches Solo5 devices to hvt and spt kernels/],
       [[spt, "-p", "8080:80"], /--port forwards ports to a QEMU guest/],

@@ -105,7 +105,7 @@ describe("gcp.UnikernelService with host", () => {
       bucketLocation: "EU",
       ports: [8080],
       bootArgs: ["--hello=Hi"],
-      waitFor: { serial: "serving on port 8080" },
+      waitFor: { console: "serving on port 8080" },
     });
     assert.equal(byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage").length, 0);
     assert.equal(byType(seen, "gcp:compute/image:Image").length, 0);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as gcp_ from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
+import { DiskImage } from "../sdk/disk-image";
 import * as gcp from "../sdk/gcp";
 import { Unikernel } from "../sdk/unikernel";
 import {
@@ -25,6 +26,7 @@ import {
   value,
   ZONE,
 } from "./support/gcp-mocks";
+import { programErrors } from "./support/program-errors";
 
 /** A virtio kernel, built from source. */
 
@@ -57,7 +59,7 @@ describe("gcp.UnikernelService", () => {
       imageFamily: "web",
       ports: [8080, { port: 53, protocol: "udp" }],
       labels: { team: "edge" },
-      waitFor: { serial: "listening on \\d+", timeoutSeconds: 120 },
+      waitFor: { console: /listening on \d+/, timeoutSeconds: 120 },
     });
 
     // Registration order depends on when inputs resolve: compare the graph by name.
@@ -264,6 +266,7 @@ describe("gcp.UnikernelService", () => {
         bucket: "b",
         replicas: 3,
         ports: [{ port: 53, protocol: "udp" }, 8080, 8443],
+        // `serial`, console's name in 0.1, is still taken.
         waitFor: { serial: "listening" },
       },
       "fleet",
@@ -329,6 +332,7 @@ describe("gcp.UnikernelService", () => {
       link("regions/europe-west1/instanceGroups", "fleet"),
     );
     const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
+    assert.equal(wait.inputs.pattern, "listening");
     assert.deepEqual(wait.inputs.group, {
       manager: link("regions/europe-west1/instanceGroupManagers", "fleet-group-1a2b3c4"),
       template: `${link("global/instanceTemplates", "fleet-template-1a2b3c4")}?uniqueId=42`,
@@ -502,7 +506,7 @@ describe("gcp.UnikernelService", () => {
     const explicit = new gcp_.Provider("explicit", { accessToken: "ya29.provider-token" });
     const service = new gcp.UnikernelService(
       "cred",
-      { unikernel: kernel(), zone: ZONE, bucket: "b", waitFor: { serial: "x" } },
+      { unikernel: kernel(), zone: ZONE, bucket: "b", waitFor: { console: "x" } },
       { providers: [explicit] },
     );
     await value(service.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
@@ -519,7 +523,7 @@ describe("gcp.UnikernelService", () => {
         unikernel: kernel(),
         zone: ZONE,
         bucket: "b",
-        waitFor: { serial: "x" },
+        waitFor: { console: "x" },
       });
       await value(other.bootCheck?.urn as pulumi.Output<string>, "bootCheck");
     } finally {
@@ -538,7 +542,7 @@ describe("gcp.UnikernelService", () => {
       zone: ZONE,
       bucket: "b",
       ports: [8080],
-      waitFor: { serial: "listening" },
+      waitFor: { console: "listening" },
     });
     // Nothing is known about the VM until it exists.
     const known = await new Promise<boolean>((resolve) => {
@@ -574,6 +578,58 @@ describe("gcp.UnikernelService", () => {
     assert.equal((vm.inputs.networkInterfaces as Loose)[0].nicType, "VIRTIO_NET");
     const wait = one(seen, "pulumi-nodejs:dynamic/pulumi-mirage:GceSerialWait");
     assert.ok(unknown(wait.inputs.instances));
+  });
+});
+
+describe("gcp.UnikernelService given a DiskImage", () => {
+  it("uploads the program's own gce DiskImage, boot arguments and all, and makes none", async () => {
+    const seen = await mockStack(GOOD_KERNEL);
+    const diskImage = new DiskImage("own", {
+      kernel: kernel(),
+      format: "gce",
+      bootArgs: ["--port=8080"],
+    });
+    const service = new gcp.UnikernelService("web", {
+      unikernel: diskImage,
+      project: PROJECT,
+      zone: ZONE,
+      bucket: "b",
+    });
+    await value(service.imageSelfLink, "imageSelfLink");
+    await outputsDone(service.urn);
+    assert.equal(service.diskImage, diskImage);
+    assert.deepEqual(
+      byType(seen, "pulumi-nodejs:dynamic/pulumi-mirage:DiskImage").map((r) => r.name),
+      ["own"],
+    );
+    const upload = one(seen, "gcp:storage/bucketObject:BucketObject");
+    assert.equal(upload.inputs.name, "web-0123456789ab.tar.gz");
+    // Which kernel it runs, from the image: the toolchain's version is not known there.
+    assert.deepEqual(one(seen, "gcp:compute/instance:Instance").inputs.labels, {
+      "mirage-unikernel": "web",
+      "mirage-kernel-sha256": KERNEL_SHA.slice(0, 32),
+    });
+  });
+
+  it("refuses one not made for GCE at preview, and boot arguments or a host beside it", async () => {
+    await mockStack(GOOD_KERNEL, true);
+    const errors = await programErrors(() => {
+      const raw = new DiskImage("raw", { kernel: kernel(), format: "raw" });
+      new gcp.UnikernelService("web", { unikernel: raw, zone: ZONE, bucket: "b" });
+    });
+    assert.equal(
+      errors[0],
+      'gcp.UnikernelService web: unikernel must be a DiskImage of format "gce", not "raw": make it with format: "gce", or give its Unikernel',
+    );
+    const image = new DiskImage("gce", { kernel: kernel(), format: "gce" });
+    assert.throws(
+      () => new gcp.UnikernelService("web", { unikernel: image, bootArgs: ["--port=80"] }),
+      /^Error: gcp\.UnikernelService web: bootArgs are the image's own with a DiskImage as unikernel: give them to its DiskImage instead$/,
+    );
+    assert.throws(
+      () => new gcp.UnikernelService("web", { unikernel: image, host: { tender: "/solo5-spt" } }),
+      /unikernel is a DiskImage, and a host runs a kernel under its tender: give the spt or hvt Unikernel itself/,
+    );
   });
 });
 
@@ -641,9 +697,17 @@ describe("gcp.UnikernelService refuses", () => {
       { labels: { team: "Edge Team" } },
       /labels\["team"\] "Edge Team" is not a valid label value/,
     );
+    await refuse(
+      { waitFor: { console: "(" } },
+      /waitFor\.console is not a valid regular expression/,
+    );
     await refuse({ waitFor: { serial: "(" } }, /waitFor\.serial is not a valid regular expression/);
     await refuse(
-      { waitFor: { serial: "x", timeoutSeconds: -1 } },
+      { waitFor: { console: "x", serial: "y" } as never },
+      /waitFor\.serial is console's former name, and console is given too: keep console only/,
+    );
+    await refuse(
+      { waitFor: { console: "x", timeoutSeconds: -1 } },
       /waitFor\.timeoutSeconds must be a positive number of seconds, at most 2147483, not -1/,
     );
     await refuse(

@@ -167,6 +167,57 @@ describe("local.Vm", () => {
     assert.deepEqual(processesMentioning(cacheDir), []);
   });
 
+  test("check takes ports in the shape every resource's take, and 0.1's { host, guest }, as forwards", async () => {
+    const { inputs, failures } = await checkVm({
+      image: forever,
+      ports: [
+        8080,
+        { port: 80, host: 8081 },
+        { port: 53, protocol: "udp", host: 5353, hostAddress: "0.0.0.0" },
+        { port: 53, protocol: "udp", host: 8080 },
+        { host: 2222, guest: 22, hostAddress: "0.0.0.0" },
+      ],
+    });
+    assert.deepEqual(failures, []);
+    assert.deepEqual(inputs.ports, [
+      { host: 8080, guest: 8080 },
+      { host: 8081, guest: 80 },
+      { host: 5353, guest: 53, hostAddress: "0.0.0.0", protocol: "udp" },
+      { host: 8080, guest: 53, protocol: "udp" },
+      { host: 2222, guest: 22, hostAddress: "0.0.0.0" },
+    ]);
+    // A 0.1 stack's state holds the forwards as given, keys in whatever order the engine keeps.
+    const recorded = {
+      ...inputs,
+      ports: [
+        { guest: 8080, host: 8080 },
+        { host: 8081, guest: 80 },
+        { guest: 53, hostAddress: "0.0.0.0", host: 5353, protocol: "udp" },
+        { protocol: "udp", host: 8080, guest: 53 },
+        { hostAddress: "0.0.0.0", guest: 22, host: 2222 },
+      ],
+    } as VmInputs;
+    assert.equal((await vmProvider.diff("id", recorded, inputs)).changes, false);
+    const bad = await checkVm({
+      image: forever,
+      ports: [8080, { port: 80, host: 8080 }, { port: 80, guest: 80, host: 9090 }, "8080:80"],
+    });
+    assert.deepEqual(bad.failures, [
+      {
+        property: "ports[1].host",
+        reason: "8080 is forwarded twice: each host port can go to one guest port",
+      },
+      {
+        property: "ports[2].guest",
+        reason: "is port's former name, and port is given too: keep port (the guest's) only",
+      },
+      {
+        property: "ports[3]",
+        reason: 'must be a port number from 1 to 65535, not "8080:80"',
+      },
+    ]);
+  });
+
   test("check fills in defaults and the image's hash; diff replaces on image or port changes", async () => {
     const { inputs, failures } = await checkVm({ image: forever });
     assert.deepEqual(failures, []);
@@ -459,6 +510,22 @@ describe("sdk local.Vm and local.Process under mocks", () => {
     assert.equal(await pulumi.isSecret(hidden.console), true);
   });
 
+  test("a waitFor's RegExp reaches the engine as its source, given plain or as an output", async () => {
+    const plain = new local.Vm("vm-regexp", {
+      image: "/images/disk.raw",
+      waitFor: { console: /^Hello, (World|you)$/m, timeoutSeconds: 30 },
+    });
+    const later = new local.Process("proc-regexp", {
+      kernel: "/kernels/hello",
+      target: "unix",
+      waitFor: pulumi.output("ready").apply((word) => ({ console: new RegExp(`^${word}`) })),
+    });
+    await Promise.all([settled(plain.pid), settled(later.pid)]);
+    const inputs = (name: string) => registered.find((r) => r.name === name)?.inputs.waitFor;
+    assert.deepEqual(inputs("vm-regexp"), { console: "^Hello, (World|you)$", timeoutSeconds: 30 });
+    assert.deepEqual(inputs("proc-regexp"), { console: "^ready" });
+  });
+
   test("a Process takes a kernel path with its target, and registers as LocalProcess", async () => {
     const process_ = new local.Process("proc", {
       kernel: "/kernels/hello",
@@ -481,18 +548,18 @@ describe("through the real dynamic-provider process", () => {
   // it, and a later provider process must find it, see its death, and clean up.
   test("a VM outlives the provider that created it; another one reads and deletes it", async () => {
     const cacheDir = join(dir, "cache-grpc-vm");
+    const hostPort = await freePort();
+    // What the program sends, with a forward as 0.1 wrote it.
+    const sent = {
+      image: forever,
+      ports: [{ host: hostPort, guest: 7 }],
+      waitFor: { console: "keeps running", timeoutSeconds: 120 },
+      cacheDir,
+    };
     const first = await startDynamicProvider();
     let created: { id: string; outs: Record<string, unknown> };
     try {
-      const { inputs, failures } = await first.check(
-        "local-vm",
-        {},
-        {
-          image: forever,
-          waitFor: { console: "keeps running", timeoutSeconds: 120 },
-          cacheDir,
-        },
-      );
+      const { inputs, failures } = await first.check("local-vm", {}, sent);
       assert.deepEqual(failures, []);
       created = await first.create("local-vm", inputs);
     } finally {
@@ -515,6 +582,14 @@ describe("through the real dynamic-provider process", () => {
       assert.deepEqual([diff.changes, diff.replaces], [true, []]);
       const updated = await second.update("local-vm", created.id, created.outs, news);
       assert.equal(updated.outs.pid, vm.pid);
+      // The forward renamed to the shape every resource's ports take changes nothing at all.
+      const renamed = await second.check("local-vm", created.outs, {
+        ...sent,
+        ports: [{ port: 7, host: hostPort }],
+      });
+      assert.deepEqual(renamed.failures, []);
+      const same = await second.diff("local-vm", created.id, created.outs, renamed.inputs);
+      assert.deepEqual([same.changes, same.replaces], [false, []]);
       // A new image does not.
       const moved = await second.diff("local-vm", created.id, created.outs, {
         ...inputs,
@@ -567,7 +642,8 @@ describe("through the real dynamic-provider process", () => {
   });
 
   test("the default program's chain: a Unikernel built, its DiskImage, booted in a local.Vm", async () => {
-    // What examples/local declares, as the SDK sends it; `mirage` is the stand-in (test kernels).
+    // What examples/local declares with `source` set, as the SDK sends it; `mirage` is the
+    // stand-in (test kernels). (Without it, test/default-program.test.ts: the demo kernel.)
     const standin = await Standin.setUp();
     const provider = await startDynamicProvider();
     const cacheDir = join(dir, "cache-chain");

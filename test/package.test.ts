@@ -3,7 +3,7 @@
 // add their provider SDK; every example type-checks against the tarball on TypeScript 5.9 and 6.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { cp, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { run } from "../provider/core/exec";
@@ -63,6 +63,21 @@ describe("a user with @pulumi/pulumi alone", { timeout: 10 * 60_000 }, () => {
     );
   });
 
+  it("ships the demo kernel: `demoKernel` is the installed copy of the one the build made", async () => {
+    const dir = await consumerProject("pulumi-only");
+    const result = await runIn(
+      dir,
+      `const { demoKernel } = require("pulumi-mirage");
+console.log(JSON.stringify({ demoKernel, bytes: require("node:fs").readFileSync(demoKernel).toString("base64") }));`,
+    );
+    assert.equal(
+      result.demoKernel,
+      join(dir, "node_modules", "pulumi-mirage", "build", "kernels", "demo.virtio"),
+    );
+    const built = await readFile(join(repoRoot, "build", "kernels", "demo.virtio"));
+    assert.equal(result.bytes, built.toString("base64"));
+  });
+
   it("gets an error naming the package to install from gcp and aws, at the root and subpaths", async () => {
     const dir = await consumerProject("pulumi-only");
     const result = await runIn(
@@ -114,6 +129,70 @@ export const port: gcp.Port = 8080;
   });
 });
 
+/**
+ * `pulumi new typescript`'s tsconfig.json (github.com/pulumi/templates, typescript/): `node` is
+ * what the template wrote from 2018 to March 2026 and what most Pulumi projects still have;
+ * `nodenext` is what it writes since. Our tests add `--noEmit`; nothing else is changed, in
+ * particular there is no skipLibCheck: the package's declarations are checked too.
+ */
+const pulumiTemplate = (resolution: "node" | "nodenext") => ({
+  compilerOptions: {
+    strict: true,
+    outDir: "bin",
+    target: "es2020",
+    module: resolution === "node" ? "commonjs" : "nodenext",
+    moduleResolution: resolution,
+    sourceMap: true,
+    experimentalDecorators: true,
+    pretty: true,
+    noFallthroughCasesInSwitch: true,
+    noImplicitReturns: true,
+    forceConsistentCasingInFileNames: true,
+  },
+  files: ["index.ts"],
+});
+
+/**
+ * A program using every entry point. Each `@ts-expect-error` fails the check when the line
+ * compiles, so an entry point whose types resolved to nothing (`any`) fails too.
+ */
+const everyEntryPoint = `import * as pulumi from "@pulumi/pulumi";
+import { DiskImage, local, Unikernel, xen } from "pulumi-mirage";
+import * as root from "pulumi-mirage";
+import * as aws from "pulumi-mirage/aws";
+import * as gcp from "pulumi-mirage/gcp";
+
+const kernel = new Unikernel("k", { kernel: "/kernels/hello.virtio" });
+export const vm = new local.Vm("vm", {
+  image: new DiskImage("i", { kernel }),
+  ports: [8080, { port: 80, host: 8081 }],
+  waitFor: { console: /^Hello/, timeoutSeconds: 30 },
+});
+export const domain = new xen.Domain("d", {
+  connection: { host: "xen.example", user: "root", privateKey: "/keys/xen" },
+  kernel: new Unikernel("x", { kernel: "/kernels/hello.xen" }),
+});
+export const service = new gcp.UnikernelService("web", {
+  unikernel: new DiskImage("web", { kernel, format: "gce" }),
+  ports: [8080, { port: 53, protocol: "udp" }],
+  waitFor: { console: "^ready$" },
+});
+export const address: pulumi.Output<string | undefined> = service.address;
+export const sameGcp: typeof gcp.UnikernelService = root.gcp.UnikernelService;
+export const sameAws: typeof aws.UnikernelService = root.aws.UnikernelService;
+export const sizeProblem: string | undefined = aws.instanceTypeProblem("t3.micro");
+// @ts-expect-error: a Unikernel takes a source or a kernel, not neither
+new Unikernel("none", {});
+// @ts-expect-error: nor both
+new Unikernel("both", { source: "src", kernel: "k.hvt", target: "hvt" });
+// @ts-expect-error: a build from source names its target
+new Unikernel("untargeted", { source: "src" });
+// @ts-expect-error: a port is a number or an object
+export const badPort: gcp.Port = "8080";
+// @ts-expect-error: an instance type is a string
+aws.instanceTypeProblem(3);
+`;
+
 describe("a user with all three peers", { timeout: 10 * 60_000 }, () => {
   it("gets the same gcp and aws modules from the root and from the subpaths", async () => {
     const dir = await consumerProject("all-peers");
@@ -132,6 +211,34 @@ console.log(JSON.stringify({
     ["5.9", "typescript"],
     ["6", "typescript6"],
   ]) {
+    for (const resolution of ["node", "nodenext"] as const) {
+      it(`type-checks a program using every entry point, with Pulumi's ${resolution} template tsconfig, on TypeScript ${version}`, async () => {
+        const dir = await consumerProject("all-peers");
+        const tsc = join(repoRoot, "node_modules", compiler, "bin", "tsc");
+        const work = await mkdtemp(join(dir, `.template-${process.pid}-`));
+        try {
+          await writeFile(join(work, "index.ts"), everyEntryPoint);
+          const config = pulumiTemplate(resolution);
+          const write = () =>
+            writeFile(join(work, "tsconfig.json"), JSON.stringify(config, null, 2));
+          await write();
+          if (version === "6" && resolution === "node") {
+            // TypeScript 6 deprecates `node` (node10): the README tells users to add this.
+            const refused = await run(process.execPath, [tsc, "--noEmit", "-p", work]).then(
+              () => "",
+              (error: Error) => error.message,
+            );
+            assert.match(refused, /TS5107.*moduleResolution=node10.*"ignoreDeprecations": "6\.0"/s);
+            Object.assign(config.compilerOptions, { ignoreDeprecations: "6.0" });
+            await write();
+          }
+          await run(process.execPath, [tsc, "--noEmit", "-p", work]);
+        } finally {
+          await rm(work, { recursive: true, force: true });
+        }
+      });
+    }
+
     it(`type-checks every example against the packed package with TypeScript ${version}`, async () => {
       const dir = await consumerProject("all-peers");
       const tsc = join(repoRoot, "node_modules", compiler, "bin", "tsc");

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { DiskImage, Unikernel } from "../sdk/index";
+import { settled } from "./support/example";
 
 interface Registration {
   type: string;
@@ -31,27 +32,6 @@ const builtKernel = {
   fingerprint: "cd".repeat(32),
   mirageVersion: "4.11.0",
 };
-
-async function settled<T>(output: pulumi.Output<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const value = new Promise<T>((resolve) => output.apply((v) => resolve(v)));
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new Error(
-            `${what} did not resolve within ${ms} ms: under mocks this means the dynamic provider could not be serialized`,
-          ),
-        ),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([value, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function registration(type: string, name: string): Registration {
   const found = registered.find((r) => r.type === type && r.name === name);

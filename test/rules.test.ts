@@ -33,6 +33,7 @@ import { describeProblem } from "../rules/problem";
 import { patternProblem } from "../rules/wait";
 import * as aws from "../sdk/aws";
 import * as gcp from "../sdk/gcp";
+import * as local from "../sdk/local";
 import { repoRoot } from "./support/consumer";
 import { elfHeader } from "./support/elf-header";
 import { programErrors } from "./support/program-errors";
@@ -69,8 +70,8 @@ function sdk(where: string, property: string, make: (bad: unknown) => unknown): 
         return [];
       } catch (error) {
         const text = (error as Error).message;
-        const prefix = /^(gcp|aws)\.UnikernelService rule: /;
-        assert.match(text, prefix, `${where} names itself and the service`);
+        const prefix = /^((gcp|aws)\.UnikernelService|local\.(Vm|Process)) rule: /;
+        assert.match(text, prefix, `${where} names itself and the resource`);
         return text.replace(prefix, "").split("; ");
       }
     },
@@ -199,7 +200,7 @@ const RULES: Rule[] = [
         parseBootCommand(["disk.raw", `--timeout=${bad}`]),
       ),
       sdk("gcp.UnikernelService", "waitFor.timeoutSeconds", (bad) =>
-        gcpService({ waitFor: { serial: "x", timeoutSeconds: bad as number } }),
+        gcpService({ waitFor: { console: "x", timeoutSeconds: bad as number } }),
       ),
       sdk("aws.UnikernelService", "host.waitFor.timeoutSeconds", (bad) =>
         awsHost({}, { waitFor: { console: "x", timeoutSeconds: bad as number } }),
@@ -228,6 +229,10 @@ const RULES: Rule[] = [
     bad: ["(", "a[", ""],
     reason: patternProblem,
     places: [
+      sdk("gcp.UnikernelService", "waitFor.console", (bad) =>
+        gcpService({ waitFor: { console: bad as string } }),
+      ),
+      // `serial` is console's former name: still taken, refused in the same words.
       sdk("gcp.UnikernelService", "waitFor.serial", (bad) =>
         gcpService({ waitFor: { serial: bad as string } }),
       ),
@@ -254,6 +259,31 @@ const RULES: Rule[] = [
     ],
   },
   {
+    // A RegExp's flags cannot reach an engine (it gets the source): refused where it is given.
+    rule: "patternProblem: a RegExp's flags (every boot wait)",
+    bad: [/x/i, /x/su, /x/y],
+    reason: patternProblem,
+    places: [
+      sdk("gcp.UnikernelService", "waitFor.console", (bad) =>
+        gcpService({ waitFor: { console: bad as RegExp } }),
+      ),
+      sdk("aws.UnikernelService", "host.waitFor.console", (bad) =>
+        awsHost({}, { waitFor: { console: bad as RegExp } }),
+      ),
+      sdk(
+        "local.Vm",
+        "waitFor.console",
+        (bad) => new local.Vm("rule", { image: MISSING, waitFor: { console: bad as RegExp } }),
+      ),
+      sdk(
+        "local.Process",
+        "waitFor.console",
+        (bad) =>
+          new local.Process("rule", { kernel: MISSING, waitFor: { console: bad as RegExp } }),
+      ),
+    ],
+  },
+  {
     rule: "BOUNDS.port (firewalls, security groups, health checks, forwards, SSH)",
     bad: [70_000, 0, 80.5],
     reason: (bad) => outOfBounds(bad, BOUNDS.port),
@@ -263,6 +293,16 @@ const RULES: Rule[] = [
         gcpService({ replicas: 2, ports: [80], healthCheck: { port: bad as number } }),
       ),
       sdk("aws.UnikernelService", "ports[0]", (bad) => awsAmi({ ports: [bad as number] })),
+      engine("local.Vm", "ports[0]", localVm.check, (bad) => ({ image: MISSING, ports: [bad] })),
+      engine("local.Vm", "ports[0]", localVm.check, (bad) => ({
+        image: MISSING,
+        ports: [{ port: bad, host: 8080 }],
+      })),
+      engine("local.Vm", "ports[0].host", localVm.check, (bad) => ({
+        image: MISSING,
+        ports: [{ port: 80, host: bad }],
+      })),
+      // 0.1's { host, guest }, still taken.
       engine("local.Vm", "ports[0].host", localVm.check, (bad) => ({
         image: MISSING,
         ports: [{ host: bad, guest: 80 }],
@@ -275,7 +315,7 @@ const RULES: Rule[] = [
     ],
   },
   {
-    rule: "servicePortProblems: a port's protocol",
+    rule: "servicePortProblems: a port's protocol (clouds, local.Vm's forwards)",
     bad: ["sctp", "TCP"],
     reason: (bad) => servicePortProblems("p", 80, bad)[0]?.reason,
     places: [
@@ -285,6 +325,10 @@ const RULES: Rule[] = [
       sdk("aws.UnikernelService", "ports[0].protocol", (bad) =>
         awsAmi({ ports: [{ port: 80, protocol: bad as "tcp" }] }),
       ),
+      engine("local.Vm", "ports[0].protocol", localVm.check, (bad) => ({
+        image: MISSING,
+        ports: [{ port: 80, protocol: bad }],
+      })),
     ],
   },
   {

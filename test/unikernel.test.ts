@@ -21,7 +21,7 @@ import { run } from "../provider/core/exec";
 import { sha256File } from "../provider/core/hash";
 import { provider } from "../provider/resources/unikernel";
 import { UNKNOWN } from "../rules/values";
-import { testKernel } from "./support/kernels";
+import { testKernel, testUnixProgram } from "./support/kernels";
 import { alive, Started, waitFor } from "./support/process";
 import { STANDIN, Standin } from "./support/standin";
 
@@ -85,9 +85,34 @@ describe("check", () => {
     assert.match(both.kernel, /not both/);
   });
 
-  it("refuses a prebuilt kernel built for another target, saying which", async () => {
-    const reason = (await failures({ kernel: await testKernel("virtio"), target: "xen" })).kernel;
-    assert.match(reason, /is built for virtio, but target is xen: set target to "virtio"/);
+  it("reads a prebuilt kernel's target from its Solo5 note, known at preview", async () => {
+    for (const target of ["virtio", "hvt", "spt", "xen"] as const) {
+      const inputs = await checked({ kernel: await testKernel(target) });
+      assert.equal(inputs.target, target);
+      // What an explicit, agreeing target gives: the same fingerprint, hence the same kernel.
+      const given = await checked({ kernel: await testKernel(target), target });
+      assert.equal(inputs.fingerprint, given.fingerprint);
+    }
+    // Not known yet (an output at preview): unknown, not missing.
+    assert.equal((await checked({ kernel: UNKNOWN })).target, UNKNOWN);
+  });
+
+  it("refuses an explicit target the kernel's note contradicts, and says a unix build needs one", async () => {
+    const virtio = await testKernel("virtio");
+    assert.equal(
+      (await failures({ kernel: virtio, target: "xen" })).target,
+      `is xen, but ${virtio} is built for virtio (its Solo5 ABI1 note says so): leave target out (a prebuilt kernel's is read from that note) or give a xen kernel`,
+    );
+    const unix = await testUnixProgram();
+    assert.match(
+      (await failures({ kernel: unix })).kernel,
+      /has no Solo5 ABI1 note.*; for a unix build, give target: "unix"$/,
+    );
+    assert.equal((await checked({ kernel: unix, target: "unix" })).target, "unix");
+    assert.match(
+      (await failures({ source: await standin.source(), mirage: STANDIN })).target,
+      /^is required to build from source: give one of unix, hvt, spt, virtio/,
+    );
   });
 
   it("refuses configure arguments that break the build's contract, naming the argument", async () => {
@@ -215,6 +240,18 @@ describe("check", () => {
 });
 
 describe("diff", () => {
+  it("sees no change when a program drops a prebuilt kernel's explicit target", async () => {
+    const kernel = await testKernel("hvt");
+    const cacheDir = standin.path("cache-inferred");
+    const olds = await created({ kernel, target: "hvt", cacheDir });
+    const news = await checked({ kernel, cacheDir });
+    assert.deepEqual(await provider.diff("id", olds, news), {
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+  });
+
   it("replaces only when the fingerprint changes, naming the properties", async () => {
     const source = await standin.source();
     const olds = await created(sourceInputs(source));

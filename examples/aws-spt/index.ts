@@ -6,12 +6,15 @@
 //
 //   pulumi config set aws:region eu-west-1
 //   pulumi config set tender "$(opam var bin)/solo5-spt"   # your switch's tender (solo5 package)
-//   pulumi config set kernel dist/web.spt                   # optional: a prebuilt spt kernel
+//   pulumi config set kernel dist/web.spt                   # optional: a prebuilt spt kernel (*)
 //   pulumi up
 //   curl http://$(pulumi stack output publicIps | jq -r '.[0]'):8080/
+//
+// (*) A relative path is taken from this directory, where Pulumi runs the program.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { aws, Unikernel } from "pulumi-mirage";
+import { Unikernel } from "pulumi-mirage";
+import * as aws from "pulumi-mirage/aws";
 
 const config = new pulumi.Config();
 const prebuilt = config.get("kernel");

@@ -3,9 +3,11 @@
 // APIs: only its non-zero blocks), registers an HVM legacy-BIOS AMI and runs it on a t2.micro.
 //
 //   pulumi config set aws:region eu-west-1
-//   pulumi config set kernel dist/hello.xen    # optional: a prebuilt xen kernel, no OCaml needed
+//   pulumi config set kernel dist/hello.xen    # optional: a prebuilt xen kernel, no OCaml needed (*)
 //   pulumi up
 //   $(pulumi stack output consoleOutputCommands | jq -r '.[0]')
+//
+// (*) A relative path is taken from this directory, where Pulumi runs the program.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { Unikernel } from "pulumi-mirage";

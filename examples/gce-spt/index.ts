@@ -7,10 +7,12 @@
 //
 //   pulumi config set project MY-PROJECT                 # region and zone default to europe-west1(-b)
 //   pulumi config set tender "$(opam var bin)/solo5-spt"  # your switch's tender (solo5 package)
-//   pulumi config set kernel dist/web.spt                 # optional: a prebuilt spt kernel
+//   pulumi config set kernel dist/web.spt                 # optional: a prebuilt spt kernel (*)
 //   pulumi config set machineType c3-standard-4           # optional: any family (default e2-micro)
 //   pulumi up
 //   curl "$(pulumi stack output url)"
+//
+// (*) A relative path is taken from this directory, where Pulumi runs the program.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { Unikernel } from "pulumi-mirage";
@@ -37,7 +39,7 @@ const service = new gcp.UnikernelService("web", {
   // an Arm one (t2a, c4a) an aarch64 kernel and tender.
   machineType: config.get("machineType") ?? "e2-micro",
   ports: [8080],
-  waitFor: { serial: "serving HTTP on port 8080", timeoutSeconds: 600 },
+  waitFor: { console: "serving HTTP on port 8080", timeoutSeconds: 600 },
 });
 
 export const instances = service.instanceNames;

@@ -3,10 +3,12 @@
 // unikernel's serial console says it serves.
 //
 //   pulumi config set project MY-PROJECT   # region and zone default to europe-west1(-b)
-//   pulumi config set kernel PATH          # optional: a prebuilt web.virtio, no OCaml needed
+//   pulumi config set kernel PATH          # optional: a prebuilt web.virtio, no OCaml needed (*)
 //   pulumi config set staticIp true        # optional: an address that survives new images
 //   pulumi up
 //   curl "$(pulumi stack output url)"
+//
+// (*) A relative path is taken from this directory, where Pulumi runs the program.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { Unikernel } from "pulumi-mirage";
@@ -37,7 +39,7 @@ const service = new gcp.UnikernelService("web", {
   // No network given: the component creates one with MTU 1500, the frame size Solo5 uses.
   ports: [8080],
   labels: { example: "web" },
-  waitFor: { serial: "serving HTTP on port 8080", timeoutSeconds: 300 },
+  waitFor: { console: "serving HTTP on port 8080", timeoutSeconds: 300 },
 });
 
 export const image = service.imageSelfLink;

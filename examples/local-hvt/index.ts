@@ -3,7 +3,8 @@
 // that tap, and wait for it to serve. Then `curl http://10.0.0.2:8080/` from the host.
 //
 // Config (all optional):
-//   kernel   a prebuilt web.hvt (absolute path): no OCaml toolchain needed
+//   kernel   a prebuilt web.hvt: no OCaml toolchain needed (a relative path is taken from
+//            this directory, where Pulumi runs the program)
 //   target   hvt (default; needs /dev/kvm) or spt (a seccomp-sandboxed process, any Linux)
 //   netns    a network namespace made with `ip netns add NAME` to keep the tap in
 // Creating the tap needs root or CAP_NET_ADMIN (`sudo pulumi up`).

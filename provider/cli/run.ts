@@ -7,7 +7,7 @@
 import { stat } from "node:fs/promises";
 import { constants } from "node:os";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
-import { hostAddressProblem, type PortForward } from "../../rules/local";
+import { type PortForward, resolveForwards } from "../../rules/local";
 import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
 import { stopBackground, watchLog } from "../core/background";
@@ -46,9 +46,9 @@ export const RUN_COMMAND: CommandSpec = {
     {
       name: "port",
       short: "p",
-      value: "[ADDR:]HOST:GUEST",
+      value: "[ADDR:]HOST:GUEST[/udp]",
       repeatable: true,
-      help: "QEMU only: forward TCP port HOST of the host (on ADDR, an IPv4 address; default 127.0.0.1) to port GUEST of the guest; attaches the NIC.",
+      help: "QEMU only: forward TCP (or UDP) port HOST of the host (on ADDR, an IPv4 address; default 127.0.0.1) to port GUEST of the guest, as local.Vm's ports do; attaches the NIC.",
     },
     {
       name: "net",
@@ -144,31 +144,42 @@ async function runnable(path: string): Promise<Runnable> {
   );
 }
 
-/** `-p [ADDR:]HOST:GUEST`, checked with local.Vm's rules (rules/local.ts, rules/bounds.ts). */
+/** What each property resolveForwards names is, in `-p`'s words. */
+const PORT_PARTS: Record<string, string> = {
+  "": "the guest port",
+  ".host": "the host port",
+  ".guest": "the guest port",
+  ".hostAddress": "the host address",
+  ".protocol": "the protocol",
+};
+
+/**
+ * `-p [ADDR:]HOST:GUEST[/udp]` as local.Vm's ports, checked by the rule local.Vm's are
+ * (rules/local.ts resolveForwards), so a wrong one is refused in the same words.
+ */
 export function parsePorts(given: readonly string[]): PortForward[] {
-  const forwards: PortForward[] = [];
-  for (const text of given) {
-    const parts = text.split(":");
-    if (parts.length < 2 || parts.length > 3)
-      throw new UsageError(`-p ${text}: give HOST:GUEST or ADDR:HOST:GUEST, e.g. -p 8080:80`);
-    const [hostAddress, host, guest] = parts.length === 3 ? parts : [undefined, ...parts];
-    const number = (port: string) => (/^\d+$/.test(port) ? Number(port) : port);
-    const forward: PortForward = {
-      host: number(host as string) as number,
-      guest: number(guest as string) as number,
-      ...(hostAddress === undefined ? {} : { hostAddress }),
-    };
-    const addressProblem = hostAddress !== undefined && hostAddressProblem(hostAddress);
-    if (addressProblem) throw new UsageError(`-p ${text}: the host address ${addressProblem}`);
-    for (const end of ["host", "guest"] as const) {
-      const problem = outOfBounds(forward[end], BOUNDS.port);
-      if (problem) throw new UsageError(`-p ${text}: the ${end} port ${problem}`);
-    }
-    if (forwards.some((f) => f.host === forward.host))
+  const number = (text: string) => (/^\d+$/.test(text) ? Number(text) : text);
+  const ports = given.map((text) => {
+    const [spec, protocol, ...more] = text.split("/");
+    const parts = spec.split(":");
+    if (more.length > 0 || parts.length < 2 || parts.length > 3)
       throw new UsageError(
-        `-p ${text}: ${forward.host} is forwarded twice: each host port can go to one guest port`,
+        `-p ${text}: give HOST:GUEST, ADDR:HOST:GUEST, or either with /udp, e.g. -p 8080:80`,
       );
-    forwards.push(forward);
+    const [hostAddress, host, guest] = parts.length === 3 ? parts : [undefined, ...parts];
+    return {
+      port: number(guest as string),
+      host: number(host as string),
+      ...(hostAddress === undefined ? {} : { hostAddress }),
+      ...(protocol === undefined ? {} : { protocol }),
+    };
+  });
+  const { forwards, problems } = resolveForwards(ports);
+  const [first] = problems;
+  if (first) {
+    const [, index, part] = /^ports\[(\d+)\](.*)$/.exec(first.property) ?? [];
+    const what = PORT_PARTS[part ?? ""] ?? first.property;
+    throw new UsageError(`-p ${given[Number(index)]}: ${what} ${first.reason}`);
   }
   return forwards;
 }
@@ -307,7 +318,9 @@ async function runVm(
         say(`QEMU (pid ${vm.pid}) is running ${image}`);
         say(`accelerator: ${vm.accel.accel} (${vm.accel.reason})`);
         for (const f of forwards)
-          say(`port ${f.hostAddress ?? "127.0.0.1"}:${f.host} goes to the guest's port ${f.guest}`);
+          say(
+            `${f.protocol ?? "tcp"} port ${f.hostAddress ?? "127.0.0.1"}:${f.host} goes to the guest's port ${f.guest}`,
+          );
         return follow(vm, stopped, () => end, failed);
       });
       say(ending.report ?? `QEMU exited with status ${ending.status}${exitMeaning(ending.status)}`);

@@ -113,11 +113,28 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function stopBackground(id: ProcessIdentity, graceMs = 3000): Promise<void> {
   if (!isRunning(id)) return;
   killTree(id.pid, "SIGTERM");
-  const deadline = Date.now() + graceMs;
-  while (isRunning(id) && Date.now() < deadline) await sleep(50);
+  const graceEnd = Date.now() + graceMs;
+  while (isRunning(id) && Date.now() < graceEnd) await sleep(50);
   // Also takes whatever the process started and left behind in its group.
   killTree(id.pid, "SIGKILL");
   while (isRunning(id)) await sleep(20);
+  // A signal is delivered, not awaited: the group's other members (a shell's subshell, say) may
+  // still be on their way out. Done means none is left, as far as SIGKILL can make it so.
+  const groupEnd = Date.now() + GROUP_EXIT_MS;
+  while (groupExists(id.pid) && Date.now() < groupEnd) await sleep(20);
+}
+
+/** How long a killed group's members get to be gone (one stuck in the kernel may take longer). */
+const GROUP_EXIT_MS = 5000;
+
+/** Whether process group `pgid` still has a member (a zombie counts until it is reaped). */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 export interface WatchOptions {

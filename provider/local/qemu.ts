@@ -32,7 +32,7 @@ export interface QemuOptions {
   memoryMiB?: number;
   /** Attach one virtio-net NIC on QEMU's user-mode network. Default: no NIC at all. */
   net?: boolean;
-  /** Host→guest TCP forwards on that NIC; giving any implies `net`. */
+  /** Host→guest forwards (TCP unless `protocol` says udp) on that NIC; giving any implies `net`. */
   forwards?: readonly PortForward[];
   /** Open a QMP monitor (qmp.ts) in QEMU's working directory. */
   qmp?: boolean;
@@ -119,7 +119,9 @@ export function qemuArgs(options: QemuOptions): string[] {
       const address = forward.hostAddress ?? "127.0.0.1";
       const problem = hostAddressProblem(address);
       if (problem) throw new Error(`hostAddress ${problem}`);
-      netdev.push(`hostfwd=tcp:${address}:${forward.host}-:${forward.guest}`);
+      netdev.push(
+        `hostfwd=${forward.protocol ?? "tcp"}:${address}:${forward.host}-:${forward.guest}`,
+      );
     }
     // No iPXE option ROM: a disk that does not boot must not fall through to a network boot.
     args.push("-netdev", netdev.join(","), "-device", "virtio-net-pci,netdev=n0,romfile=");

@@ -6,7 +6,7 @@ import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Problem } from "../../rules/problem";
 import { isKnown } from "../../rules/values";
-import { type WaitFor as WaitArgs, waitProblems } from "../../rules/wait";
+import { type SourceWait, waitProblems } from "../../rules/wait";
 import {
   isRunning,
   type ProcessIdentity,
@@ -19,7 +19,7 @@ import { sha256File } from "../core/hash";
 import { RUN_TAG, recordRun, removeRun, sweepRuns } from "./run-records";
 
 /** Wait until the console matches `console` (a regex source), for at most `timeoutSeconds`. */
-export type WaitFor = Required<WaitArgs>;
+export type WaitFor = Required<SourceWait>;
 
 const DEFAULT_WAIT_SECONDS = 60;
 /** How long a process without `waitFor` must stay up for create to call it started. */

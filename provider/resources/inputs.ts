@@ -19,13 +19,25 @@ export function definedOnly<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
+/**
+ * `value` as JSON with every object's keys sorted: the engine hands a state's objects back in an
+ * order of its own (a protobuf Struct is a map), which is no change.
+ */
+function canonicalJson(value: unknown): string | undefined {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
 /** The keys among `keys` whose values differ between two property bags. */
 export function changedKeys(
   olds: Record<string, unknown>,
   news: Record<string, unknown>,
   keys: readonly string[],
 ): string[] {
-  return keys.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
+  return keys.filter((key) => canonicalJson(olds[key]) !== canonicalJson(news[key]));
 }
 
 /** The provider object an engine module exports, with every method the engine may call. */

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { type AccelMode, accelModeProblem } from "../../rules/accel";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
-import { DEFAULT_VM_MEMORY_MIB, hostAddressProblem, type PortForward } from "../../rules/local";
+import { DEFAULT_VM_MEMORY_MIB, type PortForward, resolveForwards } from "../../rules/local";
 import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
 import { isKnown } from "../../rules/values";
@@ -32,7 +32,7 @@ export interface VmInputs {
   target?: string;
   /** The devices the unikernel declares, when the image comes from a DiskImage. */
   manifest?: Device[];
-  /** Host→guest TCP forwards. */
+  /** Host→guest forwards, as check resolved them from the ports given (rules/local.ts). */
   ports: PortForward[];
   memoryMiB: number;
   /** Attach a virtio-net NIC. Default: when the unikernel declares a network device, or ports are given. */
@@ -68,36 +68,16 @@ const REPLACING: (keyof VmInputs)[] = [
   "accel",
 ];
 
-/** The `ports` input: a list of host→guest forwards, each host port once. */
+/** The `ports` input as forwards (rules/local.ts), and what is wrong with it. */
 function checkPorts(value: unknown): { ports: PortForward[]; problems: Problem[] } {
   if (value === undefined || value === null) return { ports: [], problems: [] };
   if (!isKnown(value)) return { ports: value as PortForward[], problems: [] };
   if (!Array.isArray(value)) {
-    const reason = "must be a list like [{ host: 8080, guest: 80 }]";
+    const reason = "must be a list like [8080, { port: 80, host: 8081 }]";
     return { ports: [], problems: [{ property: "ports", reason }] };
   }
-  const problems: Problem[] = [];
-  const hosts = new Set<unknown>();
-  value.forEach((forward: Partial<PortForward> | undefined, index) => {
-    const address = forward?.hostAddress;
-    const addressProblem = address !== undefined && isKnown(address) && hostAddressProblem(address);
-    if (addressProblem)
-      problems.push({ property: `ports[${index}].hostAddress`, reason: addressProblem });
-    for (const end of ["host", "guest"] as const) {
-      const port = forward?.[end];
-      const reason = isKnown(port) ? outOfBounds(port, BOUNDS.port) : undefined;
-      if (reason) problems.push({ property: `ports[${index}].${end}`, reason });
-    }
-    const host = forward?.host;
-    if (!isKnown(host) || problems.some((p) => p.property === `ports[${index}].host`)) return;
-    if (hosts.has(host))
-      problems.push({
-        property: `ports[${index}].host`,
-        reason: `${host} is forwarded twice: each host port can go to one guest port`,
-      });
-    hosts.add(host);
-  });
-  return { ports: value as PortForward[], problems };
+  const { forwards, problems } = resolveForwards(value);
+  return { ports: forwards, problems };
 }
 
 function declaresNet(manifest: VmInputs["manifest"]): boolean | undefined {

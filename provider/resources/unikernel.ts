@@ -77,7 +77,12 @@ function prebuiltFingerprint(kernelSha256: string, target: Target): string {
 function checkShape(news: Record<string, unknown>, failures: Failure[]): void {
   const { target, configureArgs, buildTimeoutMinutes } = news;
   if (!given(target)) {
-    failures.push({ property: "target", reason: `give a target: one of ${TARGETS.join(", ")}` });
+    // A prebuilt kernel's target is read from its Solo5 note (checkPrebuilt).
+    if (!given(news.kernel))
+      failures.push({
+        property: "target",
+        reason: `is required to build from source: give one of ${TARGETS.join(", ")}`,
+      });
   } else if (isKnown(target) && !isTarget(target)) {
     failures.push({
       property: "target",
@@ -223,29 +228,34 @@ async function checkPrebuilt(
     failures,
   );
   if (!info) return {};
-  const target = news.target;
-  if (!isKnown(target) || !isTarget(target)) return {};
+  const explicit = given(news.target) ? news.target : undefined;
+  if (explicit !== undefined && (!isKnown(explicit) || !isTarget(explicit))) return {};
+  let target: Target = "unix";
   let manifest: Device[] = [];
   let architecture: string | undefined;
-  if (target !== "unix") {
+  if (explicit !== "unix") {
     try {
       const inspected = await inspectKernel(kernel);
-      if (inspected.solo5.target !== target) {
+      target = inspected.solo5.target;
+      if (explicit !== undefined && explicit !== target) {
         failures.push({
-          property: "kernel",
-          reason: `${kernel} is built for ${inspected.solo5.target}, but target is ${target}: set target to "${inspected.solo5.target}" or give a ${target} kernel`,
+          property: "target",
+          reason: `is ${explicit}, but ${kernel} is built for ${target} (its Solo5 ABI1 note says so): leave target out (a prebuilt kernel's is read from that note) or give a ${explicit} kernel`,
         });
         return {};
       }
       manifest = inspected.manifest.devices.map(({ name, type }) => ({ name, type }));
       architecture = inspected.elf.machine;
     } catch (error) {
-      failures.push({ property: "kernel", reason: message(error) });
+      // Without a target, the note is where it comes from: a unix build has none.
+      const unix = explicit === undefined ? '; for a unix build, give target: "unix"' : "";
+      failures.push({ property: "kernel", reason: `${message(error)}${unix}` });
       return {};
     }
   }
   const kernelSha256 = await sha256File(kernel);
   return {
+    target,
     fingerprint: prebuiltFingerprint(kernelSha256, target),
     name: plainName(basename(kernel, extname(kernel))),
     mirageVersion: "prebuilt",
@@ -271,6 +281,8 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
   return {
     inputs: {
       ...inputs,
+      // A prebuilt kernel's target, when not given, is read from it once it is known.
+      target: given(news.target) ? news.target : UNKNOWN,
       fingerprint: UNKNOWN,
       name: UNKNOWN,
       mirageVersion: given(news.kernel) ? "prebuilt" : UNKNOWN,

@@ -6,7 +6,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import { type Protocol, servicePortProblems } from "../../rules/ports";
 import { type Problem, problemIf } from "../../rules/problem";
-import { waitProblems } from "../../rules/wait";
+import { patternSource, waitProblems } from "../../rules/wait";
 import type { DiskImage } from "../disk-image";
 import { refuse } from "../refuse";
 import type { Unikernel } from "../unikernel";
@@ -142,7 +142,7 @@ function resolvePath(
       tender: host.tender,
       amiId: host.amiId,
       instanceType: args.instanceType,
-      waitFor,
+      waitFor: waitFor && { ...waitFor, pattern: patternSource(waitFor.pattern) },
     };
   }
   const image = ami?.image;

@@ -8,6 +8,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { sha256 } from "../../provider/core/hash";
 import { DiskImage } from "../disk-image";
 import { gcpSdk } from "../peers";
+import { refusal } from "../refuse";
+import type { Unikernel } from "../unikernel";
 import { groupBalancer, regionOfZone, vmAddress } from "./address";
 import { COMPONENT, type ServiceSpec } from "./resolve";
 import { GceSerialWait, type GceSerialWaitArgs } from "./serial-wait";
@@ -24,15 +26,20 @@ export function stackUnique(name: string): string {
   return sha256(`${pulumi.getProject()}/${pulumi.getStack()}/${name}`).slice(0, 8);
 }
 
+/** The unikernel's name and kernel hash, and the toolchain's version when it is known. */
+function kernelFacts(uk: Unikernel | DiskImage) {
+  return uk instanceof DiskImage
+    ? { name: uk.name, sha256: uk.kernelSha256, mirageVersion: undefined }
+    : { name: uk.name, sha256: uk.sha256, mirageVersion: uk.mirageVersion };
+}
+
 /** The labels of the image and the VMs: the user's and the kernel's. */
 export function serviceLabels(spec: ServiceSpec): pulumi.Output<Record<string, string>> {
-  const uk = spec.unikernel;
-  return pulumi
-    .all([uk.name, uk.sha256, uk.mirageVersion])
-    .apply(([ukName, kernelSha, mirageVersion]) => ({
-      ...spec.labels,
-      ...kernelLabels(ukName, kernelSha, mirageVersion),
-    }));
+  const { name, sha256, mirageVersion } = kernelFacts(spec.unikernel);
+  return pulumi.all([name, sha256, mirageVersion]).apply(([ukName, kernelSha, version]) => ({
+    ...spec.labels,
+    ...kernelLabels(ukName, kernelSha, version),
+  }));
 }
 
 /**
@@ -42,12 +49,26 @@ export function serviceLabels(spec: ServiceSpec): pulumi.Output<Record<string, s
 export function imageGraph(spec: ServiceSpec, parent: pulumi.Resource): ImageGraph {
   const gcp = gcpSdk(COMPONENT);
   const { name, unikernel: uk } = spec;
+  const kernel = kernelFacts(uk);
   const child = { parent };
-  const diskImage = new DiskImage(
-    `${name}-disk`,
-    { kernel: uk, format: "gce", bootArgs: spec.bootArgs },
-    child,
-  );
+  const diskImage =
+    uk instanceof DiskImage
+      ? uk
+      : new DiskImage(
+          `${name}-disk`,
+          { kernel: uk, format: "gce", bootArgs: spec.bootArgs },
+          child,
+        );
+  // A DiskImage given is refused at preview, once its format is known, unless it is for GCE.
+  const objectName = pulumi
+    .all([diskImage.format, diskImage.objectName])
+    .apply(([format, objectName]) => {
+      if (format !== "gce") {
+        const reason = `must be a DiskImage of format "gce", not "${format}": make it with format: "gce", or give its Unikernel`;
+        throw refusal(COMPONENT, name, [{ property: "unikernel", reason }]);
+      }
+      return objectName;
+    });
   const bucket =
     "name" in spec.bucket
       ? spec.bucket.name
@@ -61,7 +82,7 @@ export function imageGraph(spec: ServiceSpec, parent: pulumi.Resource): ImageGra
     {
       bucket,
       // Content-addressed: an unchanged image is never uploaded again.
-      name: diskImage.objectName,
+      name: objectName,
       source: diskImage.path.apply((path) => new pulumi.asset.FileAsset(path)),
       contentType: "application/gzip",
     },
@@ -76,7 +97,7 @@ export function imageGraph(spec: ServiceSpec, parent: pulumi.Resource): ImageGra
         source: pulumi.interpolate`https://storage.googleapis.com/${upload.bucket}/${upload.name}`,
       },
       family: spec.imageFamily,
-      description: pulumi.interpolate`MirageOS unikernel ${uk.name}, kernel sha256 ${uk.sha256}`,
+      description: pulumi.interpolate`MirageOS unikernel ${kernel.name}, kernel sha256 ${kernel.sha256}`,
       labels: serviceLabels(spec),
       // No guestOsFeatures: a BIOS disk, no UEFI, no gVNIC.
     },

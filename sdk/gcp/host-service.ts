@@ -25,6 +25,7 @@ import { encodeSecretBootArgs } from "../host/script";
 import { type HostTarget, hostUnikernel } from "../host/service";
 import { gcpSdk } from "../peers";
 import { refuse } from "../refuse";
+import type { Unikernel } from "../unikernel";
 import { gcsObjectUrl, renderGceHostScript } from "./host-script";
 import { COMPONENT, type HostSpec, type ServiceSpec } from "./resolve";
 
@@ -64,7 +65,9 @@ export function hostLaunch(
 ): HostLaunch {
   const gcp = gcpSdk(COMPONENT);
   const child = { parent };
-  const { name, unikernel, project } = spec;
+  const { name, project } = spec;
+  // resolveArgs refused a DiskImage with host.
+  const unikernel = spec.unikernel as Unikernel;
   const typeFor = (target: HostTarget) =>
     spec.machineType ?? (target === "hvt" ? DEFAULT_HVT_MACHINE_TYPE : DEFAULT_MACHINE_TYPE);
   const host = hostUnikernel(COMPONENT, name, {

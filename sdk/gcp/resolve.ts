@@ -11,7 +11,8 @@ import {
   virtioMachineTypeProblem,
 } from "../../rules/gce-machines";
 import { type Problem, problemIf } from "../../rules/problem";
-import { waitProblems } from "../../rules/wait";
+import { type ConsolePattern, patternSource, waitProblems } from "../../rules/wait";
+import { DiskImage } from "../disk-image";
 import { refuse } from "../refuse";
 import type { Unikernel } from "../unikernel";
 import type { UnikernelServiceArgs } from "./unikernel-service";
@@ -38,7 +39,8 @@ export interface HostSpec {
 /** A gcp.UnikernelService's arguments with every default resolved. */
 export interface ServiceSpec {
   name: string;
-  unikernel: Unikernel;
+  /** A Unikernel, or (the virtio path only) its gce DiskImage, made by the program. */
+  unikernel: Unikernel | DiskImage;
   bootArgs: pulumi.Input<pulumi.Input<string>[]> | undefined;
   project: pulumi.Input<string> | undefined;
   zone: pulumi.Input<string> | undefined;
@@ -74,6 +76,7 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
   const staticIp = args.staticIp ?? false;
   // A group needs a health check; one VM is gated by its boot wait alone.
   const group = replicas > 1 ? resolveHealthCheck(args.healthCheck, ports, replicas) : undefined;
+  const wait = args.waitFor && waitPattern(args.waitFor);
   const spec: ServiceSpec = {
     name,
     unikernel: args.unikernel,
@@ -101,9 +104,9 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
       scopes: args.serviceAccount.scopes ?? ["https://www.googleapis.com/auth/cloud-platform"],
     },
     labels: args.labels ?? {},
-    waitFor: args.waitFor && {
-      pattern: args.waitFor.serial,
-      timeoutSeconds: args.waitFor.timeoutSeconds ?? 300,
+    waitFor: wait && {
+      pattern: patternSource(wait.pattern),
+      timeoutSeconds: args.waitFor?.timeoutSeconds ?? 300,
     },
   };
   const problems: Problem[] = [
@@ -114,12 +117,13 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
     ...sourceRangesProblems(spec.sourceRanges),
     ...labelsProblems(spec.labels),
     // The boot wait's own check (GceSerialWait) applies the same rule, under its own names.
-    ...(spec.waitFor
-      ? waitProblems(spec.waitFor, {
-          pattern: "waitFor.serial",
-          timeoutSeconds: "waitFor.timeoutSeconds",
-        })
+    ...(wait && spec.waitFor
+      ? waitProblems(
+          { pattern: wait.pattern, timeoutSeconds: spec.waitFor.timeoutSeconds },
+          { pattern: wait.property, timeoutSeconds: "waitFor.timeoutSeconds" },
+        )
       : []),
+    ...(wait?.problems ?? []),
     ...(staticIp ? staticIpProblems(replicas, publicIp, ports) : []),
     ...(group?.problems ?? []),
     ...(args.subnetwork !== undefined && args.network === undefined
@@ -137,10 +141,28 @@ export function resolveArgs(name: string, args: UnikernelServiceArgs): ServiceSp
 
 /** What the path `args` choose (virtio, or host) refuses of them. */
 function pathProblems(args: UnikernelServiceArgs, spec: ServiceSpec): Problem[] {
+  const image = args.unikernel instanceof DiskImage;
   if (args.host === undefined) {
-    return problemIf("machineType", virtioMachineTypeProblem(spec.machineType as string));
+    return [
+      ...problemIf("machineType", virtioMachineTypeProblem(spec.machineType as string)),
+      ...(image && args.bootArgs !== undefined
+        ? [
+            {
+              property: "bootArgs",
+              reason:
+                "are the image's own with a DiskImage as unikernel: give them to its DiskImage instead",
+            },
+          ]
+        : []),
+    ];
   }
   const problems: Problem[] = [];
+  if (image)
+    problems.push({
+      property: "unikernel",
+      reason:
+        "is a DiskImage, and a host runs a kernel under its tender: give the spt or hvt Unikernel itself",
+    });
   if (args.host.tender === undefined)
     problems.push({
       property: "host.tender",
@@ -164,4 +186,28 @@ function pathProblems(args: UnikernelServiceArgs, spec: ServiceSpec): Problem[] 
     if (args[property] !== undefined)
       problems.push({ property, reason: `is not taken with host: ${why}; leave it out` });
   return problems;
+}
+
+/**
+ * `waitFor`'s pattern and the property it was given as: `console`, or `serial`, its name in
+ * 0.1, still taken. Both at once is refused.
+ */
+function waitPattern(waitFor: NonNullable<UnikernelServiceArgs["waitFor"]>): {
+  pattern: ConsolePattern;
+  property: string;
+  problems: Problem[];
+} {
+  const given = waitFor as { console?: ConsolePattern; serial?: ConsolePattern };
+  if (given.console === undefined && given.serial !== undefined)
+    return { pattern: given.serial, property: "waitFor.serial", problems: [] };
+  const problems =
+    given.serial === undefined
+      ? []
+      : [
+          {
+            property: "waitFor.serial",
+            reason: "is console's former name, and console is given too: keep console only",
+          },
+        ];
+  return { pattern: given.console as ConsolePattern, property: "waitFor.console", problems };
 }

@@ -1,6 +1,7 @@
 import type * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import { parseInstance, serialCommand } from "../../provider/gcp/serial";
+import type { WaitFor } from "../../rules/wait";
 import type { DiskImage } from "../disk-image";
 import { gcpSdk } from "../peers";
 import type { Unikernel } from "../unikernel";
@@ -42,10 +43,11 @@ export interface HostArgs {
 export interface UnikernelServiceArgs {
   /**
    * The unikernel to run: a virtio kernel declaring exactly one network device, whose GCE disk
-   * image the component makes (a `DiskImage` of format `gce`); or, with `host`, an spt or hvt
-   * kernel (no block devices) run under its tender.
+   * image the component makes (a `DiskImage` of format `gce`), or that `DiskImage` itself, made
+   * by the program (with its own boot arguments: give no `bootArgs` then); or, with `host`, an spt
+   * or hvt `Unikernel` (no block devices) run under its tender.
    */
-  unikernel: Unikernel;
+  unikernel: Unikernel | DiskImage;
   /**
    * Run the unikernel (spt or hvt) under its Solo5 tender on a stock Debian 12 VM, which any
    * machine family can be (gVNIC-only ones too), instead of booting a virtio kernel's own image.
@@ -137,15 +139,22 @@ export interface UnikernelServiceArgs {
    */
   labels?: Record<string, string>;
   /**
-   * Make `pulumi up` wait until each VM's serial console (port 1) matches `serial`, a regular
-   * expression source, within `timeoutSeconds` (default 300; at most 2147483, the longest a
-   * Node timer waits); on failure the error shows the
-   * console's last lines. It calls the Compute Engine API with the gcp provider's credentials
+   * Make `pulumi up` wait until each VM's serial console (port 1) matches `console`, a regular
+   * expression or its source (as for every boot wait), within `timeoutSeconds` (default 300; at
+   * most 2147483, the longest a Node timer waits); on failure the error shows the console's last
+   * lines. The former `{ serial }` is still taken (deprecated: rename it `console`). It calls the Compute Engine API with the gcp provider's credentials
    * (an explicit provider's `accessToken`/`credentials`, or `gcp:accessToken`/`gcp:credentials`),
    * else GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_CREDENTIALS, then Application Default Credentials.
    * Default: no wait.
    */
-  waitFor?: { serial: string; timeoutSeconds?: number };
+  waitFor?: WaitFor | SerialWaitFor;
+}
+
+/** `waitFor` as it was in 0.1: `serial` is `console`'s former name. */
+export interface SerialWaitFor {
+  /** @deprecated Renamed `console`, as on every other boot wait; still taken. */
+  serial: string;
+  timeoutSeconds?: number;
 }
 
 /**
@@ -156,7 +165,7 @@ export interface UnikernelServiceArgs {
  * family. A new kernel or new boot arguments give new VMs, which boot before the old ones go.
  */
 export class UnikernelService extends pulumi.ComponentResource {
-  /** The disk image built for GCE (virtio; none with `host`). */
+  /** The disk image for GCE, made by the component or given (virtio; none with `host`). */
   readonly diskImage: DiskImage | undefined;
   /** The Compute Engine image's selfLink (virtio), or the host VMs' boot image as given. */
   readonly imageSelfLink: pulumi.Output<string>;

@@ -87,16 +87,19 @@ const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 /** Label values carry at most 63 characters: the kernel hash's first 128 bits. */
 const SHA_LABEL_LENGTH = 32;
 
-/** The labels that say which kernel an image or VM runs. */
+/**
+ * The labels that say which kernel an image or VM runs; `mirage-version` when it is known (a
+ * DiskImage given to the service does not say which toolchain built its kernel).
+ */
 export function kernelLabels(
   unikernel: string,
   kernelSha256: string,
-  mirageVersion: string,
+  mirageVersion: string | undefined,
 ): Record<string, string> {
   return {
     "mirage-unikernel": labelValue(unikernel),
     "mirage-kernel-sha256": kernelSha256.slice(0, SHA_LABEL_LENGTH),
-    "mirage-version": labelValue(mirageVersion),
+    ...(mirageVersion === undefined ? {} : { "mirage-version": labelValue(mirageVersion) }),
   };
 }
 

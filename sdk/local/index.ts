@@ -8,4 +8,11 @@ export {
   type ProcessTarget,
 } from "./process";
 export { Tap, type TapArgs } from "./tap";
-export { type PortForward, Vm, type VmArgs, type WaitFor } from "./vm";
+export {
+  type LegacyPortForward,
+  type PortForward,
+  Vm,
+  type VmArgs,
+  type VmPort,
+  type WaitFor,
+} from "./vm";

@@ -3,6 +3,7 @@ import type { ProcessTarget } from "../../rules/local";
 import type { WaitFor } from "../../rules/wait";
 import { engineProvider } from "../engine";
 import { Unikernel } from "../unikernel";
+import { waitForInput } from "../wait";
 import { Tap } from "./tap";
 
 export type { ProcessTarget } from "../../rules/local";
@@ -120,7 +121,7 @@ export class Process extends pulumi.dynamic.Resource {
         net: netInputs(args.net),
         block: args.block,
         netns: args.netns,
-        waitFor: args.waitFor,
+        waitFor: waitForInput("local.Process", name, args.waitFor),
         cacheDir: args.cacheDir,
         pid: undefined,
         startTime: undefined,

@@ -1,12 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { AccelMode } from "../../rules/accel";
-import type { PortForward } from "../../rules/local";
+import type { LegacyPortForward, PortForward, VmPort } from "../../rules/local";
 import type { WaitFor } from "../../rules/wait";
 import { DiskImage } from "../disk-image";
 import { engineProvider } from "../engine";
+import { waitForInput } from "../wait";
 
 export type { AccelMode } from "../../rules/accel";
-export type { PortForward } from "../../rules/local";
+export type { LegacyPortForward, PortForward, VmPort } from "../../rules/local";
 export type { WaitFor } from "../../rules/wait";
 
 export interface VmArgs {
@@ -15,8 +16,14 @@ export interface VmArgs {
    * image.tar.gz. It is never modified (QEMU runs with `-snapshot`).
    */
   image: DiskImage | pulumi.Input<string>;
-  /** Host→guest TCP forwards, e.g. `[{ host: 8080, guest: 80 }]`. Default: none. */
-  ports?: pulumi.Input<pulumi.Input<PortForward>[]>;
+  /**
+   * The guest's ports to reach from the host, in the shape every resource's `ports` take: a
+   * number is a TCP port forwarded from the same port of the host's 127.0.0.1; an object names
+   * the guest's `port`, and optionally its `protocol` (`tcp` or `udp`), the `host` port
+   * (default: `port`) and the `hostAddress` (default: 127.0.0.1). E.g. `[8080, { port: 80,
+   * host: 8081 }]`. 0.1's `{ host, guest }` is still taken (deprecated). Default: none.
+   */
+  ports?: pulumi.Input<pulumi.Input<VmPort | LegacyPortForward>[]>;
   /** Guest memory, from 16 to 1048576 MiB. Default: 128. */
   memoryMiB?: pulumi.Input<number>;
   /**
@@ -61,6 +68,7 @@ export class Vm extends pulumi.dynamic.Resource {
   declare readonly accel: pulumi.Output<string>;
   /** Why that accelerator (in `auto`, what the probe found). */
   declare readonly accelReason: pulumi.Output<string>;
+  /** The forwards QEMU makes, host to guest (a TCP one as 0.1 recorded it). */
   declare readonly ports: pulumi.Output<PortForward[]>;
   /** The directory holding the VM's files. */
   declare readonly stateDir: pulumi.Output<string>;
@@ -79,7 +87,7 @@ export class Vm extends pulumi.dynamic.Resource {
         ports: args.ports ?? [],
         memoryMiB: args.memoryMiB,
         net: args.net,
-        waitFor: args.waitFor,
+        waitFor: waitForInput("local.Vm", name, args.waitFor),
         cacheDir: args.cacheDir,
         accel: args.accel,
         accelReason: undefined,

@@ -3,13 +3,9 @@
 // with the options the mocks API hides, and ways to read outputs and the registrations. The gcp
 // provider plugin cannot run here (docs/platforms.md, Pulumi dynamic providers).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import * as path from "node:path";
-import * as vm from "node:vm";
 import * as pulumi from "@pulumi/pulumi";
-import ts from "typescript";
-import * as gcp from "../../sdk/gcp";
-import * as sdk from "../../sdk/index";
+
+export { runExample } from "./example";
 
 export const PROJECT = "demo-project";
 export const ZONE = "europe-west1-b";
@@ -248,28 +244,3 @@ export const one = (seen: Registration[], type: string) => {
   assert.equal(found.length, 1, `exactly one ${type}`);
   return found[0];
 };
-
-/**
- * Runs examples/NAME/index.ts as `pulumi up` would, with `pulumi-mirage` being this package: its
- * exports.
- */
-export function runExample(name: string): Record<string, pulumi.Output<unknown>> {
-  const file = path.join(__dirname, "..", "..", "..", "examples", name, "index.ts");
-  const js = ts.transpileModule(readFileSync(file, "utf8"), {
-    compilerOptions: {
-      module: ts.ModuleKind.CommonJS,
-      target: ts.ScriptTarget.ES2022,
-      esModuleInterop: true,
-    },
-  }).outputText;
-  const load = (id: string) => (id === "pulumi-mirage" ? { ...sdk, gcp } : require(id));
-  const module = { exports: {} as Record<string, pulumi.Output<unknown>> };
-  vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${js}\n})`)(
-    module.exports,
-    load,
-    module,
-    file,
-    path.dirname(file),
-  );
-  return module.exports;
-}

@@ -1,5 +1,6 @@
-// Test unikernels: tiny kernels of our own (test/kernels/kernel.S) that look, to our code, like
-// Solo5 binaries of each target, one (test/kernels/xen.S) that really runs under Xen, and a unix-target stand-in program (test/kernels/unix.c). They
+// Test unikernels: tiny kernels of our own (kernels/kernel.S, whose DEMO variant is the demo
+// unikernel the package ships) that look, to our code, like Solo5 binaries of each target, one
+// (test/kernels/xen.S) that really runs under Xen, and a unix-target stand-in program (test/kernels/unix.c). They
 // are built at test time with binutils and gcc, once, under build/test-kernels/<source hash>/;
 // each file appears by rename, so concurrent test processes can build them side by side safely.
 import { mkdir, readFile, stat } from "node:fs/promises";
@@ -30,7 +31,7 @@ type Target = "hvt" | "spt" | "virtio" | "muen" | "genode" | "xen";
 
 interface Variant {
   target: Target;
-  /** The source in test/kernels/: kernel.S (default), or xen.S, which speaks to a real Xen. */
+  /** The source: kernels/kernel.S (default), or test/kernels/xen.S, which speaks to a real Xen. */
   source?: "xen.S";
   multiboot?: boolean;
   net?: boolean;
@@ -73,6 +74,8 @@ const VARIANTS: Record<TestKernelName, Variant> = {
 
 /** build/test/support/kernels.js → the repository root. */
 const ROOT = resolve(__dirname, "..", "..", "..");
+/** What the package's demo unikernel is made of too: kernel.S, notes.S, kernel.ld. */
+const SHARED = join(ROOT, "kernels");
 const SOURCES = join(ROOT, "test", "kernels");
 const OUT = join(ROOT, "build", "test-kernels");
 const TOOL_TIMEOUT_MS = 60_000;
@@ -101,11 +104,10 @@ async function exists(path: string): Promise<boolean> {
  * build/test-kernels/<hash of the sources and the steps>/, so changing either rebuilds.
  */
 async function build(fileName: string, steps: Step[]): Promise<string> {
-  sourcesHash ??= Promise.all(
-    ["kernel.S", "notes.S", "xen.S", "kernel.ld", "unix.c", "tap-echo.c", "tapwire.c"].map((file) =>
-      readFile(join(SOURCES, file)),
-    ),
-  ).then((parts) => sha256(Buffer.concat(parts)));
+  sourcesHash ??= Promise.all([
+    ...["kernel.S", "notes.S", "kernel.ld"].map((file) => readFile(join(SHARED, file))),
+    ...["xen.S", "unix.c", "tap-echo.c", "tapwire.c"].map((file) => readFile(join(SOURCES, file))),
+  ]).then((parts) => sha256(Buffer.concat(parts)));
   const key = sha256(`${await sourcesHash}\n${JSON.stringify(steps)}`).slice(0, 16);
   const path = join(OUT, key, fileName);
   let result = built.get(path);
@@ -145,6 +147,7 @@ export async function testKernel(name: TestKernelName): Promise<string> {
     PVH: flag(variant.target === "xen"),
     NET: flag(variant.net),
     BLOCK: flag(variant.block),
+    DEMO: "0",
     EXIT: variant.solo5Exit ? "41" : "0",
   };
   const object = join(SCRATCH, "kernel.o");
@@ -154,14 +157,15 @@ export async function testKernel(name: TestKernelName): Promise<string> {
       args: [
         "--64",
         ...Object.entries(defines).flatMap(([key, value]) => ["--defsym", `${key}=${value}`]),
-        ...["-I", SOURCES, "-o", object, join(SOURCES, variant.source ?? "kernel.S")],
+        ...["-I", SHARED, "-o", object],
+        variant.source ? join(SOURCES, variant.source) : join(SHARED, "kernel.S"),
       ],
     },
     {
       tool: "ld",
       args: [
         ...["-m", "elf_x86_64", "-z", "max-page-size=0x1000", "--no-warn-rwx-segments"],
-        ...["-T", join(SOURCES, "kernel.ld"), "-o", TEMP, object],
+        ...["-T", join(SHARED, "kernel.ld"), "-o", TEMP, object],
       ],
     },
   ]);

@@ -25,7 +25,7 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { produceAtomically } from "../../provider/core/atomic";
-import { type RunResult, run } from "../../provider/core/exec";
+import { type RunResult, run, ToolError } from "../../provider/core/exec";
 import { sha256 } from "../../provider/core/hash";
 import { withLock } from "../../provider/core/lock";
 import { withScratch } from "../../provider/core/scratch";
@@ -97,6 +97,10 @@ export const BRIDGE = "xenbr0";
 const BUILD_TIMEOUT_MS = 10 * 60 * 1000;
 /** A command in dom0, uploads included: a safety net, far above what they take. */
 const COMMAND_TIMEOUT_MS = 3 * 60 * 1000;
+/** How often a command is tried when dom0's sshd does not answer in ssh's ConnectTimeout. */
+const SSH_ATTEMPTS = 3;
+/** ssh's words for a connection on which sshd never answered (the command did not start). */
+const UNANSWERED = /during banner exchange|kex_exchange_identification/;
 /** Serial console lines that mean dom0 will never be ready. */
 const FATAL = /Kernel panic|Dom0 crashed|Panic on CPU/;
 /** Generous: a loaded 2-core machine boots Xen and dom0 in TCG in 20-60 s. */
@@ -220,7 +224,12 @@ ${XEN_BIN}/xenconsoled --log=guest --pid-file=/run/xenconsoled.pid
 # -r: no re-exec per connection, which costs seconds in a TCG guest on a loaded machine
 /usr/sbin/sshd -r -E /var/log/sshd.log
 echo "${READY}"
-while true; do sleep 3600; done
+# A heartbeat on the console: when SSH stops answering, the serial log shows whether dom0 still
+# runs, how loaded it is and how much memory it has left.
+while true; do
+  sleep 15
+  echo "xen-host: alive, load $(cut -d' ' -f1-3 /proc/loadavg), $(grep MemAvailable /proc/meminfo)"
+done
 `;
 }
 
@@ -342,6 +351,8 @@ export interface XenHost {
   sh(command: string, input?: string | Buffer): Promise<RunResult>;
   /** Copies a local file to `path` in dom0. */
   upload(local: string, path: string): Promise<void>;
+  /** Whether dom0's sshd still runs a command (asked a few times). */
+  answers(): Promise<boolean>;
   /** Milliseconds from starting QEMU to dom0's sshd answering. */
   bootMs: number;
   stop(): Promise<void>;
@@ -401,16 +412,36 @@ export async function startXenHost(): Promise<XenHost> {
     const keyFile = join(dir, "client_key");
     await writeFile(keyFile, clientKey, { mode: 0o600 });
     await writeFile(join(dir, "known_hosts"), `[127.0.0.1]:${port} ${hostKey}\n`);
+    const gone = () => child?.exitCode !== null || child?.signalCode !== null;
     const sshArgs = [
       ...["-F", "none", "-i", keyFile, "-p", String(port)],
       ...["-o", "BatchMode=yes", "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`],
       ...["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR"],
       ...["-o", "ServerAliveInterval=15"],
     ];
-    const sh = (command: string, input?: string | Buffer) =>
+    const ssh = (command: string, input?: string | Buffer) =>
       run("ssh", [...sshArgs, "root@127.0.0.1", command], { input, timeoutMs: COMMAND_TIMEOUT_MS });
+    const sh = async (command: string, input?: string | Buffer) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await ssh(command, input);
+        } catch (error) {
+          // A dom0 starved of CPU (TCG on a loaded machine) can miss ssh's banner deadline; the
+          // command has not started then, so asking again is safe.
+          const unanswered = error instanceof ToolError && UNANSWERED.test(error.tail.join("\n"));
+          if (unanswered && attempt < SSH_ATTEMPTS && !gone()) continue;
+          const tail = (await console()).trimEnd().split("\n").slice(-20).join("\n");
+          const state = gone() ? "QEMU has exited" : "QEMU is running";
+          throw new Error(
+            `${(error as Error).message}\n(Xen host: ${state}; serial console:\n${tail})`,
+            {
+              cause: error,
+            },
+          );
+        }
+      }
+    };
     const deadline = started + BOOT_TIMEOUT_MS;
-    const gone = () => child?.exitCode !== null || child?.signalCode !== null;
     for (let text = await console(); !text.includes(READY); text = await console()) {
       if (gone() || FATAL.test(text) || Date.now() > deadline) {
         const why = gone()
@@ -442,6 +473,11 @@ export async function startXenHost(): Promise<XenHost> {
       async upload(local, path) {
         await sh(`mkdir -p '${dirname(path)}' && cat > '${path}'`, await readFile(local));
       },
+      answers: () =>
+        sh("true").then(
+          () => true,
+          () => false,
+        ),
       bootMs,
       stop,
     };

@@ -1,5 +1,6 @@
 /*
- * A tiny stand-in for a Solo5 unikernel, written for pulumi-mirage's tests.
+ * A tiny Solo5-like unikernel of our own: the test kernels (test/support/kernels.ts) and, as the
+ * DEMO variant, the demo unikernel the package ships (kernels/build-demo.sh).
  *
  * It carries what our code looks at in a real MirageOS/Solo5 binary (docs/platforms.md, "Solo5
  * binaries"): the Solo5 ABI1 and MFT1 notes, a Multiboot1 header using the a.out kludge (virtio
@@ -15,10 +16,16 @@
  *   MULTIBOOT   1: carry the Multiboot1 header
  *   PVH         1: carry the Xen PVH note
  *   NET, BLOCK  1: declare a net device "service" / a block device "storage" in the manifest
- *   EXIT        the value written to QEMU's isa-debug-exit (0: QEMU exits 1; Solo5 virtio's 41: 83)
+ *   DEMO        1: the demo unikernel: its own banner, and instead of powering off it goes on to
+ *               demo_start (kernels/demo-start.S), which serves on its virtio-net NIC
+ *   EXIT        the value written to QEMU's isa-debug-exit (default 0: QEMU exits 1; Solo5
+ *               virtio's 41: 83)
  */
 
         .set COM1, 0x3f8
+.ifndef EXIT
+        .set EXIT, 0
+.endif
 
 /* The multiboot header and the notes (ABI1, MFT1, Xen PVH): what our code reads in a kernel. */
         .include "notes.S"
@@ -73,6 +80,9 @@ main:
         call puts
 3:      movl $cmdline_suffix, %esi
         call puts
+.if DEMO
+        jmp demo_start
+.endif
 poweroff:
         movw $0x501, %dx                     /* QEMU isa-debug-exit: exits with EXIT << 1 | 1 */
         movb $EXIT, %al
@@ -128,7 +138,11 @@ puts:
 /* ---------------------------------------------------------------- strings */
         .section .rodata
 banner:
+.if DEMO
+        .ascii "pulumi-mirage demo unikernel (Solo5-like) target="
+.else
         .ascii "Solo5-like test unikernel (pulumi-mirage) target="
+.endif
 .if TARGET == 6
         .asciz "xen\r\n"
 .else

@@ -3,7 +3,7 @@
  * shared by kernel.S and xen.S: the Multiboot1 header (a.out kludge, entry `multiboot_entry`,
  * which differs from the ELF entry), the OpenBSD, Solo5 ABI1 and MFT1 notes, and the Xen PVH
  * note (entry `pvh_entry`), and the ELF entry `_start`. Symbols set with `as --defsym`: TARGET,
- * ABI_VERSION, MULTIBOOT, PVH, NET, BLOCK (see kernel.S).
+ * ABI_VERSION, MULTIBOOT, PVH, NET, BLOCK (see kernel.S). xen.S (test/kernels/) includes it too.
  */
         .set MB_BOOT_MAGIC, 0x2BADB002       /* in %eax when a multiboot loader jumps to us */
         .set PVH_START_MAGIC, 0x336ec578     /* hvm_start_info.magic */
