@@ -18,9 +18,14 @@
  *   NET, BLOCK  1: declare a net device "service" / a block device "storage" in the manifest
  *   DEMO        1: the demo unikernel: its own banner, and instead of powering off it goes on to
  *               demo_start (kernels/demo-start.S), which serves on its virtio-net NIC
+ *   EXIT        the value written to QEMU's isa-debug-exit (default 0: QEMU exits 1; Solo5
+ *               virtio's 41: 83)
  */
 
         .set COM1, 0x3f8
+.ifndef EXIT
+        .set EXIT, 0
+.endif
 
 /* The multiboot header and the notes (ABI1, MFT1, Xen PVH): what our code reads in a kernel. */
         .include "notes.S"
@@ -79,8 +84,8 @@ main:
         jmp demo_start
 .endif
 poweroff:
-        movw $0x501, %dx                     /* QEMU isa-debug-exit: exits with status 1 */
-        xorb %al, %al
+        movw $0x501, %dx                     /* QEMU isa-debug-exit: exits with EXIT << 1 | 1 */
+        movb $EXIT, %al
         outb %al, %dx
         movw $0x604, %dx                     /* QEMU ACPI power off */
         movw $0x2000, %ax

@@ -42,6 +42,11 @@ const EXPECTED: Record<
     devices: [{ name: "storage", type: "block" }],
   },
   "virtio-nomb": { target: "virtio", abiVersion: 1, devices: [] },
+  "virtio-net-exit83": {
+    target: "virtio",
+    abiVersion: 1,
+    devices: [{ name: "service", type: "net" }],
+  },
   xen: { target: "xen", abiVersion: 1, devices: [] },
   "xen-net": { target: "xen", abiVersion: 1, devices: [{ name: "service", type: "net" }] },
   xenpv: { target: "xen", abiVersion: 1, devices: [] },
@@ -50,7 +55,7 @@ const EXPECTED: Record<
   "hvt-devices": { target: "hvt", abiVersion: 2, devices: DEVICES },
   "spt-devices": { target: "spt", abiVersion: 2, devices: DEVICES },
   "spt-net": { target: "spt", abiVersion: 2, devices: [{ name: "service", type: "net" }] },
-  muen: { target: "muen", abiVersion: 3, devices: [] },
+  muen: { target: "muen", abiVersion: 4, devices: [] },
   genode: { target: "genode", abiVersion: 1, devices: [] },
 };
 const NAMES = Object.keys(EXPECTED) as TestKernelName[];
@@ -58,6 +63,7 @@ const WITH_MULTIBOOT = new Set<TestKernelName>([
   "virtio",
   "virtio-net",
   "virtio-block",
+  "virtio-net-exit83",
   "xen",
   "xen-net",
   "xenpv",

@@ -67,6 +67,12 @@ for (const [name, target] of [
   });
 }
 
+test("virtio-net-exit83 powers off as Solo5 virtio does: QEMU exits with status 83", async () => {
+  const { status, lines } = await boot(await testKernel("virtio-net-exit83"), "");
+  assert.equal(lines[1], "Hello, World");
+  assert.equal(status, 83);
+});
+
 test("virtio-nomb has no multiboot header, so QEMU cannot boot it", async () => {
   const { status, stderr, lines } = await boot(await testKernel("virtio-nomb"), "");
   assert.notEqual(status, 0);

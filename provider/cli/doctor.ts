@@ -1,7 +1,9 @@
 // `pulumi-mirage doctor`: what this machine has of the tools pulumi-mirage drives, their versions,
-// and how to install what is missing. "Required" means the default program (examples/local:
-// build examples/hello, image it, boot it in QEMU) cannot run without it; with a prebuilt kernel
-// (`pulumi config set kernel PATH`) it builds nothing, so mirage and opam are not required.
+// and how to install what is missing. "Required" means a program cannot build a unikernel from
+// source, image it and boot it in QEMU here without it (the local path every program starts
+// from); with a prebuilt kernel (`--kernel`, or `kernel` in the current directory's stack
+// config) nothing is built, so mirage and opam are not required. Optional tools serve one target
+// or cloud each, as their line says.
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -10,6 +12,7 @@ import { inspectKernel } from "../kernel/inspect";
 import { ACCEL_ENV, chooseAccel } from "../local/accel";
 import { kvmUsable, QEMU } from "../local/qemu";
 import { switchPrefix, switchVersions } from "../mirage/toolchain";
+import { wrap } from "./usage";
 
 export interface Finding {
   name: string;
@@ -160,14 +163,14 @@ const CHECKS: Check[] = [
   },
   {
     name: "QEMU",
-    purpose: "boots images locally (local.Vm, `pulumi-mirage boot`)",
+    purpose: "boots images locally (local.Vm, `pulumi-mirage run` and `boot`)",
     required: true,
     fix: "`apt-get install qemu-system-x86`",
     probe: tool("qemu-system-x86_64", ["--version"]),
   },
   {
     name: "KVM for QEMU",
-    purpose: "runs local VMs at native speed (local.Vm, `pulumi-mirage boot`)",
+    purpose: "runs local VMs at native speed (local.Vm, `pulumi-mirage run` and `boot`)",
     required: false,
     fix: "QEMU emulates the CPU instead (TCG, slower); for KVM, QEMU needs hardware virtualization it can use (a paravirtual KVM such as kvm-pvm is not enough) and /dev/kvm readable and writable by you (the kvm group)",
     probe: async () => {
@@ -185,7 +188,7 @@ const CHECKS: Check[] = [
   },
   {
     name: "KVM for Solo5 hvt",
-    purpose: "runs hvt kernels (local.Process with solo5-hvt)",
+    purpose: "runs hvt kernels (local.Process, `pulumi-mirage run` with solo5-hvt)",
     required: false,
     fix: "use spt kernels instead (solo5-spt needs no KVM); for hvt, enable virtualization and make /dev/kvm readable and writable by you (the kvm group)",
     probe: async () =>
@@ -253,14 +256,14 @@ const CHECKS: Check[] = [
   },
   {
     name: "solo5-hvt",
-    purpose: "runs hvt kernels (local.Process)",
+    purpose: "runs hvt kernels (local.Process, `pulumi-mirage run`)",
     required: false,
     fix: "`opam install solo5` (needed for hvt kernels only)",
     probe: tool("solo5-hvt", ["--version"]),
   },
   {
     name: "solo5-spt",
-    purpose: "runs spt kernels (local.Process)",
+    purpose: "runs spt kernels (local.Process, `pulumi-mirage run`)",
     required: false,
     fix: "`opam install solo5` (needed for spt kernels only)",
     probe: tool("solo5-spt", ["--version"]),
@@ -302,23 +305,27 @@ const CHECKS: Check[] = [
   },
 ];
 
-/** The prebuilt kernel the default program is given, when there is one. */
+/** The prebuilt kernel the user's program is given, when there is one. */
 export interface DoctorOptions {
   kernel?: string;
 }
 
-/** A prebuilt kernel must be a virtio kernel the default program can image and boot. */
+/** A prebuilt kernel must be a virtio kernel, which QEMU can boot from an image. */
 function prebuiltKernel(path: string): Check {
   return {
     name: "prebuilt kernel",
-    purpose: "the default program's unikernel (`pulumi config set kernel PATH`)",
+    purpose: "your program's unikernel (`pulumi config set kernel PATH`)",
     required: true,
-    fix: "give the dist/NAME.virtio a `mirage configure -t virtio` build made",
+    fix: "build the unikernel with `mirage configure -t virtio && make depend && make build`, and give the dist/NAME.virtio it makes",
     probe: async () => {
       try {
         const { solo5 } = await inspectKernel(path);
         if (solo5.target === "virtio") return { found: true, detail: `${path} (virtio)` };
-        return { found: false, detail: `${path} is a ${solo5.target} kernel, not virtio` };
+        const article = solo5.target === "hvt" ? "an" : "a";
+        return {
+          found: false,
+          detail: `${path} is ${article} ${solo5.target} kernel, not virtio (an image boots only virtio kernels)`,
+        };
       } catch (error) {
         // inspectKernel's errors name the file and what is wrong with it.
         return { found: false, detail: (error as Error).message.split("\n")[0] };
@@ -360,7 +367,7 @@ export async function configuredKernel(dir: string): Promise<string | undefined>
   return undefined;
 }
 
-/** True when everything the default program needs is there. */
+/** True when everything required (a local build, image and boot) is there. */
 export function defaultProgramCanRun(findings: readonly Finding[]): boolean {
   return findings.every((finding) => finding.found || !finding.required);
 }
@@ -373,11 +380,21 @@ export function formatFindings(findings: readonly Finding[]): string {
     if (finding.found) return `${head}${finding.detail}`;
     return `${head}${finding.detail}; ${finding.purpose}\n${" ".repeat(head.length)}fix: ${finding.fix}`;
   });
+  const prebuilt = findings.some((finding) => finding.name === "prebuilt kernel");
+  const what = prebuilt
+    ? "image your prebuilt kernel and boot it here"
+    : "build a unikernel, image it and boot it here";
   lines.push(
     "",
-    defaultProgramCanRun(findings)
-      ? "The default program (examples/local) can run."
-      : "The default program (examples/local) cannot run: install what is MISSING above.",
+    ...wrap(
+      `ok: found. MISSING: required: a program cannot ${what} without it. ` +
+        "missing: optional: needed only for what its line says.",
+    ),
+    ...wrap(
+      defaultProgramCanRun(findings)
+        ? `Everything required is here: a program can ${what}.`
+        : `A program cannot ${what} yet: install what is MISSING above.`,
+    ),
   );
   return lines.join("\n");
 }

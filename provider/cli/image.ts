@@ -14,6 +14,7 @@ import { ImageError } from "../image/errors";
 import { inspectImageKernel, planImage } from "../image/make";
 import { publishImage } from "../image/publish";
 import type { KernelInfo } from "../kernel/inspect";
+import { type CommandSpec, flagValue, readCommandLine } from "./usage";
 
 export interface ImageCommandArgs {
   kernel: string;
@@ -22,41 +23,50 @@ export interface ImageCommandArgs {
   bootArgs: string[];
 }
 
+export const IMAGE_COMMAND: CommandSpec = {
+  args: "KERNEL",
+  summary:
+    "Make a bootable BIOS disk from a virtio kernel (formats raw, gce) or a xen kernel (raw, " +
+    "aws), after the checks a DiskImage makes: DIR/disk.raw, and for gce DIR/image.tar.gz too. " +
+    "BOOTARGs are the unikernel's boot arguments. Prints each file's path, sha256 and size as " +
+    "JSON on stdout; progress goes to stderr.",
+  rest: "BOOTARG...",
+  flags: [
+    { name: "out", value: "DIR", help: "the directory to write into (required)." },
+    {
+      name: "format",
+      value: "FORMAT",
+      help: "raw (default: a disk.raw for QEMU or Xen), gce (a Compute Engine image.tar.gz) or aws (a disk.raw for an EC2 snapshot).",
+    },
+  ],
+  examples: [
+    "pulumi-mirage image dist/hello.virtio --out out --format gce -- --hello=Hi",
+    "pulumi-mirage image dist/hello.xen --out out-aws --format aws",
+  ],
+};
+
 /** Parses the arguments after `image`; throws `usageError(message)` on wrong ones. */
 export function parseImageArgs(
   args: readonly string[],
   usageError: (message: string) => Error,
 ): ImageCommandArgs {
-  const separator = args.indexOf("--");
-  const own = separator === -1 ? args : args.slice(0, separator);
-  const bootArgs = separator === -1 ? [] : args.slice(separator + 1);
-  let kernel: string | undefined;
-  let outDir: string | undefined;
-  let format: ImageFormat = "raw";
-  for (let i = 0; i < own.length; i++) {
-    const arg = own[i];
-    const [flag, inline] = arg.startsWith("--") ? arg.split(/=(.*)/s, 2) : [arg, undefined];
-    const value = () => {
-      if (inline !== undefined) return inline;
-      const next = own[++i];
-      if (next === undefined) throw usageError(`${flag} needs a value`);
-      return next;
-    };
-    if (flag === "--out") outDir = value();
-    else if (flag === "--format") {
-      const given = value();
-      const problem = imageFormatProblem(given);
-      if (problem !== undefined)
-        throw usageError(describeProblem({ property: "--format", reason: problem }));
-      format = given as ImageFormat;
-    } else if (arg.startsWith("-"))
-      throw usageError(`unknown option ${arg} (boot arguments go after --)`);
-    else if (kernel === undefined) kernel = arg;
-    else throw usageError(`unexpected argument ${arg} (boot arguments go after --)`);
+  let line: ReturnType<typeof readCommandLine>;
+  try {
+    line = readCommandLine(args, IMAGE_COMMAND);
+  } catch (error) {
+    throw usageError((error as Error).message);
   }
+  const [kernel, ...extra] = line.positionals;
+  if (extra.length > 0)
+    throw usageError(`unexpected argument ${extra[0]} (boot arguments go after --)`);
   if (kernel === undefined) throw usageError("KERNEL is missing");
+  const outDir = flagValue(line, "out");
   if (outDir === undefined) throw usageError("--out DIR is missing");
-  return { kernel, outDir, format, bootArgs };
+  const format = flagValue(line, "format") ?? "raw";
+  const problem = imageFormatProblem(format);
+  if (problem !== undefined)
+    throw usageError(describeProblem({ property: "--format", reason: problem }));
+  return { kernel, outDir, format: format as ImageFormat, bootArgs: line.rest };
 }
 
 /** How the command's users name the fields the platform check talks about. */

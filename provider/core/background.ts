@@ -78,11 +78,19 @@ export interface StartOptions {
   cwd?: string;
   /** Extra environment variables, merged over the current environment. */
   env?: Record<string, string | undefined>;
+  /**
+   * Killed when we end, however we end (a foreground run: `pulumi-mirage run`); default: it
+   * keeps running (a resource's run). See exec.ts startDetached.
+   */
+  endsWithUs?: boolean;
+  /** Called with its exit status (or the signal that killed it) when it exits while we run. */
+  onEnd?: (status: number | null, signal: NodeJS.Signals | null) => void;
 }
 
 /**
  * Starts `file` detached from us (exec.ts startDetached): it keeps running when the calling
- * process exits. Resolves with who it is; rejects when the program cannot be started.
+ * process exits, unless `endsWithUs`. Resolves with who it is; rejects when the program cannot be
+ * started.
  */
 export async function startBackground(
   file: string,

@@ -263,16 +263,27 @@ export async function startWatched(
 /**
  * Starts `file` detached from us: in its own session, its output appended to `logFile`, its stdin
  * /dev/null. It keeps running when we exit (the Pulumi engine stops the dynamic provider after
- * each operation). Resolves with its pid; rejects when it cannot be started.
+ * each operation), unless `endsWithUs`: then the parent-death signal kills it when we end,
+ * however we end (the caller stops it on the way out of an ordinary end). Resolves with its pid; rejects when it cannot be started.
  */
 export async function startDetached(
   file: string,
   args: readonly string[],
-  options: { logFile: string; cwd?: string; env?: Record<string, string | undefined> },
+  options: {
+    logFile: string;
+    cwd?: string;
+    env?: Record<string, string | undefined>;
+    endsWithUs?: boolean;
+    /** Called when it exits, if we are still there (only a foreground run waits for that). */
+    onEnd?: (status: number | null, signal: NodeJS.Signals | null) => void;
+  },
 ): Promise<number> {
   const out = openSync(options.logFile, "a");
+  const [command, commandArgs] = options.endsWithUs
+    ? withParentDeathSignal(file, args)
+    : [file, [...args]];
   try {
-    const child = spawn(file, args, {
+    const child = spawn(command, commandArgs, {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
       detached: true, // setsid: no terminal, no signals from our process group
@@ -284,6 +295,7 @@ export async function startDetached(
         reject(new Error(`could not start ${file}: ${error.message}`, { cause: error })),
       );
     });
+    if (options.onEnd) child.once("exit", options.onEnd);
     child.unref();
     return child.pid as number;
   } finally {

@@ -19,12 +19,12 @@ export interface Fat32 {
 /** FAT date 1980-01-01 (the FAT epoch), time 00:00:00: what every entry gets. */
 const FIXED_DATE = (1 << 5) | 1;
 const FIXED_TIME = 0;
-const ENTRY = 32;
-const ATTR_LFN = 0x0f;
-const ATTR_DIRECTORY = 0x10;
+export const ENTRY = 32;
+export const ATTR_LFN = 0x0f;
+export const ATTR_DIRECTORY = 0x10;
 const END_OF_CHAIN = 0x0ffffff8;
 
-async function readAt(file: FileHandle, position: number, length: number): Promise<Buffer> {
+export async function readAt(file: FileHandle, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.alloc(length);
   const { bytesRead } = await file.read(buffer, 0, length, position);
   if (bytesRead !== length) throw new Error(`short read at ${position}: ${bytesRead} of ${length}`);
@@ -55,12 +55,13 @@ export async function readFat32(file: FileHandle, offset: number): Promise<Fat32
   };
 }
 
-function clusterOffset(fs: Fat32, cluster: number): number {
+/** Where cluster `cluster` starts in the disk. */
+export function clusterOffset(fs: Fat32, cluster: number): number {
   return fs.dataOffset + (cluster - 2) * fs.clusterBytes;
 }
 
 /** The clusters of a chain starting at `first`. */
-function chain(fs: Fat32, first: number): number[] {
+export function chain(fs: Fat32, first: number): number[] {
   const clusters: number[] = [];
   for (let c = first; c >= 2 && c < END_OF_CHAIN; c = fs.fat[c] & 0x0fffffff) {
     if (clusters.length >= fs.fat.length) throw new Error("FAT cluster chain loops");

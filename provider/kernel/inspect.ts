@@ -18,9 +18,12 @@ export interface KernelInfo {
 
 /** The file is not a unikernel we can use; the message names the file and says what to do. */
 export class KernelFormatError extends Error {
-  constructor(message: string) {
+  /** A well-formed ELF file without Solo5's ABI1 note: a native program (a unix build) or other. */
+  readonly notSolo5: boolean;
+  constructor(message: string, notSolo5 = false) {
     super(message);
     this.name = "KernelFormatError";
+    this.notSolo5 = notSolo5;
   }
 }
 
@@ -117,6 +120,7 @@ function readAbi(elf: Elf): KernelInfo["solo5"] {
       `${elf.path} is an ELF file but not a Solo5 unikernel (it has no Solo5 ABI1 note): ` +
         "unix builds are native executables; build with `mirage configure -t virtio` " +
         "(or xen, hvt, spt, muen, genode) and pass dist/NAME.virtio",
+      true,
     );
   }
   if (note.desc.length < 8) {

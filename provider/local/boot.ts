@@ -7,12 +7,15 @@ import { join, resolve } from "node:path";
 import {
   isRunning,
   type ProcessIdentity,
+  type StartOptions,
   startBackground,
   stopBackground,
   watchLog,
 } from "../core/background";
 import { findExecutable, run, startWatched, TAIL_LINES } from "../core/exec";
 import { withScratch } from "../core/scratch";
+import { extractDiskKernel } from "../image/disk-kernel";
+import { inspectKernel, type KernelInfo } from "../kernel/inspect";
 import {
   type AccelChoice,
   type AccelMode,
@@ -20,7 +23,7 @@ import {
   chooseAccel,
   rememberKvmFailure,
 } from "./accel";
-import { archivedDiskProblem, diskImageFormat, NotADiskImage } from "./disk-check";
+import { archivedDiskProblem, diskImageFormat, NotADiskImage, xenDisk } from "./disk-check";
 import { type GuestSources, type GuestStop, guestStopped, withKvmAdvice } from "./guest-state";
 import { type DiskBus, type PortForward, QEMU, qemuArgs } from "./qemu";
 import { QMP_SOCKET, QmpSession, qmpPath, queryStatus, stoppedBecause } from "./qmp";
@@ -30,7 +33,8 @@ import { awaitStarted, type WaitFor } from "./run";
 export interface MachineOptions {
   /** A raw disk image (disk.raw), or a GCE image.tar.gz holding one. */
   image: string;
-  /** Attach one virtio-net NIC (user-mode network). Default: no NIC. */
+  /** Attach one virtio-net NIC (user-mode network). Default: none for a boot (bootAndWatch); for a
+   * background VM (startVm), one when the kernel on the disk declares a network device. */
   net?: boolean;
   /** Host→guest TCP forwards; implies `net`. */
   forwards?: readonly PortForward[];
@@ -46,6 +50,12 @@ export interface MachineOptions {
   cacheDir?: string;
   /** Called with a progress line (a fallback to TCG). Default: console.log. */
   onProgress?: (line: string) => void;
+  /**
+   * Refuse a disk holding a xen kernel before QEMU starts (the commands): such a kernel prints
+   * only to the Xen console. Tests of the xen layout boot them in QEMU (the test kernels print on
+   * COM1 too).
+   */
+  virtioOnly?: boolean;
 }
 
 /** A file's text, or "" when it is not there (yet). */
@@ -62,24 +72,45 @@ const textOf = (path: string) => {
  * a protocol): `image` itself, or the disk.raw inside a gzip'd tar (a GCE image), which
  * diskImageFormat has checked from its tar header and which is extracted into `dir` (fresh, ours)
  * keeping it sparse, then checked again. Anything else is refused, saying what it is.
- * (docs/platforms.md, Names, archives and exit statuses.)
+ * (docs/platforms.md, Names, archives and exit statuses.) With it, what the kernel on the disk is,
+ * when the disk is one of our layouts; with `virtioOnly`, a disk holding a xen kernel is refused.
  */
-async function diskOf(given: string, dir: string, env?: Record<string, string>): Promise<string> {
+async function diskOf(
+  options: MachineOptions,
+  dir: string,
+  env?: Record<string, string>,
+): Promise<{ disk: string; kernel?: KernelInfo }> {
+  const given = options.image;
   const format = await diskImageFormat(given);
   const image = resolve(given);
-  if (format === "raw") return image;
-  // Only the first disk.raw: a later member of that name (a link) would replace it. Owner and
-  // mode come from us, not from the archive.
-  const options = ["--force-local", "--occurrence=1", "--no-same-owner", "--no-same-permissions"];
-  await run("tar", ["-xzf", image, ...options, "-C", dir, "disk.raw"], {
-    timeoutMs: 10 * 60 * 1000,
-    env,
-  });
-  const disk = join(dir, "disk.raw");
-  const info = await lstat(disk);
-  const problem = archivedDiskProblem(info.isFile() ? "regular file" : "special file", info.size);
-  if (problem) throw new NotADiskImage(`${given}: its disk.raw, extracted, ${problem}`);
-  return disk;
+  let disk = image;
+  if (format === "gzip") {
+    // Only the first disk.raw: a later member of that name (a link) would replace it. Owner and
+    // mode come from us, not from the archive.
+    const flags = ["--force-local", "--occurrence=1", "--no-same-owner", "--no-same-permissions"];
+    await run("tar", ["-xzf", image, ...flags, "-C", dir, "disk.raw"], {
+      timeoutMs: 10 * 60 * 1000,
+      env,
+    });
+    disk = join(dir, "disk.raw");
+    const info = await lstat(disk);
+    const problem = archivedDiskProblem(info.isFile() ? "regular file" : "special file", info.size);
+    if (problem) throw new NotADiskImage(`${given}: its disk.raw, extracted, ${problem}`);
+  }
+  const kernel = await diskKernel(disk, dir);
+  if (options.virtioOnly && kernel?.solo5.target === "xen") throw new NotADiskImage(xenDisk(given));
+  return { disk, kernel };
+}
+
+/** What the kernel on a disk of ours is; undefined for another disk, or a kernel we cannot read. */
+async function diskKernel(disk: string, dir: string): Promise<KernelInfo | undefined> {
+  const extracted = await extractDiskKernel(disk, dir);
+  if (extracted === undefined) return undefined;
+  try {
+    return await inspectKernel(extracted).catch(() => undefined);
+  } finally {
+    await rm(extracted, { force: true });
+  }
 }
 
 /** The QEMU binary's path, or an error that says how to install it. */
@@ -199,6 +230,8 @@ export interface BootResult {
   failure?: string;
   /** The accelerator QEMU ran with, and why. */
   accel: AccelChoice;
+  /** What the kernel on the disk is, when the disk is one of our layouts. */
+  kernel?: KernelInfo;
 }
 
 /**
@@ -224,13 +257,14 @@ function qemuFailed(exitCode: number | null, stderr: string): string | undefined
  */
 export async function bootAndWatch(options: BootOptions): Promise<BootResult> {
   return withScratch({ name: "boot" }, async (scratch) => {
-    const disk = await diskOf(options.image, scratch);
+    const { disk, kernel } = await diskOf(options, scratch);
     const accelFor = accelOptions(options);
     const first = await bootOnce(options, disk, scratch, await chooseAccel(accelFor));
-    if (!(first.stop?.kvm && first.result.accel.mode === "auto")) return first.result;
+    if (!(first.stop?.kvm && first.result.accel.mode === "auto"))
+      return { ...first.result, kernel };
     const accel = await rememberKvmFailure(accelFor, first.stop.why);
     progress(options, `${accel.reason}: booting ${options.image} again`);
-    return (await bootOnce(options, disk, scratch, accel)).result;
+    return { ...(await bootOnce(options, disk, scratch, accel)).result, kernel };
   });
 }
 
@@ -305,6 +339,8 @@ export interface VmProcess extends ProcessIdentity {
   stateDir: string;
   /** The accelerator QEMU runs with, and why. */
   accel: AccelChoice;
+  /** What the kernel on the disk is, when the disk is one of our layouts. */
+  kernel?: KernelInfo;
 }
 
 /** What a background VM is started from: the machine, where its files go, what its processes carry. */
@@ -312,6 +348,10 @@ export interface VmOptions extends MachineOptions {
   stateDir: string;
   /** Every process the VM's start runs (QEMU, tar, the KVM probe) gets it: local.Vm tags them with its run. */
   env?: Record<string, string>;
+  /** QEMU is killed when we end, however we end (a foreground run); default: it outlives us. */
+  endsWithUs?: boolean;
+  /** Called with QEMU's exit status (or the signal that killed it) when it exits while we run. */
+  onEnd?: StartOptions["onEnd"];
 }
 
 /**
@@ -323,34 +363,47 @@ export interface VmOptions extends MachineOptions {
 export async function startVm(options: VmOptions, accel: AccelChoice): Promise<VmProcess> {
   const { env, stateDir } = options;
   await mkdir(stateDir, { recursive: true });
-  const disk = await diskOf(options.image, stateDir, env);
+  const { disk, kernel } = await diskOf(options, stateDir, env);
   const consoleLog = join(stateDir, "console.log");
   const qemuLog = join(stateDir, "qemu.log");
   const debugLog = join(stateDir, "seabios.log");
   for (const file of [consoleLog, qemuLog, debugLog, join(stateDir, QMP_SOCKET)])
     await rm(file, { force: true });
   const file = qemuBinary(options.qemu);
-  const args = machineArgs(options, accel, disk, consoleLog, debugLog);
-  const id = await startBackground(file, args, { logFile: qemuLog, env, cwd: stateDir });
-  return { ...id, consoleLog, qemuLog, debugLog, stateDir, accel };
+  // A NIC when asked, else when the kernel declares a network device (it cannot start without).
+  const net = options.net ?? kernel?.manifest.devices.some((device) => device.type === "net");
+  const args = machineArgs({ ...options, net }, accel, disk, consoleLog, debugLog);
+  const id = await startBackground(file, args, {
+    logFile: qemuLog,
+    env,
+    cwd: stateDir,
+    endsWithUs: options.endsWithUs,
+    onEnd: options.onEnd,
+  });
+  return { ...id, consoleLog, qemuLog, debugLog, stateDir, accel, kernel };
 }
 
+/** What watches a VM `watchVm` started, with `failed`, which says why its guest cannot go on. */
+export type VmWatcher<T> = (vm: VmProcess, failed: () => string | undefined) => Promise<T>;
+
 /**
- * Starts a background VM with the accelerator `auto` (or the mode given) chooses, and waits until
- * it started (run.ts awaitStarted: its console matched `waitFor`, or it stayed up a moment).
- * In `auto`, a VM that KVM stopped is stopped and started again with TCG, which stays the choice
- * on this host (accel.ts). `what` names the VM in errors.
+ * Starts a background VM with the accelerator `auto` (or the mode given) chooses and hands it
+ * to `watch`; when `watch` throws, the VM is stopped. In `auto`, a VM that KVM stopped while
+ * `watch` watched it (`failed` said so, or `watch` threw and QEMU's last words say so) is
+ * stopped and started again with TCG, which stays the choice on this host (accel.ts). What
+ * local.Vm's create (startVmAndWait) and `pulumi-mirage run` share. `what` names the VM in
+ * progress lines.
  */
-export async function startVmAndWait(
+export async function watchVm<T>(
   options: VmOptions,
-  waitFor: WaitFor | undefined,
   what: string,
-): Promise<VmProcess> {
+  watch: VmWatcher<T>,
+): Promise<T> {
   const accelFor = accelOptions(options, options.env);
   let accel = await chooseAccel(accelFor);
   for (;;) {
     const vm = await startVm(options, accel);
-    const watch = openWatch(
+    const guest = openWatch(
       accel,
       vm.stateDir,
       vm.pid,
@@ -359,31 +412,43 @@ export async function startVmAndWait(
       vm.debugLog,
     );
     let stop: GuestStop | undefined;
+    const failed = () => {
+      guest.qmp?.poll();
+      stop = guestStopped(guest);
+      return stop && stopText(stop, accel);
+    };
     try {
-      await awaitStarted(
-        what,
-        vm,
-        vm.consoleLog,
-        waitFor,
-        () => qemuSaid(vm),
-        () => {
-          watch.qmp?.poll();
-          stop = guestStopped(watch);
-          return stop && stopText(stop, accel);
-        },
-      );
-      return vm;
+      const result = await watch(vm, failed);
+      if (!(stop?.kvm && accel.mode === "auto")) return result;
     } catch (error) {
+      // A watcher that gives up leaves no VM behind.
+      await stopBackground(vm);
       // QEMU may have said why on its way out (KVM that would not start).
-      stop ??= guestStopped({ ...watch, qmp: undefined });
+      stop ??= guestStopped({ ...guest, qmp: undefined });
       // A second round runs with TCG, where no stop is KVM's: this loop runs at most twice.
       if (!(stop?.kvm && accel.mode === "auto")) throw error;
-      accel = await rememberKvmFailure(accelFor, stop.why);
-      progress(options, `${accel.reason}: starting ${what} again`);
     } finally {
-      watch.close();
+      guest.close();
     }
+    await stopBackground(vm);
+    accel = await rememberKvmFailure(accelFor, stop.why);
+    progress(options, `${accel.reason}: starting ${what} again`);
   }
+}
+
+/**
+ * Starts a background VM (watchVm) and waits until it started (run.ts awaitStarted: its console
+ * matched `waitFor`, or it stayed up a moment). `what` names the VM in errors.
+ */
+export function startVmAndWait(
+  options: VmOptions,
+  waitFor: WaitFor | undefined,
+  what: string,
+): Promise<VmProcess> {
+  return watchVm(options, what, async (vm, failed) => {
+    await awaitStarted(what, vm, vm.consoleLog, waitFor, () => qemuSaid(vm), failed);
+    return vm;
+  });
 }
 
 /** QEMU's own last lines about a background VM, for an error. */

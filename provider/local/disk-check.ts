@@ -32,6 +32,16 @@ const KERNEL_ADVICE: Record<string, string> = {
   genode: "it runs only on Genode",
 };
 
+/** Why a disk holding a xen kernel (a xen or aws image) is not run here, and what runs it. */
+export function xenDisk(path: string): string {
+  return (
+    `${path} holds a Solo5 xen kernel (a xen or aws image), which prints only to the Xen ` +
+    "console and does not run in QEMU: run it on a Xen host with xen.Domain, or on EC2 with " +
+    "aws.UnikernelService; to run it here, build the unikernel for virtio (`mirage configure " +
+    "-t virtio`) and make a raw or gce image of it"
+  );
+}
+
 /** The file given as a disk image is something else; the message says what, and what to do. */
 export class NotADiskImage extends Error {
   constructor(message: string) {

@@ -29,6 +29,35 @@ export interface BlockAttachment {
   sectorSize?: number;
 }
 
+/**
+ * How the caller's user writes an attachment (local.Process's inputs, or `run`'s flags), so that
+ * a refusal names what they write and the fix is one they can type.
+ */
+export interface Spelling {
+  /** The tender setting: "`tender`", "--tender PATH". */
+  tender: string;
+  /** A device's setting: "net.service", "--net service". */
+  device(kind: "net" | "block", name: string): string;
+  /** How to attach an unattached device. */
+  attach(kind: "net" | "block", name: string): string;
+  /** How to make a tap that is missing, after the `ip` commands that do it. */
+  makeTap: string;
+  /** How to have a missing block file created. */
+  makeBlock: string;
+}
+
+/** local.Process's inputs. */
+export const RESOURCE_SPELLING: Spelling = {
+  tender: "`tender`",
+  device: (kind, name) => `${kind}.${name}`,
+  attach: (kind, name) =>
+    kind === "net"
+      ? `add net: { ${name}: "tap0" } (a tap interface, e.g. a local.Tap)`
+      : `add block: { ${name}: { path: "/var/lib/app/${name}.img", sizeMiB: 64 } }`,
+  makeTap: "create it with local.Tap, or",
+  makeBlock: "give sizeMiB to have it created (sparse), or create it",
+};
+
 export interface Attachments {
   net: Record<string, NetAttachment>;
   block: Record<string, BlockAttachment>;
@@ -87,9 +116,11 @@ async function checkNet(
   name: string,
   net: NetAttachment,
   netns: string | undefined,
+  spelling: Spelling,
   failures: Failures,
 ): Promise<void> {
   const property = `net.${name}`;
+  const shown = spelling.device("net", name);
   const { iface, mac } = net;
   if (mac !== undefined && isKnown(mac) && !(typeof mac === "string" && MAC.test(mac)))
     failures.push({
@@ -98,11 +129,11 @@ async function checkNet(
     });
   if (!isKnown(iface)) return; // made by a local.Tap that does not exist yet
   const ip = netns === undefined ? "ip" : `ip -n ${netns}`;
-  const fix = `create it with local.Tap, or \`${ip} tuntap add dev ${iface} mode tap && ${ip} link set dev ${iface} up\``;
+  const fix = `${spelling.makeTap} \`${ip} tuntap add dev ${iface} mode tap && ${ip} link set dev ${iface} up\``;
   if (!INTERFACE_NAME.test(iface)) {
     failures.push({
       property,
-      reason: `${property}: ${JSON.stringify(iface)} is not a network interface name (1-15 letters, digits, - or _)`,
+      reason: `${shown}: ${JSON.stringify(iface)} is not a network interface name (1-15 letters, digits, - or _)`,
     });
     return;
   }
@@ -111,22 +142,28 @@ async function checkNet(
   if (!state)
     failures.push({
       property,
-      reason: `${property}: tap interface ${iface} does not exist in ${where}: ${fix}`,
+      reason: `${shown}: tap interface ${iface} does not exist in ${where}: ${fix}`,
     });
   else if (!state.tap)
     failures.push({
       property,
-      reason: `${property}: ${iface} is not a tap interface, and a Solo5 tender attaches only taps: ${fix.replace("create it", "create a tap")}`,
+      reason: `${shown}: ${iface} is not a tap interface, and a Solo5 tender attaches only taps: ${fix.replace("create it", "create a tap")}`,
     });
   else if (!state.up)
     failures.push({
       property,
-      reason: `${property}: tap interface ${iface} is down, and the tender refuses it: \`${ip} link set dev ${iface} up\``,
+      reason: `${shown}: tap interface ${iface} is down, and the tender refuses it: \`${ip} link set dev ${iface} up\``,
     });
 }
 
-function checkBlock(name: string, block: BlockAttachment, failures: Failures): void {
+function checkBlock(
+  name: string,
+  block: BlockAttachment,
+  spelling: Spelling,
+  failures: Failures,
+): void {
   const property = `block.${name}`;
+  const shown = spelling.device("block", name);
   const { path, sizeMiB, sectorSize } = block;
   const sector = sectorSize ?? 512;
   const sectorProblem = isKnown(sectorSize) && outOfBounds(sector, BOUNDS.sectorSize);
@@ -140,22 +177,22 @@ function checkBlock(name: string, block: BlockAttachment, failures: Failures): v
     if (!existsSync(dirname(path)))
       failures.push({
         property,
-        reason: `${property}: the directory of ${path} does not exist: create it, or give a path in an existing directory`,
+        reason: `${shown}: the directory of ${path} does not exist: create it, or give a path in an existing directory`,
       });
     else if (sizeMiB === undefined)
       failures.push({
         property,
-        reason: `${property}: ${path} does not exist: give sizeMiB to have it created (sparse), or create it`,
+        reason: `${shown}: ${path} does not exist: ${spelling.makeBlock}`,
       });
     return;
   }
   if (!info.isFile() && !info.isBlockDevice()) {
-    failures.push({ property, reason: `${property}: ${path} is not a file or a block device` });
+    failures.push({ property, reason: `${shown}: ${path} is not a file or a block device` });
   } else if (info.isFile() && (info.size < sector || info.size % sector !== 0)) {
     failures.push({
       property,
       reason:
-        `${property}: ${path} is ${info.size} bytes, and the tender needs a whole number of ` +
+        `${shown}: ${path} is ${info.size} bytes, and the tender needs a whole number of ` +
         `${sector}-byte sectors, at least one: resize it (e.g. \`truncate -s 64M ${path}\`)`,
     });
   }
@@ -175,6 +212,7 @@ export async function checkAttachments(
   block: unknown,
   manifest: Device[] | undefined,
   netns: string | undefined,
+  spelling: Spelling = RESOURCE_SPELLING,
 ): Promise<{ attachments: Partial<Attachments>; problems: Problem[] }> {
   const failures: Failures = [];
   const result: Partial<Attachments> = {};
@@ -199,29 +237,26 @@ export async function checkAttachments(
       if (!DEVICE_NAME.test(name))
         failures.push({
           property: `${kind}.${name}`,
-          reason: `${kind}.${name}: Solo5 device names are letters and digits only`,
+          reason: `${spelling.device(kind, name)}: Solo5 device names are letters and digits only`,
         });
       else if (manifest && !declared(manifest, kind).includes(name))
         failures.push({
           property: `${kind}.${name}`,
-          reason: `${kind}.${name}: the kernel declares no ${kind === "net" ? "network" : "block"} device named ${name} (it declares ${declared(manifest, kind).join(", ") || "none"}): drop it`,
+          reason: `${spelling.device(kind, name)}: the kernel declares no ${kind === "net" ? "network" : "block"} device named ${name} (it declares ${declared(manifest, kind).join(", ") || "none"}): drop it`,
         });
     }
     for (const name of manifest ? declared(manifest, kind) : []) {
       if (given.includes(name)) continue;
       failures.push({
         property: kind,
-        reason:
-          kind === "net"
-            ? `the kernel declares network device ${name}, which is not attached, and the tender refuses to start it: add net: { ${name}: "tap0" } (a tap interface, e.g. a local.Tap)`
-            : `the kernel declares block device ${name}, which is not attached, and the tender refuses to start it: add block: { ${name}: { path: "/var/lib/app/${name}.img", sizeMiB: 64 } }`,
+        reason: `the kernel declares ${kind === "net" ? "network" : "block"} device ${name}, which is not attached, and the tender refuses to start it: ${spelling.attach(kind, name)}`,
       });
     }
   }
   for (const [name, attachment] of Object.entries(result.net ?? {}))
-    await checkNet(name, attachment, netns, failures);
+    await checkNet(name, attachment, netns, spelling, failures);
   for (const [name, attachment] of Object.entries(result.block ?? {}))
-    checkBlock(name, attachment, failures);
+    checkBlock(name, attachment, spelling, failures);
   return { attachments: result, problems: failures };
 }
 

@@ -9,11 +9,14 @@ import { PROCESS_TARGETS, type ProcessTarget } from "../../rules/local";
 import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
 import { isKnown } from "../../rules/values";
-import { startBackground } from "../core/background";
-import { findExecutable } from "../core/exec";
-import { inspectKernel } from "../kernel/inspect";
 import { netnsProblem } from "../local/netif";
-import { kvmUsable } from "../local/qemu";
+import {
+  checkKvm,
+  checkTender,
+  kernelDevices,
+  type ProcessSpec,
+  startProcess,
+} from "../local/process";
 import {
   awaitStarted,
   checkRunFile,
@@ -23,36 +26,16 @@ import {
   type RunOutputs,
   type WaitFor,
 } from "../local/run";
-import {
-  type BlockAttachment,
-  checkAttachments,
-  createBlockFiles,
-  type NetAttachment,
-  tenderDeviceArgs,
-} from "../local/solo5-devices";
-import { definedOnly, message } from "./inputs";
+import { checkAttachments, RESOURCE_SPELLING } from "../local/solo5-devices";
+import { definedOnly } from "./inputs";
 import { runLifecycle } from "./run-lifecycle";
 
-export interface ProcessInputs {
-  /** The kernel binary (a unix build is an ordinary executable). */
-  kernel: string;
+/** The kernel, its target, arguments, tender and devices (local/process.ts), and the resource's own. */
+export interface ProcessInputs extends ProcessSpec {
   /** The kernel's sha256 (given by a Unikernel, computed by check for a bare path). */
   kernelSha256?: string;
-  target: ProcessTarget;
-  /** Arguments the unikernel receives. */
-  args: string[];
-  /** The Solo5 tender for hvt/spt, resolved to its path by check. */
-  tender?: string;
-  /** Guest memory for hvt/spt (the tender's --mem); default: the tender's own. */
-  memoryMiB?: number;
   /** The devices the kernel declares (given by a Unikernel, read from the file by check). */
   manifest?: Device[];
-  /** A tap interface for each network device the kernel declares. */
-  net?: Record<string, NetAttachment>;
-  /** A file for each block device the kernel declares. */
-  block?: Record<string, BlockAttachment>;
-  /** The network namespace the tender runs in, where its taps are (`ip netns`); default: ours. */
-  netns?: string;
   waitFor?: WaitFor;
   cacheDir?: string;
 }
@@ -78,35 +61,6 @@ const REPLACING: (keyof ProcessInputs)[] = [
   "cacheDir",
 ];
 
-function checkTender(
-  target: ProcessTarget,
-  tender: unknown,
-  failures: Problem[],
-): string | undefined {
-  if (target === "unix") {
-    if (tender !== undefined && tender !== null)
-      failures.push({
-        property: "tender",
-        reason:
-          "tender is for hvt and spt kernels; a unix build runs as a plain program: drop tender",
-      });
-    return undefined;
-  }
-  if (!isKnown(tender)) return tender as string;
-  const wanted = typeof tender === "string" && tender !== "" ? tender : `solo5-${target}`;
-  const found = findExecutable(wanted);
-  if (!found)
-    failures.push({
-      property: "tender",
-      reason:
-        `${target} kernels run under the Solo5 tender solo5-${target}, and ${wanted} is not ` +
-        `${wanted.includes("/") ? "an executable file" : "on PATH"}: install Solo5 ` +
-        `(\`opam install solo5\` puts solo5-hvt and solo5-spt in the opam switch's bin/), ` +
-        "or give the tender's path as `tender`",
-    });
-  return found;
-}
-
 async function check(_olds: unknown, news: Record<string, unknown>) {
   const kernel = news.kernel;
   const { sha256: kernelSha256, problems: failures } = await checkRunFile(
@@ -126,7 +80,7 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
           "and unix kernels (a virtio kernel boots in local.Vm from a DiskImage)",
       });
     } else {
-      tender = checkTender(target, news.tender, failures);
+      tender = checkTender(target, news.tender, RESOURCE_SPELLING, failures);
     }
   }
   const args = news.args ?? [];
@@ -181,23 +135,6 @@ function checkNetns(value: unknown, failures: Problem[]): string | undefined {
 }
 
 /**
- * hvt kernels run on KVM: refuse them at preview when /dev/kvm cannot be opened read-write,
- * which the tender does first thing (spt needs only seccomp).
- */
-function checkKvm(failures: Problem[]): void {
-  if (kvmUsable()) return;
-  const why = existsSync("/dev/kvm")
-    ? "/dev/kvm cannot be opened read-write by this user (add it to the kvm group)"
-    : "this machine has no /dev/kvm (no KVM, or nested virtualization is off)";
-  failures.push({
-    property: "target",
-    reason:
-      `hvt kernels run on KVM, and ${why}: build the unikernel for spt ` +
-      "(`mirage configure -t spt`), which runs as a seccomp-sandboxed process and needs no KVM",
-  });
-}
-
-/**
  * The devices the kernel declares: as its Unikernel gave them, else read from the file, which
  * must be a Solo5 kernel for `target`. Undefined while unknown (preview).
  */
@@ -210,57 +147,17 @@ async function kernelManifest(
   if (given !== undefined && given !== null)
     return isKnown(given) ? (given as Device[]) : undefined;
   if (typeof kernel !== "string" || !isKnown(kernel) || !existsSync(kernel)) return undefined;
-  try {
-    const info = await inspectKernel(kernel);
-    if (info.solo5.target !== target) {
-      failures.push({
-        property: "kernel",
-        reason: `kernel ${kernel} is a Solo5 ${info.solo5.target} kernel, not ${target}: give target ${JSON.stringify(info.solo5.target)} or a kernel built with \`mirage configure -t ${target}\``,
-      });
-    }
-    return info.manifest.devices;
-  } catch (error) {
-    failures.push({ property: "kernel", reason: message(error) });
-    return undefined;
-  }
-}
-
-/**
- * The program to run and its arguments; the tender's CLI (docs/platforms.md, Solo5 tenders) is
- * `TENDER [--mem=MB] [--net:NAME=IFACE [--net-mac:NAME=HWADDR]]... [--block:NAME=PATH
- * [--block-sector-size:NAME=N]]... -- KERNEL ARGS...`.
- */
-function commandFor(inputs: ProcessInputs): string[] {
-  if (inputs.target === "unix") return [inputs.kernel, ...inputs.args];
-  const memory = inputs.memoryMiB === undefined ? [] : [`--mem=${inputs.memoryMiB}`];
-  // `ip netns exec` enters the namespace and execs the tender: the pid stays the tender's.
-  const netns = inputs.netns === undefined ? [] : ["ip", "netns", "exec", inputs.netns];
-  return [
-    ...netns,
-    inputs.tender ?? `solo5-${inputs.target}`,
-    ...memory,
-    ...tenderDeviceArgs(inputs),
-    "--",
-    inputs.kernel,
-    ...inputs.args,
-  ];
+  return kernelDevices(kernel, target, failures);
 }
 
 async function create(inputs: ProcessInputs): Promise<pulumi.dynamic.CreateResult<ProcessOutputs>> {
-  const command = commandFor(inputs);
   // createRun removes the process and its directory if it does not start.
   return createRun("process", inputs.cacheDir, async ({ id, dir, env }) => {
-    const consoleLog = `${dir}/console.log`;
-    await createBlockFiles(inputs.block);
-    const started = await startBackground(command[0], command.slice(1), {
-      logFile: consoleLog,
-      cwd: dir,
-      env,
-    });
+    const started = await startProcess(inputs, { stateDir: dir, env });
     await awaitStarted(
       `${inputs.kernel} (${inputs.target})`,
       started,
-      consoleLog,
+      started.consoleLog,
       inputs.waitFor,
       async () => [],
     );
@@ -268,10 +165,11 @@ async function create(inputs: ProcessInputs): Promise<pulumi.dynamic.CreateResul
       id,
       outs: definedOnly({
         ...inputs,
-        ...started,
+        pid: started.pid,
+        startTime: started.startTime,
         stateDir: dir,
-        consoleLog,
-        console: await consoleHead(consoleLog),
+        consoleLog: started.consoleLog,
+        console: await consoleHead(started.consoleLog),
       }),
     };
   });

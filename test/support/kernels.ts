@@ -15,6 +15,7 @@ export type TestKernelName =
   | "virtio-net"
   | "virtio-block"
   | "virtio-nomb"
+  | "virtio-net-exit83"
   | "xen"
   | "xen-net"
   | "xenpv"
@@ -35,17 +36,20 @@ interface Variant {
   multiboot?: boolean;
   net?: boolean;
   block?: boolean;
+  /** Exit as Solo5 virtio does, writing 41 to isa-debug-exit (QEMU exits 83); default: 0 (1). */
+  solo5Exit?: boolean;
 }
 
 /**
  * The ABI1 note's target numbers, and the ABI versions real Solo5 binaries declare (as
- * ocaml-solo5-elftool's test binaries show; genode's is not known to us).
+ * ocaml-solo5-elftool's test binaries show, and Solo5 v0.12.1's bindings/muen/start.c for muen;
+ * genode's is not known to us).
  */
 const ABI: Record<Target, { number: number; version: number }> = {
   hvt: { number: 1, version: 2 },
   spt: { number: 2, version: 2 },
   virtio: { number: 3, version: 1 },
-  muen: { number: 4, version: 3 },
+  muen: { number: 4, version: 4 },
   genode: { number: 5, version: 1 },
   xen: { number: 6, version: 1 },
 };
@@ -55,6 +59,7 @@ const VARIANTS: Record<TestKernelName, Variant> = {
   "virtio-net": { target: "virtio", multiboot: true, net: true },
   "virtio-block": { target: "virtio", multiboot: true, block: true },
   "virtio-nomb": { target: "virtio" },
+  "virtio-net-exit83": { target: "virtio", multiboot: true, net: true, solo5Exit: true },
   xen: { target: "xen", multiboot: true },
   "xen-net": { target: "xen", multiboot: true, net: true },
   xenpv: { target: "xen", multiboot: true, source: "xen.S" },
@@ -143,6 +148,7 @@ export async function testKernel(name: TestKernelName): Promise<string> {
     NET: flag(variant.net),
     BLOCK: flag(variant.block),
     DEMO: "0",
+    EXIT: variant.solo5Exit ? "41" : "0",
   };
   const object = join(SCRATCH, "kernel.o");
   return build(`${name}.${variant.target}`, [
