@@ -8,7 +8,7 @@ import { isKnown } from "../../rules/values";
 import { waitForConsole } from "../aws/console";
 import { type GroupRef, groupInstances } from "../aws/group";
 import { sha256 } from "../core/hash";
-import { changedKeys, checkWaitInputs } from "./inputs";
+import { checkWaitInputs, waitDiff } from "./inputs";
 
 export interface ConsoleWaitInputs {
   /** Instance ids (`i-...`); or give `group`. */
@@ -64,19 +64,11 @@ function bootFailure(ids: string[], failed: Error[]): Error {
 
 export const provider = {
   check,
-  diff: async (
-    _id: string,
-    olds: ConsoleWaitOutputs,
-    news: ConsoleWaitInputs,
-  ): Promise<pulumi.dynamic.DiffResult> => {
-    const replaces = changedKeys(
-      olds as unknown as Record<string, unknown>,
-      news as unknown as Record<string, unknown>,
-      ["instances", "group", "pattern", "region"],
-    );
-    const changes = replaces.length > 0 || olds.timeoutSeconds !== news.timeoutSeconds;
-    return { changes, replaces, deleteBeforeReplace: false };
-  },
+  diff: async (_id: string, olds: ConsoleWaitOutputs, news: ConsoleWaitInputs) =>
+    waitDiff<ConsoleWaitInputs>(olds, news, {
+      replace: ["instances", "group", "pattern", "region"],
+      update: ["timeoutSeconds"],
+    }),
   create: async (inputs: ConsoleWaitInputs): Promise<pulumi.dynamic.CreateResult> => {
     const timeoutMs = inputs.timeoutSeconds * 1000;
     const deadline = Date.now() + timeoutMs;

@@ -8,7 +8,7 @@ import { isKnown } from "../../rules/values";
 import type { GroupVersion } from "../aws/group";
 import { waitForRefresh } from "../aws/refresh";
 import { sha256 } from "../core/hash";
-import { changedKeys } from "./inputs";
+import { waitDiff } from "./inputs";
 
 export interface RefreshWaitInputs {
   group: GroupVersion;
@@ -39,19 +39,11 @@ function check(_olds: unknown, news: RefreshWaitInputs): pulumi.dynamic.CheckRes
 
 export const provider = {
   check,
-  diff: async (
-    _id: string,
-    olds: RefreshWaitOutputs,
-    news: RefreshWaitInputs,
-  ): Promise<pulumi.dynamic.DiffResult> => {
-    const replaces = changedKeys(
-      olds as unknown as Record<string, unknown>,
-      news as unknown as Record<string, unknown>,
-      ["group", "region"],
-    );
-    const changes = replaces.length > 0 || olds.timeoutSeconds !== news.timeoutSeconds;
-    return { changes, replaces, deleteBeforeReplace: false };
-  },
+  diff: async (_id: string, olds: RefreshWaitOutputs, news: RefreshWaitInputs) =>
+    waitDiff<RefreshWaitInputs>(olds, news, {
+      replace: ["group", "region"],
+      update: ["timeoutSeconds"],
+    }),
   create: async (inputs: RefreshWaitInputs): Promise<pulumi.dynamic.CreateResult> => {
     const outcome = await waitForRefresh(inputs.group, {
       region: inputs.region,

@@ -15,7 +15,7 @@ import {
   SerialWaitError,
   waitForSerial,
 } from "../gcp/serial";
-import { checkWaitInputs } from "./inputs";
+import { checkWaitInputs, waitDiff } from "./inputs";
 
 /** A regional managed instance group whose new VMs to watch. */
 export interface GroupInput {
@@ -83,20 +83,11 @@ function check(_olds: unknown, news: SerialWaitInputs): pulumi.dynamic.CheckResu
   return { inputs: news, failures };
 }
 
-function diff(
-  _id: string,
-  olds: SerialWaitOutputs,
-  news: SerialWaitInputs,
-): pulumi.dynamic.DiffResult {
-  const replaces: string[] = [];
-  if (JSON.stringify(olds.instances) !== JSON.stringify(news.instances)) replaces.push("instances");
-  if (JSON.stringify(olds.group) !== JSON.stringify(news.group)) replaces.push("group");
-  if (olds.pattern !== news.pattern) replaces.push("pattern");
-  const changes =
-    replaces.length > 0 ||
-    olds.timeoutSeconds !== news.timeoutSeconds ||
-    olds.endpoint !== news.endpoint;
-  return { changes, replaces, deleteBeforeReplace: false };
+function diff(_id: string, olds: SerialWaitOutputs, news: SerialWaitInputs) {
+  return waitDiff<SerialWaitInputs>(olds, news, {
+    replace: ["instances", "group", "pattern"],
+    update: ["timeoutSeconds", "endpoint"],
+  });
 }
 
 /** What the resource keeps: its inputs without the credentials. */

@@ -40,6 +40,21 @@ export function changedKeys(
   return keys.filter((key) => canonicalJson(olds[key]) !== canonicalJson(news[key]));
 }
 
+/**
+ * A wait's diff: a change to what it waits for (`replace`: instances, a pattern) means waiting
+ * again, as a new resource; a change to how it waits (`update`: a timeout) only updates it.
+ */
+export function waitDiff<T extends object>(
+  olds: T,
+  news: T,
+  keys: { replace: readonly (keyof T & string)[]; update: readonly (keyof T & string)[] },
+): pulumi.dynamic.DiffResult {
+  const bag = (value: T) => value as unknown as Record<string, unknown>;
+  const replaces = changedKeys(bag(olds), bag(news), keys.replace);
+  const changes = replaces.length > 0 || changedKeys(bag(olds), bag(news), keys.update).length > 0;
+  return { changes, replaces, deleteBeforeReplace: false };
+}
+
 /** The provider object an engine module exports, with every method the engine may call. */
 type EngineProvider = Required<
   Pick<pulumi.dynamic.ResourceProvider, "check" | "diff" | "create" | "read" | "update" | "delete">
