@@ -7,7 +7,7 @@ import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { run } from "../provider/core/exec";
-import { consumerProject, repoRoot } from "./support/consumer";
+import { consumerProject, pulumiTemplate, repoRoot, typescripts } from "./support/consumer";
 
 /**
  * Runs `program` (CommonJS) with node in `dir`, a consumer project, and returns what it printed
@@ -130,29 +130,6 @@ export const port: gcp.Port = 8080;
 });
 
 /**
- * `pulumi new typescript`'s tsconfig.json (github.com/pulumi/templates, typescript/): `node` is
- * what the template wrote from 2018 to March 2026 and what most Pulumi projects still have;
- * `nodenext` is what it writes since. Our tests add `--noEmit`; nothing else is changed, in
- * particular there is no skipLibCheck: the package's declarations are checked too.
- */
-const pulumiTemplate = (resolution: "node" | "nodenext") => ({
-  compilerOptions: {
-    strict: true,
-    outDir: "bin",
-    target: "es2020",
-    module: resolution === "node" ? "commonjs" : "nodenext",
-    moduleResolution: resolution,
-    sourceMap: true,
-    experimentalDecorators: true,
-    pretty: true,
-    noFallthroughCasesInSwitch: true,
-    noImplicitReturns: true,
-    forceConsistentCasingInFileNames: true,
-  },
-  files: ["index.ts"],
-});
-
-/**
  * A program using every entry point. Each `@ts-expect-error` fails the check when the line
  * compiles, so an entry point whose types resolved to nothing (`any`) fails too.
  */
@@ -207,10 +184,7 @@ console.log(JSON.stringify({
     assert.deepEqual(result, { gcp: true, aws: true });
   });
 
-  for (const [version, compiler] of [
-    ["5.9", "typescript"],
-    ["6", "typescript6"],
-  ]) {
+  for (const { version, compiler } of typescripts) {
     for (const resolution of ["node", "nodenext"] as const) {
       it(`type-checks a program using every entry point, with Pulumi's ${resolution} template tsconfig, on TypeScript ${version}`, async () => {
         const dir = await consumerProject("all-peers");

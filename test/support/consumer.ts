@@ -177,3 +177,32 @@ export function consumerProject(kind: ConsumerKind = "all-peers"): Promise<strin
   }
   return project;
 }
+
+/** The TypeScript versions a consumer program is checked with, and their packages here. */
+export const typescripts = [
+  { version: "5.9", compiler: "typescript" },
+  { version: "6", compiler: "typescript6" },
+] as const;
+
+/**
+ * `pulumi new typescript`'s tsconfig.json (github.com/pulumi/templates, typescript/): `node` is
+ * what the template wrote from 2018 to March 2026 and what most Pulumi projects still have;
+ * `nodenext` is what it writes since. Type-checks add `--noEmit`; nothing else is changed, in
+ * particular there is no skipLibCheck: the package's declarations are checked too.
+ */
+export const pulumiTemplate = (resolution: "node" | "nodenext", files = ["index.ts"]) => ({
+  compilerOptions: {
+    strict: true,
+    outDir: "bin",
+    target: "es2020",
+    module: resolution === "node" ? "commonjs" : "nodenext",
+    moduleResolution: resolution,
+    sourceMap: true,
+    experimentalDecorators: true,
+    pretty: true,
+    noFallthroughCasesInSwitch: true,
+    noImplicitReturns: true,
+    forceConsistentCasingInFileNames: true,
+  },
+  files,
+});
