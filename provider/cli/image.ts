@@ -28,8 +28,9 @@ export const IMAGE_COMMAND: CommandSpec = {
   summary:
     "Make a bootable BIOS disk from a virtio kernel (formats raw, gce) or a xen kernel (raw, " +
     "aws), after the checks a DiskImage makes: DIR/disk.raw, and for gce DIR/image.tar.gz too. " +
-    "BOOTARGs are the unikernel's boot arguments. Prints each file's path, sha256 and size as " +
-    "JSON on stdout; progress goes to stderr.",
+    "BOOTARGs are the unikernel's boot arguments. Prints JSON on stdout: each file's path and " +
+    "size, the disk's mapDigest (the sha256 of its block map, which identifies its content) and " +
+    "the archive's sha256; progress goes to stderr.",
   rest: "BOOTARG...",
   flags: [
     { name: "out", value: "DIR", help: "the directory to write into (required)." },
