@@ -56,6 +56,9 @@ export const PROBE_STATUS = (0x2a << 1) | 1;
  */
 const PROBE_TIMEOUT_MS = 5_000;
 
+/** How long QEMU's report of a stopped guest must have been quiet before the probe ends it. */
+const REPORT_QUIET_MS = 200;
+
 /** Runs the probe firmware with `-accel kvm` and reports whether it ran, or what QEMU said. */
 export async function probeKvm(qemu: string, env?: Record<string, string>): Promise<KvmProbe> {
   return withScratch({ name: "probe" }, (dir) => probeIn(dir, qemu, env));
@@ -64,16 +67,20 @@ export async function probeKvm(qemu: string, env?: Record<string, string>): Prom
 /** probeKvm's work, in the scratch directory `dir`; its QEMU gets `env`. */
 async function probeIn(dir: string, qemu: string, env?: Record<string, string>): Promise<KvmProbe> {
   const stop = new AbortController();
+  let quiet: NodeJS.Timeout | undefined;
   try {
     const firmware = join(dir, "probe.rom");
     await writeFile(firmware, probeFirmware());
-    // QEMU does not exit when KVM stops the guest: end the probe on its first word of it.
+    // QEMU does not exit when KVM stops the guest: end the probe once it has said so. Its report
+    // goes on after the first word (extra data, registers, code bytes), so QEMU is stopped only
+    // when that has gone quiet: killed mid-report, it would leave a reason that differs from run
+    // to run, and the reason is remembered and shown.
     let failure: string | undefined;
     const onLine = (line: string) => {
-      if (failure === undefined && KVM_FAILURE.test(line)) {
-        failure = line;
-        stop.abort();
-      }
+      if (failure === undefined && KVM_FAILURE.test(line)) failure = line;
+      if (failure === undefined) return;
+      clearTimeout(quiet);
+      quiet = setTimeout(() => stop.abort(), REPORT_QUIET_MS);
     };
     try {
       await run(qemu, probeArgs(firmware), {
@@ -111,17 +118,20 @@ async function probeIn(dir: string, qemu: string, env?: Record<string, string>):
       };
     }
   } finally {
+    clearTimeout(quiet);
     stop.abort();
   }
 }
 
 /**
- * QEMU's lines that say what happened: not its CPUID warnings, nor the raw `extra data` words, nor
- * its word on being killed when the probe ended.
+ * QEMU's lines that say what happened: not its CPUID warnings, nor the raw `extra data` words
+ * (how many, and whether QEMU's name lands before one, varies from run to run on a kvm-pvm host;
+ * the reason is remembered and shown, so it must not), nor its word on being killed when the
+ * probe ended.
  */
 const isTelling = (line: string) =>
   line.trim() !== "" &&
-  !/^qemu-system-\S+: (warning: |terminating on signal )|^extra data\[/.test(line);
+  !/^qemu-system-\S+: (warning: |terminating on signal )|extra data\[/.test(line);
 
 /** QEMU's arguments for the probe: `tcg` only to check the firmware itself (kvm-probe.test.ts). */
 export function probeArgs(firmware: string, accel: "kvm" | "tcg" = "kvm"): string[] {
