@@ -363,6 +363,24 @@ describe("local.Process", () => {
     assert.match(virtio.failures[0].reason, /local\.Vm/);
   });
 
+  test("a kernel path's target is read from its Solo5 note; a program without one needs target", async () => {
+    const tender = resolve(__dirname, "..", "..", "test", "standins", "solo5-spt");
+    const spt = await checkProcess({ kernel: await testKernel("spt"), tender });
+    assert.deepEqual(spt.failures, []);
+    assert.equal(spt.inputs.target, "spt");
+    const virtio = await checkProcess({ kernel: await testKernel("virtio") });
+    assert.equal(virtio.failures[0].property, "target");
+    assert.match(virtio.failures[0].reason, /"virtio" cannot run as a local process: .*local\.Vm/);
+    const program = await testUnixProgram();
+    const unix = await checkProcess({ kernel: program });
+    assert.deepEqual(
+      unix.failures.map((f) => f.property),
+      ["kernel"],
+    );
+    assert.match(unix.failures[0].reason, /; for a unix build, give target: "unix"$/);
+    assert.deepEqual((await checkProcess({ kernel: program, target: "unix" })).failures, []);
+  });
+
   test("runs an spt kernel under its tender (the stand-in), with memory and arguments", async () => {
     const tender = resolve(__dirname, "..", "..", "test", "standins", "solo5-spt");
     const kernel = await testKernel("spt");

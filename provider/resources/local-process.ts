@@ -8,7 +8,8 @@ import { BOUNDS, outOfBounds } from "../../rules/bounds";
 import { PROCESS_TARGETS, type ProcessTarget } from "../../rules/local";
 import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
-import { isKnown } from "../../rules/values";
+import { given, isKnown, UNKNOWN } from "../../rules/values";
+import { inspectKernel } from "../kernel/inspect";
 import { netnsProblem } from "../local/netif";
 import {
   checkKvm,
@@ -27,7 +28,7 @@ import {
   type WaitFor,
 } from "../local/run";
 import { checkAttachments, RESOURCE_SPELLING } from "../local/solo5-devices";
-import { definedOnly } from "./inputs";
+import { definedOnly, message } from "./inputs";
 import { runLifecycle } from "./run-lifecycle";
 
 /** The kernel, its target, arguments, tender and devices (local/process.ts), and the resource's own. */
@@ -69,9 +70,11 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
     news.kernelSha256 as string | undefined,
     "a Unikernel resource, or the path of a kernel binary",
   );
-  const target = news.target as ProcessTarget;
+  const target = (await targetOf(kernel, news.target, failures)) as ProcessTarget;
+  // Undefined: the kernel could not say, and that is reported.
+  const known = target !== undefined && isKnown(target);
   let tender: string | undefined;
-  if (isKnown(target)) {
+  if (known) {
     if (!(PROCESS_TARGETS as readonly string[]).includes(target)) {
       failures.push({
         property: "target",
@@ -110,7 +113,7 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
     const { attachments, problems } = await checkAttachments(news.net, news.block, manifest, netns);
     failures.push(...problems);
     devices = { manifest, ...attachments };
-  } else if (isKnown(target)) {
+  } else if (known) {
     for (const property of ["net", "block", "netns"] as const)
       if (news[property] !== undefined && news[property] !== null)
         failures.push({
@@ -121,9 +124,30 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
   const { waitFor, problems: waitProblems } = checkWaitFor(news.waitFor);
   failures.push(...waitProblems);
   return {
-    inputs: definedOnly({ ...news, kernelSha256, args, tender, ...devices, waitFor }),
+    inputs: definedOnly({ ...news, kernelSha256, target, args, tender, ...devices, waitFor }),
     failures,
   };
+}
+
+/**
+ * The target: as given, else read from a kernel path's Solo5 ABI1 note, as Unikernel reads a
+ * prebuilt kernel's (a unix build carries none, so it needs `target: "unix"`). Unknown at preview
+ * while the path is; undefined, with the kernel's problem, when the file cannot say.
+ */
+async function targetOf(kernel: unknown, target: unknown, failures: Problem[]): Promise<unknown> {
+  if (given(target)) return target;
+  if (typeof kernel !== "string" || !isKnown(kernel)) return UNKNOWN;
+  // A missing file is checkRunFile's to report.
+  if (!existsSync(kernel)) return undefined;
+  try {
+    return (await inspectKernel(kernel)).solo5.target;
+  } catch (error) {
+    failures.push({
+      property: "kernel",
+      reason: `${message(error)}; for a unix build, give target: "unix"`,
+    });
+    return undefined;
+  }
 }
 
 /** The `netns` input: undefined (ours), or a namespace that exists. */

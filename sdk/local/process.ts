@@ -54,7 +54,8 @@ export interface ProcessArgs {
   kernel: Unikernel | pulumi.Input<string>;
   /**
    * `hvt` and `spt` kernels run under the Solo5 tender (`solo5-hvt`, `solo5-spt`); `unix` builds
-   * run as plain programs. Required with a kernel path; a `Unikernel` gives its own.
+   * run as plain programs. Default: the `Unikernel`'s, or for a kernel path the target its Solo5
+   * ABI1 note names (a unix build carries none: give `"unix"`).
    */
   target?: pulumi.Input<ProcessTarget>;
   /** Arguments the unikernel receives, e.g. `["--hello=Hi"]`. Default: none. */
