@@ -7,9 +7,9 @@
 // each with its status, reason and desired configuration). Like the service, it refuses a request
 // without a valid SigV4 signature for `autoscaling` (sigv4-check.ts): 403 with
 // MissingAuthenticationToken, InvalidClientTokenId or SignatureDoesNotMatch.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage } from "node:http";
 import { REGION, USER } from "./fake-aws";
+import { FakeHttpServer, type Reply } from "./fake-http";
 import { checkSigV4 } from "./sigv4-check";
 
 export interface FakeGroupInstance {
@@ -46,7 +46,7 @@ export interface FakeGroup {
 
 const NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
 
-export class FakeAutoScaling {
+export class FakeAutoScaling extends FakeHttpServer {
   readonly groups = new Map<string, FakeGroup>();
   /** The actions answered, in order. */
   readonly actions: string[] = [];
@@ -54,63 +54,38 @@ export class FakeAutoScaling {
   onDescribe: (() => void) | undefined;
   /** Called before each DescribeInstanceRefreshes is answered: a refresh moving on. */
   onDescribeRefreshes: (() => void) | undefined;
-  private server: Server;
 
-  constructor() {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (chunk: Buffer) => chunks.push(chunk));
-      req.on("end", () => {
-        const body = Buffer.concat(chunks);
-        checkSigV4(req, body, { service: "autoscaling", region: REGION, identities: [USER] })
-          .then((checked) => {
-            if ("refused" in checked) {
-              const { kind, message } = checked.refused;
-              const code =
-                kind === "missing"
-                  ? "MissingAuthenticationToken"
-                  : kind === "unknown-key" || kind === "token"
-                    ? "InvalidClientTokenId"
-                    : kind === "signature"
-                      ? "SignatureDoesNotMatch"
-                      : "IncompleteSignature";
-              return error(res, 403, code, message);
-            }
-            this.handle(req, res, body);
-          })
-          .catch((e) => {
-            res.writeHead(500, { "content-type": "text/plain" });
-            res.end(String(e));
-          });
-      });
+  /** What points the AWS SDK's Auto Scaling client at this server, listening on `port`. */
+  env(port: number): Record<string, string> {
+    return { AWS_ENDPOINT_URL_AUTO_SCALING: `http://127.0.0.1:${port}` };
+  }
+
+  protected async handle(req: IncomingMessage, body: Buffer): Promise<Reply> {
+    const checked = await checkSigV4(req, body, {
+      service: "autoscaling",
+      region: REGION,
+      identities: [USER],
     });
+    if ("refused" in checked) {
+      const { kind, message } = checked.refused;
+      const code =
+        kind === "missing"
+          ? "MissingAuthenticationToken"
+          : kind === "unknown-key" || kind === "token"
+            ? "InvalidClientTokenId"
+            : kind === "signature"
+              ? "SignatureDoesNotMatch"
+              : "IncompleteSignature";
+      return error(403, code, message);
+    }
+    return this.answer(req, body);
   }
 
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  /** What points the AWS SDK's Auto Scaling client here. */
-  env(endpoint: string): Record<string, string> {
-    return { AWS_ENDPOINT_URL_AUTO_SCALING: endpoint };
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse, body: Buffer) {
+  private answer(req: IncomingMessage, body: Buffer): Reply {
     const form = new URLSearchParams(body.toString("utf8"));
     const action = form.get("Action") ?? "";
     if (req.method !== "POST" || req.url !== "/" || form.get("Version") !== "2011-01-01") {
-      return error(
-        res,
-        400,
-        "InvalidAction",
-        `The action ${action} is not valid for this version.`,
-      );
+      return error(400, "InvalidAction", `The action ${action} is not valid for this version.`);
     }
     this.actions.push(action);
     if (action === "DescribeAutoScalingGroups") {
@@ -123,7 +98,6 @@ export class FakeAutoScaling {
         .map((name) => groupXml(name, this.groups.get(name) as FakeGroup))
         .join("");
       return xml(
-        res,
         `<DescribeAutoScalingGroupsResponse xmlns="${NS}"><DescribeAutoScalingGroupsResult><AutoScalingGroups>${members}</AutoScalingGroups></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>`,
       );
     }
@@ -136,7 +110,6 @@ export class FakeAutoScaling {
         )
         .join("");
       return xml(
-        res,
         `<DescribeScalingActivitiesResponse xmlns="${NS}"><DescribeScalingActivitiesResult><Activities>${activities}</Activities></DescribeScalingActivitiesResult><ResponseMetadata><RequestId>r-2</RequestId></ResponseMetadata></DescribeScalingActivitiesResponse>`,
       );
     }
@@ -150,11 +123,10 @@ export class FakeAutoScaling {
         )
         .join("");
       return xml(
-        res,
         `<DescribeInstanceRefreshesResponse xmlns="${NS}"><DescribeInstanceRefreshesResult><InstanceRefreshes>${refreshes}</InstanceRefreshes></DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>r-3</RequestId></ResponseMetadata></DescribeInstanceRefreshesResponse>`,
       );
     }
-    error(res, 400, "InvalidAction", `The action ${action} is not valid for this web service.`);
+    return error(400, "InvalidAction", `The action ${action} is not valid for this web service.`);
   }
 }
 
@@ -169,18 +141,19 @@ function groupXml(name: string, group: FakeGroup): string {
   return `<member><AutoScalingGroupName>${name}</AutoScalingGroupName><AutoScalingGroupARN>arn:aws:autoscaling:${REGION}:123456789012:autoScalingGroup:1:autoScalingGroupName/${name}</AutoScalingGroupARN><MinSize>${size}</MinSize><MaxSize>${size}</MaxSize><DesiredCapacity>${size}</DesiredCapacity><DefaultCooldown>300</DefaultCooldown><AvailabilityZones><member>${REGION}a</member></AvailabilityZones><HealthCheckType>EC2</HealthCheckType><HealthCheckGracePeriod>120</HealthCheckGracePeriod><Instances>${instances}</Instances><CreatedTime>2026-01-01T00:00:00Z</CreatedTime></member>`;
 }
 
-function xml(res: ServerResponse, body: string, status = 200): void {
-  res.writeHead(status, { "content-type": "text/xml" });
-  res.end(`<?xml version="1.0"?>\n${body}`);
+function xml(body: string, status = 200): Reply {
+  return { status, body: `<?xml version="1.0"?>\n${body}`, type: "text/xml" };
 }
 
 const xmlText = (text: string) =>
   text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
-function error(res: ServerResponse, status: number, code: string, message: string): void {
-  xml(
-    res,
-    `<ErrorResponse xmlns="${NS}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xmlText(message)}</Message></Error><RequestId>r-0</RequestId></ErrorResponse>`,
-    status,
-  );
+function error(status: number, code: string, message: string): Reply {
+  return {
+    ...xml(
+      `<ErrorResponse xmlns="${NS}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xmlText(message)}</Message></Error><RequestId>r-0</RequestId></ErrorResponse>`,
+      status,
+    ),
+    code,
+  };
 }
