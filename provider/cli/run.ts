@@ -18,15 +18,14 @@ import { inspectKernel, KernelFormatError, type KernelInfo } from "../kernel/ins
 import { type AccelMode, requestedMode } from "../local/accel";
 import { isRunning, type VmOptions, watchVm } from "../local/boot";
 import { diskImageFormat } from "../local/disk-check";
-import { netnsProblem } from "../local/netif";
 import {
-  checkKvm,
+  checkSolo5Run,
   checkTender,
   type ProcessSpec,
   processCommand,
   startProcess,
 } from "../local/process";
-import { checkAttachments, type Spelling } from "../local/solo5-devices";
+import type { Spelling } from "../local/solo5-devices";
 import { exitMeaning } from "./boot";
 import { type CommandLine, type CommandSpec, flagValue, UsageError } from "./usage";
 
@@ -385,21 +384,21 @@ async function runProcess(path: string, line: CommandLine, found: Runnable): Pro
   const spec: ProcessSpec = { kernel: path, target, args: line.rest, tender };
   if (found.kind === "process") {
     spec.memoryMiB = memory(line, BOUNDS.tenderMemoryMiB);
-    if (target === "hvt") checkKvm(failures);
     const netns = flagValue(line, "netns");
-    const netnsFailure = netnsProblem(netns);
-    if (netnsFailure) failures.push({ property: "netns", reason: netnsFailure });
-    const devices = found.info.manifest.devices;
-    const net = netAttachments(line.values.get("net") ?? [], devices);
+    const manifest = found.info.manifest.devices;
+    const net = netAttachments(line.values.get("net") ?? [], manifest);
     const block = blockAttachments(line.values.get("block") ?? []);
-    const { attachments, problems } = await checkAttachments(
-      Object.keys(net).length > 0 ? net : undefined,
-      Object.keys(block).length > 0 ? block : undefined,
-      devices,
-      netnsFailure ? undefined : netns,
+    const attachments = await checkSolo5Run(
+      found.target,
+      {
+        net: Object.keys(net).length > 0 ? net : undefined,
+        block: Object.keys(block).length > 0 ? block : undefined,
+        manifest,
+        netns,
+      },
       CLI_SPELLING,
+      failures,
     );
-    failures.push(...problems);
     Object.assign(spec, attachments, { netns });
   } else {
     refuseFlags(

@@ -12,9 +12,12 @@ import { isKnown } from "../../rules/values";
 import { type ProcessIdentity, type StartOptions, startBackground } from "../core/background";
 import { findExecutable } from "../core/exec";
 import { inspectKernel } from "../kernel/inspect";
+import { netnsProblem } from "./netif";
 import { kvmUsable } from "./qemu";
 import {
+  type Attachments,
   type BlockAttachment,
+  checkAttachments,
   createBlockFiles,
   type NetAttachment,
   type Spelling,
@@ -86,6 +89,27 @@ export function checkKvm(failures: Problem[]): void {
       `hvt kernels run on KVM, and ${why}: build the unikernel for spt ` +
       "(`mirage configure -t spt`), which runs as a seccomp-sandboxed process and needs no KVM",
   });
+}
+
+/**
+ * What an hvt or spt kernel needs to run here, asked alike by local.Process's check and by `run`:
+ * a usable /dev/kvm for hvt, an existing network namespace (`netns`), and each device the kernel
+ * declares attached as solo5-devices.ts says. Problems go to `failures`; the attachments return.
+ */
+export async function checkSolo5Run(
+  target: "hvt" | "spt",
+  devices: { net: unknown; block: unknown; manifest: Device[] | undefined; netns?: string },
+  spelling: Spelling,
+  failures: Problem[],
+): Promise<Partial<Attachments>> {
+  if (target === "hvt") checkKvm(failures);
+  const netnsFailure = netnsProblem(devices.netns);
+  if (netnsFailure) failures.push({ property: "netns", reason: netnsFailure });
+  const { net, block, manifest } = devices;
+  const netns = netnsFailure ? undefined : devices.netns;
+  const { attachments, problems } = await checkAttachments(net, block, manifest, netns, spelling);
+  failures.push(...problems);
+  return attachments;
 }
 
 /**

@@ -10,9 +10,8 @@ import type { Problem } from "../../rules/problem";
 import type { Device } from "../../rules/targets";
 import { given, isKnown, UNKNOWN } from "../../rules/values";
 import { inspectKernel } from "../kernel/inspect";
-import { netnsProblem } from "../local/netif";
 import {
-  checkKvm,
+  checkSolo5Run,
   checkTender,
   kernelDevices,
   type ProcessSpec,
@@ -27,7 +26,7 @@ import {
   type RunOutputs,
   type WaitFor,
 } from "../local/run";
-import { checkAttachments, RESOURCE_SPELLING } from "../local/solo5-devices";
+import { RESOURCE_SPELLING } from "../local/solo5-devices";
 import { definedOnly, message } from "./inputs";
 import { runLifecycle } from "./run-lifecycle";
 
@@ -107,11 +106,14 @@ async function check(_olds: unknown, news: Record<string, unknown>) {
   }
   let devices: Pick<ProcessInputs, "manifest" | "net" | "block"> = {};
   if (target === "hvt" || target === "spt") {
-    if (target === "hvt") checkKvm(failures);
     const manifest = await kernelManifest(kernel, target, news.manifest, failures);
-    const netns = checkNetns(news.netns, failures);
-    const { attachments, problems } = await checkAttachments(news.net, news.block, manifest, netns);
-    failures.push(...problems);
+    const netns = netnsInput(news.netns, failures);
+    const attachments = await checkSolo5Run(
+      target,
+      { net: news.net, block: news.block, manifest, netns },
+      RESOURCE_SPELLING,
+      failures,
+    );
     devices = { manifest, ...attachments };
   } else if (known) {
     for (const property of ["net", "block", "netns"] as const)
@@ -150,12 +152,12 @@ async function targetOf(kernel: unknown, target: unknown, failures: Problem[]): 
   }
 }
 
-/** The `netns` input: undefined (ours), or a namespace that exists. */
-function checkNetns(value: unknown, failures: Problem[]): string | undefined {
+/** The `netns` input as a name (checkSolo5Run checks it), or undefined (ours, or unknown yet). */
+function netnsInput(value: unknown, failures: Problem[]): string | undefined {
   if (value === undefined || value === null || !isKnown(value)) return undefined;
-  const problem = typeof value === "string" ? netnsProblem(value) : "netns must be a string";
-  if (problem) failures.push({ property: "netns", reason: problem });
-  return problem ? undefined : (value as string);
+  if (typeof value === "string") return value;
+  failures.push({ property: "netns", reason: "netns must be a string" });
+  return undefined;
 }
 
 /**
