@@ -285,7 +285,7 @@ async function runVm(
     throw new UsageError(
       "boot arguments are part of a disk image: make it again with `pulumi-mirage image KERNEL --out DIR -- ARGS`, or run the virtio kernel itself: `pulumi-mirage run KERNEL -- ARGS`",
     );
-  if (kernel && forwards.length > 0 && !kernel.manifest.devices.some((d) => d.type === "net"))
+  if (kernel && forwards.length > 0 && !kernel.manifest.devices.some(isNet))
     throw new Error(noNetwork(image));
   return stoppable((stopped, abort) =>
     withScratch({ name: "run" }, async (dir) => {
